@@ -1,0 +1,228 @@
+"""The ``air`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="air",
+    help="air-restore: blind all-in-one image restoration (noise, blur, haze, rain, low light).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(help="Train the models.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+console = Console(stderr=True)
+
+
+def _version_callback(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import version
+
+    from air_restore.registry.discovery import discover
+
+    typer.echo(f"air-restore {version('air-restore')}")
+    for r in discover():
+        status = r.plugin.manifest.version if r.plugin else f"BROKEN ({r.error})"
+        typer.echo(f"  {r.display}: {status}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show versions of air-restore and its plugins."
+    ),
+) -> None:
+    """Restore photos without saying what is wrong with them.
+
+    Start with:  air restore photo.jpg   (writes photo_restored.jpg beside it)
+    """
+
+
+@app.command()
+def restore(
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images.", show_default=False),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output",
+        help="Output file (one input) or folder. Default: NAME_restored.EXT beside each input.",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (and the input, if -o names it)."),
+    device: str = typer.Option("auto", help="auto (GPU if there is one), cpu or cuda."),
+    tile: int = typer.Option(512, help="Tile side in pixels; smaller uses less memory. Multiple of 8."),
+    overlap: int = typer.Option(128, help="Overlap between tiles in pixels (128 keeps tiles seamless). Multiple of 8."),
+    explain: bool = typer.Option(
+        False, "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."
+    ),
+    weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
+    max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels than this."),
+) -> None:
+    """Restore photos: removes noise, blur, haze, rain and low light without being told which.
+
+    Examples:
+
+      air restore photo.jpg                  # writes photo_restored.jpg beside it
+
+      air restore shots/ -o clean/           # every image of a folder, into clean/
+
+      air restore photo.jpg --explain        # also photo_restored_map.png: the degradation map
+
+    The output keeps the input's format, bit depth, gray/colour mode and alpha channel. Nothing is
+    overwritten unless you pass --overwrite. Exit code 1 if any image failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from air_restore.cli.explain import class_shares, degradation_map
+    from air_restore.cli.imageio import ImageReadError, iter_image_paths, output_path_for, read_image, write_image
+    from air_restore.core.restore import resolve_device
+    from air_restore.core.restore import restore as run_restore
+    from air_restore.registry.store import ModelFileError, load_base
+
+    for name, v in (("--tile", tile), ("--overlap", overlap)):
+        if v % 8:
+            _fail(f"{name} must be a multiple of 8, got {v}")
+    if tile <= overlap:
+        _fail(f"--tile ({tile}) must be larger than --overlap ({overlap})")
+    try:
+        dev = resolve_device(device)
+        paths = iter_image_paths(inputs)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    if not paths:
+        _fail("no images found in " + ", ".join(map(str, inputs)))
+    is_batch = len(paths) > 1 or any(p.is_dir() for p in inputs)
+    if is_batch and output is not None and output.exists() and not output.is_dir():
+        _fail(f"{output}: is a file; with several inputs, -o must be a folder")
+    try:
+        model, info = load_base(weights, device=dev)
+    except ModelFileError as e:
+        _fail(str(e))
+
+    failed = 0
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, disable=not is_batch and not console.is_terminal, transient=not is_batch,
+    ) as bar:
+        task = bar.add_task("restoring", total=len(paths))
+        for path in paths:
+            bar.update(task, description=f"restoring {path.name}")
+            dest = output_path_for(path, output, is_batch=is_batch)
+            try:
+                if dest.exists() and not overwrite:
+                    raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
+                img = read_image(path, max_pixels=max_pixels)
+                result = run_restore(model, img.rgb, tile=tile, overlap=overlap, explain=explain)
+                write_image(img, result.image, dest, overwrite=overwrite)
+            except (ImageReadError, FileExistsError, ValueError, OSError) as e:
+                failed += 1
+                bar.console.print(f"[red]error[/red]: {e}", highlight=False)
+                bar.advance(task)
+                continue
+            bar.console.print(f"{path} → {dest}", highlight=False)
+            if explain and result.seg_probs is not None:
+                map_path = dest.with_name(dest.stem + "_map.png")
+                try:
+                    tmp = map_path.with_name(f".{map_path.name}.tmp")
+                    degradation_map(img.rgb, result.seg_probs, model.config.classes).save(tmp, format="PNG")
+                    tmp.replace(map_path)
+                except OSError as e:
+                    failed += 1
+                    bar.console.print(f"[red]error[/red]: {map_path}: {e}", highlight=False)
+                table = Table(title=f"{path.name}: share of the image per class", show_edge=False)
+                table.add_column("class")
+                table.add_column("share", justify="right")
+                for name, share in class_shares(result.seg_probs, model.config.classes).items():
+                    table.add_row(name, f"{100 * share:.1f}%")
+                bar.console.print(table)
+                bar.console.print(f"degradation map → {map_path}", highlight=False)
+            bar.advance(task)
+    if is_batch or failed:
+        console.print(f"{len(paths) - failed} restored, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """List the degradation plugins (built-in and installed), with their source and status."""
+    from rich.table import Table
+
+    from air_restore.registry.discovery import discover
+
+    table = Table(show_edge=False)
+    for col in ("name", "kind", "source", "version", "status"):
+        table.add_column(col)
+    for r in discover():
+        if r.plugin:
+            m = r.plugin.manifest
+            table.add_row(m.name, m.kind, r.display, m.version, "ok")
+        else:
+            table.add_row(r.entry_point.name, "?", r.display, "?", f"[red]broken[/red]: {r.error}")
+    Console().print(table)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error[/red]: {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+@train_app.command("base")
+def train_base_cmd(
+    data: Path = typer.Option(..., "--data", help="Folder of clean photos (any size ≥ the crop)."),
+    out: Path = typer.Option(Path("runs/base"), "--out", help="Run folder: checkpoints, log.jsonl, base.safetensors."),
+    steps: int = typer.Option(20000, help="Optimizer steps (an upper bound with --time-budget)."),
+    batch_size: int = typer.Option(64, help="Crops per step."),
+    crop: int = typer.Option(128, help="Crop side in pixels."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds: fit the step count to the measured speed."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (GPU)."),
+    mixed_precision: str = typer.Option("no", help="no, bf16 or fp16 (GPU)."),
+    val_every: int = typer.Option(1000, help="Validate every N steps."),
+    seed: int = typer.Option(0, help="Seed of all randomness."),
+    resume: bool = typer.Option(True, help="Resume from the run folder's checkpoint if there is one."),
+    init: Optional[Path] = typer.Option(None, help="Start from these base weights (fine-tuning) instead of random."),
+    warmup: int = typer.Option(200, help="Learning-rate warm-up steps."),
+) -> None:
+    """Phase I: train the base restorer with Degradation CutMix on clean photos.
+
+    Each crop is split into regions, each degraded by a different built-in plugin at a random
+    severity; the loss is L1(restored, clean) + λ·CE(segmentation, labels). Runs through accelerate,
+    so `accelerate launch -m air_restore.cli.main train base ...` uses several GPUs.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from air_restore.cli.train import TrainBaseConfig, train_base
+    from air_restore.registry.discovery import get_degradation
+
+    cfg = TrainBaseConfig(
+        steps=steps, batch_size=batch_size, crop=crop, lr=lr, time_budget=time_budget, compile=compile,
+        mixed_precision=mixed_precision, val_every=val_every, seed=seed, warmup=warmup,
+        checkpoint_every=max(val_every, 500),
+    )
+    synths = [get_degradation(name).synthesize for name in cfg.model.classes[1:]]
+    noise = get_degradation("noise").synthesize
+    with Progress(
+        TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.fields[loss]}"), console=console,
+    ) as bar:
+        task = bar.add_task("train", total=cfg.steps, loss="")
+
+        def progress(step: int, total: int, info: dict) -> None:
+            fields = {"loss": f"loss {info['loss']:.4f}"} if "loss" in info else {}
+            bar.update(task, completed=step, total=total, **fields)
+
+        path = train_base(data, out, synths, config=cfg, stack_with=noise, resume=resume, init=init,
+                          progress=progress, log=bar.console.print)
+    typer.echo(str(path))
+
+
+if __name__ == "__main__":
+    app()

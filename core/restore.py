@@ -1,0 +1,50 @@
+"""``restore(tensor) -> tensor``: the pure inference entry point (no paths, no printing)."""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+
+from air_restore.core.arch import AirUNet
+from air_restore.core.tiling import tiled_forward
+
+
+class RestoreResult(NamedTuple):
+    image: torch.Tensor  # [3, H, W] in [0, 1], CPU
+    seg_probs: torch.Tensor | None  # [C, H, W] per-pixel class probabilities (explain=True), CPU
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → cuda if available, else cpu; 'cuda' without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def restore(
+    model: AirUNet,
+    rgb: torch.Tensor,
+    *,
+    tile: int = 512,
+    overlap: int = 128,
+    explain: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> RestoreResult:
+    """Restore one image rgb [3, H, W] in [0, 1] with ``model`` (on its own device), tile by tile."""
+    if rgb.ndim != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
+    device = next(model.parameters()).device
+
+    def fn(patch: torch.Tensor):
+        out = model(patch)
+        return out.image.clamp(0, 1), (out.seg_logits.softmax(1) if explain else None)
+
+    res = tiled_forward(fn, rgb.float().cpu(), tile=tile, overlap=overlap, align=model.config.pad_multiple,
+                        device=device, progress=progress)
+    return RestoreResult(res.image.clamp(0, 1), res.seg_probs)

@@ -1,0 +1,91 @@
+"""Tiled inference: any image size in bounded memory, with no seams.
+
+The image is cut into overlapping tiles; each tile's output is weighted by a window that ramps up
+(raised cosine) across the overlap on every side that has a neighbour and is flat elsewhere, and
+the weighted outputs are summed and normalized. AirUNet has no global operations, so with an
+overlap wider than its effective receptive field, tiled and whole-image outputs agree closely.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import torch
+
+
+class TiledOutput(NamedTuple):
+    image: torch.Tensor  # [3, H, W] float32 on the CPU
+    seg_probs: torch.Tensor | None  # [C, H, W] float32 on the CPU, or None
+
+
+def tile_spans(length: int, tile: int, overlap: int, *, align: int = 1) -> list[tuple[int, int]]:
+    """(start, end) spans covering [0, length): starts are multiples of ``align`` (so every tile sees
+    the same down-sampling grid as the whole image), neighbours overlap by at least ``overlap``, and
+    the last span runs to the end (up to ``align - 1`` pixels longer than ``tile``)."""
+    if tile <= overlap:
+        raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
+    if tile % align or overlap % align:
+        raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {align}")
+    if length <= tile + align - 1:
+        return [(0, length)]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    last = (length - tile) // align * align
+    if last > starts[-1]:
+        starts.append(last)
+    ends = [s + tile for s in starts[:-1]] + [length]
+    return list(zip(starts, ends))
+
+
+def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
+    w = torch.ones(length)
+    if overlap > 0:
+        t = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+        r = 0.5 - 0.5 * torch.cos(math.pi * t)  # raised cosine from ~0 to ~1
+        if rise:
+            w[:overlap] = r
+        if fall:
+            w[length - overlap:] = torch.minimum(w[length - overlap:], r.flip(0))
+    return w
+
+
+def tiled_forward(
+    fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
+    x: torch.Tensor,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    align: int = 1,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> TiledOutput:
+    """Run ``fn`` (tile [1, 3, h, w] on ``device`` → (image [1, 3, h, w], seg probs [1, C, h, w] or
+    None)) over x [3, H, W] (CPU) tile by tile and blend the results. Tile starts are multiples
+    of ``align`` (the model's padding multiple)."""
+    _, h, w = x.shape
+    ys, xs = tile_spans(h, tile, overlap, align=align), tile_spans(w, tile, overlap, align=align)
+    out = torch.zeros(3, h, w)
+    weight = torch.zeros(1, h, w)
+    seg = None
+    total, done = len(ys) * len(xs), 0
+    for i, (y0, y1) in enumerate(ys):
+        # Neighbours overlap by at least `overlap` (tile_spans), so ramps of that length suffice.
+        wy = _ramp(y1 - y0, overlap, i > 0, i + 1 < len(ys))
+        for j, (x0, x1) in enumerate(xs):
+            wx = _ramp(x1 - x0, overlap, j > 0, j + 1 < len(xs))
+            win = (wy[:, None] * wx[None, :])[None]
+            img, probs = fn(x[:, y0:y1, x0:x1][None].to(device))
+            out[:, y0:y1, x0:x1] += img[0].float().cpu() * win
+            weight[:, y0:y1, x0:x1] += win
+            if probs is not None:
+                if seg is None:
+                    seg = torch.zeros(probs.shape[1], h, w)
+                seg[:, y0:y1, x0:x1] += probs[0].float().cpu() * win
+            done += 1
+            if progress:
+                progress(done, total)
+    out /= weight
+    if seg is not None:
+        seg /= weight
+    return TiledOutput(out, seg)

@@ -1,0 +1,27 @@
+"""Built-in degradation plugins. They register through the project's own entry points
+(``air_restore.plugins`` in pyproject.toml), exactly like third-party plugins."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from air_restore.core import degradations as D
+from air_restore.registry.manifest import DegradationPlugin, PluginManifest
+
+try:
+    _VERSION = version("air-restore")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    _VERSION = "0+unknown"
+
+
+def _builtin(name: str, description: str, fn) -> DegradationPlugin:
+    return DegradationPlugin(
+        PluginManifest(name=name, kind="degradation", version=_VERSION, description=description), fn
+    )
+
+
+noise = _builtin("noise", "Gaussian and Poisson–Gaussian sensor noise, σ up to 50/255.", D.noise)
+blur = _builtin("blur", "Camera-shake motion blur and defocus blur.", D.blur)
+haze = _builtin("haze", "Haze and fog by the atmospheric scattering model.", D.haze)
+rain = _builtin("rain", "Layered, slanted rain streaks with a veil.", D.rain)
+lowlight = _builtin("lowlight", "Under-exposure with sensor noise.", D.lowlight)

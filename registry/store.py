@@ -1,0 +1,138 @@
+"""Base-model weights on disk: safetensors only, self-describing metadata, bundled default.
+
+A base weights file holds the fp16 state dict of :class:`AirUNet` and, in the safetensors header's
+``__metadata__`` (all strings): ``format_version``, ``kind`` ("base"), ``config`` (JSON of
+:class:`AirUNetConfig`), ``fingerprint`` (hash of the stored tensors), ``degradation`` (the classes),
+``training`` (JSON summary of the training data and run) and ``metrics`` (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from air_restore.core.arch import FORMAT_VERSION, AirUNet, AirUNetConfig, fingerprint
+
+BUNDLED_BASE = "base-v1.safetensors"
+
+
+class ModelFileError(Exception):
+    """A weights file is missing, unreadable, or not an air-restore base model. One-line message."""
+
+
+@dataclass
+class BaseModelInfo:
+    path: Path
+    config: AirUNetConfig
+    fingerprint: str
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def bundled_base_path() -> Path:
+    """Path of the base weights shipped inside the package."""
+    return Path(str(resources.files("air_restore.registry") / "weights" / BUNDLED_BASE))
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_base(
+    model: AirUNet,
+    path: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float16,
+) -> str:
+    """Write ``model`` as a base weights file (fp16 by default); returns its fingerprint."""
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    fp = fingerprint(tensors)
+    metadata = {
+        "format_version": str(FORMAT_VERSION),
+        "kind": "base",
+        "config": model.config.model_dump_json(),
+        "fingerprint": fp,
+        "degradation": ",".join(model.config.classes[1:]),
+        "training": json.dumps(training or {}),
+        "metrics": json.dumps(metrics or {}),
+    }
+    _atomic_save(tensors, Path(path), metadata)
+    return fp
+
+
+def read_base_info(path: str | Path) -> BaseModelInfo:
+    """Read and check a base file's metadata without loading the tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({e})") from None
+    if meta.get("kind") != "base":
+        raise ModelFileError(f"{path}: not an air-restore base model (metadata kind={meta.get('kind')!r})")
+    version = int(meta.get("format_version", "0"))
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: format version {version} is newer than this air-restore understands ({FORMAT_VERSION}); "
+            "upgrade air-restore"
+        )
+    try:
+        config = AirUNetConfig.model_validate_json(meta["config"])
+    except Exception as e:  # pydantic.ValidationError or KeyError
+        raise ModelFileError(f"{path}: invalid model config in metadata ({e})") from None
+    return BaseModelInfo(
+        path=path,
+        config=config,
+        fingerprint=meta.get("fingerprint", ""),
+        training=json.loads(meta.get("training", "{}")),
+        metrics=json.loads(meta.get("metrics", "{}")),
+    )
+
+
+def load_base(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> tuple[AirUNet, BaseModelInfo]:
+    """Load a base model (the bundled one by default) in fp32, in eval mode, with its info.
+
+    The fingerprint in the metadata is checked against the tensors, so a damaged or edited file is
+    refused rather than silently used.
+    """
+    info = read_base_info(path or bundled_base_path())
+    tensors = load_file(str(info.path))
+    actual = fingerprint(tensors)
+    if info.fingerprint and actual != info.fingerprint:
+        raise ModelFileError(
+            f"{info.path}: weights do not match their recorded fingerprint ({actual} != {info.fingerprint}); "
+            "the file is damaged or was edited"
+        )
+    model = AirUNet(config=info.config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise ModelFileError(f"{info.path}: weights do not fit the recorded config ({first})") from None
+    info.fingerprint = actual
+    return model.to(device).eval(), info
