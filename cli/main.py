@@ -123,10 +123,10 @@ def restore(
                 write_image(img, result.image, dest, overwrite=overwrite)
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
-                bar.console.print(f"[red]error[/red]: {e}", highlight=False)
+                bar.console.print(f"[red]error[/red]: {e}", highlight=False, soft_wrap=True)
                 bar.advance(task)
                 continue
-            bar.console.print(f"{path} → {dest}", highlight=False)
+            bar.console.print(f"{path} → {dest}", highlight=False, soft_wrap=True)
             if explain and result.seg_probs is not None:
                 map_path = dest.with_name(dest.stem + "_map.png")
                 try:
@@ -135,14 +135,14 @@ def restore(
                     tmp.replace(map_path)
                 except OSError as e:
                     failed += 1
-                    bar.console.print(f"[red]error[/red]: {map_path}: {e}", highlight=False)
+                    bar.console.print(f"[red]error[/red]: {map_path}: {e}", highlight=False, soft_wrap=True)
                 table = Table(title=f"{path.name}: share of the image per class", show_edge=False)
                 table.add_column("class")
                 table.add_column("share", justify="right")
                 for name, share in class_shares(result.seg_probs, model.config.classes).items():
                     table.add_row(name, f"{100 * share:.1f}%")
                 bar.console.print(table)
-                bar.console.print(f"degradation map → {map_path}", highlight=False)
+                bar.console.print(f"degradation map → {map_path}", highlight=False, soft_wrap=True)
             bar.advance(task)
     if is_batch or failed:
         console.print(f"{len(paths) - failed} restored, {failed} failed")
@@ -170,7 +170,7 @@ def list_cmd() -> None:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error[/red]: {message}", highlight=False)
+    console.print(f"[red]error[/red]: {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 

@@ -1,0 +1,135 @@
+"""Speed, memory and tiling checks of the bundled base restorer.
+
+    python benchmarks/speed.py --out benchmarks/results/speed.json
+    python benchmarks/speed.py --sizes 64 --runs 1 --big 0 --tiling-size 128   # tiny (the tests do this)
+
+- time per image at each size (median of --runs after one warm-up), whole image, no tiling;
+- tiled vs whole-image agreement: a photo resized to --tiling-size², restored whole and with 256 px
+  tiles; PSNR between the two outputs (saved as PNGs for looking at);
+- peak memory of `air restore` on a --big × 3/4·--big photo-like image on the CPU, in a fresh process
+  (ru_maxrss of the child: the whole command, reading and writing the file included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from air_restore.core.restore import restore
+from air_restore.registry.store import load_base
+
+
+def _photo(h: int, w: int) -> torch.Tensor:
+    """A real photo (scikit-image's astronaut) resized to h × w, [3, h, w] in [0, 1]."""
+    from skimage import data
+
+    im = Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
+
+
+def time_sizes(model, sizes: list[int], runs: int, device: str) -> list[dict]:
+    rows = []
+    for s in sizes:
+        x = _photo(s, s)[None].to(device)
+        times = []
+        with torch.no_grad():
+            for i in range(runs + 1):
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                model(x)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                if i:  # the first run is a warm-up
+                    times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        rows.append({"size": s, "device": device, "median_s": med, "runs": runs,
+                     "ms_per_megapixel": 1000 * med / (s * s / 1e6)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def tiling_agreement(model, size: int, out_dir: Path | None) -> dict:
+    from air_restore.core.degradations import noise
+
+    clean = _photo(size, size)
+    x = noise(clean[None], torch.Generator().manual_seed(0), 0.5, kind="gaussian")[0]
+    whole = restore(model, x, tile=size + 8, overlap=8).image
+    tiled = restore(model, x, tile=256, overlap=128).image
+    mse = (whole - tiled).square().mean().clamp_min(1e-12)
+    row = {"size": size, "tile": 256, "overlap": 128, "psnr_tiled_vs_whole": (-10 * torch.log10(mse)).item(),
+           "max_abs_diff": (whole - tiled).abs().max().item()}
+    if out_dir:
+        for name, t in (("tiling_whole.png", whole), ("tiling_tiled.png", tiled)):
+            Image.fromarray((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(out_dir / name)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def big_image_memory(big: int) -> dict:
+    w, h = big, big * 3 // 4
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "big.png"
+        x = _photo(h // 4, w // 4)
+        Image.fromarray((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC).save(src)
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "air_restore.cli.main", "restore", str(src), "-o", str(Path(tmp) / "out.png"),
+             "--device", "cpu"],
+            capture_output=True, text=True,
+        )
+        wall = time.perf_counter() - t
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if proc.returncode:
+            raise SystemExit(f"air restore failed on the {w}×{h} image:\n{proc.stderr}")
+    row = {"width": w, "height": h, "peak_rss_mb": peak_kb / 1024, "wall_s": wall,
+           "note": "peak RSS of the `air restore` process (the largest child so far)"}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tiling-size", type=int, default=1024)
+    ap.add_argument("--big", type=int, default=4000, help="width of the memory test image (0 = skip)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    model, info = load_base()
+    results = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "fingerprint": info.fingerprint,
+        "cpu": time_sizes(model, args.sizes, args.runs, "cpu"),
+    }
+    if torch.cuda.is_available():
+        results["machine"]["gpu"] = torch.cuda.get_device_name()
+        results["gpu"] = time_sizes(load_base(device="cuda")[0], args.sizes, args.runs, "cuda")
+    out_dir = args.out.parent if args.out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    results["tiling"] = tiling_agreement(model, args.tiling_size, out_dir)
+    if args.big:
+        results["big_image"] = big_image_memory(args.big)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""End-to-end tests of `air restore` and friends, on real image files and the shipped weights."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from air_restore.cli.main import app
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+runner = CliRunner()
+
+
+def _photo(path: Path, size=(96, 72), mode="RGB", **save) -> Path:
+    """A small real photo (scikit-image's astronaut) saved in the given mode and format."""
+    from skimage import data
+
+    im = Image.fromarray(data.astronaut()).resize(size, Image.BICUBIC)
+    if mode != "RGB":
+        im = im.convert(mode)
+    im.save(path, **save)
+    return path
+
+
+def _air(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255**2 / max(mse, 1e-10))
+
+
+def test_help_teaches():
+    r = _air("restore", "--help")
+    assert r.exit_code == 0
+    for word in ("--explain", "--overwrite", "--tile", "--device", "Examples"):
+        assert word in r.output
+    r = runner.invoke(app, [])
+    assert "restore" in r.output and "train" in r.output
+
+
+def test_restore_example_improves_it(tmp_path):
+    """The shipped noisy example gets closer to the clean photo it was made from."""
+    from skimage import data
+
+    out = tmp_path / "out.png"
+    r = _air("restore", str(EXAMPLES / "noisy_astronaut.png"), "-o", str(out))
+    assert r.exit_code == 0, r.output
+    clean = data.astronaut()
+    noisy = np.asarray(Image.open(EXAMPLES / "noisy_astronaut.png"))
+    restored = np.asarray(Image.open(out))
+    assert restored.shape == clean.shape
+    assert _psnr(restored, clean) > _psnr(noisy, clean) + 5
+
+
+def test_default_output_beside_input_and_no_overwrite(tmp_path):
+    src = _photo(tmp_path / "a.jpg")
+    before = src.read_bytes()
+    assert _air("restore", str(src)).exit_code == 0
+    dest = tmp_path / "a_restored.jpg"
+    assert dest.exists() and Image.open(dest).format == "JPEG"
+    first = dest.read_bytes()
+    r = _air("restore", str(src))
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    assert dest.read_bytes() == first and src.read_bytes() == before
+    assert _air("restore", str(src), "--overwrite").exit_code == 0
+
+
+def test_refuses_to_write_over_input(tmp_path):
+    src = _photo(tmp_path / "a.png")
+    before = src.read_bytes()
+    r = _air("restore", str(src), "-o", str(src))
+    assert r.exit_code == 1 and "--overwrite" in r.output
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "name,mode,check",
+    [
+        ("gray.png", "L", lambda im: im.mode == "L"),
+        ("rgba.png", "RGBA", lambda im: im.mode == "RGBA"),
+        ("pal.png", "P", lambda im: im.mode in ("RGB", "P")),
+        ("cmyk.jpg", "CMYK", lambda im: im.format == "JPEG"),
+        ("photo.webp", "RGB", lambda im: im.format == "WEBP"),
+        ("photo.bmp", "RGB", lambda im: im.format == "BMP"),
+        ("photo.tif", "RGB", lambda im: im.format == "TIFF"),
+    ],
+)
+def test_formats_and_modes_round_trip(tmp_path, name, mode, check):
+    src = _photo(tmp_path / name, mode=mode)
+    out = tmp_path / "out" / name
+    r = _air("restore", str(src), "-o", str(out))
+    assert r.exit_code == 0, r.output
+    im = Image.open(out)
+    assert im.size == Image.open(src).size
+    assert check(im), (im.mode, im.format)
+
+
+def test_rgba_alpha_untouched(tmp_path):
+    src = tmp_path / "rgba.png"
+    rgb = np.asarray(Image.open(_photo(tmp_path / "x.png")))
+    alpha = np.tile(np.linspace(0, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(src)
+    out = tmp_path / "o.png"
+    assert _air("restore", str(src), "-o", str(out)).exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(out))[..., 3], alpha)
+
+
+def test_16bit_stays_16bit(tmp_path):
+    src = tmp_path / "g16.png"
+    g = (np.asarray(Image.open(_photo(tmp_path / "x.png")).convert("L")).astype(np.uint16) * 257)
+    Image.fromarray(g).save(src)
+    out = tmp_path / "o.png"
+    assert _air("restore", str(src), "-o", str(out)).exit_code == 0
+    res = np.asarray(Image.open(out))
+    assert res.dtype == np.uint16 or Image.open(out).mode.startswith("I")
+    assert res.max() > 255  # real 16-bit values, not 8-bit ones stored in 16 bits
+
+
+def test_batch_keeps_going_and_reports_failures(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _photo(src / "good1.png")
+    _photo(src / "good2.jpg")
+    (src / "empty.png").write_bytes(b"")
+    (src / "text.png").write_text("not an image")
+    good = (src / "trunc.png")
+    _photo(good)
+    good.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    out = tmp_path / "out"
+    r = _air("restore", str(src), "-o", str(out))
+    assert r.exit_code == 1
+    assert "2 restored, 3 failed" in r.output
+    for bad in ("empty.png", "text.png", "trunc.png"):
+        assert any(bad in line and "error" in line for line in r.output.splitlines()), r.output
+    assert sorted(p.name for p in out.iterdir()) == ["good1.png", "good2.jpg"]
+
+
+def test_missing_input_and_bad_options(tmp_path):
+    r = _air("restore", str(tmp_path / "nope.png"))
+    assert r.exit_code == 2 and "nope.png" in r.output
+    src = _photo(tmp_path / "a.png")
+    assert _air("restore", str(src), "--tile", "100").exit_code == 2
+    assert _air("restore", str(src), "--tile", "64", "--overlap", "64").exit_code == 2
+    assert _air("restore", str(src), "--device", "tpu").exit_code == 2
+
+
+def test_missing_or_corrupt_weights(tmp_path):
+    src = _photo(tmp_path / "a.png")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    for weights in (tmp_path / "missing.safetensors", bad):
+        r = _air("restore", str(src), "--weights", str(weights))
+        assert r.exit_code == 2 and weights.name in r.output
+    assert not (tmp_path / "a_restored.png").exists()
+
+
+def test_huge_image_refused_clearly(tmp_path):
+    src = _photo(tmp_path / "a.png")
+    r = _air("restore", str(src), "--max-pixels", "1000")
+    assert r.exit_code == 1 and "too large" in r.output
+
+
+def test_explain_writes_map_and_shares(tmp_path):
+    out = tmp_path / "r.png"
+    r = _air("restore", str(EXAMPLES / "rainy_coffee.png"), "-o", str(out), "--explain")
+    assert r.exit_code == 0, r.output
+    m = Image.open(tmp_path / "r_map.png")
+    src = Image.open(EXAMPLES / "rainy_coffee.png")
+    assert m.width == src.width and m.height > src.height  # overlay plus legend
+    shares = {}
+    for line in r.output.splitlines():
+        parts = [p.strip() for p in line.replace("│", "|").split("|")]
+        if len(parts) == 2 and parts[1].endswith("%"):
+            shares[parts[0]] = float(parts[1][:-1])
+    assert set(shares) == {"clean", "noise", "blur", "haze", "rain", "lowlight"}
+    assert abs(sum(shares.values()) - 100) < 0.5
+    assert max(shares, key=shares.get) == "rain"  # the example is a rainy photo
+
+
+def test_tiled_restore_has_no_seams(tmp_path):
+    """Small tiles and whole-image inference give the same picture."""
+    src = _photo(tmp_path / "a.png", size=(300, 260))
+    whole, tiled = tmp_path / "w.png", tmp_path / "t.png"
+    assert _air("restore", str(src), "-o", str(whole), "--tile", "512").exit_code == 0
+    assert _air("restore", str(src), "-o", str(tiled), "--tile", "192", "--overlap", "96").exit_code == 0
+    assert _psnr(np.asarray(Image.open(whole)), np.asarray(Image.open(tiled))) > 40
+
+
+def test_list_and_version_show_builtins():
+    r = runner.invoke(app, ["list"])
+    assert r.exit_code == 0
+    for name in ("noise", "blur", "haze", "rain", "lowlight"):
+        assert name in r.output
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and "air-restore" in r.output and "[noise]" in r.output
+
+
+@pytest.mark.slow
+def test_pip_install_in_fresh_venv_gives_working_air(tmp_path):
+    """A non-editable install (wheel built from the source tree) carries the weights and `air restore` works.
+
+    The venv sees the test environment's packages (torch etc.) but gets its own copy of air-restore.
+    """
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to copy the tracked source tree")
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if (REPO / f).is_file():
+            (src / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / f, src / f)
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    py = env_dir / "bin" / "python"
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # Build the wheel as `pip install .` does (isolated build), then install it into the venv.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, env=env, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("air_restore-*.whl"))
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True, env=env, capture_output=True)
+    where = subprocess.run([str(py), "-c", "import air_restore.registry.store as s; print(s.bundled_base_path())"],
+                           check=True, capture_output=True, text=True, env=env, cwd=tmp_path).stdout.strip()
+    assert where.startswith(str(env_dir)), where
+    assert Path(where).stat().st_size > 1_000_000
+    out = tmp_path / "restored.png"
+    r = subprocess.run([str(env_dir / "bin" / "air"), "restore", str(EXAMPLES / "noisy_astronaut.png"), "-o", str(out)],
+                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (512, 512)
