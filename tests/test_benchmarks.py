@@ -1,0 +1,69 @@
+"""Each benchmark script runs on a tiny configuration, so the scripts behind BENCHMARKS.md do not rot."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture()
+def clean_dir(tmp_path):
+    from skimage import data
+
+    d = tmp_path / "clean"
+    d.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()).resize((160, 136)).save(d / f"{name}.png")
+    return d
+
+
+def test_quality_script(clean_dir, tmp_path):
+    pytest.importorskip("torchmetrics")
+    out = tmp_path / "q.json"
+    args = ["--clean", str(clean_dir), "--limit", "1", "--out", str(out), "--device", "cpu"]
+    if importlib.util.find_spec("bm3d") is not None:
+        args.append("--bm3d")
+    res = _module("quality").main(args)
+    rows = {r["row"]: r for r in res["rows"]}
+    assert len(rows) == 8 and out.exists()
+    for r in rows.values():
+        assert 0 < r["input_psnr"] < 60 and 0 < r["air_ssim"] <= 1
+    # Heavier noise makes a worse input: the degradations really are applied at the stated severities.
+    assert rows["noise σ=15"]["input_psnr"] > rows["noise σ=25"]["input_psnr"] > rows["noise σ=50"]["input_psnr"]
+
+
+def test_quality_degradation_is_seeded(clean_dir):
+    q = _module("quality")
+    x = q._load(next(clean_dir.iterdir()))
+    a, b = q.degrade(x, q.ROWS[3], 0), q.degrade(x, q.ROWS[3], 0)
+    assert np.array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), q.degrade(x, q.ROWS[3], 1).numpy())
+
+
+def test_speed_script(tmp_path):
+    res = _module("speed").main(["--sizes", "64", "--runs", "1", "--tiling-size", "320", "--big", "320",
+                                 "--out", str(tmp_path / "s.json")])
+    assert res["cpu"][0]["median_s"] > 0
+    assert res["tiling"]["psnr_tiled_vs_whole"] > 40
+    assert res["big_image"]["peak_rss_mb"] > 0
+    assert (tmp_path / "tiling_tiled.png").exists()
+
+
+def test_segmentation_script(clean_dir):
+    res = _module("segmentation").main(["--clean", str(clean_dir), "--crops-per-image", "1", "--crop", "64"])
+    assert 0 <= res["pixel_accuracy"] <= 1
+    assert sum(map(sum, res["confusion"])) == 2 * 64 * 64

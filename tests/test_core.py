@@ -1,0 +1,528 @@
+"""Tests for the pure tensor layer: air_restore.core (arch, degradations, cutmix, tiling, restore).
+
+Everything runs on the CPU with small tensors. The restore tests use the shipped weights.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from pydantic import ValidationError
+from skimage import data as skdata
+
+from air_restore.core import degradations as D
+from air_restore.core.arch import AirUNet, AirUNetConfig, Block, count_parameters, fingerprint
+from air_restore.core.cutmix import cutmix_batch
+from air_restore.core.restore import resolve_device, restore
+from air_restore.core.tiling import tile_spans, tiled_forward
+
+TINY = AirUNetConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1)
+DEGRADATIONS = {"noise": D.noise, "blur": D.blur, "haze": D.haze, "rain": D.rain, "lowlight": D.lowlight}
+SYNTHS = list(DEGRADATIONS.values())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a 2-core machine shared with other jobs, torch's OpenMP pool stalls for seconds per conv;
+    # one thread keeps these small tensors fast.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _photo(h: int, w: int, which: str = "astronaut") -> torch.Tensor:
+    """A real photo from scikit-image as [3, h, w] float in [0, 1] (area-resized)."""
+    a = torch.from_numpy(np.ascontiguousarray(getattr(skdata, which)())).permute(2, 0, 1).float() / 255
+    return F.interpolate(a[None], size=(h, w), mode="area")[0].clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def photos() -> torch.Tensor:
+    """Two real photos [2, 3, 48, 48] in [0, 1]."""
+    return torch.stack([_photo(48, 48, "astronaut"), _photo(48, 48, "coffee")])
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image MSE [B]."""
+    return (a - b).square().flatten(1).mean(1)
+
+
+def _randomize_residual_scales(model: AirUNet, seed: int = 0) -> AirUNet:
+    """A fresh model's blocks are identities (β = γ = 0); give them non-zero scales so tests see them."""
+    g = _gen(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".beta") or name.endswith(".gamma"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- arch
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"enc_blocks": (1, 2), "dec_blocks": (1,)}, "same number"),
+        ({"classes": ("noise", "clean")}, "start with 'clean'"),
+        ({"classes": ()}, "start with 'clean'"),
+        ({"classes": ("clean", "noise", "noise")}, "unique"),
+        ({"width": 4}, "width"),
+        ({"middle_blocks": -1}, "middle_blocks"),
+        ({"depth": 3}, "depth"),  # extra fields are forbidden
+    ],
+)
+def test_config_rejects_invalid_values(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        AirUNetConfig(**kwargs)
+
+
+def test_config_is_frozen_and_pad_multiple_follows_levels() -> None:
+    cfg = AirUNetConfig()
+    with pytest.raises(ValidationError):
+        cfg.width = 32  # type: ignore[misc]
+    assert cfg.pad_multiple == 2 ** len(cfg.enc_blocks)
+    assert TINY.pad_multiple == 4
+    assert AirUNetConfig(enc_blocks=(1,), dec_blocks=(1,)).pad_multiple == 2
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (3, 5), (8, 8), (37, 91), (40, 17)])
+def test_output_shapes_match_any_input_size(hw: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    x = torch.rand(2, 3, *hw)
+    with torch.no_grad():
+        out = model(x)
+    assert out.image.shape == (2, 3, *hw)
+    assert out.seg_logits.shape == (2, len(TINY.classes), *hw)
+    assert torch.isfinite(out.image).all() and torch.isfinite(out.seg_logits).all()
+
+
+def test_default_model_handles_odd_size_and_stays_under_8m_parameters() -> None:
+    model = AirUNet().eval()
+    n = count_parameters(model)
+    assert n == sum(p.numel() for p in model.parameters())
+    assert n <= 8_000_000
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 37, 91))
+    assert out.image.shape == (1, 3, 37, 91)
+    assert out.seg_logits.shape == (1, 6, 37, 91)
+
+
+def test_fresh_blocks_are_identities() -> None:
+    torch.manual_seed(0)
+    block = Block(8)
+    x = torch.randn(2, 8, 9, 11)
+    assert torch.equal(block(x), x)
+    assert not block.beta.any() and not block.gamma.any()
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (37, 91)])
+def test_zeroed_ending_makes_the_image_output_equal_the_input(hw: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    x = torch.rand(1, 3, *hw)
+    with torch.no_grad():
+        assert not torch.equal(model(x).image, x)  # the ending conv is not zero at start
+        model.ending.weight.zero_()
+        model.ending.bias.zero_()
+        out = model(x)
+    assert torch.equal(out.image, x)
+
+
+def test_output_pixels_depend_only_on_a_bounded_neighbourhood() -> None:
+    """No global operation: changing a corner pixel leaves the far corner's output unchanged."""
+    torch.manual_seed(0)
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    x = torch.rand(1, 3, 64, 64)
+    y = x.clone()
+    y[:, :, 0, 0] = 1 - y[:, :, 0, 0]
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    assert (a.image[..., :4, :4] - b.image[..., :4, :4]).abs().max() > 1e-4
+    torch.testing.assert_close(a.image[..., 48:, 48:], b.image[..., 48:, 48:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(a.seg_logits[..., 48:, 48:], b.seg_logits[..., 48:, 48:], atol=1e-6, rtol=0)
+
+
+def test_fingerprint_is_stable_and_sees_every_change() -> None:
+    torch.manual_seed(0)
+    sd = {k: v.half() for k, v in AirUNet(config=TINY).state_dict().items()}
+    fp = fingerprint(sd)
+    assert fp.startswith("sha256:") and len(fp) == len("sha256:") + 16
+    assert fingerprint(sd) == fp
+    assert fingerprint(copy.deepcopy(sd)) == fp
+    assert fingerprint(dict(reversed(list(sd.items())))) == fp  # key order does not matter
+    non_contig = dict(sd, **{"intro.weight": sd["intro.weight"].permute(1, 0, 2, 3).contiguous().permute(1, 0, 2, 3)})
+    assert not non_contig["intro.weight"].is_contiguous()
+    assert fingerprint(non_contig) == fp
+
+    edited = {k: v.clone() for k, v in sd.items()}
+    edited["ending.weight"].view(-1)[0] += 0.01
+    assert fingerprint(edited) != fp
+    renamed = dict(sd)
+    renamed["ending.weight2"] = renamed.pop("ending.weight")
+    assert fingerprint(renamed) != fp
+    assert fingerprint({k: v.float() for k, v in sd.items()}) != fp  # dtype is part of the identity
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fingerprint_is_the_same_on_the_gpu() -> None:
+    sd = {k: v.half() for k, v in AirUNet(config=TINY).state_dict().items()}
+    assert fingerprint({k: v.cuda() for k, v in sd.items()}) == fingerprint(sd)
+
+
+# -------------------------------------------------------------------------------------- degradations
+
+
+@pytest.mark.parametrize("name", DEGRADATIONS)
+def test_degradation_keeps_shape_and_range(name: str, photos: torch.Tensor) -> None:
+    for severity in (0.0, 0.5, 1.0):
+        y = DEGRADATIONS[name](photos, _gen(0), severity)
+        assert y.shape == photos.shape and y.dtype == torch.float32
+        assert y.min() >= 0 and y.max() <= 1
+        assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", DEGRADATIONS)
+def test_degradation_is_deterministic_per_seed_and_leaves_global_rng_alone(name: str, photos: torch.Tensor) -> None:
+    fn = DEGRADATIONS[name]
+    state = torch.random.get_rng_state()
+    a = fn(photos, _gen(7), 0.6)
+    b = fn(photos, _gen(7), 0.6)
+    c = fn(photos, _gen(8), 0.6)
+    assert torch.equal(torch.random.get_rng_state(), state)  # all randomness comes from the generator
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("name", DEGRADATIONS)
+def test_higher_severity_moves_further_from_clean(name: str, photos: torch.Tensor) -> None:
+    fn = DEGRADATIONS[name]
+    for seed in range(3):
+        mse = [_mse(fn(photos, _gen(seed), s), photos) for s in (0.0, 0.5, 1.0)]
+        assert (mse[0] < mse[1]).all() and (mse[1] < mse[2]).all(), (seed, mse)
+
+
+@pytest.mark.parametrize("name", DEGRADATIONS)
+def test_per_image_severity_tensor(name: str, photos: torch.Tensor) -> None:
+    fn = DEGRADATIONS[name]
+    same = photos[:1].expand(2, -1, -1, -1).contiguous()
+    y = fn(same, _gen(3), torch.tensor([0.0, 1.0]))
+    mse = _mse(y, same)
+    assert mse[0] < mse[1]
+    # A [B] tensor of equal values is the same as the float.
+    assert torch.equal(fn(photos, _gen(3), torch.tensor([0.4, 0.4])), fn(photos, _gen(3), 0.4))
+
+
+@pytest.mark.parametrize("name", DEGRADATIONS)
+@pytest.mark.parametrize(
+    "severity", [1.5, -0.1, float("nan"), torch.tensor([0.5, 0.5, 0.5]), torch.tensor([[0.5], [0.5]]),
+                 torch.tensor([0.2, 1.2])],
+    ids=["1.5", "-0.1", "nan", "shape3", "shape2x1", "one-out-of-range"],
+)
+def test_bad_severity_raises_value_error(name: str, severity, photos: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="severity"):
+        DEGRADATIONS[name](photos, _gen(0), severity)
+
+
+def test_gaussian_noise_sigma_is_severity_times_50_over_255() -> None:
+    grey = torch.full((2, 3, 64, 64), 0.5)
+    for severity, sigma in ((0.5, 25 / 255), (0.2, 10 / 255)):
+        y = D.noise(grey, _gen(0), severity, kind="gaussian")
+        assert abs(y.std().item() - sigma) < 0.05 * sigma
+        assert abs(y.mean().item() - 0.5) < 0.05 * sigma
+
+
+def test_poisson_gaussian_noise_matches_at_mid_grey_and_grows_with_signal() -> None:
+    grey = torch.full((2, 3, 64, 64), 0.5)
+    y = D.noise(grey, _gen(0), 0.5, kind="poisson_gaussian")
+    assert abs(y.std().item() - 25 / 255) < 0.05 * 25 / 255
+    dark = D.noise(torch.full((2, 3, 64, 64), 0.15), _gen(0), 0.5, kind="poisson_gaussian")
+    bright = D.noise(torch.full((2, 3, 64, 64), 0.85), _gen(0), 0.5, kind="poisson_gaussian")
+    assert dark.std() < 0.8 * bright.std()
+
+
+@pytest.mark.parametrize("fn, kind", [(D.noise, "uniform"), (D.blur, "gaussian")])
+def test_unknown_kind_raises(fn, kind: str, photos: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match=kind):
+        fn(photos, _gen(0), 0.5, kind=kind)
+
+
+def test_lowlight_darkens(photos: torch.Tensor) -> None:
+    for seed in range(3):
+        y = D.lowlight(photos, _gen(seed), 0.5)
+        assert (y.flatten(1).mean(1) < photos.flatten(1).mean(1)).all()
+        darker = D.lowlight(photos, _gen(seed), 1.0)
+        assert (darker.flatten(1).mean(1) < y.flatten(1).mean(1)).all()
+
+
+def test_haze_lifts_the_dark_channel_and_lowers_contrast(photos: torch.Tensor) -> None:
+    for seed in range(3):
+        y = D.haze(photos, _gen(seed), 0.5)
+        dark_in, dark_out = photos.amin(1), y.amin(1)  # dark channel [B, H, W]
+        assert (dark_out.flatten(1).mean(1) > dark_in.flatten(1).mean(1) + 0.05).all()
+        assert (dark_out.flatten(1).amin(1) > dark_in.flatten(1).amin(1)).all()
+        assert (y.flatten(1).std(1) < photos.flatten(1).std(1)).all()
+
+
+def test_rain_at_zero_severity_brightens_black_only_in_streaks() -> None:
+    black = torch.zeros(2, 3, 128, 128)
+    y = D.rain(black, _gen(0), 0.0)  # no veil at severity 0
+    changed = (y > 0).any(1).float().flatten(1).mean(1)
+    assert ((changed > 0.01) & (changed < 0.9)).all(), changed
+    assert (y.flatten(1).amax(1) > 0.2).all()  # visible streaks
+
+
+def test_rain_at_half_severity_has_a_flat_veil_and_localized_streaks() -> None:
+    black = torch.zeros(2, 3, 128, 128)
+    y = D.rain(black, _gen(0), 0.5)
+    floor = y.amin(dim=(1, 2, 3), keepdim=True)  # the veil lifts black uniformly
+    assert (floor > 0).all()
+    above = ((y - floor).amax(1) > 10 / 255).float().flatten(1).mean(1)
+    assert ((above > 0.01) & (above < 0.9)).all(), above
+
+
+def test_rain_never_darkens_pixels_below_the_veil_level(photos: torch.Tensor) -> None:
+    x = photos * 0.85  # screen blend and a veil towards 0.85 can only brighten these
+    for seed in range(3):
+        y = D.rain(x, _gen(seed), 0.7)
+        assert (y >= x - 1e-6).all()
+
+
+def test_blur_kernels_are_normalized_non_negative_and_centred() -> None:
+    sev = torch.tensor([0.0, 0.3, 0.7, 1.0])
+    r = torch.arange(31, dtype=torch.float32) - 15
+    for k in (D.motion_kernels(sev, _gen(0)), D.defocus_kernels(sev)):
+        assert k.shape == (4, 31, 31)
+        assert (k >= 0).all()
+        torch.testing.assert_close(k.sum(dim=(-2, -1)), torch.ones(4), atol=1e-5, rtol=0)
+        cy = (k.sum(-1) * r).sum(-1)
+        cx = (k.sum(-2) * r).sum(-1)
+        assert cy.abs().max() < 0.1 and cx.abs().max() < 0.1
+    disk = D.defocus_kernels(sev)
+    support = (disk > 0).flatten(1).sum(1)
+    assert (support[1:] > support[:-1]).all()  # radius grows with severity
+    torch.testing.assert_close(disk, disk.flip(-1).transpose(-1, -2))  # round
+
+
+def test_blur_keeps_a_flat_image_flat() -> None:
+    flat = torch.full((2, 3, 40, 40), 0.3)
+    for kind in ("motion", "defocus", "random"):
+        torch.testing.assert_close(D.blur(flat, _gen(0), 1.0, kind=kind), flat, atol=1e-5, rtol=0)
+
+
+def test_srgb_linear_round_trip() -> None:
+    x = torch.linspace(0, 1, 1001)
+    torch.testing.assert_close(D.linear_to_srgb(D.srgb_to_linear(x)), x, atol=1e-5, rtol=0)
+
+
+# -------------------------------------------------------------------------------------------- cutmix
+
+
+def test_cutmix_with_real_degradations(photos: torch.Tensor) -> None:
+    clean = torch.cat([photos, photos.flip(-1)])
+    seen_clean = 0
+    for seed in range(4):
+        res = cutmix_batch(clean, SYNTHS, _gen(seed), p_clean=0.5)
+        assert res.degraded.shape == clean.shape
+        assert res.labels.shape == (4, 48, 48) and res.labels.dtype == torch.long
+        assert res.labels.min() >= 0 and res.labels.max() <= len(SYNTHS)
+        assert res.degraded.min() >= 0 and res.degraded.max() <= 1
+        is_clean = (res.labels == 0).unsqueeze(1).expand_as(clean)
+        assert torch.equal(res.degraded[is_clean], clean[is_clean])
+        seen_clean += int(is_clean.sum())
+        assert not torch.equal(res.degraded[~is_clean], clean[~is_clean])
+    assert seen_clean > 0  # the check above was exercised
+
+
+def _constant_synth(value: float):
+    return lambda x, g, severity: torch.full_like(x, value)
+
+
+def test_cutmix_labels_say_which_synthesizer_made_each_pixel(photos: torch.Tensor) -> None:
+    values = [0.11, 0.22, 0.33, 0.44, 0.55]
+    clean = torch.cat([photos, photos])
+    res = cutmix_batch(clean, [_constant_synth(v) for v in values], _gen(1), p_clean=0.3, p_uniform=0.0)
+    assert len(res.labels.unique()) >= 3
+    for k, v in enumerate(values, start=1):
+        region = (res.labels == k).unsqueeze(1).expand_as(clean)
+        assert (res.degraded[region] == v).all()
+    region = (res.labels == 0).unsqueeze(1).expand_as(clean)
+    assert torch.equal(res.degraded[region], clean[region])
+
+
+def test_cutmix_stacked_degradation_keeps_the_first_label(photos: torch.Tensor) -> None:
+    res = cutmix_batch(photos, [_constant_synth(0.2), _constant_synth(0.4)], _gen(0),
+                       stack_with=lambda d, g, s: d + 0.5, p_stack=1.0, p_clean=0.3)
+    assert set(res.labels.unique().tolist()) >= {1, 2}
+    for k, v in ((1, 0.7), (2, 0.9)):
+        region = (res.labels == k).unsqueeze(1).expand_as(photos)
+        torch.testing.assert_close(res.degraded[region], torch.full_like(res.degraded[region], v))
+
+
+def test_cutmix_uniform_crops_have_a_single_label(photos: torch.Tensor) -> None:
+    clean = torch.cat([photos] * 3)
+    for seed in range(3):
+        res = cutmix_batch(clean, SYNTHS, _gen(seed), p_uniform=1.0)
+        for lab in res.labels:
+            assert len(lab.unique()) == 1
+        res = cutmix_batch(clean, SYNTHS, _gen(seed), p_uniform=1.0, p_clean=0.0)
+        assert (res.labels > 0).all()
+
+
+def test_cutmix_is_deterministic_per_seed(photos: torch.Tensor) -> None:
+    a = cutmix_batch(photos, SYNTHS, _gen(5))
+    b = cutmix_batch(photos, SYNTHS, _gen(5))
+    c = cutmix_batch(photos, SYNTHS, _gen(6))
+    assert torch.equal(a.degraded, b.degraded) and torch.equal(a.labels, b.labels)
+    assert not (torch.equal(a.degraded, c.degraded) and torch.equal(a.labels, c.labels))
+
+
+# -------------------------------------------------------------------------------------------- tiling
+
+
+@pytest.mark.parametrize("tile, overlap, align", [(128, 32, 8), (64, 16, 8), (96, 8, 1), (64, 0, 1), (48, 40, 8)])
+@pytest.mark.parametrize("length", [1, 7, 64, 100, 135, 136, 137, 300, 517, 1000])
+def test_tile_spans_cover_the_length_with_aligned_overlapping_tiles(length: int, tile: int, overlap: int, align: int) -> None:
+    spans = tile_spans(length, tile, overlap, align=align)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    for s, e in spans:
+        assert s % align == 0
+        assert 0 <= s < e <= length
+        assert e - s <= tile + align - 1
+    for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
+        assert s0 < s1 and e0 < e1
+        assert e0 - s1 >= overlap  # overlap at least `overlap`, so also no gap
+    if length >= tile:
+        assert all(e - s >= tile for s, e in spans)
+
+
+@pytest.mark.parametrize("tile, overlap, align", [(64, 64, 1), (32, 64, 1), (100, 16, 8), (64, 12, 8)])
+def test_tile_spans_rejects_bad_tiles(tile: int, overlap: int, align: int) -> None:
+    with pytest.raises(ValueError):
+        tile_spans(300, tile, overlap, align=align)
+
+
+def test_tiled_forward_blends_back_the_exact_image() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(3, 300, 517)
+    shapes, calls = [], []
+
+    def fn(patch):
+        shapes.append(tuple(patch.shape))
+        return patch * 2, None
+
+    res = tiled_forward(fn, x, tile=128, overlap=32, align=8, progress=lambda d, t: calls.append((d, t)))
+    assert res.seg_probs is None
+    assert res.image.shape == (3, 300, 517)
+    torch.testing.assert_close(res.image, 2 * x, atol=1e-5, rtol=1e-5)
+    n = len(tile_spans(300, 128, 32, align=8)) * len(tile_spans(517, 128, 32, align=8))
+    assert len(shapes) == n and calls == [(i, n) for i in range(1, n + 1)]
+    assert all(s[0] == 1 and s[1] == 3 and s[2] <= 135 and s[3] <= 135 for s in shapes)
+
+
+def test_tiled_forward_blends_segmentation_probabilities() -> None:
+    g = _gen(0)
+    x = torch.rand(3, 150, 200, generator=g)
+
+    def fn(patch):
+        probs = torch.rand(1, 6, *patch.shape[-2:], generator=g).softmax(1)
+        return patch, probs
+
+    res = tiled_forward(fn, x, tile=64, overlap=16, align=8)
+    assert res.seg_probs is not None and res.seg_probs.shape == (6, 150, 200)
+    assert (res.seg_probs >= 0).all()
+    torch.testing.assert_close(res.seg_probs.sum(0), torch.ones(150, 200), atol=1e-5, rtol=0)
+    torch.testing.assert_close(res.image, x, atol=1e-5, rtol=1e-5)
+
+
+def test_tiled_forward_with_one_tile_is_the_plain_call() -> None:
+    x = torch.rand(3, 40, 56)
+    res = tiled_forward(lambda p: (p.flip(-1), None), x, tile=64, overlap=16, align=8)
+    assert torch.equal(res.image, x.flip(-1))
+
+
+# ------------------------------------------------------------------------------------------- restore
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from air_restore.registry.store import load_base
+
+    model, _ = load_base()
+    return model
+
+
+@pytest.fixture(scope="module")
+def noisy_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    clean = _photo(64, 96)
+    return clean, D.noise(clean[None], _gen(0), 0.5, kind="gaussian")[0]
+
+
+@pytest.fixture(scope="module")
+def restored_whole(shipped, noisy_pair):
+    return restore(shipped, noisy_pair[1], tile=512, overlap=128, explain=True)
+
+
+def test_restore_output_shape_and_range(shipped, noisy_pair) -> None:
+    res = restore(shipped, noisy_pair[1], tile=512, overlap=128)
+    assert res.image.shape == (3, 64, 96) and res.image.dtype == torch.float32
+    assert res.image.min() >= 0 and res.image.max() <= 1
+    assert res.seg_probs is None
+
+
+def test_restore_explain_gives_per_pixel_probabilities(restored_whole) -> None:
+    probs = restored_whole.seg_probs
+    assert probs is not None and probs.shape == (6, 64, 96)
+    assert (probs >= 0).all()
+    torch.testing.assert_close(probs.sum(0), torch.ones(64, 96), atol=1e-5, rtol=0)
+
+
+def test_shipped_model_denoises_and_recognizes_noise(restored_whole, noisy_pair) -> None:
+    clean, noisy = noisy_pair
+
+    def psnr(a, b):
+        return -10 * torch.log10((a - b).square().mean()).item()
+
+    assert psnr(restored_whole.image, clean) > psnr(noisy, clean) + 2.0
+    noise_class = 1  # AirUNetConfig.classes
+    assert (restored_whole.seg_probs.argmax(0) == noise_class).float().mean() > 0.5
+
+
+def test_tiled_restore_matches_whole_image_restore(shipped, noisy_pair, restored_whole) -> None:
+    calls = []
+    tiled = restore(shipped, noisy_pair[1], tile=64, overlap=16, explain=True, progress=lambda d, t: calls.append(t))
+    assert calls and calls[-1] == 2  # 1 × 2 tiles, so the tiled path really ran
+    diff = (tiled.image - restored_whole.image).abs()
+    assert diff.max() < 0.02 and diff.mean() < 1e-3
+    assert (tiled.seg_probs - restored_whole.seg_probs).abs().mean() < 5e-3
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (4, 32, 32), (32, 32)])
+def test_restore_rejects_non_rgb_tensors(shipped, shape) -> None:
+    with pytest.raises(ValueError, match="RGB"):
+        restore(shipped, torch.rand(*shape))
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("bogus", "mps", ""):
+        with pytest.raises(ValueError, match="unknown device"):
+            resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_resolve_device_cuda_without_gpu_is_a_clear_error(name: str) -> None:
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        resolve_device(name)
