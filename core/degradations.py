@@ -34,7 +34,7 @@ def _severity(severity: float | torch.Tensor, batch: int, device: torch.device) 
         s = s.expand(batch)
     if s.shape != (batch,):
         raise ValueError(f"severity must be a float or a tensor of shape [{batch}], got {tuple(s.shape)}")
-    if bool(((s < 0) | (s > 1)).any()):
+    if not bool(((s >= 0) & (s <= 1)).all()):  # also refuses NaN
         raise ValueError("severity must lie in [0, 1]")
     return s
 

@@ -48,11 +48,11 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
     try:
         save_file(tensors, tmp, metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # save_file writes a 0600 file; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -95,7 +95,12 @@ def read_base_info(path: str | Path) -> BaseModelInfo:
         raise ModelFileError(f"{path}: not a readable safetensors file ({e})") from None
     if meta.get("kind") != "base":
         raise ModelFileError(f"{path}: not an air-restore base model (metadata kind={meta.get('kind')!r})")
-    version = int(meta.get("format_version", "0"))
+    try:
+        version = int(meta.get("format_version", "0"))
+        training = json.loads(meta.get("training", "{}"))
+        metrics = json.loads(meta.get("metrics", "{}"))
+    except ValueError as e:  # json.JSONDecodeError is a ValueError
+        raise ModelFileError(f"{path}: malformed metadata ({type(e).__name__}: {e})") from None
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: format version {version} is newer than this air-restore understands ({FORMAT_VERSION}); "
@@ -104,13 +109,14 @@ def read_base_info(path: str | Path) -> BaseModelInfo:
     try:
         config = AirUNetConfig.model_validate_json(meta["config"])
     except Exception as e:  # pydantic.ValidationError or KeyError
-        raise ModelFileError(f"{path}: invalid model config in metadata ({e})") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(f"{path}: invalid model config in metadata ({first})") from None
     return BaseModelInfo(
         path=path,
         config=config,
         fingerprint=meta.get("fingerprint", ""),
-        training=json.loads(meta.get("training", "{}")),
-        metrics=json.loads(meta.get("metrics", "{}")),
+        training=training,
+        metrics=metrics,
     )
 
 
