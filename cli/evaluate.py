@@ -1,0 +1,110 @@
+"""``air eval``: PSNR/SSIM of the restorer on paired folders or on clean photos degraded by a plugin.
+
+Metrics are torchmetrics' ``peak_signal_noise_ratio`` (data range 1) and
+``structural_similarity_index_measure`` (Gaussian window 11, σ 1.5), on RGB in [0, 1] quantized to
+8 bits as a saved file would be. One implementation, used by ``benchmarks/`` too.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from air_restore.cli.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
+
+
+def quantize8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def psnr_ssim(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of x against ref, both [3, H, W] in [0, 1]; x is quantized to 8 bits."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    a, b = quantize8(x)[None].double(), ref[None].double()
+    return (peak_signal_noise_ratio(a, b, data_range=1.0).item(),
+            structural_similarity_index_measure(a, b, data_range=1.0).item())
+
+
+@dataclass
+class Sample:
+    name: str
+    degraded: torch.Tensor
+    clean: torch.Tensor
+
+
+def paired_samples(folder: Path) -> Iterator[Sample]:
+    """Pairs from ``folder/degraded`` and ``folder/clean`` matched by file name; clear errors otherwise."""
+    deg_dir, clean_dir = folder / "degraded", folder / "clean"
+    for d in (deg_dir, clean_dir):
+        if not d.is_dir():
+            raise ValueError(f"{folder}: expected sub-folders degraded/ and clean/ ({d.name}/ is missing)")
+    names = sorted(p.name for p in deg_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not names:
+        raise ValueError(f"{deg_dir}: no images")
+    missing = [n for n in names if not (clean_dir / n).exists()]
+    if missing:
+        raise ValueError(f"{clean_dir}: no clean image for {len(missing)} degraded one(s), e.g. {missing[0]}")
+    for n in names:
+        deg, clean = read_image(deg_dir / n).rgb, read_image(clean_dir / n).rgb
+        if deg.shape != clean.shape:
+            raise ValueError(f"{n}: degraded {tuple(deg.shape[1:])} and clean {tuple(clean.shape[1:])} sizes differ")
+        yield Sample(n, deg, clean)
+
+
+def synthetic_samples(folder: Path, synthesize: Callable, severity: float, seed: int) -> Iterator[Sample]:
+    """Clean photos of ``folder`` degraded by ``synthesize`` at ``severity``; image i uses seed + i."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"{folder}: no images")
+    for i, p in enumerate(paths):
+        clean = read_image(p).rgb
+        g = torch.Generator().manual_seed(seed + i)
+        yield Sample(p.name, quantize8(synthesize(clean[None], g, severity)[0]), clean)
+
+
+def evaluate(
+    samples: Iterator[Sample],
+    restore_fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    csv_path: Path | None = None,
+    on_image: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run ``restore_fn`` on every sample; per-image rows (optionally to CSV) and the means."""
+    rows = []
+    for s in samples:
+        out = restore_fn(s.degraded)
+        ip, iss = psnr_ssim(s.degraded, s.clean)
+        op, oss = psnr_ssim(out, s.clean)
+        row = {"image": s.name, "input_psnr": ip, "input_ssim": iss, "restored_psnr": op, "restored_ssim": oss}
+        rows.append(row)
+        if on_image:
+            on_image(row)
+    if csv_path is not None and rows:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    keys = ("input_psnr", "input_ssim", "restored_psnr", "restored_ssim")
+    return {"images": len(rows), **{k: statistics.fmean(r[k] for r in rows) for k in keys}, "rows": rows}
+
+
+def parse_degrade(spec: str) -> tuple[str, float]:
+    """'noise' → ('noise', 0.5); 'noise:0.3' → ('noise', 0.3)."""
+    name, _, sev = spec.partition(":")
+    try:
+        severity = float(sev) if sev else 0.5
+    except ValueError:
+        raise ValueError(f"--degrade {spec!r}: severity must be a number in [0, 1], e.g. noise:0.5") from None
+    if not 0 <= severity <= 1:
+        raise ValueError(f"--degrade {spec!r}: severity must lie in [0, 1]")
+    return name, severity
+
+
+__all__ = ["ImageReadError", "evaluate", "paired_samples", "parse_degrade", "psnr_ssim", "synthetic_samples"]
