@@ -4,8 +4,8 @@ plugins at fixed seeds: PSNR/SSIM of the input and of the restored image, and CB
     python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --out benchmarks/results/quality.json
     python benchmarks/quality.py --clean DIR --limit 4 --bm3d     # tiny run (the test suite does this)
 
-Metrics: torchmetrics' PSNR (data range 1) and SSIM (Gaussian window 11, σ 1.5) on RGB in [0, 1],
-images quantized to 8 bits before measuring, as a saved file would be.
+Metrics: `air_restore.cli.evaluate.psnr_ssim` (torchmetrics' PSNR, data range 1, and SSIM, Gaussian
+window 11, σ 1.5, on RGB in [0, 1], quantized to 8 bits as a saved file would be), as `air eval` uses.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from air_restore.cli.evaluate import psnr_ssim as metrics
+from air_restore.cli.evaluate import quantize8 as _q8
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.store import load_base
 
@@ -42,10 +44,6 @@ def _load(path: Path) -> torch.Tensor:
     with Image.open(path) as im:
         a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
     return torch.from_numpy(a).permute(2, 0, 1).contiguous()
-
-
-def _q8(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round() / 255
 
 
 def degrade(clean: torch.Tensor, row: tuple, index: int) -> torch.Tensor:
@@ -72,13 +70,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
-
-    from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
-    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
-
-    def metrics(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-        x, ref = _q8(x)[None].double(), ref[None].double()
-        return tm_psnr(x, ref, data_range=1.0).item(), tm_ssim(x, ref, data_range=1.0).item()
 
     paths = sorted(p for p in args.clean.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".tif"})
     if args.limit:
