@@ -96,6 +96,19 @@ def speed_section(sp: dict) -> list[str]:
         f"**{t['psnr_tiled_vs_whole']:.1f} dB** PSNR between the two outputs (max abs difference "
         f"{t['max_abs_diff']:.3f}); `benchmarks/results/tiling_tiled.png` shows no seams.",
     ]
+    if sp.get("blending"):
+        lines += [
+            "",
+            f"Blending K rank-4 LoRA adapters with per-image weights ({sp['blending'][0]['size']}² image, CPU, "
+            "adapters with random factors on every target conv; time relative to the base alone, same run):",
+            "",
+            "| K | base s | unmerged s (×base) | merged per image s (×base) |",
+            "|---|---|---|---|",
+        ]
+        for r in sp["blending"]:
+            lines.append(f"| {r['adapters']} | {r['base_s']:.3f} | {r['unmerged_s']:.3f} ({r['unmerged_vs_base']:.2f}×) | "
+                         f"{r['merged_s']:.3f} ({r['merged_vs_base']:.2f}×) |")
+        lines.append("")
     if "big_image" in sp:
         b = sp["big_image"]
         lines.append(

@@ -62,6 +62,51 @@ def time_sizes(model, sizes: list[int], runs: int, device: str) -> list[dict]:
     return rows
 
 
+def blending_cost(model, size: int, ks: list[int], runs: int) -> list[dict]:
+    """Time per image with K random rank-4 adapters on every target conv, blended with per-image
+    weights (both paths), against the base alone, measured side by side."""
+    import copy
+
+    from air_restore.core.lora import LoRAFactors, attach, blend
+
+    x = _photo(size, size)[None]
+    targets = [p for p, m in model.named_modules()
+               if isinstance(m, torch.nn.Conv2d) and p.rsplit(".", 1)[-1] in model.config.lora_targets]
+
+    def timed(fn) -> float:
+        times = []
+        with torch.no_grad():
+            for i in range(runs + 1):
+                t = time.perf_counter()
+                fn()
+                if i:
+                    times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    base_s = timed(lambda: model(x))
+    for k in ks:
+        m = copy.deepcopy(model)
+        for j in range(k):
+            convs = dict(m.named_modules())
+            factors = {}
+            for p in targets:
+                conv = convs[p].base if hasattr(convs[p], "base") else convs[p]
+                factors[p] = LoRAFactors(torch.randn(4, conv.in_channels, generator=g) * 0.01,
+                                         torch.randn(conv.out_channels, 4, generator=g) * 0.01, 1.0)
+            attach(m, f"a{j}", factors)
+        w = torch.rand(1, k, generator=g)
+        row = {"size": size, "adapters": k, "base_s": base_s}
+        for mode in ("unmerged", "merged"):
+            with blend(m, w, mode=mode):
+                row[f"{mode}_s"] = timed(lambda: m(x))
+            row[f"{mode}_vs_base"] = row[f"{mode}_s"] / base_s
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def tiling_agreement(model, size: int, out_dir: Path | None) -> dict:
     from air_restore.core.degradations import noise
 
@@ -107,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tiling-size", type=int, default=1024)
     ap.add_argument("--big", type=int, default=4000, help="width of the memory test image (0 = skip)")
+    ap.add_argument("--blend", type=int, nargs="*", default=[1, 5, 10], help="adapter counts K to time")
+    ap.add_argument("--blend-size", type=int, default=512)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -120,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
     if torch.cuda.is_available():
         results["machine"]["gpu"] = torch.cuda.get_device_name()
         results["gpu"] = time_sizes(load_base(device="cuda")[0], args.sizes, args.runs, "cuda")
+    if args.blend:
+        results["blending"] = blending_cost(model, args.blend_size, args.blend, args.runs)
     out_dir = args.out.parent if args.out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)

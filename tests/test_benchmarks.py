@@ -55,12 +55,13 @@ def test_quality_degradation_is_seeded(clean_dir):
 
 
 def test_speed_script(tmp_path):
-    res = _module("speed").main(["--sizes", "64", "--runs", "1", "--tiling-size", "320", "--big", "320",
+    res = _module("speed").main(["--sizes", "64", "--runs", "1", "--tiling-size", "320", "--big", "320", "--blend", "2", "--blend-size", "64",
                                  "--out", str(tmp_path / "s.json")])
     assert res["cpu"][0]["median_s"] > 0
     assert res["tiling"]["psnr_tiled_vs_whole"] > 40
     assert res["big_image"]["peak_rss_mb"] > 0
     assert (tmp_path / "tiling_tiled.png").exists()
+    assert res["blending"][0]["adapters"] == 2 and res["blending"][0]["merged_s"] > 0
 
 
 def test_segmentation_script(clean_dir):

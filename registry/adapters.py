@@ -1,0 +1,57 @@
+"""Adapters on disk in PEFT's layout (``adapter_config.json`` + ``adapter_model.safetensors``), so plain
+``peft.PeftModel.from_pretrained`` loads them unchanged; read here into :class:`LoRAFactors` for
+per-image blending (``air_restore.core.lora``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from air_restore.core.lora import LoRAFactors
+
+PREFIX = "base_model.model."
+
+
+class AdapterFileError(Exception):
+    """An adapter folder is missing, unreadable or not a LoRA adapter we can blend. One-line message."""
+
+
+def read_peft_adapter(folder: str | Path) -> tuple[dict, dict[str, LoRAFactors]]:
+    """(adapter_config, {module path: factors}) from a PEFT LoRA folder; safetensors only, never pickle."""
+    folder = Path(folder)
+    cfg_path, weights_path = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+    if not cfg_path.is_file():
+        raise AdapterFileError(f"{folder}: no adapter_config.json (not a PEFT adapter folder)")
+    if not weights_path.is_file():
+        if (folder / "adapter_model.bin").exists():
+            raise AdapterFileError(f"{folder}: only a pickle adapter_model.bin; air-restore loads safetensors only")
+        raise AdapterFileError(f"{folder}: no adapter_model.safetensors")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+        tensors = load_file(str(weights_path))
+    except (ValueError, SafetensorError, OSError) as e:
+        raise AdapterFileError(f"{folder}: unreadable adapter files ({type(e).__name__}: {e})") from None
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise AdapterFileError(f"{folder}: peft_type {cfg.get('peft_type')!r} is not LORA")
+    factors: dict[str, LoRAFactors] = {}
+    paths = sorted({k[len(PREFIX):].rsplit(".lora_", 1)[0] for k in tensors if ".lora_" in k and k.startswith(PREFIX)})
+    if not paths:
+        raise AdapterFileError(f"{weights_path}: no LoRA tensors (keys like {PREFIX}<module>.lora_A.weight)")
+    for path in paths:
+        try:
+            a = tensors[f"{PREFIX}{path}.lora_A.weight"]
+            b = tensors[f"{PREFIX}{path}.lora_B.weight"]
+        except KeyError as e:
+            raise AdapterFileError(f"{weights_path}: {path} lacks {e.args[0]}") from None
+        if a.ndim == 4 and a.shape[2:] != (1, 1):
+            raise AdapterFileError(f"{weights_path}: {path} is not a 1×1 conv adapter (A {tuple(a.shape)})")
+        r = a.shape[0]
+        alpha = cfg.get("alpha_pattern", {}).get(path, cfg.get("lora_alpha", r))
+        r_cfg = cfg.get("rank_pattern", {}).get(path, cfg.get("r", r))
+        scale = alpha / math.sqrt(r_cfg) if cfg.get("use_rslora") else alpha / r_cfg
+        factors[path] = LoRAFactors(a.reshape(r, -1).float(), b.reshape(b.shape[0], r).float(), scale)
+    return cfg, factors
