@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from air_restore.core.arch import AirUNet, AirUNetConfig, count_parameters
@@ -129,8 +130,8 @@ def _restore_checkpoint(path: Path, model, ema, opt) -> int:
             _, i, name = key.split(".", 2)
             sd["state"].setdefault(int(i), {})[name] = v
     opt.load_state_dict(sd)
-    with open(path.with_suffix(".json")) as f:
-        return int(json.load(f)["step"])
+    with safe_open(str(path), framework="pt") as f:
+        return int(f.metadata()["step"])
 
 
 def train_base(
@@ -205,14 +206,14 @@ def train_base(
     history: list[dict] = []
     t_mark, s_mark = None, None
 
-    def validate() -> dict:
+    def validate(net: AirUNet) -> dict:
         if val_batch is None:
             return {}
         clean, degraded, labels = val_batch
-        raw.eval()
+        net.eval()
         with torch.no_grad(), acc.autocast():
-            outs = [raw(degraded[i : i + 16]) for i in range(0, degraded.shape[0], 16)]
-        raw.train()
+            outs = [net(degraded[i : i + 16]) for i in range(0, degraded.shape[0], 16)]
+        net.train()
         img = torch.cat([o.image.float() for o in outs])
         seg = torch.cat([o.seg_logits.float() for o in outs])
         return {
@@ -256,28 +257,24 @@ def train_base(
             progress(step, total, {"loss": loss.item()} if step % 50 == 0 else {})
         if step % cfg.val_every == 0 or step == total:
             row = {"step": step, "loss_l1": loss_l1.item(), "loss_ce": loss_ce.item(),
-                   "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.time() - started, 1), **validate()}
+                   "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.time() - started, 1), **validate(raw)}
             history.append(row)
             log(json.dumps(row))
             with open(out_dir / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
         if acc.is_main_process and (step % cfg.checkpoint_every == 0 or step == total):
-            _atomic_save(_checkpoint_tensors(raw, ema, opt), ckpt, {"kind": "checkpoint"})
-            with open(ckpt.with_suffix(".json"), "w") as f:
-                json.dump({"step": step, "total": total}, f)
+            _atomic_save(_checkpoint_tensors(raw, ema, opt), ckpt, {"kind": "checkpoint", "step": str(step)})
 
     # Ship whichever of the EMA and the last weights does better on the held-out crops.
-    metrics, chosen = validate(), "last"
     final = AirUNet(config=cfg.model).to(dev)
     final.load_state_dict(raw.state_dict())
+    metrics, chosen = validate(final), "last"
     if cfg.ema:
-        live = raw
-        raw = AirUNet(config=cfg.model).to(dev)
-        raw.load_state_dict(ema)
-        ema_metrics = validate()
+        averaged = AirUNet(config=cfg.model).to(dev)
+        averaged.load_state_dict(ema)
+        ema_metrics = validate(averaged)
         if ema_metrics.get("val_psnr", 0) > metrics.get("val_psnr", 0):
-            metrics, chosen, final = ema_metrics, "ema", raw
-        raw = live
+            metrics, chosen, final = ema_metrics, "ema", averaged
     log(f"shipping the {chosen} weights")
     training = {
         "data": {"folder": Path(data_dir).name, "images": len(names) - n_val, "held_out": n_val,

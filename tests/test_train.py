@@ -93,7 +93,8 @@ def test_a_tiny_run_writes_base_weights_with_its_training_record(first_run, phot
     assert any("5 training photos, 1 held out" in line for line in logs)
     assert [r["step"] for r in rows] == [3, 6]
     assert all(np.isfinite(r["loss_l1"]) and np.isfinite(r["loss_ce"]) for r in rows)
-    assert json.loads((out_dir / "checkpoint.json").read_text())["step"] == 6
+    with safe_open(str(out_dir / "checkpoint.safetensors"), framework="pt") as f:
+        assert f.metadata()["step"] == "6"
 
 
 def test_a_longer_run_resumes_from_the_checkpoint(first_run, photo_dir: Path, synthesizers) -> None:
@@ -107,7 +108,8 @@ def test_a_longer_run_resumes_from_the_checkpoint(first_run, photo_dir: Path, sy
     assert info.fingerprint != first_info.fingerprint  # three more steps changed the weights
     rows = [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [3, 6, 9]
-    assert json.loads((out_dir / "checkpoint.json").read_text())["step"] == 9
+    with safe_open(str(out_dir / "checkpoint.safetensors"), framework="pt") as f:
+        assert f.metadata()["step"] == "9"
 
 
 def test_wrong_number_of_synthesizers_is_refused_before_any_work(photo_dir: Path, synthesizers, tmp_path: Path) -> None:
