@@ -25,16 +25,6 @@ DEGRADATIONS = {"noise": D.noise, "blur": D.blur, "haze": D.haze, "rain": D.rain
 SYNTHS = list(DEGRADATIONS.values())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # On a 2-core machine shared with other jobs, torch's OpenMP pool stalls for seconds per conv;
-    # one thread keeps these small tensors fast.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _photo(h: int, w: int, which: str = "astronaut") -> torch.Tensor:
     """A real photo from scikit-image as [3, h, w] float in [0, 1] (area-resized)."""
     a = torch.from_numpy(np.ascontiguousarray(getattr(skdata, which)())).permute(2, 0, 1).float() / 255

@@ -16,14 +16,6 @@ from air_restore.cli.main import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _photos(n=2, size=(96, 80)):
     from skimage import data
 

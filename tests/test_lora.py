@@ -15,14 +15,6 @@ peft = pytest.importorskip("peft")
 CFG = AirUNetConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _base(seed=0) -> AirUNet:
     torch.manual_seed(seed)
     m = AirUNet(config=CFG)

@@ -35,15 +35,6 @@ TINY = AirUNetConfig(width=8, enc_blocks=(1,), dec_blocks=(1,), middle_blocks=1)
 BUILTINS = ("blur", "haze", "lowlight", "noise", "rain")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # 2 shared CPU cores: torch's OpenMP pool stalls for seconds on small convs; one thread is fast.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tiny_model(seed: int = 0) -> AirUNet:
     torch.manual_seed(seed)
     model = AirUNet(config=TINY)

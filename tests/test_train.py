@@ -25,15 +25,6 @@ TINY = AirUNetConfig(width=8, enc_blocks=(1,), dec_blocks=(1,), middle_blocks=1)
 CLASSES = TINY.classes[1:]  # noise, blur, haze, rain, lowlight
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # 2 shared CPU cores: torch's OpenMP pool stalls for seconds on small convs; one thread is fast.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tiny_config(steps: int) -> TrainBaseConfig:
     return TrainBaseConfig(steps=steps, batch_size=2, crop=32, val_images=1, val_every=3, checkpoint_every=3,
                            warmup=1, model=TINY)

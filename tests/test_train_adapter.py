@@ -23,14 +23,6 @@ peft = pytest.importorskip("peft")
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture()
 def clean_dir(tmp_path):
     from skimage import data
