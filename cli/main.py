@@ -384,16 +384,19 @@ def train_adapter_cmd(
         task = bar.add_task("adapter", total=cfg.steps, loss="")
         model = train_adapter(base, sampler, config=cfg,
                               progress=lambda s, t, loss: bar.update(task, completed=s, loss=f"L1 {loss:.4f}"))
-    before, after = heldout_psnr(base, held), heldout_psnr(model, held)
-    metrics = {"heldout_images": len(held), "heldout_psnr_base": before, "heldout_psnr_adapter": after}
+    inputs = heldout_psnr(lambda x: x, held)
+    before = heldout_psnr(lambda x: base(x).image, held)
+    after = heldout_psnr(lambda x: model(x).image, held)
+    metrics = {"heldout_images": len(held), "heldout_psnr_input": inputs, "heldout_psnr_base": before,
+               "heldout_psnr_adapter": after}
     manifest = build_manifest(name, info.fingerprint, cfg, base.config.lora_targets,
                               data={**source, "train_images": len(train), "heldout_images": len(held)},
                               metrics=metrics, wall_s=time.time() - started)
     save_adapter(model, out, manifest, overwrite=overwrite)
     table = Table(title=f"{name}: held-out PSNR ({len(held)} images)", show_edge=False)
-    for col in ("base", "base + adapter", "gain"):
+    for col in ("input", "base", "base + adapter", "gain over base"):
         table.add_column(col, justify="right")
-    table.add_row(f"{before:.2f}", f"{after:.2f}", f"{after - before:+.2f}")
+    table.add_row(f"{inputs:.2f}", f"{before:.2f}", f"{after:.2f}", f"{after - before:+.2f}")
     Console().print(table)
     console.print(f"adapter → {out}  ({time.time() - started:.0f} s)", highlight=False, soft_wrap=True)
 

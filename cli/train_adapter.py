@@ -75,9 +75,9 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def heldout_psnr(model, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean PSNR of ``model`` on whole held-out pairs."""
-    return statistics.fmean(_psnr(model(d[None]).image[0], c) for d, c in pairs) if pairs else float("nan")
+def heldout_psnr(fn: Callable[[torch.Tensor], torch.Tensor], pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean PSNR of ``fn`` (batch [1, 3, H, W] → restored batch) on whole held-out pairs."""
+    return statistics.fmean(_psnr(fn(d[None])[0], c) for d, c in pairs) if pairs else float("nan")
 
 
 def train_adapter(

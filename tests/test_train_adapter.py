@@ -48,6 +48,7 @@ def test_cli_trains_saves_and_reports(clean_dir, tmp_path):
     assert manifest["name"] == "haze" and manifest["base_fingerprint"] == info.fingerprint
     assert manifest["rank"] == 4 and manifest["targets"] == list(base.config.lora_targets)
     assert manifest["training"]["data"]["train_images"] == 2 and manifest["metrics"]["heldout_images"] == 1
+    assert {"heldout_psnr_input", "heldout_psnr_base", "heldout_psnr_adapter"} <= set(manifest["metrics"])
     assert "held-out PSNR" in r.output
     # Plain peft loads the folder unchanged, and our blending reproduces it exactly.
     pm = peft.PeftModel.from_pretrained(copy.deepcopy(base), str(out)).eval()
