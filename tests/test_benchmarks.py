@@ -67,3 +67,33 @@ def test_segmentation_script(clean_dir):
     res = _module("segmentation").main(["--clean", str(clean_dir), "--crops-per-image", "1", "--crop", "64"])
     assert 0 <= res["pixel_accuracy"] <= 1
     assert sum(map(sum, res["confusion"])) == 2 * 64 * 64
+
+
+def test_adapters_script(tmp_path):
+    from skimage import data
+
+    pairs = tmp_path / "pairs" / "tiny_set"
+    for sub in ("clean", "degraded"):
+        (pairs / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("astronaut", "coffee", "chelsea"):
+        clean = np.asarray(Image.fromarray(getattr(data, name)()).resize((64, 48)))
+        Image.fromarray(clean).save(pairs / "clean" / f"{name}.png")
+        noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(pairs / "degraded" / f"{name}.png")
+    res = _module("adapters").main(["--data", str(tmp_path / "pairs"), "--sets", "tiny_set", "--steps", "2",
+                                    "--batch-size", "2", "--crop", "32", "--adapters", str(tmp_path / "ad")])
+    row = res["sets"][0]
+    assert row["heldout_images"] == 1 and row["train_images"] == 2
+    assert row["heldout_psnr_input"] < 40 and row["adapter_bytes"] > 0
+
+
+def test_report_renders_every_result_file(tmp_path):
+    """BENCHMARKS.md is regenerated from the committed results without error, one section per file."""
+    results = BENCH / "results"
+    if not (results / "quality_cbsd68.json").exists():
+        pytest.skip("no committed benchmark results to render")
+    text = _module("report").main(["--results", str(results), "--out", str(tmp_path / "B.md")])
+    for heading in ("## Quality", "## Segmentation head", "## Speed and memory"):
+        assert heading in text
+    assert (tmp_path / "B.md").read_text() == text
