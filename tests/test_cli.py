@@ -230,7 +230,7 @@ def test_pip_install_in_fresh_venv_gives_working_air(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(src)],
                    check=True, env=env, capture_output=True)
     wheel = next((tmp_path / "dist").glob("air_restore-*.whl"))
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
                    check=True, env=env, capture_output=True)
     where = subprocess.run([str(py), "-c", "import air_restore.registry.store as s; print(s.bundled_base_path())"],
                            check=True, capture_output=True, text=True, env=env, cwd=tmp_path).stdout.strip()
