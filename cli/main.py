@@ -109,9 +109,10 @@ def restore(
     failed = 0
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=not is_batch and not console.is_terminal, transient=not is_batch,
+        console=console, disable=not console.is_terminal, transient=True,
     ) as bar:
-        task = bar.add_task("restoring", total=len(paths))
+        task = bar.add_task("restoring", total=len(paths), visible=is_batch)
+        tiles = bar.add_task("  tiles", total=None)
         for path in paths:
             bar.update(task, description=f"restoring {path.name}")
             dest = output_path_for(path, output, is_batch=is_batch)
@@ -119,7 +120,9 @@ def restore(
                 if dest.exists() and not overwrite:
                     raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
                 img = read_image(path, max_pixels=max_pixels)
-                result = run_restore(model, img.rgb, tile=tile, overlap=overlap, explain=explain)
+                bar.reset(tiles, total=None)
+                result = run_restore(model, img.rgb, tile=tile, overlap=overlap, explain=explain,
+                                     progress=lambda done, total: bar.update(tiles, completed=done, total=total))
                 write_image(img, result.image, dest, overwrite=overwrite)
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
