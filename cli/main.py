@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="air",
@@ -126,10 +127,10 @@ def restore(
                 write_image(img, result.image, dest, overwrite=overwrite)
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
-                bar.console.print(f"[red]error[/red]: {e}", highlight=False, soft_wrap=True)
+                bar.console.print(f"[red]error[/red]: {escape(str(e))}", highlight=False, soft_wrap=True)
                 bar.advance(task)
                 continue
-            bar.console.print(f"{path} → {dest}", highlight=False, soft_wrap=True)
+            bar.console.print(escape(f"{path} → {dest}"), highlight=False, soft_wrap=True)
             if explain and result.seg_probs is not None:
                 map_path = dest.with_name(dest.stem + "_map.png")
                 try:
@@ -138,14 +139,14 @@ def restore(
                     tmp.replace(map_path)
                 except OSError as e:
                     failed += 1
-                    bar.console.print(f"[red]error[/red]: {map_path}: {e}", highlight=False, soft_wrap=True)
-                table = Table(title=f"{path.name}: share of the image per class", show_edge=False)
+                    bar.console.print(f"[red]error[/red]: {escape(f'{map_path}: {e}')}", highlight=False, soft_wrap=True)
+                table = Table(title=escape(f"{path.name}: share of the image per class"), show_edge=False)
                 table.add_column("class")
                 table.add_column("share", justify="right")
                 for name, share in class_shares(result.seg_probs, model.config.classes).items():
                     table.add_row(name, f"{100 * share:.1f}%")
                 bar.console.print(table)
-                bar.console.print(f"degradation map → {map_path}", highlight=False, soft_wrap=True)
+                bar.console.print(escape(f"degradation map → {map_path}"), highlight=False, soft_wrap=True)
             bar.advance(task)
     if is_batch or failed:
         console.print(f"{len(paths) - failed} restored, {failed} failed")
@@ -217,7 +218,7 @@ def eval_cmd(
             )
     except (ValueError, KeyError, ImageReadError, ModelFileError, PluginLoadError) as e:
         _fail(str(e).strip("'\""))
-    table = Table(title=f"{title}: {result['images']} images, base {info.fingerprint}", show_edge=False)
+    table = Table(title=escape(f"{title}: {result['images']} images, base {info.fingerprint}"), show_edge=False)
     for col in ("", "PSNR (dB)", "SSIM"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row("input", f"{result['input_psnr']:.2f}", f"{result['input_ssim']:.4f}")
@@ -226,7 +227,7 @@ def eval_cmd(
                   f"{result['restored_ssim'] - result['input_ssim']:+.4f}")
     Console().print(table)
     if csv_path:
-        console.print(f"per-image results → {csv_path}", highlight=False, soft_wrap=True)
+        console.print(escape(f"per-image results → {csv_path}"), highlight=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -242,14 +243,14 @@ def list_cmd() -> None:
     for r in discover():
         if r.plugin:
             m = r.plugin.manifest
-            table.add_row(m.name, m.kind, r.display, m.version, "ok")
+            table.add_row(escape(m.name), m.kind, escape(r.display), escape(m.version), "ok")
         else:
-            table.add_row(r.entry_point.name, "?", r.display, "?", f"[red]broken[/red]: {r.error}")
+            table.add_row(escape(r.entry_point.name), "?", escape(r.display), "?", f"[red]broken[/red]: {escape(r.error)}")
     Console().print(table)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error[/red]: {message}", highlight=False, soft_wrap=True)
+    console.print(f"[red]error[/red]: {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -401,7 +402,7 @@ def train_adapter_cmd(
         table.add_column(col, justify="right")
     table.add_row(f"{inputs:.2f}", f"{before:.2f}", f"{after:.2f}", f"{after - before:+.2f}")
     Console().print(table)
-    console.print(f"adapter → {out}  ({time.time() - started:.0f} s)", highlight=False, soft_wrap=True)
+    console.print(escape(f"adapter → {out}  ({time.time() - started:.0f} s)"), highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -241,3 +241,44 @@ def test_pip_install_in_fresh_venv_gives_working_air(tmp_path):
                        capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (512, 512)
+
+
+@pytest.mark.slow
+def test_third_party_plugin_package_is_discovered(tmp_path):
+    """A real plugin package (tests/plugin_package), built and pip-installed into a venv, is found through
+    its entry point; its broken entry points are listed with their reason and stop nothing."""
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    py = env_dir / "bin" / "python"
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "COLUMNS": "200"}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),
+                    str(REPO / "tests" / "plugin_package")], check=True, env=env, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("air_sepia-*.whl"))
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+                   check=True, env=env, capture_output=True)
+    r = subprocess.run([str(py), "-m", "air_restore.cli.main", "list"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.strip()}
+    assert "air-sepia[sepia]" in lines["sepia"] and lines["sepia"].rstrip().endswith("ok")
+    assert "broken" in lines["ghost"] and "missing_module" in lines["ghost"]
+    assert "broken" in lines["notaplugin"] and "not a DegradationPlugin" in lines["notaplugin"]
+    for name in ("noise", "blur", "haze", "rain", "lowlight"):
+        assert lines[name].rstrip().endswith("ok")
+    # The plugin's synthesizer is usable through the CLI like a built-in one.
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    _photo(clean / "a.png", size=(64, 48))
+    r = subprocess.run([str(py), "-m", "air_restore.cli.main", "eval", "--clean", str(clean), "--degrade", "sepia:0.8",
+                        "--device", "cpu"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "sepia" in r.stdout
+
+
+def test_file_names_with_brackets_are_printed_verbatim(tmp_path):
+    """Square brackets in names are not eaten as rich markup, in results or in errors."""
+    src = _photo(tmp_path / "shot[1].png")
+    r = _air("restore", str(src), "--explain")
+    assert r.exit_code == 0 and "shot[1].png" in r.output and "shot[1]_restored_map.png" in r.output
+    (tmp_path / "bad[2].png").write_text("nope")
+    r = _air("restore", str(tmp_path / "bad[2].png"))
+    assert r.exit_code == 1 and "bad[2].png" in r.output
