@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from air_restore.cli.evaluate import psnr_ssim as metrics
+from air_restore.cli.imageio import iter_image_paths
 from air_restore.cli.evaluate import quantize8 as _q8
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.store import load_base
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
 
-    paths = sorted(p for p in args.clean.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".tif"})
+    paths = iter_image_paths([args.clean])
     if args.limit:
         paths = paths[: args.limit]
     if not paths:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from air_restore.cli.imageio import iter_image_paths
 from air_restore.core.cutmix import cutmix_batch
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.store import load_base
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, info = load_base()
     classes = model.config.classes
     synths = [get_degradation(c).synthesize for c in classes[1:]]
-    paths = sorted(p for p in args.clean.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    paths = iter_image_paths([args.clean])
     if args.limit:
         paths = paths[: args.limit]
     if not paths:

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from air_restore.cli.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
+from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
 
 
 def quantize8(x: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ def paired_samples(folder: Path) -> Iterator[Sample]:
     for d in (deg_dir, clean_dir):
         if not d.is_dir():
             raise ValueError(f"{folder}: expected sub-folders degraded/ and clean/ ({d.name}/ is missing)")
-    names = sorted(p.name for p in deg_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    names = [p.name for p in iter_image_paths([deg_dir])]
     if not names:
         raise ValueError(f"{deg_dir}: no images")
     missing = [n for n in names if not (clean_dir / n).exists()]
@@ -59,7 +59,7 @@ def paired_samples(folder: Path) -> Iterator[Sample]:
 
 def synthetic_samples(folder: Path, synthesize: Callable, severity: float, seed: int) -> Iterator[Sample]:
     """Clean photos of ``folder`` degraded by ``synthesize`` at ``severity``; image i uses seed + i."""
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = iter_image_paths([folder])
     if not paths:
         raise ValueError(f"{folder}: no images")
     for i, p in enumerate(paths):

@@ -178,7 +178,7 @@ def eval_cmd(
     from rich.table import Table
 
     from air_restore.cli.evaluate import evaluate, paired_samples, parse_degrade, synthetic_samples
-    from air_restore.cli.imageio import IMAGE_SUFFIXES, ImageReadError
+    from air_restore.cli.imageio import ImageReadError, iter_image_paths
     from air_restore.core.restore import resolve_device
     from air_restore.core.restore import restore as run_restore
     from air_restore.registry.discovery import PluginLoadError, get_degradation
@@ -196,8 +196,7 @@ def eval_cmd(
         model, info = load_base(weights, device=dev)
         if pairs is not None:
             samples = paired_samples(pairs)
-            total = len([p for p in (pairs / "degraded").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]) \
-                if (pairs / "degraded").is_dir() else None
+            total = len(iter_image_paths([pairs / "degraded"])) if (pairs / "degraded").is_dir() else None
             title = f"{pairs.name} (paired)"
         else:
             name, severity = parse_degrade(degrade)
@@ -205,7 +204,7 @@ def eval_cmd(
             if synth is None:
                 _fail(f"plugin {name!r} has no synthesizer; use --pairs with real pairs instead")
             samples = synthetic_samples(clean, synth, severity, seed)
-            total = len([p for p in clean.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES])
+            total = len(iter_image_paths([clean]))
             title = f"{clean.name} + {name} (severity {severity}, seed {seed})"
         with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as bar:
@@ -282,6 +281,8 @@ def train_base_cmd(
     from air_restore.cli.train import TrainBaseConfig, train_base
     from air_restore.registry.discovery import get_degradation
 
+    if not data.is_dir():
+        _fail(f"{data}: no such folder (give a folder of clean photos)")
     cfg = TrainBaseConfig(
         steps=steps, batch_size=batch_size, crop=crop, lr=lr, time_budget=time_budget, compile=compile,
         mixed_precision=mixed_precision, val_every=val_every, seed=seed, warmup=warmup,
@@ -336,7 +337,7 @@ def train_adapter_cmd(
     from rich.table import Table
 
     from air_restore.cli.evaluate import paired_samples
-    from air_restore.cli.imageio import IMAGE_SUFFIXES, ImageReadError, read_image
+    from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
     from air_restore.cli.train_adapter import (
         TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
         train_adapter,
@@ -362,14 +363,14 @@ def train_adapter_cmd(
             source = {"kind": "pairs", "folder": pairs.name}
         else:
             synth = get_degradation(synthetic).synthesize
-            photos = sorted(p for p in clean.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            photos = iter_image_paths([clean])
             if not photos:
                 _fail(f"{clean}: no images")
             cl = [read_image(p).rgb for p in photos]
             g = torch.Generator().manual_seed(seed + 1)
             data = [(synth(c[None], g, 0.5)[0].clamp(0, 1), c) for c in cl]
             source = {"kind": "synthetic", "plugin": synthetic, "folder": clean.name, "heldout_severity": 0.5}
-    except (ValueError, KeyError, ImageReadError, ModelFileError, PluginLoadError) as e:
+    except (ValueError, KeyError, FileNotFoundError, ImageReadError, ModelFileError, PluginLoadError) as e:
         _fail(str(e).strip("'\""))
     small = [i for i, (d, _) in enumerate(data) if min(d.shape[1:]) < crop]
     if small:

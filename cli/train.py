@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from air_restore.cli.imageio import iter_image_paths
 from air_restore.core.arch import AirUNet, AirUNetConfig, count_parameters
 from air_restore.core.cutmix import Synthesizer, cutmix_batch
 from air_restore.registry.store import _atomic_save, save_base
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class TrainBaseConfig(BaseModel):
@@ -57,7 +57,7 @@ class TrainBaseConfig(BaseModel):
 def load_clean_folder(folder: Path, *, min_side: int) -> tuple[torch.Tensor, list[str]]:
     """All photos of ``folder`` as one uint8 tensor [N, 3, H, W] (landscape; portrait ones transposed,
     all centre-cropped to the smallest size). Images smaller than ``min_side`` are skipped."""
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = iter_image_paths([Path(folder)])
     arrays, names = [], []
     for p in paths:
         with Image.open(p) as im:
