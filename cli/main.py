@@ -63,6 +63,10 @@ def restore(
         False, "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."
     ),
     weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
+    adapter: Optional[list[str]] = typer.Option(
+        None, "--adapter",
+        help="Apply a LoRA adapter folder (from `air train adapter`), as PATH or PATH=WEIGHT (default weight 1). Repeatable.",
+    ),
     max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels than this."),
 ) -> None:
     """Restore photos: removes noise, blur, haze, rain and low light without being told which.
@@ -83,6 +87,7 @@ def restore(
 
     from air_restore.cli.explain import class_shares, degradation_map
     from air_restore.cli.imageio import ImageReadError, iter_image_paths, output_path_for, read_image, write_image
+    from air_restore.core.lora import blend
     from air_restore.core.restore import resolve_device
     from air_restore.core.restore import restore as run_restore
     from air_restore.registry.store import ModelFileError, load_base
@@ -106,6 +111,7 @@ def restore(
         model, info = load_base(weights, device=dev)
     except ModelFileError as e:
         _fail(str(e))
+    blend_weights = _attach_adapters(model, info.fingerprint, adapter or [])
 
     failed = 0
     with Progress(
@@ -122,8 +128,9 @@ def restore(
                     raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
                 img = read_image(path, max_pixels=max_pixels)
                 bar.reset(tiles, total=None)
-                result = run_restore(model, img.rgb, tile=tile, overlap=overlap, explain=explain,
-                                     progress=lambda done, total: bar.update(tiles, completed=done, total=total))
+                with blend(model, blend_weights):
+                    result = run_restore(model, img.rgb, tile=tile, overlap=overlap, explain=explain,
+                                         progress=lambda done, total: bar.update(tiles, completed=done, total=total))
                 write_image(img, result.image, dest, overwrite=overwrite)
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
@@ -246,6 +253,29 @@ def list_cmd() -> None:
         else:
             table.add_row(escape(r.entry_point.name), "?", escape(r.display), "?", f"[red]broken[/red]: {escape(r.error)}")
     Console().print(table)
+
+
+def _attach_adapters(model, fingerprint: str, specs: list[str]):
+    """Attach the ``--adapter PATH[=WEIGHT]`` folders to ``model``; returns the [1, K] blend weights."""
+    import torch
+
+    from air_restore.core.lora import attach
+    from air_restore.registry.adapters import AdapterFileError, load_for_base
+
+    weights = []
+    for spec in specs:
+        path, _, w = spec.partition("=")
+        try:
+            weight = float(w) if w else 1.0
+        except ValueError:
+            _fail(f"--adapter {spec!r}: the weight after '=' must be a number, e.g. {path}=0.5")
+        try:
+            manifest, factors = load_for_base(Path(path), fingerprint)
+            attach(model, manifest["name"], factors)
+        except (AdapterFileError, ValueError) as e:
+            _fail(str(e))
+        weights.append(weight)
+    return torch.tensor([weights]) if weights else torch.zeros(1, 0)
 
 
 def _fail(message: str) -> None:

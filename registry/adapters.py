@@ -55,3 +55,37 @@ def read_peft_adapter(folder: str | Path) -> tuple[dict, dict[str, LoRAFactors]]
         scale = alpha / math.sqrt(r_cfg) if cfg.get("use_rslora") else alpha / r_cfg
         factors[path] = LoRAFactors(a.reshape(r, -1).float(), b.reshape(b.shape[0], r).float(), scale)
     return cfg, factors
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """Our manifest from the adapter's safetensors metadata (``air_manifest``); {} if it has none."""
+    from safetensors import safe_open
+
+    weights = Path(folder) / "adapter_model.safetensors"
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            raw = (f.metadata() or {}).get("air_manifest")
+    except (SafetensorError, OSError) as e:
+        raise AdapterFileError(f"{weights}: unreadable ({e})") from None
+    if raw is None:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise AdapterFileError(f"{weights}: malformed air_manifest metadata") from None
+
+
+def load_for_base(folder: str | Path, base_fingerprint: str) -> tuple[dict, dict[str, LoRAFactors]]:
+    """(manifest, factors) of an adapter folder trained on the base with ``base_fingerprint``; refuses
+    an adapter made for another base, naming the one it needs."""
+    manifest = read_manifest(folder)
+    if not manifest:
+        raise AdapterFileError(f"{folder}: no air-restore manifest (train it with `air train adapter`)")
+    need = manifest.get("base_fingerprint")
+    if need != base_fingerprint:
+        raise AdapterFileError(
+            f"{folder}: adapter {manifest.get('name')!r} was trained for base {need}, but the base in use is "
+            f"{base_fingerprint}; retrain it with `air train adapter` on this base"
+        )
+    _, factors = read_peft_adapter(folder)
+    return manifest, factors

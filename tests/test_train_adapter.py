@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
@@ -106,3 +107,32 @@ def test_cli_errors(clean_dir, tmp_path, args, message):
     assert r.exit_code == 2, r.output
     assert message in r.output.replace("\n", " ")
     assert not (tmp_path / "o").exists()
+
+
+def test_restore_with_adapter(clean_dir, tmp_path):
+    out = tmp_path / "noise_ad"
+    r = runner.invoke(app, ["train", "adapter", "noisy", "--synthetic", "noise", "--clean", str(clean_dir),
+                            "--out", str(out), "--steps", "3", "--batch-size", "2", "--crop", "32", "--lr", "1e-2"])
+    assert r.exit_code == 0, r.output
+    src = clean_dir / "astronaut.png"
+
+    def restored(*extra):
+        dest = tmp_path / f"r{len(list(tmp_path.glob('r*.png')))}.png"
+        res = runner.invoke(app, ["restore", str(src), "-o", str(dest), *extra])
+        assert res.exit_code == 0, res.output
+        return np.asarray(Image.open(dest))
+
+    base = restored()
+    assert np.array_equal(restored("--adapter", f"{out}=0"), base)  # weight 0 is the base
+    assert not np.array_equal(restored("--adapter", str(out)), base)
+    # An adapter trained for another base is refused, naming the base it needs.
+    manifest = json.loads((out / "air_manifest.json").read_text())
+    tensors = load_file(str(out / "adapter_model.safetensors"))
+    manifest["base_fingerprint"] = "sha256:0000000000000000"
+    save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt", "air_manifest": json.dumps(manifest)})
+    res = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "x.png"), "--adapter", str(out)])
+    assert res.exit_code == 2 and "sha256:0000000000000000" in res.output and "retrain" in res.output
+    res = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "x.png"), "--adapter", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "nope" in res.output
+    res = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "x.png"), "--adapter", f"{out}=lots"])
+    assert res.exit_code == 2 and "must be a number" in res.output
