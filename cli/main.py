@@ -102,6 +102,13 @@ def restore(
         paths = iter_image_paths(inputs)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
+    # Files found in folders that are our own earlier outputs are not restored again.
+    explicit = {p.resolve() for p in inputs if not p.is_dir()}
+    previous = [p for p in paths if p.resolve() not in explicit and p.stem.endswith(("_restored", "_restored_map"))]
+    if previous:
+        paths = [p for p in paths if p not in previous]
+        console.print(escape(f"skipping {len(previous)} earlier output(s) (*_restored*); name them to restore them"),
+                      highlight=False, soft_wrap=True)
     if not paths:
         _fail("no images found in " + ", ".join(map(str, inputs)))
     is_batch = len(paths) > 1 or any(p.is_dir() for p in inputs)

@@ -282,3 +282,15 @@ def test_file_names_with_brackets_are_printed_verbatim(tmp_path):
     (tmp_path / "bad[2].png").write_text("nope")
     r = _air("restore", str(tmp_path / "bad[2].png"))
     assert r.exit_code == 1 and "bad[2].png" in r.output
+
+
+def test_rerun_on_a_folder_skips_earlier_outputs(tmp_path):
+    _photo(tmp_path / "a.png")
+    assert _air("restore", str(tmp_path), "--explain").exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_restored.png", "a_restored_map.png"]
+    r = _air("restore", str(tmp_path), "--overwrite")
+    assert r.exit_code == 0 and "skipping 2 earlier output(s)" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_restored.png", "a_restored_map.png"]
+    # Named explicitly, an output is restored like any image.
+    assert _air("restore", str(tmp_path / "a_restored.png")).exit_code == 0
+    assert (tmp_path / "a_restored_restored.png").exists()
