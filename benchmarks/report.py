@@ -5,6 +5,7 @@
     air eval --pairs ../shared/data/pairs/rain_Rain100H --csv benchmarks/results/eval_rain100h.csv
     air eval --pairs ../shared/data/pairs/noise_real_PolyU --csv benchmarks/results/eval_polyu.csv
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
+    python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --out benchmarks/results/speed.json
     python benchmarks/report.py
 """
@@ -125,6 +126,24 @@ def pairs_section(results: Path) -> list[str]:
     ]
 
 
+def estimator_section(e: dict) -> list[str]:
+    names = e["adapters"]
+    lines = [
+        "## Estimator: which degradation is it? (held-out, whole images)",
+        "",
+        f"The tiny estimator ({e['parameters'] / 1e3:.0f}k parameters) trained on {e['train_samples']} synthetic "
+        f"crops for {e['steps']} steps on the CPU ({e['synth_s'] + e['train_s']:.0f} s), then shown "
+        f"{e['eval_images']} {e['eval_set']} images, each with one built-in degradation at a random severity in "
+        f"[0.2, 1]. Top-1 accuracy: **{100 * e['top1']:.1f}%**. Confusion (rows: truth, columns: prediction):",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for name, row in zip(names, e["confusion"]):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return lines + [""]
+
+
 def speed_section(sp: dict) -> list[str]:
     m = sp["machine"]
     lines = [
@@ -186,7 +205,8 @@ def main(argv: list[str] | None = None) -> str:
         if data:
             lines += section(data)
     lines += pairs_section(args.results)
-    for name, section in (("adapters.json", adapters_section), ("speed.json", speed_section)):
+    for name, section in (("adapters.json", adapters_section), ("estimator.json", estimator_section),
+                          ("speed.json", speed_section)):
         data = _load(args.results / name)
         if data:
             lines += section(data)

@@ -142,3 +142,47 @@ def load_base(path: str | Path | None = None, *, device: str | torch.device = "c
         raise ModelFileError(f"{info.path}: weights do not fit the recorded config ({first})") from None
     info.fingerprint = actual
     return model.to(device).eval(), info
+
+
+def save_estimator(estimator, path: str | Path, *, training: dict[str, Any] | None = None,
+                   metrics: dict[str, Any] | None = None) -> None:
+    """Write an estimator (fp32, small) with its ordered adapter names in the metadata."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in estimator.state_dict().items()}
+    metadata = {
+        "format_version": str(FORMAT_VERSION),
+        "kind": "estimator",
+        "config": estimator.config.model_dump_json(),
+        "adapters": json.dumps(list(estimator.config.adapters)),
+        "training": json.dumps(training or {}),
+        "metrics": json.dumps(metrics or {}),
+    }
+    _atomic_save(tensors, Path(path), metadata)
+
+
+def load_estimator(path: str | Path, adapters: list[str] | tuple[str, ...]):
+    """Load an estimator for exactly this ordered adapter set; a different set is refused with the fix."""
+    from air_restore.core.estimator import Estimator, EstimatorConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such estimator file (run `air train estimator`)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("kind") != "estimator":
+            raise ModelFileError(f"{path}: not an air-restore estimator (metadata kind={meta.get('kind')!r})")
+        config = EstimatorConfig.model_validate_json(meta["config"])
+        tensors = load_file(str(path))
+    except ModelFileError:
+        raise
+    except Exception as e:  # unreadable file, missing or invalid metadata
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(f"{path}: not a readable estimator file ({first})") from None
+    if tuple(config.adapters) != tuple(adapters):
+        raise ModelFileError(
+            f"{path}: estimator was trained for adapters {list(config.adapters)}, but the installed ones are "
+            f"{list(adapters)}; retrain it with `air train estimator`"
+        )
+    est = Estimator(config=config)
+    est.load_state_dict(tensors)
+    return est.eval()

@@ -97,3 +97,10 @@ def test_report_renders_every_result_file(tmp_path):
     for heading in ("## Quality", "## Segmentation head", "## Speed and memory"):
         assert heading in text
     assert (tmp_path / "B.md").read_text() == text
+
+
+def test_estimator_script(clean_dir):
+    res = _module("estimator").main(["--train", str(clean_dir), "--eval", str(clean_dir), "--batches", "2",
+                                     "--steps", "2", "--limit", "1"])
+    assert res["eval_images"] == 5 and 0 <= res["top1"] <= 1
+    assert sum(map(sum, res["confusion"])) == 5 and res["parameters"] <= 500_000

@@ -1,0 +1,85 @@
+"""The estimator (ABAIR phase III): a tiny network from an image to one weight per adapter.
+
+It looks at two 64×64 views of the image through one small conv tower: the whole image area-resized
+(global cues: haze, low light, colour cast) and a crop at native resolution from the centre (texture
+cues that down-scaling averages away: noise, blur, rain streaks). Pooled features of both go through a
+linear head to K logits; the weights are their sigmoids, so several adapters can be on at once for a
+mixed degradation. Its adapter names are part of its config: an estimator only serves the adapter set
+it was trained for.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+class EstimatorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    adapters: tuple[str, ...] = Field(description="Adapter names, in the order of the output weights.")
+    view: int = Field(64, ge=16, description="Side of both views in pixels.")
+    width: int = Field(32, ge=4, description="Channels of the first conv; doubled twice.")
+
+
+def views(x: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, 3, H, W] → [2B, 3, size, size]: area-resized whole images, then native-resolution centre crops."""
+    _, _, h, w = x.shape
+    glob = F.interpolate(x, size=(size, size), mode="area") if (h, w) != (size, size) else x
+    if h < size or w < size:
+        local = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    else:
+        y0, x0 = (h - size) // 2, (w - size) // 2
+        local = x[:, :, y0 : y0 + size, x0 : x0 + size]
+    return torch.cat([glob, local])
+
+
+class Estimator(nn.Module):
+    def __init__(self, *, config: EstimatorConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        c = cfg.width
+        self.tower = nn.Sequential(
+            nn.Conv2d(3, c, 3, padding=1), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1), nn.GELU(),
+        )
+        self.head = nn.Sequential(nn.Linear(2 * 2 * 4 * c, 64), nn.GELU(), nn.Linear(64, len(cfg.adapters)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [B, 3, H, W] in [0, 1] → logits [B, K]."""
+        b = x.shape[0]
+        f = self.tower(views(x, self.config.view) - 0.5)
+        pooled = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)  # [2B, 8c]
+        return self.head(torch.cat([pooled[:b], pooled[b:]], 1))
+
+    @torch.no_grad()
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-image adapter weights [B, K] in [0, 1]."""
+        return torch.sigmoid(self(x))
+
+
+def estimator_batch(
+    clean: torch.Tensor, synthesizers: Sequence[Callable], g: torch.Generator, *, p_mix: float = 0.25,
+    min_severity: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Degrade each clean crop by one synthesizer (or, with p_mix, two stacked); multi-hot targets [B, K]."""
+    b, k = clean.shape[0], len(synthesizers)
+    first = torch.randint(0, k, (b,), generator=g)
+    second = torch.randint(0, k, (b,), generator=g)
+    mix = (torch.rand((b,), generator=g) < p_mix) & (second != first)
+    target = F.one_hot(first, k).float()
+    target[mix, second[mix]] = 1.0
+    out = clean.clone()
+    for i in range(b):
+        img = clean[i : i + 1]
+        for j in ([first[i]] + ([second[i]] if mix[i] else [])):
+            sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
+            img = synthesizers[int(j)](img, g, sev)
+        out[i] = img[0]
+    return out.clamp(0, 1), target

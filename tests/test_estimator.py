@@ -1,0 +1,71 @@
+"""The tiny estimator: shapes, size, training signal, and its file refusing another adapter set."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from air_restore.core.estimator import Estimator, EstimatorConfig, estimator_batch, views
+from air_restore.registry.discovery import get_degradation
+from air_restore.registry.store import ModelFileError, load_estimator, save_estimator
+
+NAMES = ("noise", "blur", "haze", "rain", "lowlight")
+
+
+def test_views_and_output_shapes():
+    x = torch.rand(3, 3, 100, 150)
+    v = views(x, 64)
+    assert v.shape == (6, 3, 64, 64)
+    assert torch.equal(v[3:], x[:, :, 18:82, 43:107])  # native-resolution centre crops
+    est = Estimator(config=EstimatorConfig(adapters=NAMES))
+    assert est(x).shape == (3, 5)
+    w = est.weights(torch.rand(1, 3, 40, 30))  # smaller than the view: resized, not an error
+    assert w.shape == (1, 5) and bool(((w >= 0) & (w <= 1)).all())
+    assert sum(p.numel() for p in est.parameters()) <= 500_000
+
+
+def test_estimator_batch_targets_match_degradations():
+    synths = [get_degradation(n).synthesize for n in NAMES]
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(8, 3, 32, 32) * 0.5 + 0.25
+    x, y = estimator_batch(clean, synths, g, p_mix=0.5)
+    assert x.shape == clean.shape and y.shape == (8, 5)
+    assert bool((y.sum(1) >= 1).all()) and bool((y.sum(1) <= 2).all())
+    assert bool(((x - clean).abs().flatten(1).amax(1) > 0).all())  # every image was degraded
+
+
+def test_a_few_steps_learn_noise_from_lowlight():
+    """Real signal: a few dozen steps separate two very different degradations."""
+    synths = [get_degradation(n).synthesize for n in ("noise", "lowlight")]
+    g = torch.Generator().manual_seed(1)
+    from skimage import data
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    est = Estimator(config=EstimatorConfig(adapters=("noise", "lowlight"), width=8))
+    opt = torch.optim.Adam(est.parameters(), lr=3e-3)
+    for _ in range(60):
+        x, y = estimator_batch(photo[None].repeat(8, 1, 1, 1), synths, g, p_mix=0.0)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(est(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x, y = estimator_batch(photo[None].repeat(16, 1, 1, 1), synths, g, p_mix=0.0)
+    acc = (est.weights(x).argmax(1) == y.argmax(1)).float().mean().item()
+    assert acc >= 0.9
+
+
+def test_estimator_file_refuses_another_adapter_set(tmp_path):
+    est = Estimator(config=EstimatorConfig(adapters=NAMES, width=8))
+    path = tmp_path / "estimator.safetensors"
+    save_estimator(est, path, metrics={"top1": 0.5})
+    loaded = load_estimator(path, NAMES)
+    x = torch.rand(2, 3, 80, 80)
+    assert torch.equal(loaded(x), est.eval()(x))
+    for other in (NAMES[:4], NAMES[::-1], NAMES + ("snow",)):
+        with pytest.raises(ModelFileError, match="air train estimator"):
+            load_estimator(path, other)
+    with pytest.raises(ModelFileError, match="no such estimator"):
+        load_estimator(tmp_path / "missing.safetensors", NAMES)
+    (tmp_path / "bad.safetensors").write_bytes(b"junk")
+    with pytest.raises(ModelFileError, match="not a readable estimator"):
+        load_estimator(tmp_path / "bad.safetensors", NAMES)
