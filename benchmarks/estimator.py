@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from air_restore.cli.imageio import iter_image_paths, read_image
-from air_restore.core.estimator import Estimator, EstimatorConfig, estimator_batch
+from air_restore.cli.train_estimator import train_estimator
 from air_restore.registry.discovery import get_degradation
 
 NAMES = ("noise", "blur", "haze", "rain", "lowlight")
@@ -37,37 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     synths = [get_degradation(n).synthesize for n in NAMES]
-    g = torch.Generator().manual_seed(0)
     photos = [read_image(p).rgb for p in iter_image_paths([args.train])]
-    started = time.perf_counter()
-    pool = []
-    for _ in range(args.batches):
-        size = int(torch.randint(96, 225, (1,), generator=g))
-        crops = []
-        for _ in range(16):
-            im = photos[int(torch.randint(0, len(photos), (1,), generator=g))]
-            _, h, w = im.shape
-            s = min(size, h, w)
-            y0 = int(torch.randint(0, h - s + 1, (1,), generator=g))
-            x0 = int(torch.randint(0, w - s + 1, (1,), generator=g))
-            crops.append(F.interpolate(im[None, :, y0 : y0 + s, x0 : x0 + s], size=(size, size))[0] if s != size
-                         else im[:, y0 : y0 + s, x0 : x0 + s])
-        pool.append(estimator_batch(torch.stack(crops), synths, g))
-    synth_s = time.perf_counter() - started
-    est = Estimator(config=EstimatorConfig(adapters=NAMES))
-    opt = torch.optim.AdamW(est.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
-    for step in range(args.steps):
-        x, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
-        if step % 2:
-            x = x.flip(-1)
-        loss = F.binary_cross_entropy_with_logits(est(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    train_s = time.perf_counter() - started - synth_s
-    est.eval()
+    est, info = train_estimator(NAMES, synths, photos, batches=args.batches, steps=args.steps)
     ge = torch.Generator().manual_seed(7)
     confusion = torch.zeros(len(NAMES), len(NAMES), dtype=torch.long)
     paths = iter_image_paths([args.eval])[: args.limit or None]
@@ -78,7 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
             confusion[k, int(est.weights(synth(clean, ge, sev)).argmax())] += 1
     result = {
         "adapters": list(NAMES), "parameters": sum(p.numel() for p in est.parameters()),
-        "train_samples": 16 * args.batches, "steps": args.steps, "synth_s": synth_s, "train_s": train_s,
+        "train_samples": info["train_samples"], "steps": args.steps, "synth_s": info["synth_s"],
+        "train_s": info["train_s"],
         "eval_set": args.eval.name, "eval_images": len(paths) * len(NAMES),
         "top1": confusion.diag().sum().item() / confusion.sum().item(), "confusion": confusion.tolist(),
     }

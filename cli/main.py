@@ -443,5 +443,53 @@ def train_adapter_cmd(
     console.print(escape(f"adapter → {out}  ({time.time() - started:.0f} s)"), highlight=False, soft_wrap=True)
 
 
+@train_app.command("estimator")
+def train_estimator_cmd(
+    clean: Path = typer.Option(..., "--clean", help="Clean photos to degrade (e.g. ../shared/data/train/clean)."),
+    out: Path = typer.Option(..., "--out", help="Estimator file to write (.safetensors)."),
+    adapters: str = typer.Option("noise,blur,haze,rain,lowlight",
+                                 help="Comma-separated adapter names, in order; each needs a plugin with a synthesizer."),
+    steps: int = typer.Option(5000, help="Optimizer steps."),
+    batches: int = typer.Option(600, help="Training pool size, in batches of 16 degraded crops."),
+    seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """Phase III: train the tiny estimator that gives each image one weight per adapter.
+
+    The file records the ordered adapter names; it is refused for any other adapter set.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
+    from air_restore.cli.train_estimator import train_estimator
+    from air_restore.registry.discovery import PluginLoadError, get_degradation
+    from air_restore.registry.store import save_estimator
+
+    if out.exists() and not overwrite:
+        _fail(f"{out}: already exists (pass --overwrite to replace it)")
+    if not clean.is_dir():
+        _fail(f"{clean}: no such folder")
+    names = [n.strip() for n in adapters.split(",") if n.strip()]
+    if len(set(names)) != len(names) or not names:
+        _fail(f"--adapters {adapters!r}: give unique, comma-separated names")
+    try:
+        synths = [get_degradation(n).synthesize for n in names]
+        photos = [read_image(p).rgb for p in iter_image_paths([clean])]
+    except (KeyError, PluginLoadError, ImageReadError, FileNotFoundError) as e:
+        _fail(str(e).strip("'\""))
+    missing = [n for n, s in zip(names, synths) if s is None]
+    if missing:
+        _fail(f"plugins {missing} have no synthesizer to make training images from")
+    if not photos:
+        _fail(f"{clean}: no images")
+    with Progress(TextColumn("training estimator"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console) as bar:
+        task = bar.add_task("est", total=steps)
+        est, info = train_estimator(names, synths, photos, batches=batches, steps=steps, seed=seed,
+                                    progress=lambda s, t: bar.update(task, completed=s))
+    save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
+    console.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)
+
+
 if __name__ == "__main__":
     app()

@@ -69,3 +69,27 @@ def test_estimator_file_refuses_another_adapter_set(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"junk")
     with pytest.raises(ModelFileError, match="not a readable estimator"):
         load_estimator(tmp_path / "bad.safetensors", NAMES)
+
+
+def test_cli_train_estimator(tmp_path):
+    from PIL import Image
+    from skimage import data
+    from typer.testing import CliRunner
+
+    from air_restore.cli.main import app
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for k in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, k)()).resize((128, 112)).save(clean / f"{k}.png")
+    out = tmp_path / "est.safetensors"
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(out), "--adapters", "noise,haze",
+                            "--steps", "3", "--batches", "2"])
+    assert r.exit_code == 0, r.output
+    assert load_estimator(out, ("noise", "haze")).config.adapters == ("noise", "haze")
+    r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(out)])
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "e2"),
+                            "--adapters", "noise,snowstorm"])
+    assert r.exit_code == 2 and "snowstorm" in r.output
