@@ -39,7 +39,9 @@ def train_estimator(
     started = time.perf_counter()
     pool = build_pool(photos, synths, g, batches=batches)
     synth_s = time.perf_counter() - started
-    est = Estimator(config=EstimatorConfig(adapters=tuple(names)))
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
+        torch.manual_seed(seed)
+        est = Estimator(config=EstimatorConfig(adapters=tuple(names)))
     opt = torch.optim.AdamW(est.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for step in range(steps):
