@@ -203,7 +203,6 @@ def train_base(
     ema_params = [ema[k] for k in float_keys]
     live_params = [sd[k] for k in float_keys]
     total = cfg.steps
-    history: list[dict] = []
     t_mark, s_mark = None, None
 
     def validate(net: AirUNet) -> dict:
@@ -258,7 +257,6 @@ def train_base(
         if step % cfg.val_every == 0 or step == total:
             row = {"step": step, "loss_l1": loss_l1.item(), "loss_ce": loss_ce.item(),
                    "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.time() - started, 1), **validate(raw)}
-            history.append(row)
             log(json.dumps(row))
             with open(out_dir / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")

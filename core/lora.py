@@ -89,32 +89,28 @@ class BlendedConv2d(nn.Module):
 
 def attach(model: nn.Module, name: str, factors: dict[str, LoRAFactors]) -> None:
     """Add adapter ``name`` (module path → factors) to ``model``, wrapping target convs on first use."""
-    if name in adapter_names(model):
-        raise ValueError(f"adapter {name!r} is already loaded; loaded: {', '.join(adapter_names(model))}")
+    loaded = adapter_names(model)
+    if name in loaded:
+        raise ValueError(f"adapter {name!r} is already loaded; loaded: {', '.join(loaded)}")
     modules = dict(model.named_modules())
     for path in factors:
-        m = modules.get(path)
-        if not isinstance(m, (nn.Conv2d, BlendedConv2d)):
+        if not isinstance(modules.get(path), (nn.Conv2d, BlendedConv2d)):
             raise ValueError(f"adapter {name!r} targets {path!r}, which is not a conv of this model")
     # Every blended layer carries every adapter (zero factors where one does not target it) so K is uniform.
-    layers = [p for p, m in modules.items() if isinstance(m, BlendedConv2d)]
     for path in factors:
-        if path not in layers:
-            _replace(model, path, BlendedConv2d(modules[path]))
-            layers.append(path)
-            new = dict(model.named_modules())[path]
-            for old in adapter_names(model, skip=new):
-                new.add(old, _zero(new, 1))
+        if not isinstance(modules[path], BlendedConv2d):
+            layer = BlendedConv2d(modules[path])
+            for old in loaded:
+                layer.add(old, _zero(layer, 1))
+            _replace(model, path, layer)
     for path, layer in _blended(model):
-        f = factors.get(path) or _zero(layer, 1)
-        layer.add(name, f)
+        layer.add(name, factors.get(path) or _zero(layer, 1))
 
 
-def adapter_names(model: nn.Module, *, skip: nn.Module | None = None) -> list[str]:
-    for _, layer in _blended(model):
-        if layer is not skip:
-            return list(layer.names)
-    return []
+def adapter_names(model: nn.Module) -> list[str]:
+    """Names of the adapters attached to ``model``, in load order (the columns of blend weights)."""
+    blended = _blended(model)
+    return list(blended[0][1].names) if blended else []
 
 
 @contextmanager

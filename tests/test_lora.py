@@ -149,3 +149,19 @@ def test_peft_folder_loads_in_plain_peft(tmp_path):
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(again(x).image, pm(x).image, atol=1e-6)
+
+
+def test_later_adapter_wrapping_several_new_layers(tmp_path):
+    """An adapter that wraps several not-yet-blended layers gives each of them every earlier adapter too,
+    whatever the module order (here the first adapter targets a layer late in the network)."""
+    base = _base()
+    late = [p for p, m in base.named_modules() if p.startswith("decoders") and p.endswith("conv5")][-1]
+    _peft_adapter(base, tmp_path / "x", seed=5, targets=(late,))
+    pm2 = _peft_adapter(base, tmp_path / "y", seed=6, targets=("conv1", "conv3"))
+    blended = copy.deepcopy(base)
+    attach(blended, "x", read_peft_adapter(tmp_path / "x")[1])
+    attach(blended, "y", read_peft_adapter(tmp_path / "y")[1])
+    assert all(m.names == ["x", "y"] for m in blended.modules() if isinstance(m, BlendedConv2d))
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad(), blend(blended, torch.tensor([[0.0, 1.0], [0.0, 1.0]])):
+        assert torch.allclose(blended(x).image, pm2(x).image, atol=1e-5)
