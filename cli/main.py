@@ -262,6 +262,142 @@ def list_cmd() -> None:
     Console().print(table)
 
 
+def _base_fingerprint(weights: Optional[Path]) -> str:
+    from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info
+
+    try:
+        return read_base_info(weights or bundled_base_path()).fingerprint
+    except ModelFileError as e:
+        _fail(str(e))
+
+
+@app.command("push")
+def push_cmd(
+    name: str = typer.Argument(..., help="An installed adapter (see `air list`)."),
+    repo: str = typer.Option(..., "--repo", help="Hub repo ORG/NAME; created if it does not exist."),
+    private: bool = typer.Option(False, "--private", help="Create the repo as private (an existing repo keeps its visibility)."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Branch to push to (created from main if new). Default: main."),
+    sample: Optional[Path] = typer.Option(
+        None, "--sample", help="Clean photo for the card's before/after images (default: scikit-image's astronaut).",
+    ),
+    weights: Optional[Path] = typer.Option(None, help="Base weights (default: the bundled model)."),
+) -> None:
+    """Publish an installed adapter on the Hugging Face Hub, with a model card and before/after samples.
+
+    Uses the token from `hf auth login` or HF_TOKEN. Prints the commit sha to pin with `air pull`.
+
+      air push snow --repo alice/air-snow
+    """
+    from air_restore.registry import hub
+
+    try:
+        hub.push_repo_id(repo)
+        token = hub.write_token()
+    except (ValueError, hub.HubError) as e:
+        _fail(str(e))
+    from air_restore.core.lora import attach
+    from air_restore.registry.adapters import AdapterFileError, load_for_base
+    from air_restore.registry.local import find_adapter
+    from air_restore.registry.store import ModelFileError, load_base
+
+    fingerprint = _base_fingerprint(weights)
+    try:
+        a = find_adapter(name, fingerprint)
+    except KeyError as e:
+        _fail(str(e).strip("'\""))
+    if a.error:
+        _fail(f"adapter {name!r} cannot be pushed: {a.error}")
+    samples, note, clean = None, None, None
+    try:
+        hub.configure_http()
+        hub.ensure_repo(repo, private=private, branch=revision, token=token)  # token, rights, network: before work
+        if sample is not None:
+            from air_restore.cli.imageio import ImageReadError, read_image
+
+            try:
+                clean = hub.square_crop(read_image(sample).rgb)
+            except (ImageReadError, OSError) as e:
+                _fail(str(e))
+            photo = sample.name
+        else:
+            clean, photo = hub.sample_photo(), "scikit-image's astronaut"
+        if clean is None:
+            console.print("note: no before/after samples (install scikit-image, or give --sample PHOTO)", highlight=False)
+        else:
+            model, _ = load_base(weights)
+            manifest, factors = load_for_base(a.path, fingerprint)
+            attach(model, manifest["name"], factors)
+            found = hub.synthesizer_for(manifest)
+            samples = hub.before_after(model, manifest["name"], clean, found[1] if found else None)
+            side = clean.shape[-1]
+            how = (f"degraded by the `{found[0]}` plugin at severity {hub.SAMPLE_SEVERITY} (seed 0)" if found
+                   else "as is (no plugin synthesizes this degradation)")
+            note = (f"{side}×{side} centre crop of {photo}, {how}; restored by the base alone and by the base "
+                    f"with `{name}` at weight 1. Made by `air push`.")
+        result = hub.push_adapter(a.path, repo, private=private, branch=revision, samples=samples, samples_note=note,
+                                  token=token)
+    except (hub.HubError, AdapterFileError, ModelFileError, ValueError) as e:
+        _fail(str(e))
+    console.print(escape(f"pushed {name} to {result.repo_id}@{result.branch}: commit {result.commit}"),
+                  highlight=False, soft_wrap=True)
+    console.print(escape(f"pull this exact version with:  air pull {result.repo_id}@{result.commit}"),
+                  highlight=False, soft_wrap=True)
+
+
+@app.command("pull")
+def pull_cmd(
+    spec: str = typer.Argument(..., metavar="ORG/NAME[@REVISION]", help="Hub repo, optionally @branch, tag or commit sha."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an installed adapter of the same name from elsewhere."),
+    weights: Optional[Path] = typer.Option(None, help="Base weights the adapter must fit (default: the bundled model)."),
+) -> None:
+    """Download an adapter from the Hugging Face Hub, verify it and install it in the local store.
+
+    The revision is pinned to its commit sha; files are checked against the hashes recorded by
+    `air push`; adapters for another base and repos with pickle files are refused.
+
+      air pull alice/air-snow            air pull alice/air-snow@<commit sha>
+    """
+    from air_restore.registry import hub
+
+    try:
+        hub.configure_http()
+        r = hub.pull_adapter(spec, weights=weights, overwrite=overwrite)
+    except (hub.HubError, ValueError) as e:
+        _fail(str(e))
+    at = f"{r.repo_id}@{r.commit[:12]}"
+    if r.status == "already installed":
+        offline = " (HF_HUB_OFFLINE=1: from the local store, not checked against the Hub)" if r.offline else ""
+        console.print(escape(f"{r.name} is already installed from {at} at {r.path}{offline}"),
+                      highlight=False, soft_wrap=True)
+        return
+    what = {"installed": "installed", "updated": f"updated (was {str(r.previous)[:12]})",
+            "replaced": f"replaced the one {r.previous}"}[r.status]
+    console.print(escape(f"{r.name} from {at}: {what} → {r.path}"), highlight=False, soft_wrap=True)
+    console.print(escape(f"use it:  air restore photo.jpg --adapters {r.name}=1\n"
+                         "blend it automatically:  air train estimator --install"), highlight=False, soft_wrap=True)
+
+
+@app.command("search")
+def search_cmd(query: Optional[str] = typer.Argument(None, help="Words to look for in repo names.")) -> None:
+    """List adapters published on the Hugging Face Hub (repos tagged air-restore)."""
+    from rich.table import Table
+
+    from air_restore.registry import hub
+
+    try:
+        hub.configure_http()
+        found = hub.search_adapters(query)
+    except hub.HubError as e:
+        _fail(str(e))
+    table = Table(show_edge=False)
+    for col in ("repo", "last change"):
+        table.add_column(col)
+    for m in found:
+        table.add_row(escape(m["repo"]), f"{m['modified']:%Y-%m-%d}" if m["modified"] else "")
+    Console().print(table)
+    console.print(f"{len(found)} found; install one with: air pull ORG/NAME", highlight=False)
+
+
 def _attach_adapters(model, fingerprint: str, specs: list[str]):
     """Attach the ``--adapter PATH[=WEIGHT]`` folders to ``model``; returns the [1, K] blend weights."""
     import torch

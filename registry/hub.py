@@ -1,0 +1,643 @@
+"""Share adapters on the Hugging Face Hub: ``air push`` and ``air pull`` (DESIGN.md, "Hub").
+
+A repo made by ``air push`` holds one adapter::
+
+    adapter_config.json            PEFT's layout: plain ``peft.PeftModel.from_pretrained`` loads the repo
+    adapter_model.safetensors      (our manifest also in its metadata, key air_manifest)
+    air_manifest.json
+    air_files.json                 sha256 and size of the three files above, recorded at push time
+    README.md                      model card: library air-restore, tags, base fingerprint, metrics, samples
+    samples/{input,base,adapter}.png   before/after at 256 px, made by the project at push time
+
+``air pull`` resolves the revision asked for to a commit sha and reads everything at that sha. Before
+anything is downloaded it refuses a repo that holds a pickle-like file; it refuses an adapter made for
+another base before downloading its weights; it checks every file against ``air_files.json``; then it
+registers the adapter with :func:`air_restore.registry.local.install_adapter` (atomic). Files pass
+through the Hugging Face cache, so a pulled revision can be re-installed with ``HF_HUB_OFFLINE=1``.
+
+What the hashes protect against: a file changed, truncated or swapped after the push without
+``air_files.json`` being rewritten. They do not authenticate the author: whoever can push to the repo
+can rewrite ``air_files.json`` too, so pin a commit sha you trust (``air pull ORG/NAME@SHA``).
+
+An unreachable Hub fails fast: every command starts with a request huggingface_hub does not retry
+(create_repo, model_info, a file HEAD), and :func:`configure_http` gives its shared HTTP client a
+connect timeout. Every failure is a one-line :class:`HubError`, and the failures that need no adapter
+code (no network, no token, unknown repo or revision, pickle files) come before torch is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    import torch
+
+    from air_restore.registry.local import InstalledAdapter
+
+# torch, the store and huggingface_hub are imported where they are used: a command that fails on the
+# network or on a refused repo answers before paying for torch's import (seconds on a small machine).
+
+LIBRARY = "air-restore"
+TAGS = ("image-restoration", "lora", "air-restore")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "air_manifest.json")
+INDEX_FILE = "air_files.json"
+INDEX_FORMAT = 1
+SAMPLE_FILES = {"input": "samples/input.png", "base": "samples/base.png", "adapter": "samples/adapter.png"}
+SAMPLE_SIZE = 256
+SAMPLE_SEVERITY = 0.5
+# Formats that can run code when loaded (pickle and its wrappers); a repo holding one is refused whole.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the Hub
+READ_TIMEOUT = 30.0  # seconds without a byte before a request fails
+META_TIMEOUT = 10.0  # whole-request limit for small metadata requests (repo info, file HEAD)
+
+
+class HubError(Exception):
+    """A Hub operation failed or was refused. One-line message that says what to do."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    branch: str
+    commit: str  # the commit sha to pin
+    url: str
+    files: dict[str, dict[str, Any]]  # air_files.json's "files"
+    samples: bool
+
+
+@dataclass(frozen=True)
+class PullResult:
+    name: str
+    repo_id: str
+    commit: str
+    path: Path
+    status: str  # "installed" | "updated" | "replaced" | "already installed"
+    previous: str | None = None  # for "updated"/"replaced": what was there before
+    offline: bool = False
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+
+def parse_repo_spec(spec: str) -> tuple[str, str | None]:
+    """``ORG/NAME[@REVISION]`` → (repo id, revision or None); anything else is a ValueError naming the form."""
+    repo, sep, rev = spec.partition("@")
+    if not REPO_RE.match(repo) or ".." in repo or (sep and not rev) or "@" in rev or rev.startswith("/"):
+        raise ValueError(f"{spec!r} is not ORG/NAME or ORG/NAME@REVISION "
+                         "(e.g. alice/air-snow, alice/air-snow@main, alice/air-snow@<commit sha>)")
+    return repo, rev or None
+
+
+def push_repo_id(repo_id: str) -> str:
+    """A repo to push to: ``ORG/NAME``, no revision (the branch is given separately)."""
+    if "@" in repo_id:
+        raise ValueError(f"--repo {repo_id!r}: give ORG/NAME, and the branch with --revision")
+    return parse_repo_spec(repo_id)[0]
+
+
+def pickle_like(paths: list[str]) -> list[str]:
+    """The paths whose format can execute code when loaded (sorted)."""
+    return sorted(p for p in paths if p.lower().endswith(PICKLE_SUFFIXES))
+
+
+# ---------------------------------------------------------------------------------------- file index
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_index(name: str, payload: dict[str, bytes]) -> dict[str, Any]:
+    """``air_files.json`` for the adapter files in ``payload`` (path → bytes)."""
+    return {"format": INDEX_FORMAT, "name": name,
+            "files": {p: {"sha256": sha256_bytes(payload[p]), "size": len(payload[p])} for p in ADAPTER_FILES}}
+
+
+def parse_index(raw: bytes, where: str) -> dict[str, Any]:
+    """A checked ``air_files.json``: format known, every adapter file listed with a sha256 and a size."""
+    try:
+        index = json.loads(raw)
+    except ValueError:
+        raise HubError(f"{where}: {INDEX_FILE} is not JSON") from None
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or not isinstance(index.get("files"), dict):
+        raise HubError(f"{where}: {INDEX_FILE} has an unknown format (upgrade air-restore?)")
+    for p in ADAPTER_FILES:
+        entry = index["files"].get(p)
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("size"), int)):
+            raise HubError(f"{where}: {INDEX_FILE} does not record {p}")
+    return index
+
+
+def check_file(path: Path, entry: dict[str, Any], name: str, where: str) -> None:
+    """Refuse ``path`` unless its size and sha256 are those recorded at push time."""
+    size, digest = path.stat().st_size, sha256_file(path)
+    if size != entry["size"] or digest != entry["sha256"]:
+        raise HubError(f"{where}: {name} does not match the hash recorded at push time (sha256 {digest[:12]}…, "
+                       f"expected {entry['sha256'][:12]}…); the file was changed or corrupted, refusing to install it")
+
+
+def _intact(folder: Path) -> bool:
+    """Whether a store folder still matches the ``air_files.json`` it was installed with."""
+    try:
+        index = parse_index((folder / INDEX_FILE).read_bytes(), str(folder))
+        for p in ADAPTER_FILES:
+            check_file(folder / p, index["files"][p], p, str(folder))
+    except (OSError, HubError):
+        return False
+    return True
+
+
+def installed_from(repo_id: str, *, commit: str | None = None, requested: str | None = None) -> InstalledAdapter | None:
+    """The intact store adapter pulled from ``repo_id`` at ``commit`` (or asked for as ``requested``)."""
+    from air_restore.registry.local import local_adapters
+
+    for a in local_adapters():
+        s = a.source
+        if a.error or s.get("kind") != "hub" or s.get("repo") != repo_id:
+            continue
+        if (commit is not None and s.get("revision") == commit) or (requested is not None and s.get("requested") == requested):
+            if _intact(a.path):
+                return a
+    return None
+
+
+# ------------------------------------------------------------------------------------- samples, card
+
+
+def sample_photo(size: int = SAMPLE_SIZE) -> torch.Tensor | None:
+    """scikit-image's astronaut (bundled with it, offline) at size × size, [3, H, W] in [0, 1]; None without it."""
+    import torch
+
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    return square_crop(torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255, size)
+
+
+def square_crop(rgb: torch.Tensor, size: int = SAMPLE_SIZE) -> torch.Tensor:
+    """Centre square of ``rgb`` [3, H, W], resized to size × size (antialiased)."""
+    import torch
+
+    _, h, w = rgb.shape
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = rgb[:, y0:y0 + s, x0:x0 + s][None]
+    return torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", antialias=True)[0].clamp(0, 1)
+
+
+def synthesizer_for(manifest: dict) -> tuple[str, Callable] | None:
+    """The plugin synthesizer that makes this adapter's degradation: the one it was trained with, else the
+    plugin of the same name; None if there is none."""
+    from air_restore.registry.discovery import PluginLoadError, get_degradation
+
+    data = (manifest.get("training") or {}).get("data") or {}
+    for name in dict.fromkeys([data.get("plugin"), manifest.get("name")]):
+        if not name:
+            continue
+        try:
+            synth = get_degradation(name).synthesize
+        except (KeyError, PluginLoadError):
+            continue
+        if synth is not None:
+            return name, synth
+    return None
+
+
+def before_after(model, name: str, clean: torch.Tensor, synth: Callable | None, *, seed: int = 0,
+                 severity: float = SAMPLE_SEVERITY) -> dict[str, torch.Tensor]:
+    """{"input", "base", "adapter"} images [3, H, W]: ``clean`` degraded by ``synth`` (or as is), restored by
+    the base alone (weight 0) and by the base with adapter ``name`` at weight 1. ``model`` must have the
+    adapter attached (``core.lora.attach``)."""
+    import torch
+
+    from air_restore.core.lora import adapter_names, blend
+    from air_restore.core.restore import restore
+
+    with torch.no_grad():
+        if synth is None:
+            degraded = clean
+        else:
+            degraded = synth(clean[None], torch.Generator().manual_seed(seed), severity)[0].clamp(0, 1)
+        names = adapter_names(model)
+        one = torch.tensor([[1.0 if n == name else 0.0 for n in names]])
+        with blend(model, torch.zeros_like(one)):
+            base = restore(model, degraded).image
+        with blend(model, one):
+            adapted = restore(model, degraded).image
+    return {"input": degraded, "base": base, "adapter": adapted}
+
+
+def png_bytes(rgb: torch.Tensor) -> bytes:
+    from PIL import Image
+
+    arr = (rgb.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """Markdown table of the manifest's metrics (held-out PSNR before/after, else every scalar)."""
+    keys = ("heldout_psnr_input", "heldout_psnr_base", "heldout_psnr_adapter")
+    if all(isinstance(metrics.get(k), (int, float)) for k in keys):
+        inp, base, ad = (float(metrics[k]) for k in keys)
+        n = metrics.get("heldout_images", "?")
+        return ("| held-out images | input | base | base + adapter | gain over base |\n"
+                "|---:|---:|---:|---:|---:|\n"
+                f"| {n} | {inp:.2f} dB | {base:.2f} dB | {ad:.2f} dB | {ad - base:+.2f} dB |")
+    rows = [(k, v) for k, v in sorted(metrics.items()) if isinstance(v, (int, float, str))]
+    if not rows:
+        return "_No metrics recorded in the manifest._"
+    return "| metric | value |\n|---|---:|\n" + "\n".join(f"| {k} | {_fmt(v)} |" for k, v in rows)
+
+
+def model_card(manifest: dict, index: dict, *, repo_id: str, samples_note: str | None, branch: str = "main") -> str:
+    """README.md for the repo: Hub metadata (library, tags, base fingerprint) and a short card."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    name, fp = manifest["name"], manifest["base_fingerprint"]
+    data = ModelCardData(
+        library_name=LIBRARY, tags=list(TAGS), pipeline_tag="image-to-image",
+        air_restore={"adapter": name, "base_fingerprint": fp, "rank": manifest.get("rank"),
+                     "format_version": manifest.get("format_version")},
+    )
+    training = manifest.get("training") or {}
+    tdata = training.get("data") or {}
+    source = ", ".join(f"{k}: {v}" for k, v in tdata.items()) or "not recorded"
+    spec = repo_id if branch == "main" else f"{repo_id}@{branch}"
+    lines = [
+        f"# {name}: an air-restore LoRA adapter", "",
+        f"A LoRA adapter (rank {manifest.get('rank', '?')}) for air-restore, the all-in-one blind image restorer: "
+        f"it teaches the base restorer one more degradation, **{name}**.", "",
+        "## Use", "",
+        "```bash",
+        f"air pull {spec}    # or {repo_id}@<commit sha> to pin one version",
+        f"air restore photo.jpg --adapters {name}=1",
+        "air train estimator --install    # blend it automatically, per image",
+        "```", "",
+        "It is a plain PEFT LoRA folder, so `peft.PeftModel.from_pretrained(base, folder)` loads it on the "
+        "air-restore base model (`air_restore.registry.store.load_base()`).", "",
+        "## Base model", "",
+        f"Trained for the base with fingerprint `{fp}`. `air pull` refuses it on any other base.", "",
+        "## Metrics", "",
+        "Held-out PSNR recorded in the manifest when the adapter was trained:", "",
+        metrics_table(manifest.get("metrics") or {}), "",
+    ]
+    if samples_note is not None:
+        lines += [
+            "## Before / after", "",
+            f"| input | base alone | base + {name} |", "|:---:|:---:|:---:|",
+            "| " + " | ".join(f"![{k}]({p})" for k, p in SAMPLE_FILES.items()) + " |", "",
+            samples_note, "",
+        ]
+    lines += [
+        "## Training", "",
+        f"Data: {source}. Steps: {training.get('steps', '?')}, batch {training.get('batch_size', '?')}, "
+        f"crop {training.get('crop', '?')}, learning rate {training.get('lr', '?')}, seed {training.get('seed', '?')}.", "",
+        "## Files", "",
+        f"`air pull` checks each file against `{INDEX_FILE}` (recorded at push time) before installing it.", "",
+        "| file | sha256 | bytes |", "|---|---|---:|",
+        *(f"| {p} | `{e['sha256']}` | {e['size']} |" for p, e in index["files"].items()), "",
+    ]
+    card = ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(lines))
+    return str(card)
+
+
+# ------------------------------------------------------------------------------------------ network
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Transport errors of the HTTP library huggingface_hub uses (httpx2, httpx or requests, whichever it
+    imported); looked up in sys.modules so that nothing extra is imported."""
+    found: list[type[BaseException]] = []
+    for module, names in (("httpx2", ("TransportError",)), ("httpx", ("TransportError",)),
+                          ("requests", ("ConnectionError", "Timeout"))):
+        mod = sys.modules.get(module)
+        for n in names:
+            if mod is not None and isinstance(getattr(mod, n, None), type):
+                found.append(getattr(mod, n))
+    return tuple(found)
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _network_message(e: BaseException) -> str:
+    return (f"cannot reach the Hugging Face Hub at {_endpoint()} ({type(e).__name__}); check your connection "
+            "(or HF_ENDPOINT). Adapters already pulled keep working offline; set HF_HUB_OFFLINE=1 to skip the network")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
+
+
+def _auth_message(status: int, repo_id: str, writing: bool) -> str:
+    if status == 401:
+        return ("the Hub refused the token (401 Unauthorized): it is invalid or expired; "
+                "run `hf auth login` or set HF_TOKEN to a valid token")
+    what = f"write to {repo_id.split('/')[0]}" if writing else f"read {repo_id}"
+    return f"the token may not {what} (403 Forbidden); use a token with that access (`hf auth login`, HF_TOKEN)"
+
+
+@contextmanager
+def hub_errors(repo_id: str, revision: str | None = None, *, writing: bool = False) -> Iterator[None]:
+    """Turn huggingface_hub's and the HTTP library's exceptions into one-line :class:`HubError` messages."""
+    from huggingface_hub.errors import (
+        HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, RemoteEntryNotFoundError,
+        RepositoryNotFoundError, RevisionNotFoundError,
+    )
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        yield
+    except OfflineModeIsEnabled:
+        raise HubError(f"HF_HUB_OFFLINE=1 is set, so {where} cannot be fetched; unset it to use the network") from None
+    except RevisionNotFoundError:
+        raise HubError(f"{repo_id} has no revision {revision!r} (give a branch, a tag or a commit sha)") from None
+    except RemoteEntryNotFoundError as e:
+        missing = str(e.response.url).rsplit("/", 1)[-1] if e.response is not None else "a file"
+        raise HubError(f"{where} has no {missing}: it is not an adapter pushed with `air push`") from None
+    except RepositoryNotFoundError as e:
+        status = e.response.status_code if e.response is not None else 404
+        if status == 401 and writing:
+            raise HubError(_auth_message(401, repo_id, writing)) from None
+        raise HubError(f"no repo {repo_id} on {_endpoint()}, or it is private and your token cannot read it "
+                       "(`hf auth login`, HF_TOKEN)") from None
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        if status in (401, 403):
+            raise HubError(_auth_message(status, repo_id, writing)) from None
+        raise HubError(f"the Hub answered {status} for {where}: {_first_line(e)}") from None
+    except LocalEntryNotFoundError as e:
+        cause = e.__cause__ or e.__context__
+        if cause is not None and isinstance(cause, _network_errors()):
+            raise HubError(_network_message(cause)) from None
+        if _offline():
+            raise HubError(f"HF_HUB_OFFLINE=1 is set and {where} is not in the Hugging Face cache; "
+                           "pull it once with network access") from None
+        raise HubError(f"{where}: {_first_line(e)}") from None
+    except _network_errors() as e:
+        raise HubError(_network_message(e)) from None
+
+
+def configure_http(*, connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT) -> None:
+    """Give huggingface_hub's shared HTTP client a connect timeout (its default is none), so requests
+    without their own timeout (create_repo, commits) fail in seconds when the Hub cannot be reached."""
+    from huggingface_hub import get_session
+
+    client = get_session()
+    client.timeout = type(client.timeout)(read_timeout, connect=connect_timeout)
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+# ---------------------------------------------------------------------------------------------- push
+
+
+def adapter_payload(folder: Path) -> tuple[dict, dict[str, bytes]]:
+    """(manifest, {path: bytes}) of the adapter files to upload. ``air_manifest.json`` is written from the
+    safetensors metadata, so the two cannot disagree."""
+    from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if not manifest:
+        raise AdapterFileError(f"{folder}: no air-restore manifest")
+    read_peft_adapter(folder)  # readable LoRA, safetensors only
+    payload = {p: (folder / p).read_bytes() for p in ADAPTER_FILES[:2]}
+    payload["air_manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode()
+    return manifest, payload
+
+
+def write_token(token: str | None = None) -> str:
+    """The token to push with (``token``, else huggingface_hub's: HF_TOKEN, `hf auth login`); refuses
+    offline mode and a missing token up front, before any work."""
+    from huggingface_hub import get_token
+
+    if _offline():
+        raise HubError("HF_HUB_OFFLINE=1 is set: `air push` needs the network; unset it to push")
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token found: run `hf auth login`, or set HF_TOKEN to a token with write access")
+    return token
+
+
+def ensure_repo(repo_id: str, *, private: bool = False, branch: str | None = None, token: str | None = None) -> str:
+    """Create ``repo_id`` (private if asked) and ``branch`` if they do not exist; returns the branch. The
+    first request of a push: a bad token, missing rights or no network fail here, before any work."""
+    from huggingface_hub import HfApi
+
+    push_repo_id(repo_id)
+    token = write_token(token)
+    branch = branch or "main"
+    api = HfApi(token=token)
+    with hub_errors(repo_id, branch, writing=True):
+        api.create_repo(repo_id, private=True if private else None, exist_ok=True)
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+    return branch
+
+
+def push_adapter(folder: Path, repo_id: str, *, private: bool = False, branch: str | None = None,
+                 samples: dict[str, torch.Tensor] | None = None, samples_note: str | None = None,
+                 token: str | None = None) -> PushResult:
+    """Upload the adapter in ``folder`` (PEFT layout + manifest) to ``repo_id`` in one commit, with
+    ``air_files.json``, a model card and the before/after ``samples`` (see :func:`before_after`).
+    Creates the repo and the branch if needed (:func:`ensure_repo`)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    token = write_token(token)
+    manifest, payload = adapter_payload(folder)
+    branch = ensure_repo(repo_id, private=private, branch=branch, token=token)
+    index = make_index(manifest["name"], payload)
+    files = dict(payload)
+    files[INDEX_FILE] = (json.dumps(index, indent=1) + "\n").encode()
+    if samples is not None:
+        files.update({SAMPLE_FILES[k]: png_bytes(v) for k, v in samples.items()})
+    files["README.md"] = model_card(manifest, index, repo_id=repo_id, branch=branch,
+                                    samples_note=samples_note if samples is not None else None).encode()
+    with hub_errors(repo_id, branch, writing=True):
+        info = HfApi(token=token).create_commit(
+            repo_id, [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in sorted(files.items())],
+            commit_message=f"air push {manifest['name']}", revision=branch,
+        )
+    return PushResult(repo_id, branch, info.oid, str(info.commit_url), index["files"], samples is not None)
+
+
+# ---------------------------------------------------------------------------------------------- pull
+
+
+def check_manifest(manifest_path: Path, index: dict, where: str) -> dict:
+    """The downloaded ``air_manifest.json``, checked: JSON object, valid name, a base fingerprint."""
+    from air_restore.registry.manifest import NAME_RE
+
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise HubError(f"{where}: air_manifest.json is not JSON") from None
+    if not isinstance(manifest, dict):
+        raise HubError(f"{where}: air_manifest.json is not a manifest")
+    name = manifest.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise HubError(f"{where}: manifest name {name!r} is not a valid adapter name")
+    if index.get("name") != name:
+        raise HubError(f"{where}: {INDEX_FILE} is for {index.get('name')!r} but the manifest says {name!r}")
+    if not isinstance(manifest.get("base_fingerprint"), str):
+        raise HubError(f"{where}: the manifest records no base fingerprint")
+    return manifest
+
+
+def _describe(source: dict) -> str:
+    if source.get("kind") == "hub":
+        return f"from {source.get('repo')}@{str(source.get('revision'))[:12]}"
+    return f"from {source.get('from', 'a local folder')}" if source else "locally"
+
+
+def pull_adapter(spec: str, *, base_fingerprint: str | None = None, weights: Path | None = None,
+                 overwrite: bool = False, token: str | None = None, timeout: float = META_TIMEOUT) -> PullResult:
+    """Download ``ORG/NAME[@REVISION]`` at one commit, verify it, and install it in the local store.
+
+    Refuses (HubError) pickle-like files in the repo, files that do not match ``air_files.json``, an
+    adapter made for a base other than ``base_fingerprint`` (default: that of ``weights``, else of the
+    bundled base), and a name already used by an adapter that
+    came from elsewhere (unless ``overwrite``). An adapter already installed from the same repo is
+    replaced (an update, or a pin to an older commit). Pulling an installed commit again is a no-op.
+    """
+    from huggingface_hub import HfApi, hf_hub_download
+
+    repo_id, rev = parse_repo_spec(spec)
+    offline = _offline()
+    if rev is not None and SHA_RE.match(rev) and (hit := installed_from(repo_id, commit=rev)):
+        return PullResult(hit.name, repo_id, rev, hit.path, "already installed", offline=offline)
+    listing: list[str] | None = None
+    if offline:
+        if rev is None or not SHA_RE.match(rev):
+            if hit := installed_from(repo_id, requested=rev or "main"):
+                return PullResult(hit.name, repo_id, hit.source["revision"], hit.path, "already installed", offline=True)
+            raise HubError(f"HF_HUB_OFFLINE=1 is set and {repo_id}@{rev or 'main'} is not installed; pull it once "
+                           "with network access, or give the commit sha of a revision in the Hugging Face cache")
+        sha = rev
+    else:
+        with hub_errors(repo_id, rev):
+            info = HfApi(token=token).model_info(repo_id, revision=rev, timeout=timeout)
+        sha = str(info.sha)
+        listing = [s.rfilename for s in info.siblings or []]
+        bad = pickle_like(listing)
+        if bad:
+            raise HubError(f"{repo_id}@{sha[:12]} holds pickle-like file(s) {', '.join(bad)}, which can run code "
+                           "when loaded; air-restore accepts safetensors only, so nothing was downloaded")
+        if hit := installed_from(repo_id, commit=sha):
+            return PullResult(hit.name, repo_id, sha, hit.path, "already installed")
+    where = f"{repo_id}@{sha[:12]}"
+
+    def fetch(name: str) -> Path:
+        if listing is not None and name not in listing:
+            raise HubError(f"{where} has no {name}: it is not an adapter pushed with `air push`")
+        with hub_errors(repo_id, sha):
+            return Path(hf_hub_download(repo_id, name, revision=sha, token=token, etag_timeout=timeout))
+
+    index = parse_index(fetch(INDEX_FILE).read_bytes(), where)
+    manifest_path = fetch("air_manifest.json")
+    check_file(manifest_path, index["files"]["air_manifest.json"], "air_manifest.json", where)
+    manifest = check_manifest(manifest_path, index, where)
+    name, need = manifest["name"], manifest["base_fingerprint"]
+    from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
+    from air_restore.registry.local import BUNDLED_ORDER, air_home, install_adapter, local_adapters
+    from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info
+
+    if base_fingerprint is None:
+        try:
+            base_fingerprint = read_base_info(weights or bundled_base_path()).fingerprint
+        except ModelFileError as e:
+            raise HubError(str(e)) from None
+    if need != base_fingerprint:
+        raise HubError(f"{where}: adapter {name!r} was trained for base {need}, but the installed base is "
+                       f"{base_fingerprint}; it needs base {need} (or retrain it on yours with `air train adapter`)")
+    if name in BUNDLED_ORDER:
+        raise HubError(f"{where}: adapter {name!r} has the name of a bundled adapter; it cannot be installed")
+    status, previous = "installed", None
+    current = next((a for a in local_adapters() if a.name == name), None)
+    if current is not None:
+        same_repo = current.source.get("kind") == "hub" and current.source.get("repo") == repo_id
+        if not (same_repo or overwrite):
+            raise HubError(f"an adapter named {name!r} is already installed ({_describe(current.source)}); "
+                           f"pass --overwrite to replace it with {where}")
+        status = "updated" if same_repo else "replaced"
+        previous = current.source.get("revision") if same_repo else _describe(current.source)
+    paths = {"air_manifest.json": manifest_path}
+    for p in ADAPTER_FILES[:2]:
+        paths[p] = fetch(p)
+        check_file(paths[p], index["files"][p], p, where)
+
+    home = air_home()
+    home.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".pull-", dir=home))
+    try:
+        for p, src in paths.items():
+            shutil.copyfile(src, stage / p)
+        (stage / INDEX_FILE).write_text(json.dumps(index, indent=1) + "\n")
+        try:
+            embedded = read_manifest(stage)
+            read_peft_adapter(stage)
+        except AdapterFileError as e:
+            raise HubError(f"{where}: {e}") from None
+        if embedded != manifest:
+            raise HubError(f"{where}: air_manifest.json differs from the manifest inside adapter_model.safetensors")
+        source = {"kind": "hub", "repo": repo_id, "revision": sha, "requested": rev or "main",
+                  "endpoint": _endpoint(), "pulled": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        try:
+            dest = install_adapter(stage, source=source, overwrite=current is not None)
+        except (AdapterFileError, FileExistsError) as e:
+            raise HubError(f"{where}: {e}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return PullResult(name, repo_id, sha, dest, status, previous, offline)
+
+
+# -------------------------------------------------------------------------------------------- search
+
+
+def search_adapters(query: str | None = None, *, limit: int = 50, token: str | None = None) -> list[dict[str, Any]]:
+    """Repos on the Hub tagged ``air-restore`` (matching ``query`` if given): id, last change, tags."""
+    from huggingface_hub import HfApi
+
+    if _offline():
+        raise HubError("HF_HUB_OFFLINE=1 is set: searching the Hub needs the network; unset it to search")
+    with hub_errors("air-restore adapters"):
+        models = list(HfApi(token=token).list_models(filter=LIBRARY, search=query or None, limit=limit))
+    return [{"repo": m.id, "modified": m.last_modified, "tags": list(m.tags or [])} for m in models]
