@@ -63,9 +63,15 @@ def restore(
         False, "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."
     ),
     weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
+    adapters: Optional[str] = typer.Option(
+        None, "--adapters",
+        help="Set the adapter weights yourself instead of the estimator, e.g. noise=1,rain=0.5 (others 0). "
+             "See `air list` for the installed adapters.",
+    ),
+    no_adapters: bool = typer.Option(False, "--no-adapters", help="Use the base model alone (no adapters, no estimator)."),
     adapter: Optional[list[str]] = typer.Option(
         None, "--adapter",
-        help="Apply a LoRA adapter folder (from `air train adapter`), as PATH or PATH=WEIGHT (default weight 1). Repeatable.",
+        help="Also apply an adapter folder that is not installed, as PATH or PATH=WEIGHT (default 1). Repeatable.",
     ),
     max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels than this."),
 ) -> None:
@@ -77,9 +83,12 @@ def restore(
 
       air restore shots/ -o clean/           # every image of a folder, into clean/
 
-      air restore photo.jpg --explain        # also photo_restored_map.png: the degradation map
+      air restore photo.jpg --explain        # also photo_restored_map.png and the adapter weights
 
-    The output keeps the input's format, bit depth, gray/colour mode and alpha channel. Nothing is
+      air restore photo.jpg --adapters rain=1,lowlight=0.5   # choose the adapters yourself
+
+    By default the estimator looks at each photo and weights every installed adapter (`air list`);
+    the weights are blended into one pass of the base model. The output keeps the input's format, bit depth, gray/colour mode and alpha channel. Nothing is
     overwritten unless you pass --overwrite. Exit code 1 if any image failed.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -87,10 +96,10 @@ def restore(
 
     from air_restore.cli.explain import class_shares, degradation_map
     from air_restore.cli.imageio import ImageReadError, iter_image_paths, output_path_for, read_image, write_image
-    from air_restore.core.lora import blend
     from air_restore.core.restore import resolve_device
-    from air_restore.core.restore import restore as run_restore
-    from air_restore.registry.store import ModelFileError, load_base
+    from air_restore.registry.adapters import AdapterFileError
+    from air_restore.registry.pipeline import load_restorer
+    from air_restore.registry.store import ModelFileError
 
     for name, v in (("--tile", tile), ("--overlap", overlap)):
         if v % 8:
@@ -114,11 +123,18 @@ def restore(
     is_batch = len(paths) > 1 or any(p.is_dir() for p in inputs)
     if is_batch and output is not None and output.exists() and not output.is_dir():
         _fail(f"{output}: is a file; with several inputs, -o must be a folder")
+    if no_adapters and (adapters or adapter):
+        _fail("--no-adapters cannot be combined with --adapters or --adapter")
     try:
-        model, info = load_base(weights, device=dev)
-    except ModelFileError as e:
-        _fail(str(e))
-    blend_weights = _attach_adapters(model, info.fingerprint, adapter or [])
+        fixed = _parse_weights(adapters) if adapters is not None else None
+        restorer = load_restorer(weights, device=dev, use_adapters=not no_adapters)
+        extra = {restorer.attach_folder(Path(p)): w for p, w in map(_parse_folder_spec, adapter or [])}
+        fixed_w = restorer.weights_from({**fixed, **extra}) if fixed is not None else None
+    except (ModelFileError, AdapterFileError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    model = restorer.model
+    for w in restorer.warnings:
+        console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
 
     failed = 0
     with Progress(
@@ -135,9 +151,14 @@ def restore(
                     raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
                 img = read_image(path, max_pixels=max_pixels)
                 bar.reset(tiles, total=None)
-                with blend(model, blend_weights):
-                    result = run_restore(model, img.rgb, tile=tile, overlap=overlap, explain=explain,
-                                         progress=lambda done, total: bar.update(tiles, completed=done, total=total))
+                if fixed_w is not None:
+                    blend_w = fixed_w
+                else:
+                    blend_w = restorer.estimate(img.rgb)
+                    for name, w in extra.items():
+                        blend_w[restorer.adapters.index(name)] = w
+                result = restorer.restore(img.rgb, blend_w, tile=tile, overlap=overlap, explain=explain,
+                                          progress=lambda done, total: bar.update(tiles, completed=done, total=total))
                 write_image(img, result.image, dest, overwrite=overwrite)
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
@@ -160,6 +181,14 @@ def restore(
                 for name, share in class_shares(result.seg_probs, model.config.classes).items():
                     table.add_row(name, f"{100 * share:.1f}%")
                 bar.console.print(table)
+                if restorer.adapters:
+                    how = "given by --adapters" if fixed_w is not None else "chosen by the estimator"
+                    wt = Table(title=escape(f"{path.name}: adapter weights ({how})"), show_edge=False)
+                    wt.add_column("adapter")
+                    wt.add_column("weight", justify="right")
+                    for name, w in zip(restorer.adapters, blend_w.tolist()):
+                        wt.add_row(escape(name), f"{w:.2f}")
+                    bar.console.print(wt)
                 bar.console.print(escape(f"degradation map → {map_path}"), highlight=False, soft_wrap=True)
             bar.advance(task)
     if is_batch or failed:
@@ -245,12 +274,38 @@ def eval_cmd(
 
 @app.command("list")
 def list_cmd() -> None:
-    """List the degradation plugins (built-in and installed), with their source and status."""
+    """List the adapters `air restore` blends and the plugins (built-in and installed), with their status."""
     from rich.table import Table
 
     from air_restore.registry.discovery import discover
+    from air_restore.registry.local import air_home, all_adapters
+    from air_restore.registry.pipeline import _pick_estimator
+    from air_restore.registry.store import ModelFileError, read_base_info, bundled_base_path
 
-    table = Table(show_edge=False)
+    try:
+        fingerprint = read_base_info(bundled_base_path()).fingerprint
+    except ModelFileError as e:
+        fingerprint = None
+        console.print(f"[red]error[/red]: {escape(str(e))}", highlight=False, soft_wrap=True)
+    items = all_adapters(fingerprint)
+    table = Table(title="adapters", show_edge=False)
+    for col in ("name", "origin", "rank", "held-out PSNR base → adapter", "status"):
+        table.add_column(col)
+    for a in items:
+        m = a.manifest.get("metrics", {})
+        gain = (f"{m['heldout_psnr_base']:.2f} → {m['heldout_psnr_adapter']:.2f} dB"
+                if "heldout_psnr_base" in m and "heldout_psnr_adapter" in m else "")
+        status = "active" if a.error is None else f"[red]inactive[/red]: {escape(a.error)}"
+        table.add_row(escape(a.name), a.origin, str(a.manifest.get("rank", "?")), gain, status)
+    out = Console()
+    out.print(table)
+    active = [a.name for a in items if a.error is None]
+    _, est_path, warnings = _pick_estimator(active)
+    out.print(escape(f"estimator: {est_path or 'none'}"), highlight=False, soft_wrap=True)
+    for w in warnings:
+        out.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
+    out.print(escape(f"local store: {air_home()} (set AIR_HOME to move it)"), highlight=False, soft_wrap=True)
+    table = Table(title="plugins", show_edge=False)
     for col in ("name", "kind", "source", "version", "status"):
         table.add_column(col)
     for r in discover():
@@ -259,7 +314,7 @@ def list_cmd() -> None:
             table.add_row(escape(m.name), m.kind, escape(r.display), escape(m.version), "ok")
         else:
             table.add_row(escape(r.entry_point.name), "?", escape(r.display), "?", f"[red]broken[/red]: {escape(r.error)}")
-    Console().print(table)
+    out.print(table)
 
 
 def _base_fingerprint(weights: Optional[Path]) -> str:
@@ -398,32 +453,275 @@ def search_cmd(query: Optional[str] = typer.Argument(None, help="Words to look f
     console.print(f"{len(found)} found; install one with: air pull ORG/NAME", highlight=False)
 
 
-def _attach_adapters(model, fingerprint: str, specs: list[str]):
-    """Attach the ``--adapter PATH[=WEIGHT]`` folders to ``model``; returns the [1, K] blend weights."""
-    import torch
-
-    from air_restore.core.lora import attach
-    from air_restore.registry.adapters import AdapterFileError, load_for_base
-
-    weights = []
-    for spec in specs:
-        path, _, w = spec.partition("=")
+def _parse_weights(spec: str) -> dict[str, float]:
+    """``noise=1,rain=0.5`` → {"noise": 1.0, "rain": 0.5}; a bare name means weight 1."""
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, w = part.partition("=")
         try:
-            weight = float(w) if w else 1.0
+            out[name.strip()] = float(w) if w else 1.0
         except ValueError:
-            _fail(f"--adapter {spec!r}: the weight after '=' must be a number, e.g. {path}=0.5")
-        try:
-            manifest, factors = load_for_base(Path(path), fingerprint)
-            attach(model, manifest["name"], factors)
-        except (AdapterFileError, ValueError) as e:
-            _fail(str(e))
-        weights.append(weight)
-    return torch.tensor([weights]) if weights else torch.zeros(1, 0)
+            raise ValueError(f"--adapters {spec!r}: the weight after '=' must be a number, e.g. {name}=0.5") from None
+    return out
+
+
+def _parse_folder_spec(spec: str) -> tuple[str, float]:
+    path, _, w = spec.partition("=")
+    try:
+        return path, float(w) if w else 1.0
+    except ValueError:
+        raise ValueError(f"--adapter {spec!r}: the weight after '=' must be a number, e.g. {path}=0.5") from None
 
 
 def _fail(message: str) -> None:
     console.print(f"[red]error[/red]: {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@app.command("add-degradation")
+def add_degradation_cmd(
+    name: str = typer.Argument(..., help="Name of the new degradation, e.g. snow (lowercase letters, digits, _)."),
+    data: Path = typer.Option(..., "--data", help="Paired folder (degraded/ + clean/, same file names), or with "
+                              "--synthetic a folder of clean photos."),
+    synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Degrade --data's clean photos with this "
+                                            "plugin's synthesizer (see `air list`)."),
+    steps: int = typer.Option(400, help="Adapter training steps."),
+    rank: int = typer.Option(4, help="LoRA rank."),
+    batch_size: int = typer.Option(8, help="Crops per adapter step."),
+    crop: int = typer.Option(96, help="Crop side in pixels."),
+    holdout: float = typer.Option(0.1, help="Share of the images held out for the before/after table."),
+    estimator_steps: int = typer.Option(800, help="Estimator retraining steps (warm-started from the current one)."),
+    eval_images: int = typer.Option(8, help="Held-out images per task in the before/after table."),
+    seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an installed adapter of the same name."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the before/after table as JSON here."),
+) -> None:
+    """Teach air-restore a new degradation: train its adapter, retrain the estimator, install both.
+
+    Examples:
+
+      air add-degradation snow --synthetic snow --data ../shared/data/train/clean
+
+      air add-degradation underwater --data ../shared/data/pairs/underwater_EUVP
+
+    A share of the images is held out; the table at the end compares the held-out PSNR of the whole
+    pipeline before and after, on the new task and on every old one. Nothing is installed until
+    everything succeeded (Ctrl-C leaves your adapters as they were). Then `air restore` uses it.
+    """
+    import time
+
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from air_restore.cli import add_degradation as AD
+    from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
+    from air_restore.cli.train_adapter import (
+        TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
+        train_adapter,
+    )
+    from air_restore.cli.train_estimator import Source, save_views
+    from air_restore.registry.discovery import PluginLoadError, get_degradation
+    from air_restore.registry.local import BUNDLED_ORDER, active_adapters, adapters_dir
+    from air_restore.registry.manifest import NAME_RE
+    from air_restore.registry.pipeline import load_restorer
+    from air_restore.registry.store import ModelFileError, save_estimator
+
+    if not NAME_RE.match(name):
+        _fail(f"name {name!r} must be lowercase letters, digits or '_', starting with a letter")
+    if name in BUNDLED_ORDER:
+        _fail(f"{name!r} is a bundled adapter; give the new degradation another name")
+    if (adapters_dir() / name).exists() and not overwrite:
+        _fail(f"adapter {name!r} is already installed ({adapters_dir() / name}); pass --overwrite to retrain it")
+    if not 0 < holdout < 1:
+        _fail(f"--holdout must lie between 0 and 1, got {holdout}")
+    started = time.time()
+    cfg = TrainAdapterConfig(rank=rank, alpha=float(rank), steps=steps, batch_size=batch_size, crop=crop, seed=seed)
+    try:
+        before = load_restorer()
+        info = before.info
+        if synthetic is not None:
+            synth = get_degradation(synthetic).synthesize
+            if synth is None:
+                _fail(f"plugin {synthetic!r} has no synthesizer; give real pairs with --data instead")
+            paths = iter_image_paths([data])
+            if not paths:
+                _fail(f"{data}: no images")
+            clean = [read_image(p).rgb for p in paths]
+            tr, ho = AD.split(len(clean), holdout, seed)
+            train_clean, held_clean = [clean[i] for i in tr], [clean[i] for i in ho]
+            sampler = synthetic_sampler(train_clean, synth)
+            new_task = AD.synthetic_task(name, synth, held_clean[:eval_images], seed=10_000 + seed)
+            new_source = Source(synth=synth)
+            source = {"kind": "synthetic", "plugin": synthetic, "folder": data.name, "images": len(clean)}
+        else:
+            pairs = AD.load_pairs(data)
+            tr, ho = AD.split(len(pairs), holdout, seed)
+            train_pairs, held_pairs = [pairs[i] for i in tr], [pairs[i] for i in ho]
+            train_clean, held_clean = [c for _, _, c in train_pairs], [c for _, _, c in held_pairs]
+            sampler = paired_sampler([d for _, d, _ in train_pairs], train_clean)
+            new_task = AD.Task(name, [(d, c) for _, d, c in held_pairs[:eval_images]], note="real pairs")
+            new_source = Source(degraded=[d for _, d, _ in train_pairs])
+            source = {"kind": "pairs", "folder": data.name, "images": len(pairs)}
+    except (ValueError, KeyError, FileNotFoundError, ImageReadError, ModelFileError, PluginLoadError) as e:
+        _fail(str(e).strip("'\""))
+    small = sum(min(c.shape[1:]) < crop for c in train_clean)
+    if small:
+        _fail(f"{small} training image(s) are smaller than --crop {crop}; lower --crop")
+    old = [a for a in active_adapters(info.fingerprint) if a.name != name]
+    sources, missing = AD.estimator_sources(old, name, new_source)
+    if missing:
+        _fail(f"no training examples for adapter(s) {missing} (no plugin synthesizer, no stored views); "
+              "remove them with `air remove` or reinstall them")
+    names = [a.name for a in old if a.origin == "bundled"] + sorted([a.name for a in old if a.origin != "bundled"] + [name])
+    old_tasks = [AD.synthetic_task(a.name, sources[a.name].synth, held_clean[:eval_images], seed=20_000 + seed)
+                 for a in old if sources[a.name].synth is not None]
+    try:
+        with AD.Staging(name) as stage, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            t1 = bar.add_task(f"1/3 adapter {name}", total=cfg.steps)
+            model = train_adapter(before.model, sampler, config=cfg,
+                                  progress=lambda s, t, loss: bar.update(t1, completed=s))
+            held = new_task.pairs
+            metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
+                       "heldout_psnr_base": heldout_psnr(lambda x: before.model(x).image, held),
+                       "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
+            manifest = build_manifest(name, info.fingerprint, cfg, before.model.config.lora_targets,
+                                      data={**source, "train_images": len(tr), "heldout_images": len(ho),
+                                            "heldout_seed": seed},
+                                      metrics=metrics, wall_s=time.time() - started)
+            save_adapter(model, stage.adapter, manifest)
+            if new_source.degraded is not None:
+                save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
+            t2 = bar.add_task("2/3 estimator", total=estimator_steps)
+            est, est_info = AD.retrain_estimator(
+                names, sources, train_clean, before.estimator, steps=estimator_steps,
+                batches=max(50, estimator_steps // 4), seed=seed,
+                progress=lambda s, t: bar.update(t2, completed=s))
+            # The pipeline after: every old adapter, the new one, the new estimator.
+            after = load_restorer(use_adapters=False)
+            for a in old:
+                after.attach_folder(a.path)
+            after.attach_folder(stage.adapter)
+            after.estimator = est
+            tasks = [new_task] + old_tasks
+            t3 = bar.add_task("3/3 before/after", total=len(tasks))
+            rows = []
+            for task in tasks:
+                b, a = AD.pipeline_psnr(before, task), AD.pipeline_psnr(after, task)
+                rows.append((task, heldout_psnr(lambda x: x, task.pairs), b, a))
+                bar.advance(t3)
+            top1 = sum(int(est.weights(d[None]).argmax()) == names.index(t.name) for t in tasks for d, _ in t.pairs)
+            n_eval = sum(len(t.pairs) for t in tasks)
+            save_estimator(est, stage.estimator, training={**est_info, "data": {"folder": data.name}},
+                           metrics={"heldout_top1": top1 / n_eval, "heldout_images": n_eval})
+            dest = stage.commit(name, overwrite)
+    except KeyboardInterrupt:
+        console.print("interrupted: nothing was installed; your adapters are as they were")
+        raise typer.Exit(130)
+    except (FileExistsError, OSError) as e:
+        _fail(str(e))
+    table = Table(title=escape(f"held-out PSNR (dB) of the whole pipeline, before and after adding {name}"),
+                  show_edge=False)
+    for col in ("task", "images", "input", "before", "after", "change"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for task, inp, b, a in rows:
+        label = f"{task.name} (new)" if task.name == name else task.name
+        table.add_row(escape(label), str(len(task.pairs)), f"{inp:.2f}", f"{b:.2f}", f"{a:.2f}", f"{a - b:+.2f}")
+    Console().print(table)
+    console.print(escape(f"estimator top-1 on these held-out images: {top1}/{n_eval}"), highlight=False)
+    if report is not None:
+        import json
+
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({
+            "name": name, "source": source, "adapter": manifest, "estimator": est_info,
+            "estimator_heldout_top1": top1 / n_eval, "wall_s": round(time.time() - started, 1),
+            "threads": torch.get_num_threads(),
+            "tasks": [{"task": t.name, "new": t.name == name, "images": len(t.pairs), "note": t.note, "input": inp,
+                       "before": b, "after": a} for t, inp, b, a in rows],
+        }, indent=1))
+    console.print(escape(f"installed {name} → {dest} ({time.time() - started:.0f} s). `air restore photo.jpg` "
+                         f"now uses it; `air remove {name}` undoes it."), highlight=False, soft_wrap=True)
+
+
+@app.command("remove")
+def remove_cmd(name: str = typer.Argument(..., help="Name of an adapter in the local store (see `air list`).")) -> None:
+    """Remove an adapter from the local store (bundled adapters cannot be removed).
+
+    The estimator then no longer matches the adapter set: `air restore` warns and gives the adapters it
+    does not know weight 0 until you run `air train estimator --install`.
+    """
+    from air_restore.registry.local import remove_adapter
+
+    try:
+        path = remove_adapter(name)
+    except (KeyError, PermissionError, OSError) as e:
+        _fail(str(e).strip("'\""))
+    console.print(escape(f"removed {name} ({path})"), highlight=False, soft_wrap=True)
+
+
+plugins_app = typer.Typer(help="Check degradation and refiner plugins.", no_args_is_help=True)
+app.add_typer(plugins_app, name="plugins")
+
+
+@plugins_app.command("validate")
+def plugins_validate_cmd(name: str = typer.Argument(..., help="Plugin name (see `air list`).")) -> None:
+    """Load one plugin and check it: entry point, manifest, synthesizer output, base fingerprint.
+
+    Exit code 0 if it is usable, 1 with the reasons if not.
+    """
+    import torch
+
+    from air_restore.registry.discovery import discover
+    from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info
+
+    records = [r for r in discover() if r.entry_point.name == name]
+    if not records:
+        _fail(f"no plugin named {name!r}; installed: {', '.join(r.entry_point.name for r in discover()) or 'none'}")
+    problems = []
+    for r in records:
+        if r.plugin is None:
+            problems.append(f"{r.display}: {r.error}")
+            continue
+        m = r.plugin.manifest
+        typer.echo(f"{r.display}: {m.kind} plugin {m.name} {m.version} — {m.description}")
+        try:
+            base_fp = read_base_info(bundled_base_path()).fingerprint
+        except ModelFileError:
+            base_fp = None
+        if m.base_fingerprint and base_fp and m.base_fingerprint != base_fp:
+            problems.append(f"{r.display}: made for base {m.base_fingerprint}, the installed base is {base_fp}")
+        synth = getattr(r.plugin, "synthesize", None)
+        if synth is not None:
+            x = torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+            try:
+                outs = [synth(x, torch.Generator().manual_seed(1), s) for s in (0.0, 1.0)]
+                again = synth(x, torch.Generator().manual_seed(1), 1.0)
+            except Exception as e:  # third-party code
+                problems.append(f"{r.display}: synthesizer failed: {type(e).__name__}: {e}")
+                continue
+            for s, y in zip((0.0, 1.0), outs):
+                if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+                    problems.append(f"{r.display}: synthesizer returned {getattr(y, 'shape', type(y))} for input "
+                                    f"{tuple(x.shape)} at severity {s}")
+                elif not bool(torch.isfinite(y).all()) or float(y.min()) < 0 or float(y.max()) > 1:
+                    problems.append(f"{r.display}: synthesizer output at severity {s} is not finite in [0, 1]")
+            if not problems and not torch.equal(outs[1], again):
+                problems.append(f"{r.display}: synthesizer is not reproducible from the generator (uses global RNG?)")
+            if not problems:
+                typer.echo(f"  synthesizer: ok (shape, range [0, 1], reproducible from its generator; "
+                           f"change at severity 1: {float((outs[1] - x).abs().mean()):.3f})")
+    if len(records) > 1:
+        problems.append(f"name conflict: {len(records)} plugins are named {name!r}: "
+                        + ", ".join(r.display for r in records))
+    for p in problems:
+        console.print(f"[red]problem[/red]: {escape(p)}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("ok")
 
 
 @train_app.command("base")
@@ -582,9 +880,12 @@ def train_adapter_cmd(
 @train_app.command("estimator")
 def train_estimator_cmd(
     clean: Path = typer.Option(..., "--clean", help="Clean photos to degrade (e.g. ../shared/data/train/clean)."),
-    out: Path = typer.Option(..., "--out", help="Estimator file to write (.safetensors)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Estimator file to write (.safetensors)."),
+    install: bool = typer.Option(False, "--install", help="Train for the installed adapters (`air list`) and "
+                                 "install it in the local store, where `air restore` finds it."),
     adapters: str = typer.Option("noise,blur,haze,rain,lowlight",
-                                 help="Comma-separated adapter names, in order; each needs a plugin with a synthesizer."),
+                                 help="Comma-separated adapter names, in order; each needs a plugin with a synthesizer "
+                                 "(ignored with --install)."),
     steps: int = typer.Option(5000, help="Optimizer steps."),
     batches: int = typer.Option(600, help="Training pool size, in batches of 16 degraded crops."),
     seed: int = typer.Option(0),
@@ -593,35 +894,62 @@ def train_estimator_cmd(
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
 
     The file records the ordered adapter names; it is refused for any other adapter set.
+
+    Examples:
+
+      air train estimator --clean ../shared/data/train/clean --install     # after air pull / air remove
+
+      air train estimator --clean DIR --adapters noise,haze --out est.safetensors
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from air_restore.cli.add_degradation import synthesizers
     from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
-    from air_restore.cli.train_estimator import train_estimator
-    from air_restore.registry.discovery import PluginLoadError, get_degradation
-    from air_restore.registry.store import save_estimator
+    from air_restore.cli.train_estimator import Source, load_views, train_estimator
+    from air_restore.registry.local import active_adapters, local_estimator_path
+    from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info, save_estimator
 
-    if out.exists() and not overwrite:
+    if (out is None) == (not install):
+        _fail("give exactly one of --out FILE or --install")
+    if out is not None and out.exists() and not overwrite:
         _fail(f"{out}: already exists (pass --overwrite to replace it)")
     if not clean.is_dir():
         _fail(f"{clean}: no such folder")
-    names = [n.strip() for n in adapters.split(",") if n.strip()]
-    if len(set(names)) != len(names) or not names:
-        _fail(f"--adapters {adapters!r}: give unique, comma-separated names")
+    synths = synthesizers()
+    if install:
+        try:
+            found = active_adapters(read_base_info(bundled_base_path()).fingerprint)
+        except ModelFileError as e:
+            _fail(str(e))
+        names = [a.name for a in found]
+        if not names:
+            _fail("no adapters are installed (see `air list`)")
+        sources = []
+        for a in found:
+            views = load_views(a.path) if a.name not in synths else None
+            if a.name not in synths and views is None:
+                _fail(f"adapter {a.name!r} has no plugin synthesizer and no stored examples; remove it with "
+                      f"`air remove {a.name}` or install its plugin")
+            sources.append(Source(synth=synths[a.name]) if a.name in synths else Source(views=views))
+        out = local_estimator_path()
+    else:
+        names = [n.strip() for n in adapters.split(",") if n.strip()]
+        if len(set(names)) != len(names) or not names:
+            _fail(f"--adapters {adapters!r}: give unique, comma-separated names")
+        missing = [n for n in names if n not in synths]
+        if missing:
+            _fail(f"no plugin with a synthesizer for {missing}; available: {', '.join(sorted(synths))}")
+        sources = [Source(synth=synths[n]) for n in names]
     try:
-        synths = [get_degradation(n).synthesize for n in names]
         photos = [read_image(p).rgb for p in iter_image_paths([clean])]
-    except (KeyError, PluginLoadError, ImageReadError, FileNotFoundError) as e:
+    except (ImageReadError, FileNotFoundError) as e:
         _fail(str(e).strip("'\""))
-    missing = [n for n, s in zip(names, synths) if s is None]
-    if missing:
-        _fail(f"plugins {missing} have no synthesizer to make training images from")
     if not photos:
         _fail(f"{clean}: no images")
     with Progress(TextColumn("training estimator"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console) as bar:
         task = bar.add_task("est", total=steps)
-        est, info = train_estimator(names, synths, photos, batches=batches, steps=steps, seed=seed,
+        est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                     progress=lambda s, t: bar.update(task, completed=s))
     save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
     console.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)

@@ -1,60 +1,149 @@
-"""Phase III: train the tiny estimator on plugin-degraded crops of clean photos (``air train estimator``)."""
+"""Phase III: train the tiny estimator (``air train estimator``, and inside ``air add-degradation``).
+
+Every adapter needs examples of its degradation. A :class:`Source` gives them in one of three ways:
+a plugin's synthesizer applied to clean crops, real degraded photos (the ``degraded/`` side of the
+adapter's pairs), or views stored with the adapter (``air_estimator_views.safetensors``, written by
+``air add-degradation`` for adapters trained on real pairs, since those photos are not kept). The pool
+holds the estimator's two 64×64 views of each sample as uint8, so it stays small.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
-from air_restore.core.estimator import Estimator, EstimatorConfig, estimator_batch
+from air_restore.core.estimator import Estimator, EstimatorConfig, paired_views
+
+VIEWS_FILE = "air_estimator_views.safetensors"
 
 
-def build_pool(photos: Sequence[torch.Tensor], synths: Sequence[Callable], g: torch.Generator, *, batches: int,
-               batch_size: int = 16, sizes: tuple[int, int] = (96, 224)) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of random crops (side drawn from ``sizes``; one side per batch) degraded with multi-hot targets."""
+@dataclass
+class Source:
+    """Where the examples of one adapter's degradation come from (exactly one field set)."""
+
+    synth: Callable | None = None
+    degraded: Sequence[torch.Tensor] | None = None  # [3, H, W] photos
+    views: torch.Tensor | None = None  # uint8 [N, 2, 3, v, v]
+
+    @property
+    def kind(self) -> str:
+        return "synthesizer" if self.synth else "photos" if self.degraded is not None else "stored views"
+
+
+def _crop(im: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    _, h, w = im.shape
+    s = min(size, h, w)
+    y0 = int(torch.randint(0, h - s + 1, (1,), generator=g))
+    x0 = int(torch.randint(0, w - s + 1, (1,), generator=g))
+    crop = im[:, y0 : y0 + s, x0 : x0 + s]
+    return F.interpolate(crop[None], size=(size, size))[0] if s != size else crop
+
+
+def _u8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
+               batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
+               min_severity: float = 0.2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
+    ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on)."""
+    k = len(sources)
+    synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
     pool = []
     for _ in range(batches):
         size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
-        crops = []
+        vs, ts = [], []
         for _ in range(batch_size):
-            im = photos[int(torch.randint(0, len(photos), (1,), generator=g))]
-            _, h, w = im.shape
-            s = min(size, h, w)
-            y0 = int(torch.randint(0, h - s + 1, (1,), generator=g))
-            x0 = int(torch.randint(0, w - s + 1, (1,), generator=g))
-            crop = im[:, y0 : y0 + s, x0 : x0 + s]
-            crops.append(F.interpolate(crop[None], size=(size, size))[0] if s != size else crop)
-        pool.append(estimator_batch(torch.stack(crops), synths, g))
+            first = int(torch.randint(0, k, (1,), generator=g))
+            target = torch.zeros(k)
+            target[first] = 1
+            src = sources[first]
+            if src.views is not None:
+                vs.append(src.views[int(torch.randint(0, len(src.views), (1,), generator=g))])
+                ts.append(target)
+                continue
+            if src.degraded is not None:
+                img = _crop(src.degraded[int(torch.randint(0, len(src.degraded), (1,), generator=g))], size, g)[None]
+            else:
+                img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                chain = [first]
+                if len(synth_ids) > 1 and float(torch.rand((1,), generator=g)) < p_mix:
+                    second = synth_ids[int(torch.randint(0, len(synth_ids), (1,), generator=g))]
+                    if second != first:
+                        chain.append(second)
+                        target[second] = 1
+                for j in chain:
+                    sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
+                    img = sources[j].synth(img, g, sev).clamp(0, 1)
+            vs.append(_u8(paired_views(img, view)[0]))
+            ts.append(target)
+        pool.append((torch.stack(vs), torch.stack(ts)))
     return pool
 
 
 def train_estimator(
-    names: Sequence[str], synths: Sequence[Callable], photos: Sequence[torch.Tensor], *, batches: int = 600,
-    steps: int = 5000, lr: float = 2e-3, seed: int = 0, progress: Callable[[int, int], None] | None = None,
+    names: Sequence[str], sources: Sequence[Source | Callable], photos: Sequence[torch.Tensor], *,
+    batches: int = 600, steps: int = 5000, lr: float = 2e-3, seed: int = 0, init: Estimator | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Estimator, dict]:
-    """Returns the trained estimator (eval mode) and a summary of its training."""
+    """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
+    synthesizers. With ``init`` (the current estimator), training starts from its weights."""
+    sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
     g = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    pool = build_pool(photos, synths, g, batches=batches)
+    pool = build_pool(photos, sources, g, batches=batches)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
         est = Estimator(config=EstimatorConfig(adapters=tuple(names)))
+    fresh = est.inherit(init) if init is not None else list(names)
     opt = torch.optim.AdamW(est.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    est.train()
     for step in range(steps):
-        x, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
+        v, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
         if step % 2:
-            x = x.flip(-1)
-        loss = F.binary_cross_entropy_with_logits(est(x), y)
+            v = v.flip(-1)
+        loss = F.binary_cross_entropy_with_logits(est.forward_views(v), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         if progress:
             progress(step + 1, steps)
-    info = {"train_samples": sum(len(x) for x, _ in pool), "steps": steps, "seed": seed,
-            "synth_s": synth_s, "train_s": time.perf_counter() - started - synth_s}
+    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": steps, "seed": seed,
+            "sources": {n: s.kind for n, s in zip(names, sources)},
+            "warm_start": init is not None, "fresh_outputs": fresh,
+            "synth_s": round(synth_s, 1), "train_s": round(time.perf_counter() - started - synth_s, 1)}
     return est.eval(), info
+
+
+@torch.no_grad()
+def top1(est: Estimator, samples: Sequence[tuple[torch.Tensor, int]]) -> float:
+    """Share of (image [3, H, W], adapter index) samples whose largest weight is the right adapter."""
+    if not samples:
+        return float("nan")
+    return sum(int(est.weights(x[None]).argmax()) == k for x, k in samples) / len(samples)
+
+
+def save_views(folder: Path, degraded: Sequence[torch.Tensor], g: torch.Generator, *, count: int = 48,
+               view: int = 64) -> Path:
+    """Store ``count`` estimator views of real degraded photos beside an adapter (uint8, ~1 MB)."""
+    sizes = torch.randint(96, 225, (count,), generator=g)
+    vs = [_u8(paired_views(_crop(degraded[i % len(degraded)], int(s), g)[None], view)[0])
+          for i, s in enumerate(sizes)]
+    path = Path(folder) / VIEWS_FILE
+    save_file({"views": torch.stack(vs).contiguous()}, str(path), metadata={"format": "pt", "view": str(view)})
+    return path
+
+
+def load_views(folder: Path) -> torch.Tensor | None:
+    path = Path(folder) / VIEWS_FILE
+    return load_file(str(path))["views"] if path.is_file() else None

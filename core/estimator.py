@@ -38,6 +38,12 @@ def views(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([glob, local])
 
 
+def paired_views(x: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, 3, H, W] → [B, 2, 3, size, size]: each image's (global, local) views."""
+    b = x.shape[0]
+    return views(x, size).view(2, b, *x.shape[1:2], size, size).transpose(0, 1)
+
+
 class Estimator(nn.Module):
     def __init__(self, *, config: EstimatorConfig) -> None:
         super().__init__()
@@ -53,10 +59,33 @@ class Estimator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images [B, 3, H, W] in [0, 1] → logits [B, K]."""
-        b = x.shape[0]
-        f = self.tower(views(x, self.config.view) - 0.5)
+        return self.forward_views(paired_views(x, self.config.view))
+
+    def forward_views(self, v: torch.Tensor) -> torch.Tensor:
+        """Precomputed views [B, 2, 3, s, s] (global, local; float in [0, 1] or uint8) → logits [B, K]."""
+        if v.dtype == torch.uint8:
+            v = v.float() / 255
+        b = v.shape[0]
+        f = self.tower(v.transpose(0, 1).reshape(2 * b, *v.shape[2:]) - 0.5)
         pooled = torch.cat([f.mean((2, 3)), f.amax((2, 3))], 1)  # [2B, 8c]
         return self.head(torch.cat([pooled[:b], pooled[b:]], 1))
+
+    def inherit(self, old: "Estimator") -> list[str]:
+        """Warm start from an estimator with the same shape: copy its tower and hidden layer, and the output
+        rows of the adapters both know. Returns the names that start fresh."""
+        if old.config.model_copy(update={"adapters": self.config.adapters}) != self.config:
+            return list(self.config.adapters)
+        own = self.state_dict()
+        for k, v in old.state_dict().items():
+            if not k.startswith("head.2."):
+                own[k] = v.clone()
+        for i, name in enumerate(self.config.adapters):
+            if name in old.config.adapters:
+                j = old.config.adapters.index(name)
+                own["head.2.weight"][i] = old.head[2].weight[j].detach()
+                own["head.2.bias"][i] = old.head[2].bias[j].detach()
+        self.load_state_dict(own)
+        return [n for n in self.config.adapters if n not in old.config.adapters]
 
     @torch.no_grad()
     def weights(self, x: torch.Tensor) -> torch.Tensor:

@@ -159,8 +159,8 @@ def save_estimator(estimator, path: str | Path, *, training: dict[str, Any] | No
     _atomic_save(tensors, Path(path), metadata)
 
 
-def load_estimator(path: str | Path, adapters: list[str] | tuple[str, ...]):
-    """Load an estimator for exactly this ordered adapter set; a different set is refused with the fix."""
+def read_estimator(path: str | Path):
+    """Load an estimator file whatever adapter set it was trained for (its names: ``est.config.adapters``)."""
     from air_restore.core.estimator import Estimator, EstimatorConfig
 
     path = Path(path)
@@ -173,16 +173,22 @@ def load_estimator(path: str | Path, adapters: list[str] | tuple[str, ...]):
             raise ModelFileError(f"{path}: not an air-restore estimator (metadata kind={meta.get('kind')!r})")
         config = EstimatorConfig.model_validate_json(meta["config"])
         tensors = load_file(str(path))
+        est = Estimator(config=config)
+        est.load_state_dict(tensors)
     except ModelFileError:
         raise
-    except Exception as e:  # unreadable file, missing or invalid metadata
+    except Exception as e:  # unreadable file, missing or invalid metadata, tensors that do not fit
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ModelFileError(f"{path}: not a readable estimator file ({first})") from None
-    if tuple(config.adapters) != tuple(adapters):
+    return est.eval()
+
+
+def load_estimator(path: str | Path, adapters: list[str] | tuple[str, ...]):
+    """Load an estimator for exactly this ordered adapter set; a different set is refused with the fix."""
+    est = read_estimator(path)
+    if tuple(est.config.adapters) != tuple(adapters):
         raise ModelFileError(
-            f"{path}: estimator was trained for adapters {list(config.adapters)}, but the installed ones are "
+            f"{path}: estimator was trained for adapters {list(est.config.adapters)}, but the installed ones are "
             f"{list(adapters)}; retrain it with `air train estimator`"
         )
-    est = Estimator(config=config)
-    est.load_state_dict(tensors)
-    return est.eval()
+    return est

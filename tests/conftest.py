@@ -10,3 +10,9 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def _own_air_home(tmp_path_factory, monkeypatch):
+    """Every test gets an empty local adapter store, never the user's."""
+    monkeypatch.setenv("AIR_HOME", str(tmp_path_factory.mktemp("air_home")))

@@ -1,0 +1,190 @@
+"""The adapters air-restore uses: the bundled ones and the user's local store (``$AIR_HOME``).
+
+Layout of ``$AIR_HOME`` (default ``$XDG_DATA_HOME/air-restore``, i.e. ``~/.local/share/air-restore``)::
+
+    adapters/NAME/                  one adapter in PEFT's layout + our manifest
+        adapter_config.json
+        adapter_model.safetensors   (manifest also in its metadata, key air_manifest)
+        air_manifest.json
+        air_source.json             where it came from: {"kind": "local" | "hub", ...}
+    estimator.safetensors           the estimator for the current adapter set (air add-degradation,
+                                    air train estimator --install)
+
+The bundled adapters (noise, blur, haze, rain, lowlight) and their estimator ship inside the package
+(``air_restore/registry/weights``). The *active set* is the bundled adapters in their fixed order
+followed by the local ones sorted by name; only adapters made for the base in use are active.
+
+Every change to the store is atomic: a new adapter is copied into a hidden temporary folder and renamed
+into place, so an interrupted install leaves nothing half-installed and ``air list`` never shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
+from air_restore.registry.manifest import NAME_RE
+
+BUNDLED_ORDER = ("noise", "blur", "haze", "rain", "lowlight")
+ESTIMATOR_FILE = "estimator.safetensors"
+SOURCE_FILE = "air_source.json"
+
+
+def air_home() -> Path:
+    """The local store's root: ``$AIR_HOME``, else ``$XDG_DATA_HOME/air-restore``, else ~/.local/share/air-restore."""
+    if os.environ.get("AIR_HOME"):
+        return Path(os.environ["AIR_HOME"]).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "air-restore"
+
+
+def adapters_dir() -> Path:
+    return air_home() / "adapters"
+
+
+def local_estimator_path() -> Path:
+    return air_home() / ESTIMATOR_FILE
+
+
+def bundled_dir() -> Path:
+    return Path(str(resources.files("air_restore.registry") / "weights"))
+
+
+def bundled_estimator_path() -> Path:
+    return bundled_dir() / ESTIMATOR_FILE
+
+
+@dataclass
+class InstalledAdapter:
+    """One adapter folder the store knows about; ``error`` is set (and it is inactive) if it is unusable."""
+
+    name: str
+    path: Path
+    origin: str  # "bundled" | "local" | "hub"
+    manifest: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def base_fingerprint(self) -> str | None:
+        return self.manifest.get("base_fingerprint")
+
+
+def _read(path: Path, origin: str) -> InstalledAdapter:
+    name = path.name
+    try:
+        read_peft_adapter(path)  # config and tensors readable, safetensors only
+        manifest = read_manifest(path)
+        if not manifest:
+            raise AdapterFileError(f"{path}: no air-restore manifest")
+    except AdapterFileError as e:
+        return InstalledAdapter(name, path, origin, error=str(e))
+    source = {}
+    if (path / SOURCE_FILE).is_file():
+        try:
+            source = json.loads((path / SOURCE_FILE).read_text())
+        except ValueError:
+            source = {}
+    origin = source.get("kind", origin) if origin != "bundled" else origin
+    item = InstalledAdapter(name, path, origin, manifest, source)
+    if manifest.get("name") != name:
+        item.error = f"{path}: folder is named {name!r} but its manifest says {manifest.get('name')!r}"
+    return item
+
+
+def bundled_adapters() -> list[InstalledAdapter]:
+    root = bundled_dir() / "adapters"
+    return [_read(root / n, "bundled") for n in BUNDLED_ORDER if (root / n).is_dir()]
+
+
+def local_adapters() -> list[InstalledAdapter]:
+    root = adapters_dir()
+    if not root.is_dir():
+        return []
+    return [_read(p, "local") for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+def all_adapters(base_fingerprint: str | None = None) -> list[InstalledAdapter]:
+    """Bundled then local adapters, with the reason each unusable one is inactive (wrong base, name clash)."""
+    items = bundled_adapters() + local_adapters()
+    bundled = {a.name for a in items if a.origin == "bundled"}
+    for a in items:
+        if a.error:
+            continue
+        if a.origin != "bundled" and a.name in bundled:
+            a.error = f"name conflict: {a.name!r} is also a bundled adapter; remove it with `air remove {a.name}`"
+        elif base_fingerprint and a.base_fingerprint != base_fingerprint:
+            a.error = (f"made for base {a.base_fingerprint}, not the base in use ({base_fingerprint}); "
+                       "retrain it with `air add-degradation`")
+    return items
+
+
+def active_adapters(base_fingerprint: str) -> list[InstalledAdapter]:
+    """The adapters `air restore` blends, in the estimator's order."""
+    return [a for a in all_adapters(base_fingerprint) if a.error is None]
+
+
+def find_adapter(name: str, base_fingerprint: str | None = None) -> InstalledAdapter:
+    for a in all_adapters(base_fingerprint):
+        if a.name == name:
+            return a
+    names = ", ".join(a.name for a in all_adapters(base_fingerprint)) or "none"
+    raise KeyError(f"no installed adapter named {name!r}; installed: {names}")
+
+
+def install_adapter(src: str | Path, *, source: dict | None = None, overwrite: bool = False) -> Path:
+    """Copy an adapter folder into the store under its manifest's name, atomically; returns its path.
+
+    Refuses a folder that is not a readable adapter with our manifest, a name taken by a bundled adapter,
+    and (unless ``overwrite``) a name already in the store.
+    """
+    src = Path(src)
+    read_peft_adapter(src)
+    manifest = read_manifest(src)
+    if not manifest:
+        raise AdapterFileError(f"{src}: no air-restore manifest (make adapters with `air add-degradation`)")
+    name = manifest.get("name", "")
+    if not NAME_RE.match(str(name)):
+        raise AdapterFileError(f"{src}: manifest name {name!r} is not a valid adapter name")
+    if name in BUNDLED_ORDER:
+        raise FileExistsError(f"{name!r} is a bundled adapter; give yours another name")
+    root = adapters_dir()
+    dest = root / name
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"adapter {name!r} is already installed at {dest} (pass --overwrite to replace it)")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".*", SOURCE_FILE))
+        (tmp / SOURCE_FILE).write_text(json.dumps(source or {"kind": "local", "from": str(src.resolve())}, indent=1))
+        old = None
+        if dest.exists():
+            old = root / f".{name}.{uuid.uuid4().hex[:8]}.old"
+            dest.rename(old)
+        tmp.rename(dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def remove_adapter(name: str) -> Path:
+    """Delete a local adapter; bundled ones cannot be removed. Returns the removed path."""
+    if name in BUNDLED_ORDER:
+        raise PermissionError(f"{name!r} is a bundled adapter and cannot be removed")
+    dest = adapters_dir() / name
+    if not dest.is_dir():
+        names = ", ".join(a.name for a in local_adapters()) or "none"
+        raise KeyError(f"no local adapter named {name!r}; local adapters: {names}")
+    trash = dest.with_name(f".{name}.{uuid.uuid4().hex[:8]}.removed")
+    dest.rename(trash)  # one atomic step; then clean up
+    shutil.rmtree(trash, ignore_errors=True)
+    return dest

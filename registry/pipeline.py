@@ -1,0 +1,107 @@
+"""What ``air restore`` runs: the base, every active adapter attached for blending, and the estimator
+that picks the per-image weights (DESIGN.md, "Data flow of air restore")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from air_restore.core.arch import AirUNet
+from air_restore.core.lora import attach, blend
+from air_restore.core.restore import RestoreResult, restore
+from air_restore.registry.adapters import load_for_base
+from air_restore.registry.local import (
+    InstalledAdapter, active_adapters, bundled_estimator_path, local_estimator_path,
+)
+from air_restore.registry.store import BaseModelInfo, ModelFileError, load_base, read_estimator
+
+
+@dataclass
+class Restorer:
+    model: AirUNet
+    info: BaseModelInfo
+    adapters: list[str] = field(default_factory=list)  # blend order
+    estimator: torch.nn.Module | None = None
+    estimator_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    mode: str = "merged"  # one image at a time: merging the adapters into W0 costs nothing per pixel
+
+    @torch.no_grad()
+    def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Per-adapter weights [K] for one image [3, H, W] (zeros for adapters the estimator does not know)."""
+        w = torch.zeros(len(self.adapters))
+        if self.estimator is None:
+            return w
+        dev = next(self.estimator.parameters()).device
+        est_w = self.estimator.weights(rgb[None].to(dev).float())[0].cpu()
+        for name, v in zip(self.estimator.config.adapters, est_w):
+            w[self.adapters.index(name)] = v
+        return w
+
+    def attach_folder(self, folder: str | Path) -> str:
+        """Attach one more adapter folder (e.g. ``--adapter PATH``); the estimator gives it weight 0."""
+        manifest, factors = load_for_base(Path(folder), self.info.fingerprint)
+        attach(self.model, manifest["name"], factors)
+        self.adapters.append(manifest["name"])
+        return manifest["name"]
+
+    def weights_from(self, given: dict[str, float]) -> torch.Tensor:
+        """[K] weights from ``{name: weight}`` (others 0); unknown names are refused, listing the installed ones."""
+        unknown = sorted(set(given) - set(self.adapters))
+        if unknown:
+            raise KeyError(f"no active adapter named {', '.join(map(repr, unknown))}; "
+                           f"active: {', '.join(self.adapters) or 'none'}")
+        return torch.tensor([float(given.get(n, 0.0)) for n in self.adapters])
+
+    def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, **kw) -> RestoreResult:
+        """Restore one image; ``weights`` [K] default to the estimator's."""
+        w = self.estimate(rgb) if weights is None else weights
+        with blend(self.model, w[None].to(next(self.model.parameters()).device), mode=self.mode):
+            return restore(self.model, rgb, **kw)
+
+
+def _pick_estimator(names: list[str]) -> tuple[torch.nn.Module | None, Path | None, list[str]]:
+    """The estimator for exactly ``names`` (local store first, then bundled); else the best one covering a
+    subset of them, with a warning naming the fix."""
+    best, best_path, warnings = None, None, []
+    for path in (local_estimator_path(), bundled_estimator_path()):
+        if not path.is_file():
+            continue
+        try:
+            est = read_estimator(path)
+        except ModelFileError as e:
+            warnings.append(f"ignoring estimator: {e}")
+            continue
+        known = list(est.config.adapters)
+        if known == names:
+            return est, path, warnings
+        if set(known) <= set(names) and (best is None or len(known) > len(best.config.adapters)):
+            best, best_path = est, path
+    if names and best is None:
+        warnings.append(f"no estimator for the adapters {names}: restoring with the base alone; "
+                        "run `air train estimator --install`, or pick weights with --adapters NAME=W")
+    elif best is not None:
+        missing = [n for n in names if n not in best.config.adapters]
+        warnings.append(f"the estimator does not know adapter(s) {missing}, which get weight 0; run "
+                        "`air train estimator --install` (or `air add-degradation`), or pick weights with --adapters")
+    return best, best_path, warnings
+
+
+def load_restorer(weights: str | Path | None = None, *, device: str | torch.device = "cpu",
+                  use_adapters: bool = True) -> Restorer:
+    """The base (bundled unless ``weights``) with every active adapter attached and the estimator chosen."""
+    model, info = load_base(weights, device=device)
+    r = Restorer(model, info)
+    if not use_adapters:
+        return r
+    found: list[InstalledAdapter] = active_adapters(info.fingerprint)
+    for a in found:
+        manifest, factors = load_for_base(a.path, info.fingerprint)
+        attach(model, manifest["name"], factors)
+        r.adapters.append(a.name)
+    est, path, warnings = _pick_estimator(r.adapters)
+    r.estimator = est.to(device) if est is not None else None
+    r.estimator_path, r.warnings = path, warnings
+    return r
