@@ -955,5 +955,37 @@ def train_estimator_cmd(
     console.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)
 
 
+@train_app.command("udair")
+def train_udair_cmd(
+    clean: Path = typer.Option(..., "--clean", help="Clean photos to degrade (e.g. ../shared/data/train/clean)."),
+    out: Path = typer.Option(..., "--out", help="Refiner weights file to write (.safetensors)."),
+    steps: int = typer.Option(1500, help="Optimizer steps (an upper bound with --time-budget)."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds for the training loop: steps fitted to the speed."),
+    max_severity: float = typer.Option(0.7, help="Highest training severity (benchmarks test above it)."),
+    codebook: int = typer.Option(512, help="Codes in the degradation codebook."),
+    seed: int = typer.Option(0),
+    weights: Optional[Path] = typer.Option(None, help="Base weights (default: the bundled model)."),
+    threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default; 1 is fastest on a busy 2-core CPU)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """Train the UDAIR refiner (codebook, CSCL, anchors) on the frozen base and adapters.
+
+    Crops of the clean photos are degraded by the built-in plugins and restored once by the frozen
+    restorer; the refiner learns a residual correction with L1 + λ·CSCL + VQ losses. Its DAM is trained
+    only at test time (`air restore --tta`).
+    """
+    from air_restore.cli.train_udair import run_cli
+
+    if out.exists() and not overwrite:
+        _fail(f"{out}: already exists (pass --overwrite to replace it)")
+    if not clean.is_dir():
+        _fail(f"{clean}: no such folder")
+    try:
+        run_cli(clean, out, steps=steps, time_budget=time_budget, max_severity=max_severity, codebook=codebook,
+                seed=seed, weights=weights, threads=threads, console=console)
+    except ValueError as e:
+        _fail(str(e))
+
+
 if __name__ == "__main__":
     app()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
-from air_restore.registry.manifest import DegradationPlugin
+from air_restore.registry.manifest import DegradationPlugin, RefinerPlugin
 
 GROUP = "air_restore.plugins"
 
@@ -24,7 +24,7 @@ class PluginLoadError(Exception):
 class PluginRecord:
     entry_point: EntryPoint
     package: str
-    plugin: DegradationPlugin | None = None
+    plugin: DegradationPlugin | RefinerPlugin | None = None
     error: str | None = None
 
     @property
@@ -47,8 +47,10 @@ def load(ep: EntryPoint, package: str) -> PluginRecord:
         obj = ep.load()
     except Exception as e:  # any import-time failure of third-party code
         return PluginRecord(ep, package, error=f"import failed: {type(e).__name__}: {e}")
-    if not isinstance(obj, DegradationPlugin):
-        return PluginRecord(ep, package, error=f"{ep.value} is a {type(obj).__name__}, not a DegradationPlugin")
+    if not isinstance(obj, (DegradationPlugin, RefinerPlugin)):
+        return PluginRecord(
+            ep, package, error=f"{ep.value} is a {type(obj).__name__}, not a DegradationPlugin or RefinerPlugin"
+        )
     if obj.name != ep.name:
         return PluginRecord(ep, package, error=f"entry point is named {ep.name!r} but the manifest says {obj.name!r}")
     return PluginRecord(ep, package, plugin=obj)
@@ -69,12 +71,23 @@ def discover() -> tuple[PluginRecord, ...]:
     return tuple(out)
 
 
-def get_degradation(name: str) -> DegradationPlugin:
-    """The working degradation plugin called ``name``; a clear error lists the ones available."""
+def _get(name: str, cls: type, kind: str):
     for r in discover():
         if r.entry_point.name == name:
             if r.plugin is None:
                 raise PluginLoadError(f"plugin {r.display} is broken: {r.error}")
+            if not isinstance(r.plugin, cls):
+                raise KeyError(f"plugin {name!r} is a {r.plugin.manifest.kind}, not a {kind}")
             return r.plugin
-    available = ", ".join(r.entry_point.name for r in discover() if r.plugin is not None) or "none"
-    raise KeyError(f"no degradation plugin named {name!r}; available: {available}")
+    available = ", ".join(r.entry_point.name for r in discover() if isinstance(r.plugin, cls)) or "none"
+    raise KeyError(f"no {kind} plugin named {name!r}; available: {available}")
+
+
+def get_degradation(name: str) -> DegradationPlugin:
+    """The working degradation plugin called ``name``; a clear error lists the ones available."""
+    return _get(name, DegradationPlugin, "degradation")
+
+
+def get_refiner(name: str) -> RefinerPlugin:
+    """The working refiner plugin called ``name`` (e.g. 'udair'); a clear error lists the ones available."""
+    return _get(name, RefinerPlugin, "refiner")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -44,6 +44,25 @@ class DegradationPlugin:
 
     manifest: PluginManifest
     synthesize: SynthesizeFn | None = None
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+
+@dataclass(frozen=True)
+class RefinerPlugin:
+    """A refiner: runs after the base and adapters on the restored image. ``load()`` returns an object
+    with ``refine(degraded, restored, adapter_weights, steps=...) -> (image, info)`` (e.g. UDAIR TTA)."""
+
+    manifest: PluginManifest
+    load: Callable[[], Any]
+
+    def __post_init__(self) -> None:
+        if self.manifest.kind != "refiner":
+            raise ValueError(
+                f"RefinerPlugin {self.manifest.name!r} has manifest kind {self.manifest.kind!r}; set kind='refiner'"
+            )
 
     @property
     def name(self) -> str:

@@ -1,0 +1,492 @@
+"""UDAIR test-time adaptation as a refiner plugin (issue #5).
+
+After Fan et al., "From Controlled Scenarios to the Real World: Cross-Domain Degradation Pattern
+Matching for All-in-One Image Restoration" (UDAIR). Our base and adapters are frozen and never change,
+so the UDAIR parts live in a small separate **refiner** that takes (degraded input, base+adapter output)
+and predicts a residual correction of the restored image:
+
+- degradation encoder: a 4-conv CNN (stride 4) on [input − 0.5, restored − input] → feature map F [B, d, h, w];
+- DAM (Domain Adaptation Module): F ← F + DAM(F), 1×1 up → depthwise 3×3 → GELU → squeeze-excite →
+  1×1 down with the last conv zero-initialised: the identity, and never trained, in source training;
+- degradation codebook: z = mean(F) is vector-quantized against a learnable codebook (nearest code by
+  Euclidean distance, straight-through gradient, codebook + commitment losses); a gating module
+  re-weights z's channels from the code: embedding e = [q, sigmoid(W·q) ⊙ z];
+- refiner body: a 3-level NAFNet-block U-Net on [input, restored] whose two decoder levels get e
+  (broadcast over the image) concatenated before them; the residual head is zero-initialised.
+
+Training (``air train udair``, :mod:`air_restore.cli.train_udair`) uses L1 + λ·CSCL (cross-sample
+contrastive loss on z) + VQ losses, and stores per-degradation **anchors** (mean of z and mean
+per-image covariance of F over the training crops) from the best validation checkpoint.
+
+At test time (:meth:`UdairRefiner.refine`) only a fresh copy of the DAM trains, ``steps`` AdamW steps
+of the CORAL loss ‖C_s − C_t‖²_F / (4d²) between the covariance of the DAM-adapted features of this
+image (C_t) and the anchor covariance (C_s). The anchor is a weighted mix of the per-degradation
+anchors by the estimator's adapter weights, with the "clean" anchor taking the weight they leave
+(1 − Σw, clamped), so a single photo is enough. The copy is thrown away after every image (reset per
+image); the encoder, codebook, refiner body and the pristine DAM are never changed.
+
+Layering note: the network lives here rather than in ``core`` because it exists only for this plugin;
+it does no I/O except :func:`save_udair` / :func:`load_refiner` at the bottom.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from air_restore.core.arch import Block, LayerNorm2d
+from air_restore.core.tiling import tiled_forward
+from air_restore.registry.manifest import PluginManifest, RefinerPlugin
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "udair-v1.safetensors"
+PAD = 4  # the body and the encoder both downsample by 4
+
+
+class UdairConfig(BaseModel):
+    """Typed configuration of the UDAIR refiner; stored in its weights file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    classes: tuple[str, ...] = Field(
+        ("clean", "noise", "blur", "haze", "rain", "lowlight"),
+        description="Anchor classes; class 0 is 'clean', the others are adapter/degradation names.",
+    )
+    feat: int = Field(32, ge=4, description="Channels d of the degradation features (and of the codes).")
+    codebook: int = Field(512, ge=2, description="Number of codes in the degradation codebook.")
+    width: int = Field(16, ge=4, description="Refiner body channels at full resolution (×2 per level).")
+    middle_blocks: int = Field(2, ge=0, description="NAFNet blocks at 1/4 resolution.")
+    commitment: float = Field(0.25, ge=0, description="β of the VQ commitment loss.")
+    dam_expand: int = Field(2, ge=1, description="Channel expansion of the DAM's 1×1 up-projection.")
+
+
+# ----------------------------------------------------------------------------------------- pieces
+
+
+class VQOutput(NamedTuple):
+    quantized: torch.Tensor  # [B, d], straight-through: forward = code, gradient = identity to z
+    index: torch.Tensor  # [B] long
+    loss: torch.Tensor  # codebook + β·commitment
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest code by Euclidean distance; straight-through gradient (van den Oord et al., VQ-VAE)."""
+
+    def __init__(self, *, codes: int, dim: int, commitment: float = 0.25) -> None:
+        super().__init__()
+        self.codebook = nn.Parameter(torch.randn(codes, dim) * 0.1)
+        self.commitment = commitment
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Index [B] of the nearest code to every row of z [B, d]."""
+        d = z.square().sum(1, keepdim=True) - 2 * z @ self.codebook.t() + self.codebook.square().sum(1)[None]
+        return d.argmin(1)
+
+    def forward(self, z: torch.Tensor) -> VQOutput:
+        idx = self.nearest(z)
+        q = self.codebook[idx]
+        loss = F.mse_loss(q, z.detach()) + self.commitment * F.mse_loss(z, q.detach())
+        return VQOutput(z + (q - z).detach(), idx, loss)
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, *, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(4, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.sigmoid(self.fc2(F.gelu(self.fc1(x.mean((2, 3), keepdim=True)))))
+        return x * s
+
+
+class DAM(nn.Module):
+    """Domain Adaptation Module: x + 1×1 down(SE(GELU(dw3×3(1×1 up(x))))); zero-init down = identity."""
+
+    def __init__(self, channels: int, *, expand: int = 2) -> None:
+        super().__init__()
+        c = channels * expand
+        self.up = nn.Conv2d(channels, c, 1)
+        self.dw = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.se = SqueezeExcite(c)
+        self.down = nn.Conv2d(c, channels, 1)
+        nn.init.zeros_(self.down.weight)
+        nn.init.zeros_(self.down.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.down(self.se(F.gelu(self.dw(self.up(x)))))
+
+
+class DegradationEncoder(nn.Module):
+    """[input, restored] → degradation features [B, d, H/4, W/4] (receptive field 15 px)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(6, 16, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.GELU(),
+            nn.Conv2d(32, dim, 1),
+        )
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x - 0.5, y - x], 1))
+
+
+class Fuse(nn.Module):
+    """Concatenate the (broadcast) degradation embedding before a decoder level, back to ``c`` channels."""
+
+    def __init__(self, c: int, emb: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c + emb, c, 1)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        return self.conv(torch.cat([x, e[:, :, None, None].expand(b, -1, h, w)], 1))
+
+
+class UdairOutput(NamedTuple):
+    image: torch.Tensor  # [B, 3, H, W] refined, not clamped
+    z: torch.Tensor  # [B, d] pooled degradation features (CSCL acts on these)
+    features: torch.Tensor  # [B, d, h, w] DAM-adapted features
+    vq: VQOutput
+
+
+class UdairNet(nn.Module):
+    def __init__(self, *, config: UdairConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or UdairConfig()
+        d, w = cfg.feat, cfg.width
+        emb = 2 * d
+        self.encoder = DegradationEncoder(d)
+        self.dam = DAM(d, expand=cfg.dam_expand)
+        self.vq = VectorQuantizer(codes=cfg.codebook, dim=d, commitment=cfg.commitment)
+        self.gate = nn.Linear(d, d)
+        # Refiner body: full → 1/2 → 1/4 resolution and back; e enters before both decoder levels.
+        self.intro = nn.Conv2d(6, w, 3, padding=1)
+        self.enc1, self.down1 = Block(w), nn.Conv2d(w, 2 * w, 2, stride=2)
+        self.enc2, self.down2 = Block(2 * w), nn.Conv2d(2 * w, 4 * w, 2, stride=2)
+        self.middle = nn.Sequential(*[Block(4 * w) for _ in range(cfg.middle_blocks)])
+        self.up2 = nn.Sequential(nn.Conv2d(4 * w, 8 * w, 1, bias=False), nn.PixelShuffle(2))
+        self.fuse2, self.dec2 = Fuse(2 * w, emb), Block(2 * w)
+        self.up1 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 1, bias=False), nn.PixelShuffle(2))
+        self.fuse1, self.dec1 = Fuse(w, emb), Block(w)
+        self.norm = LayerNorm2d(w)
+        self.ending = nn.Conv2d(w, 3, 3, padding=1)
+        nn.init.zeros_(self.ending.weight)  # a fresh refiner returns the restored image unchanged
+        nn.init.zeros_(self.ending.bias)
+
+    # -- the three stages, separable so test-time adaptation can run between them --------------
+
+    def features(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Raw (un-adapted) degradation features [B, d, h, w] of input x and restored y [B, 3, H, W]."""
+        xp, yp = _pad(x), _pad(y)
+        return self.encoder(xp, yp)
+
+    def embed(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, VQOutput]:
+        """Adapted features [B, d, h, w] → (embedding e [B, 2d], z [B, d], VQ output)."""
+        z = feats.mean((2, 3))
+        vq = self.vq(z)
+        e = torch.cat([vq.quantized, torch.sigmoid(self.gate(vq.quantized)) * z], 1)
+        return e, z, vq
+
+    def decode(self, x: torch.Tensor, y: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """Refined image [B, 3, H, W] = y + residual(x, y, e); purely local given e (tiles exactly)."""
+        _, _, h, w = x.shape
+        xp, yp = _pad(x), _pad(y)
+        f1 = self.enc1(self.intro(torch.cat([xp - 0.5, yp - 0.5], 1)))
+        f2 = self.enc2(self.down1(f1))
+        f = self.middle(self.down2(f2))
+        f = self.dec2(self.fuse2(self.up2(f) + f2, e))
+        f = self.dec1(self.fuse1(self.up1(f) + f1, e))
+        return (yp + self.ending(self.norm(f)))[:, :, :h, :w]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> UdairOutput:
+        feats = self.dam(self.features(x, y))
+        e, z, vq = self.embed(feats)
+        return UdairOutput(self.decode(x, y, e), z, feats, vq)
+
+
+def _pad(x: torch.Tensor) -> torch.Tensor:
+    _, _, h, w = x.shape
+    ph, pw = (-h) % PAD, (-w) % PAD
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+
+
+# ------------------------------------------------------------------------------------------ losses
+
+
+def cscl_loss(z: torch.Tensor, labels: torch.Tensor, g: torch.Generator, *, temperature: float = 0.1) -> torch.Tensor:
+    """Cross-sample contrastive loss (InfoNCE, cosine similarity / temperature).
+
+    Images with the same label are grouped and randomly permuted (a random cyclic order, so every
+    image's positive is a *different* image of its degradation); all images with another label are its
+    negatives. Images alone in their group have no positive and are left out. Returns 0 if none has one.
+    """
+    b = z.shape[0]
+    zn = F.normalize(z, dim=1)
+    pos = torch.full((b,), -1, dtype=torch.long)
+    lab = labels.cpu()
+    for c in lab.unique():
+        idx = (lab == c).nonzero().flatten()
+        if len(idx) < 2:
+            continue
+        order = idx[torch.randperm(len(idx), generator=g)]
+        pos[order] = order.roll(1)
+    valid = pos >= 0
+    if not bool(valid.any()):
+        return z.sum() * 0
+    sim = zn @ zn.t() / temperature  # [B, B]
+    neg = labels[:, None] != labels[None, :]
+    rows = valid.nonzero().flatten().to(z.device)
+    p = sim[rows, pos[valid].to(z.device)]
+    negs = sim[rows].masked_fill(~neg[rows], float("-inf"))
+    logits = torch.cat([p[:, None], negs], 1)
+    return -(logits.log_softmax(1)[:, 0]).mean()
+
+
+def feature_covariance(f: torch.Tensor) -> torch.Tensor:
+    """Covariance [d, d] of features [1, d, h, w] (or [d, h, w]) over spatial positions (unbiased)."""
+    x = f.reshape(f.shape[-3], -1).t()  # [N, d]
+    xc = x - x.mean(0, keepdim=True)
+    return xc.t() @ xc / max(1, x.shape[0] - 1)
+
+
+def coral_loss(c_s: torch.Tensor, c_t: torch.Tensor) -> torch.Tensor:
+    """CORAL (Sun & Saenko, 2016): ‖C_s − C_t‖²_F / (4d²)."""
+    d = c_s.shape[-1]
+    return (c_s - c_t).square().sum() / (4 * d * d)
+
+
+# ------------------------------------------------------------------------------- test-time adaptation
+# tent-style small named functions: configure → collect_params → adapt_step (× steps) → reset.
+
+
+def configure(net: UdairNet) -> DAM:
+    """A fresh trainable copy of the pristine DAM (the net's own DAM is never touched)."""
+    dam = copy.deepcopy(net.dam).train()
+    for p in dam.parameters():
+        p.requires_grad_(True)
+    return dam
+
+
+def collect_params(dam: DAM) -> list[nn.Parameter]:
+    return list(dam.parameters())
+
+
+def adapt_step(dam: DAM, feats: torch.Tensor, target_cov: torch.Tensor, opt: torch.optim.Optimizer) -> float:
+    loss = coral_loss(target_cov, feature_covariance(dam(feats)))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def reset(net: UdairNet) -> DAM:
+    """Per-image reset: simply a new copy of the pristine DAM."""
+    return configure(net)
+
+
+# ------------------------------------------------------------------------------------------ runtime
+
+
+class Anchors(NamedTuple):
+    mean: torch.Tensor  # [C, d] mean pooled feature z per class
+    cov: torch.Tensor  # [C, d, d] mean per-image covariance of the features per class
+
+
+class UdairRefiner:
+    """The loaded plugin: ``refine(degraded, restored, adapter_weights, steps=5)``."""
+
+    def __init__(self, net: UdairNet, anchors: Anchors, *, meta: dict[str, Any] | None = None,
+                 lr: float = 1e-2, tile: int = 512, overlap: int = 64, max_feature_side: int = 1024) -> None:
+        self.net = net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.anchors = anchors
+        self.meta = meta or {}
+        self.lr, self.tile, self.overlap, self.max_feature_side = lr, tile, overlap, max_feature_side
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.net.config.classes
+
+    @property
+    def base_fingerprint(self) -> str | None:
+        return self.meta.get("base_fingerprint")
+
+    def anchor_mix(self, adapter_weights: dict[str, float]) -> tuple[torch.Tensor, list[str]]:
+        """Weights [C] over the anchor classes from adapter weights; 'clean' takes 1 − Σw (clamped ≥ 0).
+        Returns them and the adapter names the refiner has no anchor for (ignored)."""
+        a = torch.zeros(len(self.classes))
+        ignored = []
+        for name, w in adapter_weights.items():
+            if name in self.classes[1:]:
+                a[self.classes.index(name)] = max(0.0, float(w))
+            elif float(w) > 0:
+                ignored.append(name)
+        a[0] = max(0.0, 1.0 - float(a[1:].sum()))
+        return a / a.sum(), ignored
+
+    def target_covariance(self, mix: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("c,cij->ij", mix, self.anchors.cov)
+
+    def _feature_view(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The part of the image the degradation features see: whole, or a central crop ≤ max_feature_side²."""
+        _, h, w = x.shape
+        s = self.max_feature_side
+        y0, x0 = max(0, (h - s) // 2), max(0, (w - s) // 2)
+        return x[:, y0 : y0 + s, x0 : x0 + s], y[:, y0 : y0 + s, x0 : x0 + s]
+
+    def refine(self, degraded: torch.Tensor, restored: torch.Tensor, adapter_weights: dict[str, float] | None,
+               *, steps: int = 5, lr: float | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Refine one restored image [3, H, W] in [0, 1] given its degraded input; ``steps`` DAM steps of
+        TTA (0: the refiner alone). Returns (refined [3, H, W] in [0, 1], info) where info holds
+        coral_before / coral_after, the anchor mix and ignored adapter names."""
+        if degraded.shape != restored.shape or degraded.ndim != 3 or degraded.shape[0] != 3:
+            raise ValueError(f"expected two RGB tensors [3, H, W] of one shape, got {tuple(degraded.shape)} "
+                             f"and {tuple(restored.shape)}")
+        x, y = degraded.float().cpu().clamp(0, 1), restored.float().cpu().clamp(0, 1)
+        info: dict[str, Any] = {"steps": 0}
+        if adapter_weights is None:
+            mix, ignored = torch.zeros(len(self.classes)), []
+            mix[0] = 1.0
+            info["note"] = "no adapter weights given: TTA skipped"
+            steps = 0
+        else:
+            mix, ignored = self.anchor_mix(adapter_weights)
+        info["anchor_mix"] = {c: round(float(v), 4) for c, v in zip(self.classes, mix)}
+        if ignored:
+            info["ignored_adapters"] = ignored
+        fx, fy = self._feature_view(x, y)
+        with torch.no_grad():
+            feats = self.net.features(fx[None], fy[None])
+        target = self.target_covariance(mix)
+        dam = reset(self.net)
+        with torch.no_grad():
+            before = float(coral_loss(target, feature_covariance(dam(feats))))
+        if steps > 0:
+            opt = torch.optim.AdamW(collect_params(dam), lr=lr or self.lr, weight_decay=0.0)
+            with torch.enable_grad():
+                for _ in range(steps):
+                    adapt_step(dam, feats, target, opt)
+        dam.eval()
+        with torch.no_grad():
+            adapted = dam(feats)
+            after = float(coral_loss(target, feature_covariance(adapted)))
+            e, _, vq = self.net.embed(adapted)
+            refined = _tiled_decode(self.net, x, y, e, tile=self.tile, overlap=self.overlap)
+        info.update(steps=steps, coral_before=before, coral_after=after, code=int(vq.index[0]))
+        return refined.clamp(0, 1), info
+
+
+def _tiled_decode(net: UdairNet, x: torch.Tensor, y: torch.Tensor, e: torch.Tensor, *, tile: int,
+                  overlap: int) -> torch.Tensor:
+    """net.decode over [3, H, W] images tile by tile (the body is local; e is global and fixed)."""
+    xy = torch.cat([x, y])  # [6, H, W]; tiled_forward slices channels-first tensors of any depth
+    res = tiled_forward(lambda t: (net.decode(t[:, :3], t[:, 3:], e), None), xy, tile=tile, overlap=overlap,
+                        align=PAD)
+    return res.image
+
+
+# ------------------------------------------------------------------------------------- weights file
+
+
+class UdairFileError(Exception):
+    """A UDAIR weights file is missing, unreadable or not a UDAIR refiner. One-line message."""
+
+
+def bundled_path() -> Path:
+    return Path(str(resources.files("air_restore.registry") / "weights" / WEIGHTS_FILE))
+
+
+def save_udair(net: UdairNet, anchors: Anchors, path: str | Path, *, base_fingerprint: str, adapters: list[str],
+               training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> str:
+    """Write the refiner (fp16 network, fp32 anchors) with self-describing metadata; returns its fingerprint."""
+    from air_restore.core.arch import fingerprint
+    from air_restore.registry.store import _atomic_save
+
+    tensors = {f"net.{k}": v.detach().cpu().half().contiguous() for k, v in net.state_dict().items()}
+    tensors["anchors.mean"] = anchors.mean.detach().cpu().float().contiguous()
+    tensors["anchors.cov"] = anchors.cov.detach().cpu().float().contiguous()
+    fp = fingerprint(tensors)
+    metadata = {
+        "format_version": str(FORMAT_VERSION),
+        "kind": "refiner",
+        "name": "udair",
+        "config": net.config.model_dump_json(),
+        "fingerprint": fp,
+        "base_fingerprint": base_fingerprint,
+        "adapters": json.dumps(list(adapters)),
+        "degradation": ",".join(net.config.classes[1:]),
+        "training": json.dumps(training or {}),
+        "metrics": json.dumps(metrics or {}),
+    }
+    _atomic_save(tensors, Path(path), metadata)
+    return fp
+
+
+def read_udair(path: str | Path) -> tuple[UdairNet, Anchors, dict[str, Any]]:
+    """Load a UDAIR file (fp32 in memory) and check its fingerprint; any problem is one UdairFileError."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from air_restore.core.arch import fingerprint
+
+    path = Path(path)
+    if not path.is_file():
+        raise UdairFileError(f"{path}: no such UDAIR weights file (train one with `air train udair`)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        if meta.get("kind") != "refiner" or meta.get("name") != "udair":
+            raise UdairFileError(f"{path}: not a UDAIR refiner (metadata kind={meta.get('kind')!r})")
+        if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+            raise UdairFileError(f"{path}: format version {meta['format_version']} is newer than this air-restore "
+                                 f"understands ({FORMAT_VERSION}); upgrade air-restore")
+        config = UdairConfig.model_validate_json(meta["config"])
+        tensors = load_file(str(path))
+        if meta.get("fingerprint") and fingerprint(tensors) != meta["fingerprint"]:
+            raise UdairFileError(f"{path}: tensors do not match their recorded fingerprint; the file is damaged")
+        net = UdairNet(config=config)
+        net.load_state_dict({k[4:]: v.float() for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+        anchors = Anchors(tensors["anchors.mean"].float(), tensors["anchors.cov"].float())
+        info = {"path": str(path), "base_fingerprint": meta.get("base_fingerprint"),
+                "fingerprint": meta.get("fingerprint"), "adapters": json.loads(meta.get("adapters", "[]")),
+                "training": json.loads(meta.get("training", "{}")), "metrics": json.loads(meta.get("metrics", "{}"))}
+    except UdairFileError:
+        raise
+    except Exception as e:  # unreadable file, bad metadata, tensors that do not fit the config
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UdairFileError(f"{path}: not a readable UDAIR file ({first})") from None
+    return net.eval(), anchors, info
+
+
+def load_refiner(path: str | Path | None = None, **kw) -> UdairRefiner:
+    """The UDAIR refiner from ``path`` (default: the bundled ``udair-v1.safetensors``)."""
+    net, anchors, meta = read_udair(path or bundled_path())
+    return UdairRefiner(net, anchors, meta=meta, **kw)
+
+
+try:
+    _VERSION = version("air-restore")
+except PackageNotFoundError:  # a source tree that is not installed
+    _VERSION = "0+unknown"
+
+plugin = RefinerPlugin(
+    PluginManifest(name="udair", kind="refiner", version=_VERSION,
+                   description="UDAIR test-time adaptation: codebook-conditioned refiner, DAM tuned per image by CORAL."),
+    load_refiner,
+)
