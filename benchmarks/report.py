@@ -1,12 +1,15 @@
 """Write BENCHMARKS.md from the JSON results of the other scripts in benchmarks/results/.
 
-    python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --bm3d --out benchmarks/results/quality_cbsd68.json
+    python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d --out benchmarks/results/quality_cbsd68.json
+    python benchmarks/plots.py
+    python benchmarks/no_reference.py --real ../shared/data/real --limit 6 --out benchmarks/results/no_reference.json
+    python benchmarks/niqe_check.py --basicsr /tmp/bsr/basicsr-1.4.2 --out benchmarks/results/niqe_check.json
     python benchmarks/segmentation.py --clean ../shared/data/eval/CBSD68 --out benchmarks/results/segmentation.json
     air eval --pairs ../shared/data/pairs/rain_Rain100H --csv benchmarks/results/eval_rain100h.csv
     air eval --pairs ../shared/data/pairs/noise_real_PolyU --csv benchmarks/results/eval_polyu.csv
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
-    python benchmarks/speed.py --out benchmarks/results/speed.json
+    python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/report.py
 """
 
@@ -34,35 +37,113 @@ def _commit() -> str:
         return "unknown"
 
 
+def _baseline(r: dict) -> tuple[str, str] | None:
+    """(key, label) of a row's classical baseline; results written before baselines.py name only CBM3D."""
+    if r.get("baseline"):
+        return r["baseline"], r.get("baseline_label", r["baseline"])
+    return ("cbm3d", "CBM3D (true σ)") if "cbm3d_psnr" in r else None
+
+
+def _ps(r: dict, key: str) -> str:
+    return f"{r[key + '_psnr']:.2f} / {r[key + '_ssim']:.3f}" if key + "_psnr" in r else "–"
+
+
 def quality_section(q: dict) -> list[str]:
-    has_bm3d = any("cbm3d_psnr" in r for r in q["rows"])
-    head = "| degradation | input PSNR / SSIM | air-restore base PSNR / SSIM | gain (dB) |"
+    has_blended = any("blended_psnr" in r for r in q["rows"])
+    head = "| degradation | input | classical baseline | air-restore base |"
     sep = "|---|---|---|---|"
-    if has_bm3d:
-        head += " CBM3D PSNR / SSIM | air − CBM3D (dB) | CBM3D s/image |"
-        sep += "---|---|---|"
+    if has_blended:
+        head += " base + blended adapters |"
+        sep += "---|"
+    head += " base − input (dB) | base − baseline (dB) | s / image: baseline, base" + (", blended |" if has_blended else " |")
+    sep += "---|---|---|"
+    blended_note = (
+        f"Blended: the adapters {', '.join(q['blended']['adapters'])} weighted per image by the estimator "
+        f"(`{q['blended']['estimator']}`), through `load_restorer()` as `air restore` runs them."
+        if "blended" in q else
+        f"No blended column: {q['blended_skipped']}." if "blended_skipped" in q else "")
     lines = [
         f"## Quality: {q['set']} ({q['images']} images), degraded by the project's own plugins",
         "",
-        "Seeds: `crc32(row name) + image index`; severities and options in `benchmarks/quality.py` (ROWS).",
-        "Means over images; PSNR/SSIM by torchmetrics on 8-bit-quantized RGB. Restored on "
-        f"`{q['device']}`, base `{q['fingerprint']}`. CBM3D (`bm3d` package, `bm3d_rgb` with the true σ) "
-        "runs side by side on the same noisy images.",
+        "PSNR (dB) / SSIM, means over images; seeds `crc32(row name) + image index`; severities and options in "
+        "`benchmarks/quality.py` (ROWS). PSNR/SSIM by torchmetrics on 8-bit-quantized RGB. Restored on "
+        f"`{q['device']}`" + (f" ({q['torch_threads']} torch threads)" if "torch_threads" in q else "")
+        + f", base `{q['fingerprint']}`. Classical baselines (`benchmarks/baselines.py`, `bm3d` package) run on "
+        "the same degraded images: CBM3D is given the true σ; the dark channel prior (15 px patches, ω 0.95, "
+        "guided-filter transmission) and the LIME-style illumination map (guided filter, γ 0.8) are applied as "
+        "published, to the sRGB image. Seconds are medians per image on this shared machine. " + blended_note
+        + (f" ({q['reused']}; base and blended are timed side by side in one run.)" if "reused" in q else ""),
         "",
         head,
         sep,
     ]
     for r in q["rows"]:
-        line = (f"| {r['row']} | {r['input_psnr']:.2f} / {r['input_ssim']:.3f} | {r['air_psnr']:.2f} / "
-                f"{r['air_ssim']:.3f} | {r['air_psnr'] - r['input_psnr']:+.2f} |")
-        if has_bm3d:
-            if "cbm3d_psnr" in r:
-                line += (f" {r['cbm3d_psnr']:.2f} / {r['cbm3d_ssim']:.3f} | {r['air_psnr'] - r['cbm3d_psnr']:+.2f} |"
-                         f" {r['cbm3d_s']:.1f} |")
-            else:
-                line += " – | – | – |"
+        b = _baseline(r)
+        line = (f"| {r['row']} | {_ps(r, 'input')} | " + (f"{b[1]}: {_ps(r, b[0])}" if b else "–")
+                + f" | {_ps(r, 'air')} |")
+        if has_blended:
+            line += f" {_ps(r, 'blended')} |"
+        line += f" {r['air_psnr'] - r['input_psnr']:+.2f} | "
+        line += f"{r['air_psnr'] - r[b[0] + '_psnr']:+.2f} |" if b else "– |"
+        times = [f"{r[b[0] + '_s']:.2f}" if b and b[0] + "_s" in r else "–",
+                 f"{r['air_s']:.2f}" if "air_s" in r else "–"]
+        if has_blended:
+            times.append(f"{r['blended_s']:.2f}" if "blended_s" in r else "–")
+        lines.append(line + " " + ", ".join(times) + " |")
+    lines.append("")
+    for png, alt in (("psnr_per_task.png", "PSNR per task"), ("quality_vs_time.png", "quality vs time")):
+        if (HERE / "results" / png).exists():
+            lines += [f"![{alt}](benchmarks/results/{png})", ""]
+    return lines
+
+
+def no_reference_section(n: dict) -> list[str]:
+    blended = any("blended_niqe" in s for s in n["sets"])
+    lines = [
+        "## Real photos without a reference: NIQE (lower is more natural)",
+        "",
+        f"`benchmarks/no_reference.py` (the function behind `air eval --no-reference DIR`): NIQE "
+        "(`air_restore.cli.niqe`, the authors' pristine model; it agrees with BasicSR's implementation, see "
+        "below) of each photo and of its restored version; "
+        + (f"the first {n['limit']} photos of each set by name" if n.get("limit") else "every photo")
+        + f", restored on `{n['device']}` by the base `{n['fingerprint']}` (512 px tiles)"
+        + (f" and by the base with the adapters {', '.join(n['blended']['adapters'])} blended by the estimator."
+           if blended else f". No blended column: {n.get('blended_skipped', 'not run')}."),
+        "NIQE rewards natural-looking statistics, not fidelity: read it beside the contact sheet.",
+        "",
+        "| set | photos | input NIQE median (mean) | base NIQE median (mean) | base lower on |"
+        + (" blended NIQE median (mean) | blended lower on |" if blended else ""),
+        "|---|---|---|---|---|" + ("---|---|" if blended else ""),
+    ]
+    for s in n["sets"]:
+        line = (f"| {s['set']} | {s['images']} | {s['input_niqe_median']:.2f} ({s['input_niqe']:.2f}) | "
+                f"{s['base_niqe_median']:.2f} ({s['base_niqe']:.2f}) | {s['base_lower']} of {s['images']} |")
+        if blended:
+            line += (f" {s['blended_niqe_median']:.2f} ({s['blended_niqe']:.2f}) | {s['blended_lower']} of {s['images']} |"
+                     if "blended_niqe" in s else " – | – |")
         lines.append(line)
-    return lines + [""]
+    lines.append("")
+    if n.get("contact_sheet") and (HERE / "results" / n["contact_sheet"]).exists():
+        lines += [f"Contact sheet (one photo per set, input | restored): "
+                  f"![contact sheet](benchmarks/results/{n['contact_sheet']})", ""]
+        notes = HERE / "results" / "contact_sheet_notes.md"
+        if notes.exists():
+            lines += [notes.read_text().rstrip(), ""]
+    return lines
+
+
+def niqe_check_section(c: dict) -> list[str]:
+    return [
+        "## NIQE implementation check",
+        "",
+        f"`benchmarks/niqe_check.py` runs BasicSR's own NIQE code ({c['basicsr']}, which matches the authors' "
+        f"MATLAB release to 4 decimals) beside `air_restore.cli.niqe` on {len(c['rows'])} images (scikit-image "
+        "samples, one with σ=25 noise, and every 12th real photo). Largest absolute difference: "
+        f"**{c['max_abs_diff_float64']:.1e}** against BasicSR's code run in float64, "
+        f"**{c['max_abs_diff_float32']:.3f}** against it as shipped (float32 luma and resize, which moves a "
+        "few patches' shape estimates by one grid step).",
+        "",
+    ]
 
 
 def segmentation_section(s: dict) -> list[str]:
@@ -150,14 +231,21 @@ def speed_section(sp: dict) -> list[str]:
         "## Speed and memory",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads"
-        + (f"; GPU {m['gpu']}" if "gpu" in m else "; no GPU") + ". Whole image in one pass, median of runs "
-        "after a warm-up.",
+        + (f"; GPU {m['gpu']}" if "gpu" in m else "; no GPU") + ". Mode *whole*: the image in one pass; "
+        "*tiled 512/128*: through `restore()` with 512 px tiles and 128 px overlap, as `air restore` runs. Median "
+        "of the stated number of runs after a warm-up; CPU timings on this shared machine vary by ±30%.",
         "",
-        "| size | device | median s | ms / megapixel |",
-        "|---|---|---|---|",
+        "| size | device | precision | mode | threads | median s (runs) | ms / megapixel | megapixels / s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in sp["cpu"] + sp.get("gpu", []):
-        lines.append(f"| {r['size']}² | {r['device']} | {r['median_s']:.3f} | {r['ms_per_megapixel']:.0f} |")
+        mps = r.get("megapixels_per_s", r["size"] ** 2 / 1e6 / r["median_s"])
+        lines.append(f"| {r['size']}² | {r['device']} | {r.get('precision', 'fp32')} | {r.get('mode', 'whole')} | "
+                     f"{r.get('threads') or m['torch_threads'] if r['device'] == 'cpu' else '–'} | "
+                     f"{r['median_s']:.3f} ({r.get('runs', '?')}) | {r['ms_per_megapixel']:.0f} | {mps:.3f} |")
+    if "gpu" not in sp:
+        lines += ["", "No GPU rows: no CUDA device in this run; the same script times the GPU in fp32 and bf16 "
+                  "autocast when one is present."]
     t = sp["tiling"]
     lines += [
         "",
@@ -205,7 +293,8 @@ def main(argv: list[str] | None = None) -> str:
         if data:
             lines += section(data)
     lines += pairs_section(args.results)
-    for name, section in (("adapters.json", adapters_section), ("estimator.json", estimator_section),
+    for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
+                          ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section)):
         data = _load(args.results / name)
         if data:

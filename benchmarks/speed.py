@@ -1,9 +1,13 @@
 """Speed, memory and tiling checks of the bundled base restorer.
 
-    python benchmarks/speed.py --out benchmarks/results/speed.json
+    python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/speed.py --sizes 64 --runs 1 --big 0 --tiling-size 128   # tiny (the tests do this)
 
-- time per image at each size (median of --runs after one warm-up), whole image, no tiling;
+- time per image at each size (median of --runs after one warm-up), whole image, no tiling, with
+  milliseconds per megapixel and megapixels per second; on the CPU with torch's thread count stated
+  per row, and where CUDA is present on the GPU in fp32 and in bf16 autocast;
+- the same through `air_restore.core.restore.restore` (512 px tiles, 128 px overlap: what `air restore`
+  runs) for --tiled-sizes;
 - tiled vs whole-image agreement: a photo resized to --tiling-size², restored whole and with 256 px
   tiles; PSNR between the two outputs (saved as PNGs for looking at);
 - peak memory of `air restore` on a --big × 3/4·--big photo-like image on the CPU, in a fresh process
@@ -40,24 +44,35 @@ def _photo(h: int, w: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
 
 
-def time_sizes(model, sizes: list[int], runs: int, device: str) -> list[dict]:
+def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: str = "fp32",
+               tiled: bool = False) -> list[dict]:
+    """Median seconds per image (after one warm-up) at each size; ``tiled`` goes through ``restore``."""
     rows = []
     for s in sizes:
-        x = _photo(s, s)[None].to(device)
+        x = _photo(s, s)
+        if not tiled:
+            x = x[None].to(device)
         times = []
-        with torch.no_grad():
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16"
+                    else torch.autocast(device_type="cpu", enabled=False))
+        with torch.no_grad(), autocast:
             for i in range(runs + 1):
                 if device == "cuda":
                     torch.cuda.synchronize()
                 t = time.perf_counter()
-                model(x)
+                if tiled:
+                    restore(model, x, tile=512, overlap=128)
+                else:
+                    model(x)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 if i:  # the first run is a warm-up
                     times.append(time.perf_counter() - t)
         med = statistics.median(times)
-        rows.append({"size": s, "device": device, "median_s": med, "runs": runs,
-                     "ms_per_megapixel": 1000 * med / (s * s / 1e6)})
+        mp = s * s / 1e6
+        rows.append({"size": s, "device": device, "precision": precision, "mode": "tiled 512/128" if tiled else "whole",
+                     "threads": torch.get_num_threads() if device == "cpu" else None, "median_s": med, "runs": runs,
+                     "ms_per_megapixel": 1000 * med / mp, "megapixels_per_s": mp / med})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -148,25 +163,37 @@ def big_image_memory(big: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    ap.add_argument("--tiled-sizes", type=int, nargs="*", default=[2048], help="sizes also timed through restore()")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tiling-size", type=int, default=1024)
     ap.add_argument("--big", type=int, default=4000, help="width of the memory test image (0 = skip)")
     ap.add_argument("--blend", type=int, nargs="*", default=[1, 5, 10], help="adapter counts K to time")
     ap.add_argument("--blend-size", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default); the "
+                    "memory test's child process gets the same through OMP_NUM_THREADS")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
     model, info = load_base()
     results = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
         "fingerprint": info.fingerprint,
-        "cpu": time_sizes(model, args.sizes, args.runs, "cpu"),
+        "cpu": time_sizes(model, args.sizes, args.runs, "cpu")
+        + time_sizes(model, args.tiled_sizes, args.runs, "cpu", tiled=True),
     }
     if torch.cuda.is_available():
         results["machine"]["gpu"] = torch.cuda.get_device_name()
-        results["gpu"] = time_sizes(load_base(device="cuda")[0], args.sizes, args.runs, "cuda")
+        gpu_model = load_base(device="cuda")[0]
+        results["gpu"] = []
+        for precision in ("fp32", "bf16"):
+            results["gpu"] += time_sizes(gpu_model, args.sizes, args.runs, "cuda", precision=precision)
+            results["gpu"] += time_sizes(gpu_model, args.tiled_sizes, args.runs, "cuda", precision=precision,
+                                         tiled=True)
     if args.blend:
         results["blending"] = blending_cost(model, args.blend_size, args.blend, args.runs)
     out_dir = args.out.parent if args.out else None

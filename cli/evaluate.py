@@ -1,8 +1,10 @@
-"""``air eval``: PSNR/SSIM of the restorer on paired folders or on clean photos degraded by a plugin.
+"""``air eval``: PSNR/SSIM of the restorer on paired folders or on clean photos degraded by a plugin,
+and NIQE on real photos that have no clean reference.
 
 Metrics are torchmetrics' ``peak_signal_noise_ratio`` (data range 1) and
 ``structural_similarity_index_measure`` (Gaussian window 11, σ 1.5), on RGB in [0, 1] quantized to
-8 bits as a saved file would be. One implementation, used by ``benchmarks/`` too.
+8 bits as a saved file would be; NIQE is ``air_restore.cli.niqe`` (lower is more natural). One
+implementation, used by ``benchmarks/`` too.
 """
 
 from __future__ import annotations
@@ -86,13 +88,54 @@ def evaluate(
         if on_image:
             on_image(row)
     if csv_path is not None and rows:
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        _write_csv(rows, csv_path)
     keys = ("input_psnr", "input_ssim", "restored_psnr", "restored_ssim")
     return {"images": len(rows), **{k: statistics.fmean(r[k] for r in rows) for k in keys}, "rows": rows}
+
+
+def _write_csv(rows: list[dict], csv_path: Path) -> None:
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def evaluate_no_reference(
+    paths: list[Path],
+    restore_fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    csv_path: Path | None = None,
+    on_image: Callable[[dict], None] | None = None,
+    on_skip: Callable[[Path, str], None] | None = None,
+) -> dict:
+    """NIQE of each photo and of its restored version (no clean reference needed); per-image rows
+    (optionally to CSV) and the medians and means. Photos too small for NIQE (under two 96 × 96 patches)
+    are skipped, reported through ``on_skip``."""
+    from air_restore.cli.niqe import PATCH, niqe
+
+    rows = []
+    for p in paths:
+        img = read_image(p).rgb
+        h, w = img.shape[1:]
+        if (h // PATCH) * (w // PATCH) < 2:
+            if on_skip:
+                on_skip(p, f"{w}×{h} is too small for NIQE (needs two {PATCH}×{PATCH} patches)")
+            continue
+        row = {"image": p.name, "width": w, "height": h, "input_niqe": niqe(img), "restored_niqe": niqe(restore_fn(img))}
+        rows.append(row)
+        if on_image:
+            on_image(row)
+    if csv_path is not None and rows:
+        _write_csv(rows, csv_path)
+    keys = ("input_niqe", "restored_niqe")
+    summary = {"images": len(rows), "rows": rows}
+    for k in keys:
+        vals = [r[k] for r in rows]
+        summary[k] = statistics.fmean(vals) if vals else float("nan")
+        summary[f"{k}_median"] = statistics.median(vals) if vals else float("nan")
+    summary["restored_better"] = sum(r["restored_niqe"] < r["input_niqe"] for r in rows)
+    return summary
 
 
 def parse_degrade(spec: str) -> tuple[str, float]:
@@ -107,4 +150,4 @@ def parse_degrade(spec: str) -> tuple[str, float]:
     return name, severity
 
 
-__all__ = ["ImageReadError", "evaluate", "paired_samples", "parse_degrade", "psnr_ssim", "synthetic_samples"]
+__all__ = ["ImageReadError", "evaluate", "evaluate_no_reference", "paired_samples", "parse_degrade", "psnr_ssim", "synthetic_samples"]

@@ -203,41 +203,62 @@ def eval_cmd(
     clean: Optional[Path] = typer.Option(None, "--clean", help="Folder of clean photos to degrade with --degrade."),
     degrade: Optional[str] = typer.Option(None, "--degrade", help="PLUGIN[:SEVERITY] for --clean, e.g. noise:0.5."),
     seed: int = typer.Option(0, help="With --clean: image i is degraded with seed + i."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image PSNR/SSIM here."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image PSNR/SSIM (or NIQE) here."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     tile: int = typer.Option(512, help="Tile side in pixels."),
     overlap: int = typer.Option(128, help="Tile overlap in pixels."),
     weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
+    no_reference: Optional[Path] = typer.Option(
+        None, "--no-reference", help="Folder of real photos without a clean reference: NIQE of input and restored.",
+    ),
+    no_adapters: bool = typer.Option(False, "--no-adapters", help="Evaluate the base model alone (no adapters, no estimator)."),
 ) -> None:
-    """Measure PSNR/SSIM of the input and of the restored image against the clean reference.
+    """Measure PSNR/SSIM of the input and of the restored image against the clean reference, or NIQE
+    (no reference needed; lower is more natural) on real photos.
 
     Examples:
 
       air eval --pairs ../shared/data/pairs/rain_Rain100H --csv rain.csv
 
       air eval --clean ../shared/data/eval/CBSD68 --degrade noise:0.5
+
+      air eval --no-reference ../shared/data/real/hazy --csv hazy_niqe.csv
+
+    The restorer is the one `air restore` runs: the base with the installed adapters weighted per image by
+    the estimator (`--no-adapters` for the base alone).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from air_restore.cli.evaluate import evaluate, paired_samples, parse_degrade, synthetic_samples
+    from air_restore.cli.evaluate import (
+        evaluate, evaluate_no_reference, paired_samples, parse_degrade, synthetic_samples,
+    )
     from air_restore.cli.imageio import ImageReadError, iter_image_paths
     from air_restore.core.restore import resolve_device
-    from air_restore.core.restore import restore as run_restore
     from air_restore.registry.discovery import PluginLoadError, get_degradation
-    from air_restore.registry.store import ModelFileError, load_base
+    from air_restore.registry.pipeline import load_restorer
+    from air_restore.registry.store import ModelFileError
 
-    if (pairs is None) == (clean is None):
-        _fail("give exactly one of --pairs DIR or --clean DIR (with --degrade PLUGIN[:SEVERITY])")
+    if sum(x is not None for x in (pairs, clean, no_reference)) != 1:
+        _fail("give exactly one of --pairs DIR, --clean DIR (with --degrade PLUGIN[:SEVERITY]) or --no-reference DIR")
     if clean is not None and degrade is None:
         _fail("--clean needs --degrade PLUGIN[:SEVERITY], e.g. --degrade noise:0.5")
-    folder = pairs or clean
+    folder = pairs or clean or no_reference
     if not folder.is_dir():
         _fail(f"{folder}: no such folder")
     try:
         dev = resolve_device(device)
-        model, info = load_base(weights, device=dev)
-        if pairs is not None:
+        restorer = load_restorer(weights, device=dev, use_adapters=not no_adapters)
+        info = restorer.info
+        for w in restorer.warnings:
+            console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
+        what = f"base {info.fingerprint}" + (f" + {', '.join(restorer.adapters)}" if restorer.adapters else "")
+        if no_reference is not None:
+            paths = iter_image_paths([no_reference])
+            if not paths:
+                _fail(f"{no_reference}: no images")
+            total = len(paths)
+        elif pairs is not None:
             samples = paired_samples(pairs)
             total = len(iter_image_paths([pairs / "degraded"])) if (pairs / "degraded").is_dir() else None
             title = f"{pairs.name} (paired)"
@@ -252,15 +273,32 @@ def eval_cmd(
         with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as bar:
             task = bar.add_task("eval", total=total)
-            result = evaluate(
-                samples,
-                lambda x: run_restore(model, x, tile=tile, overlap=overlap).image,
-                csv_path=csv_path,
-                on_image=lambda row: bar.advance(task),
-            )
+            restore_fn = lambda x: restorer.restore(x, tile=tile, overlap=overlap).image  # noqa: E731
+            if no_reference is not None:
+                result = evaluate_no_reference(
+                    paths, restore_fn, csv_path=csv_path, on_image=lambda row: bar.advance(task),
+                    on_skip=lambda p, why: (bar.console.print(escape(f"skipped {p.name}: {why}"), highlight=False),
+                                            bar.advance(task)),
+                )
+            else:
+                result = evaluate(samples, restore_fn, csv_path=csv_path, on_image=lambda row: bar.advance(task))
     except (ValueError, KeyError, ImageReadError, ModelFileError, PluginLoadError) as e:
         _fail(str(e).strip("'\""))
-    table = Table(title=escape(f"{title}: {result['images']} images, base {info.fingerprint}"), show_edge=False)
+    if no_reference is not None:
+        if not result["images"]:
+            _fail(f"{no_reference}: no image large enough for NIQE")
+        table = Table(title=escape(f"{no_reference.name}: NIQE (lower is more natural), {result['images']} images, "
+                                   f"{what}"), show_edge=False)
+        for col in ("", "median", "mean"):
+            table.add_column(col, justify="right" if col else "left")
+        for key, label in (("input_niqe", "input"), ("restored_niqe", "restored")):
+            table.add_row(label, f"{result[key + '_median']:.2f}", f"{result[key]:.2f}")
+        table.add_row("restored lower", f"{result['restored_better']} of {result['images']}", "")
+        Console().print(table)
+        if csv_path:
+            console.print(escape(f"per-image results → {csv_path}"), highlight=False, soft_wrap=True)
+        return
+    table = Table(title=escape(f"{title}: {result['images']} images, {what}"), show_edge=False)
     for col in ("", "PSNR (dB)", "SSIM"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row("input", f"{result['input_psnr']:.2f}", f"{result['input_ssim']:.4f}")

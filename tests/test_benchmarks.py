@@ -40,7 +40,12 @@ def test_quality_script(clean_dir, tmp_path):
     rows = {r["row"]: r for r in res["rows"]}
     assert len(rows) == 8 and out.exists()
     for r in rows.values():
-        assert 0 < r["input_psnr"] < 60 and 0 < r["air_ssim"] <= 1
+        assert 0 < r["input_psnr"] < 60 and 0 < r["air_ssim"] <= 1 and r["air_s"] > 0
+    # Classical baselines side by side: dark channel prior for haze, LIME-style map for low light.
+    assert rows["haze"]["baseline"] == "dcp" and 0 < rows["haze"]["dcp_psnr"] < 60
+    assert rows["low light"]["baseline"] == "lime" and rows["low light"]["lime_psnr"] > rows["low light"]["input_psnr"]
+    # The blended column is there exactly when adapters and an estimator are installed.
+    assert ("blended" in res) == ("blended_psnr" in rows["rain"]) and ("blended" in res) != ("blended_skipped" in res)
     # Heavier noise makes a worse input: the degradations really are applied at the stated severities.
     assert rows["noise σ=15"]["input_psnr"] > rows["noise σ=25"]["input_psnr"] > rows["noise σ=50"]["input_psnr"]
 
@@ -54,9 +59,11 @@ def test_quality_degradation_is_seeded(clean_dir):
 
 
 def test_speed_script(tmp_path):
-    res = _module("speed").main(["--sizes", "64", "--runs", "1", "--tiling-size", "320", "--big", "320", "--blend", "2", "--blend-size", "64",
-                                 "--out", str(tmp_path / "s.json")])
-    assert res["cpu"][0]["median_s"] > 0
+    res = _module("speed").main(["--sizes", "64", "--tiled-sizes", "96", "--runs", "1", "--tiling-size", "320",
+                                 "--big", "320", "--blend", "2", "--blend-size", "64", "--out", str(tmp_path / "s.json")])
+    whole, tiled = res["cpu"]
+    assert whole["median_s"] > 0 and whole["mode"] == "whole" and tiled["mode"].startswith("tiled")
+    assert whole["threads"] >= 1 and whole["megapixels_per_s"] == pytest.approx(64 * 64 / 1e6 / whole["median_s"])
     assert res["tiling"]["psnr_tiled_vs_whole"] > 40
     assert res["big_image"]["peak_rss_mb"] > 0
     assert (tmp_path / "tiling_tiled.png").exists()
@@ -96,6 +103,8 @@ def test_report_renders_every_result_file(tmp_path):
     text = _module("report").main(["--results", str(results), "--out", str(tmp_path / "B.md")])
     for heading in ("## Quality", "## Segmentation head", "## Speed and memory"):
         assert heading in text
+    if (results / "no_reference.json").exists():
+        assert "## Real photos without a reference: NIQE" in text
     assert (tmp_path / "B.md").read_text() == text
 
 
@@ -104,3 +113,100 @@ def test_estimator_script(clean_dir):
                                      "--steps", "2", "--limit", "1"])
     assert res["eval_images"] == 5 and 0 <= res["top1"] <= 1
     assert sum(map(sum, res["confusion"])) == 5 and res["parameters"] <= 500_000
+
+
+# --- classical baselines (benchmarks/baselines.py) ---------------------------------------------------
+
+def _astronaut(size=(256, 256)):
+    import torch
+    from skimage import data
+
+    a = np.asarray(Image.fromarray(data.astronaut()).resize(size), dtype=np.float32) / 255
+    return torch.from_numpy(a).permute(2, 0, 1).contiguous()
+
+
+def _psnr(x, ref):
+    return -10 * np.log10(float(((x - ref) ** 2).mean()))
+
+
+def test_dark_channel_prior_dehazes_a_hazed_photo():
+    """Haze by the scattering model DCP assumes (I = J·t + A·(1 − t), depth growing down the image)."""
+    import torch
+
+    b = _module("baselines")
+    clean = _astronaut()
+    t = torch.linspace(0.75, 0.3, clean.shape[1]).view(1, -1, 1).expand(1, -1, clean.shape[2])
+    air = torch.tensor([0.92, 0.93, 0.95]).view(3, 1, 1)
+    hazy = clean * t + air * (1 - t)
+    out = b.dark_channel_prior(hazy)
+    assert out.shape == hazy.shape and 0 <= out.min() and out.max() <= 1
+    assert _psnr(out, clean) > _psnr(hazy, clean) + 5
+    # The dark channel of a haze-free photo is dark, of the hazy one bright (the prior itself).
+    assert b.dark_channel(clean).mean() + 0.2 < b.dark_channel(hazy).mean()
+
+
+def test_lime_brightens_a_dark_photo():
+    b = _module("baselines")
+    clean = _astronaut()
+    dark = clean ** 2.2 * 0.25
+    out = b.lime(dark)
+    assert out.mean() > 2 * dark.mean() and _psnr(out, clean) > _psnr(dark, clean) + 5
+
+
+def test_guided_filter_smooths_but_keeps_edges():
+    import torch
+    import torch.nn.functional as F
+
+    b = _module("baselines")
+    x = torch.rand(1, 40, 33)
+    naive = F.avg_pool2d(x[None], 7, stride=1, padding=3, count_include_pad=False)[0]
+    assert torch.allclose(b.box_mean(x, 3), naive, atol=1e-5)
+    step = torch.zeros(1, 32, 32)
+    step[:, :, 16:] = 1
+    noisy = step + 0.05 * torch.randn(step.shape, generator=torch.Generator().manual_seed(0))
+    out = b.guided_filter(step, noisy, 4, 1e-3)
+    assert (out - step).abs().mean() < 0.5 * (noisy - step).abs().mean()  # noise removed, edge kept
+
+
+# --- no-reference benchmark, plots, NIQE check ---------------------------------------------------------
+
+def test_no_reference_script(tmp_path):
+    from skimage import data
+
+    real = tmp_path / "real"
+    for set_name, img in (("dim", "astronaut"), ("hazy", "coffee")):
+        (real / set_name).mkdir(parents=True)
+        Image.fromarray(getattr(data, img)()).resize((224, 200)).save(real / set_name / "a.png")
+    out = tmp_path / "nr" / "n.json"
+    res = _module("no_reference").main(["--real", str(real), "--limit", "1", "--device", "cpu", "--out", str(out)])
+    assert [s["set"] for s in res["sets"]] == ["dim", "hazy"]
+    for s in res["sets"]:
+        assert s["images"] == 1 and 0 < s["input_niqe"] < 30 and 0 < s["base_niqe"] < 30
+    with Image.open(out.parent / res["contact_sheet"]) as sheet:
+        assert sheet.width > 2 * 224 * 240 / 200 and sheet.height >= 2 * 240
+
+
+def test_plots_script(tmp_path):
+    rows = [{"row": "noise σ=25", "input_psnr": 20.5, "air_psnr": 28.0, "air_s": 0.6, "baseline": "cbm3d",
+             "baseline_label": "CBM3D (true σ)", "cbm3d_psnr": 30.3, "cbm3d_s": 7.0},
+            {"row": "haze", "input_psnr": 11.0, "air_psnr": 21.7, "air_s": 0.6, "blended_psnr": 23.0, "blended_s": 0.7,
+             "baseline": "dcp", "baseline_label": "dark channel prior", "dcp_psnr": 15.0, "dcp_s": 0.1},
+            {"row": "blur", "input_psnr": 23.0, "air_psnr": 23.1, "air_s": 0.6}]
+    q = {"set": "tiny", "images": 1, "device": "cpu", "torch_threads": 2, "rows": rows}
+    (tmp_path / "q.json").write_text(__import__("json").dumps(q))
+    paths = _module("plots").main(["--results", str(tmp_path), "--quality", "q.json"])
+    for p in paths:
+        with Image.open(p) as im:
+            assert im.format == "PNG" and im.width > 300
+
+
+def test_niqe_check_script(tmp_path):
+    """Runs only where BasicSR's source is unpacked (see the script's docstring)."""
+    import os
+
+    src = Path(os.environ.get("BASICSR_SRC", "/tmp/bsr/basicsr-1.4.2"))
+    if not (src / "basicsr/metrics/niqe.py").exists():
+        pytest.skip("BasicSR source not unpacked")
+    pytest.importorskip("scipy")
+    res = _module("niqe_check").main(["--basicsr", str(src), "--real", str(tmp_path / "none")])
+    assert res["max_abs_diff_float64"] < 1e-3 and res["max_abs_diff_float32"] < 0.05

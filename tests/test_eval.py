@@ -103,3 +103,81 @@ def test_parse_degrade():
     assert parse_degrade("rain:0.25") == ("rain", 0.25)
     with pytest.raises(ValueError):
         parse_degrade("rain:2")
+
+
+# --- NIQE (no reference) -------------------------------------------------------------------------------
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1).contiguous()
+
+
+@pytest.mark.parametrize("name, reference", [
+    # BasicSR 1.4.2's calculate_niqe run in float64 (benchmarks/niqe_check.py; results/niqe_check.json)
+    ("astronaut", 3.100451533184568),
+    ("coffee", 4.115331588269311),
+    ("chelsea", 2.6255266796680012),
+    ("rocket", 6.970949396701565),
+])
+def test_niqe_matches_basicsr_reference(name, reference):
+    from skimage import data
+
+    from air_restore.cli.niqe import niqe
+
+    assert niqe(_tensor(getattr(data, name)())) == pytest.approx(reference, abs=1e-4)
+
+
+def test_niqe_clean_photo_scores_better_than_noisy_or_blurred():
+    from skimage import data
+
+    from air_restore.cli.niqe import niqe
+    from air_restore.core.degradations import gaussian_kernel, conv_per_image
+
+    clean = _tensor(data.astronaut())
+    noisy = (clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * 40 / 255).clamp(0, 1)
+    blurred = conv_per_image(clean[None], gaussian_kernel(torch.tensor([3.0]), 21))[0]
+    n_clean, n_noisy, n_blur = niqe(clean), niqe(noisy), niqe(blurred)
+    assert n_clean < 4 < n_noisy and n_clean + 2 < n_blur, (n_clean, n_noisy, n_blur)
+
+
+def test_niqe_pieces_follow_the_reference_algorithm():
+    from air_restore.cli import niqe as N
+
+    m = N.pristine_model()
+    assert m.mu.shape == (36,) and m.cov.shape == (36, 36) and m.window.sum() == pytest.approx(1)
+    # MATLAB imresize(·, 0.5) of a constant is the constant; rows of the resize matrix sum to 1.
+    r = N._matlab_resize_matrix(96, 0.5)
+    assert r.shape == (48, 96) and np.allclose(r.sum(1), 1)
+    # The AGGD fit recovers a Gaussian's shape (α = 2) and scale (β = σ·√2 for exp(−(|x|/β)^α)) from samples,
+    # and a Laplacian's shape (α = 1).
+    x = np.random.default_rng(0).normal(0, 0.7, (1, 200_000))
+    alpha, bl, br = N.aggd_fit(x)
+    assert alpha[0] == pytest.approx(2, abs=0.05)
+    assert bl[0] == pytest.approx(0.7 * 2**0.5, abs=0.01) and br[0] == pytest.approx(0.7 * 2**0.5, abs=0.01)
+    assert N.aggd_fit(np.random.default_rng(0).laplace(0, 1, (1, 200_000)))[0][0] == pytest.approx(1, abs=0.05)
+    # 2 scales × 18 features per 96-px patch.
+    feats = N.patch_features(np.random.default_rng(1).normal(size=(192, 96)), 96)
+    assert feats.shape == (2, 18)
+    with pytest.raises(ValueError, match="two 96×96 patches"):
+        N.niqe(torch.rand(3, 100, 100))
+
+
+def test_eval_no_reference_writes_niqe_csv(tmp_path):
+    d = tmp_path / "real"
+    d.mkdir()
+    for i, p in enumerate(_photos(2, size=(224, 200))):
+        Image.fromarray(p).save(d / f"{i}.png")
+    Image.fromarray(_photos(1, size=(64, 64))[0]).save(d / "tiny.png")
+    out = tmp_path / "n.csv"
+    r = runner.invoke(app, ["eval", "--no-reference", str(d), "--csv", str(out), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out)))
+    assert [row["image"] for row in rows] == ["0.png", "1.png"]  # tiny.png is too small for NIQE
+    for row in rows:
+        assert 0 < float(row["input_niqe"]) < 30 and 0 < float(row["restored_niqe"]) < 30
+    text = r.output.replace("\n", " ")
+    assert "skipped tiny.png" in text and "NIQE" in text and "restored lower" in text
+
+
+def test_eval_no_reference_needs_exactly_one_source(tmp_path, pairs):
+    r = runner.invoke(app, ["eval", "--no-reference", str(pairs / "clean"), "--pairs", str(pairs), "--device", "cpu"])
+    assert r.exit_code == 2 and "exactly one" in r.output.replace("\n", " ")
