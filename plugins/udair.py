@@ -392,6 +392,17 @@ class UdairRefiner:
         return refined.clamp(0, 1), info
 
 
+def degradation_weights(adapters: list[str], weights: list[float],
+                        seg_shares: dict[str, float] | None = None) -> dict[str, float] | None:
+    """What picks the anchors for one image: the adapters' blend weights (the estimator's); when no adapter
+    is active, the base's segmentation-head class shares (clean left out; it takes the rest); else None."""
+    if adapters:
+        return {n: float(w) for n, w in zip(adapters, weights)}
+    if seg_shares is not None:
+        return {k: float(v) for k, v in seg_shares.items() if k != "clean"}
+    return None
+
+
 def _tiled_decode(net: UdairNet, x: torch.Tensor, y: torch.Tensor, e: torch.Tensor, *, tile: int,
                   overlap: int) -> torch.Tensor:
     """net.decode over [3, H, W] images tile by tile (the body is local; e is global and fixed)."""

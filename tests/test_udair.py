@@ -158,6 +158,12 @@ def test_anchor_mix_follows_the_adapter_weights() -> None:
     assert torch.allclose(ref.target_covariance(mix), 0.7 * ref.anchors.cov[0] + 0.3 * ref.anchors.cov[1])
 
 
+def test_degradation_weights_prefer_adapters_then_segmentation_shares() -> None:
+    assert U.degradation_weights(["noise", "haze"], [0.2, 0.9], {"clean": 1.0}) == {"noise": 0.2, "haze": 0.9}
+    assert U.degradation_weights([], [], {"clean": 0.6, "haze": 0.4}) == {"haze": 0.4}
+    assert U.degradation_weights([], [], None) is None
+
+
 def test_no_steps_means_the_refiner_alone() -> None:
     ref = _tiny_refiner()
     x = _image(2)
