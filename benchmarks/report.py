@@ -8,6 +8,8 @@
     air eval --pairs ../shared/data/pairs/rain_Rain100H --csv benchmarks/results/eval_rain100h.csv
     air eval --pairs ../shared/data/pairs/noise_real_PolyU --csv benchmarks/results/eval_polyu.csv
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
+    python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --pairs-limit 10 --out benchmarks/results/blending.json
+    python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/report.py
@@ -21,6 +23,16 @@ import json
 import platform
 import subprocess
 from pathlib import Path
+
+try:  # run as a script (python benchmarks/report.py) or imported by path (tests)
+    from report_adapters import add_snow_section, blending_section
+except ImportError:
+    import importlib.util as _ilu
+
+    _spec = _ilu.spec_from_file_location("report_adapters", Path(__file__).with_name("report_adapters.py"))
+    _mod = _ilu.module_from_spec(_spec)
+    _spec.loader.exec_module(_mod)
+    add_snow_section, blending_section = _mod.add_snow_section, _mod.blending_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,7 +73,7 @@ def quality_section(q: dict) -> list[str]:
         f"Blended: the adapters {', '.join(q['blended']['adapters'])} weighted per image by the estimator "
         f"(`{q['blended']['estimator']}`), through `load_restorer()` as `air restore` runs them."
         if "blended" in q else
-        f"No blended column: {q['blended_skipped']}." if "blended_skipped" in q else "")
+        f"No blended column: when this ran, {q['blended_skipped']}." if "blended_skipped" in q else "")
     lines = [
         f"## Quality: {q['set']} ({q['images']} images), degraded by the project's own plugins",
         "",
@@ -108,7 +120,7 @@ def no_reference_section(n: dict) -> list[str]:
         + (f"the first {n['limit']} photos of each set by name" if n.get("limit") else "every photo")
         + f", restored on `{n['device']}` by the base `{n['fingerprint']}` (512 px tiles)"
         + (f" and by the base with the adapters {', '.join(n['blended']['adapters'])} blended by the estimator."
-           if blended else f". No blended column: {n.get('blended_skipped', 'not run')}."),
+           if blended else f". No blended column: when this ran, {n.get('blended_skipped', 'it was not run')}."),
         "NIQE rewards natural-looking statistics, not fidelity: read it beside the contact sheet.",
         "",
         "| set | photos | input NIQE median (mean) | base NIQE median (mean) | base lower on |"
@@ -141,7 +153,7 @@ def niqe_check_section(c: dict) -> list[str]:
         "samples, one with σ=25 noise, and every 12th real photo). Largest absolute difference: "
         f"**{c['max_abs_diff_float64']:.1e}** against BasicSR's code run in float64, "
         f"**{c['max_abs_diff_float32']:.3f}** against it as shipped (float32 luma and resize, which moves a "
-        "few patches' shape estimates by one grid step).",
+        "few luma values at rounding ties and a few patch features; run in float64 it agrees).",
         "",
     ]
 
@@ -356,6 +368,7 @@ def main(argv: list[str] | None = None) -> str:
             lines += section(data)
     lines += pairs_section(args.results)
     for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
+                          ("blending.json", blending_section), ("add_snow.json", add_snow_section),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section)):
         data = _load(args.results / name)

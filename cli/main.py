@@ -620,13 +620,14 @@ def add_degradation_cmd(
             console=console,
         ) as bar:
             t1 = bar.add_task(f"1/3 adapter {name}", total=cfg.steps)
-            model = train_adapter(before.model, sampler, config=cfg,
+            bare = load_restorer(use_adapters=False).model  # the base without blended layers
+            model = train_adapter(bare, sampler, config=cfg,
                                   progress=lambda s, t, loss: bar.update(t1, completed=s))
             held = new_task.pairs
             metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
-                       "heldout_psnr_base": heldout_psnr(lambda x: before.model(x).image, held),
+                       "heldout_psnr_base": heldout_psnr(lambda x: bare(x).image, held),
                        "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
-            manifest = build_manifest(name, info.fingerprint, cfg, before.model.config.lora_targets,
+            manifest = build_manifest(name, info.fingerprint, cfg, bare.config.lora_targets,
                                       data={**source, "train_images": len(tr), "heldout_images": len(ho),
                                             "heldout_seed": seed},
                                       metrics=metrics, wall_s=time.time() - started)

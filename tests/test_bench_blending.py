@@ -1,0 +1,48 @@
+"""benchmarks/blending.py (base vs estimator-blended vs oracle adapters) runs on a tiny configuration."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from PIL import Image
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_blending_script(tmp_path):
+    from skimage import data
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    Image.fromarray(data.coffee()).resize((96, 80)).save(clean / "coffee.png")
+    spec = importlib.util.spec_from_file_location("bench_blending", BENCH / "blending.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "b.json"
+    res = mod.main(["--clean", str(clean), "--limit", "1", "--size", "64", "--out", str(out)])
+    assert json.loads(out.read_text())["images_per_task"] == 1
+    assert [r["task"] for r in res["single"]] == list(mod.SINGLE)
+    assert [r["task"] for r in res["mixed"]] == ["noise+blur", "haze+noise", "rain+lowlight"]
+    for r in res["single"] + res["mixed"]:
+        assert 0 < r["input"] < 60 and 0 < r["blended"] < 60 and 0 <= r["top1"] <= 1
+        assert set(r["mean_weights"]) == set(res["adapters"])
+    assert 0 <= res["estimator_top1_single"] <= 1
+
+
+def test_add_degradation_script(tmp_path):
+    from skimage import data
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for k in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(getattr(data, k)()).resize((72, 64)).save(clean / f"{k}.png")
+    spec = importlib.util.spec_from_file_location("bench_add", BENCH / "add_degradation.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--data", str(clean), "--steps", "2", "--estimator-steps", "2", "--eval-images", "1",
+                    "--crop", "32", "--out", str(tmp_path / "a.json")])
+    tasks = {t["task"]: t for t in res["tasks"]}
+    assert tasks["snow"]["new"] and set(tasks) == {"snow", "noise", "blur", "haze", "rain", "lowlight"}
+    assert res["command_wall_s"] > 0 and res["adapter"]["name"] == "snow"

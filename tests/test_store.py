@@ -1,0 +1,260 @@
+"""The local adapter store ($AIR_HOME), the active adapter set, the pipeline `air restore` runs, and the
+commands around them: add-degradation, remove, plugins validate, train estimator --install."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from air_restore.cli.main import app
+from air_restore.cli.train_adapter import (
+    TrainAdapterConfig, build_manifest, save_adapter, synthetic_sampler, train_adapter,
+)
+from air_restore.registry.adapters import AdapterFileError
+from air_restore.registry.discovery import get_degradation
+from air_restore.registry.local import (
+    BUNDLED_ORDER, active_adapters, adapters_dir, air_home, all_adapters, bundled_adapters, install_adapter,
+    remove_adapter,
+)
+from air_restore.registry.pipeline import load_restorer
+from air_restore.registry.store import load_base
+
+runner = CliRunner()
+
+
+def photos(size=(72, 64)):
+    from skimage import data
+
+    return {k: Image.fromarray(getattr(data, k)()).resize(size) for k in ("astronaut", "coffee", "chelsea", "rocket")}
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory):
+    """A real (2-step) snow adapter folder for the bundled base, outside the store."""
+    base, info = load_base()
+    clean = [torch.from_numpy(__import__("numpy").array(im)).permute(2, 0, 1).float() / 255
+             for im in photos().values()]
+    cfg = TrainAdapterConfig(steps=2, batch_size=2, crop=32)
+    model = train_adapter(base, synthetic_sampler(clean, get_degradation("snow").synthesize), config=cfg)
+    manifest = build_manifest("snow", info.fingerprint, cfg, base.config.lora_targets, data={"kind": "test"},
+                              metrics={}, wall_s=0.0)
+    return save_adapter(model, tmp_path_factory.mktemp("a") / "snow", manifest)
+
+
+def test_air_home_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIR_HOME", str(tmp_path / "h"))
+    assert air_home() == tmp_path / "h"
+    monkeypatch.delenv("AIR_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert air_home() == tmp_path / "xdg" / "air-restore"
+
+
+def test_bundled_adapters_are_shipped_and_active():
+    _, info = load_base()
+    bundled = bundled_adapters()
+    assert [a.name for a in bundled] == list(BUNDLED_ORDER)
+    for a in bundled:
+        assert a.error is None and a.base_fingerprint == info.fingerprint
+        assert (a.path / "adapter_model.safetensors").stat().st_size < 1_000_000
+    assert [a.name for a in active_adapters(info.fingerprint)] == list(BUNDLED_ORDER)
+
+
+def test_install_list_remove(tiny_adapter):
+    _, info = load_base()
+    dest = install_adapter(tiny_adapter)
+    assert dest == adapters_dir() / "snow" and json.loads((dest / "air_source.json").read_text())["kind"] == "local"
+    assert [a.name for a in active_adapters(info.fingerprint)][-1] == "snow"
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        install_adapter(tiny_adapter)
+    install_adapter(tiny_adapter, overwrite=True)
+    assert not [p for p in adapters_dir().iterdir() if p.name.startswith(".")]  # no temp folders left behind
+    r = runner.invoke(app, ["list"])
+    assert r.exit_code == 0 and "snow" in r.output and "active" in r.output
+    assert "does not know adapter(s) ['snow']" in " ".join(r.output.split())
+    r = runner.invoke(app, ["remove", "snow"])
+    assert r.exit_code == 0, r.output
+    assert not (adapters_dir() / "snow").exists()
+    r = runner.invoke(app, ["remove", "snow"])
+    assert r.exit_code == 2 and "no local adapter named 'snow'" in r.output
+    r = runner.invoke(app, ["remove", "noise"])
+    assert r.exit_code == 2 and "bundled" in r.output
+
+
+def test_store_refuses_bad_adapters(tiny_adapter, tmp_path):
+    _, info = load_base()
+    with pytest.raises(AdapterFileError, match="not a PEFT adapter folder"):
+        install_adapter(tmp_path)  # not an adapter folder
+    # An adapter for another base is listed but inactive, with the reason.
+    other = tmp_path / "snow"
+    import shutil
+
+    shutil.copytree(tiny_adapter, other)
+    from safetensors.torch import load_file, save_file
+
+    w = other / "adapter_model.safetensors"
+    m = json.loads((other / "air_manifest.json").read_text())
+    m["base_fingerprint"] = "sha256:0000000000000000"
+    save_file(load_file(str(w)), str(w), metadata={"format": "pt", "air_manifest": json.dumps(m)})
+    install_adapter(other)
+    item = {a.name: a for a in all_adapters(info.fingerprint)}["snow"]
+    assert item.error and "sha256:0000000000000000" in item.error
+    assert "snow" not in [a.name for a in active_adapters(info.fingerprint)]
+    # A folder whose files are damaged is listed as inactive, not a crash.
+    (adapters_dir() / "snow" / "adapter_model.safetensors").write_bytes(b"junk")
+    assert {a.name: a for a in all_adapters(info.fingerprint)}["snow"].error
+    assert runner.invoke(app, ["list"]).exit_code == 0
+
+
+def test_pipeline_uses_the_estimator_and_blends():
+    r = load_restorer()
+    assert r.adapters == list(BUNDLED_ORDER) and r.estimator is not None and not r.warnings
+    from skimage import data
+
+    clean = torch.from_numpy(data.astronaut()[100:228, 150:278].copy()).permute(2, 0, 1).float() / 255
+    noisy = get_degradation("noise").synthesize(clean[None], torch.Generator().manual_seed(0), 0.6)[0].clamp(0, 1)
+    w = r.estimate(noisy)
+    assert w.shape == (5,) and int(w.argmax()) == 0 and float(w[0]) > 0.5
+    out = r.restore(noisy).image
+    base = r.restore(noisy, torch.zeros(5)).image
+    by_hand = r.restore(noisy, w).image
+    assert torch.equal(out, by_hand) and not torch.equal(out, base)
+    bare = load_restorer(use_adapters=False)
+    assert torch.allclose(bare.restore(noisy).image, base, atol=1e-5)  # weight 0 = the base exactly
+    with pytest.raises(KeyError, match="snowstorm"):
+        r.weights_from({"snowstorm": 1})
+
+
+def test_restore_cli_adapter_options(tmp_path):
+    img = tmp_path / "a.png"
+    photos()["astronaut"].save(img)
+    r = runner.invoke(app, ["restore", str(img), "-o", str(tmp_path / "est.png"), "--explain"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "chosen by the estimator" in out and "lowlight" in out
+    r = runner.invoke(app, ["restore", str(img), "-o", str(tmp_path / "rain.png"), "--adapters", "rain=1"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["restore", str(img), "-o", str(tmp_path / "base.png"), "--no-adapters"])
+    assert r.exit_code == 0, r.output
+    import numpy as np
+
+    a, b = (np.asarray(Image.open(tmp_path / f"{k}.png")) for k in ("rain", "base"))
+    assert np.abs(a.astype(int) - b).max() > 0  # the rain adapter changed the result
+    r = runner.invoke(app, ["restore", str(img), "-o", str(tmp_path / "x.png"), "--adapters", "snowstorm=1"])
+    assert r.exit_code == 2 and "no active adapter named 'snowstorm'" in r.output
+    r = runner.invoke(app, ["restore", str(img), "-o", str(tmp_path / "x.png"), "--adapters", "rain=lots"])
+    assert r.exit_code == 2 and "must be a number" in r.output
+    r = runner.invoke(app, ["restore", str(img), "-o", str(tmp_path / "x.png"), "--no-adapters", "--adapters", "rain"])
+    assert r.exit_code == 2
+
+
+def test_snow_plugin_is_physical_and_reproducible():
+    snow = get_degradation("snow").synthesize
+    x = torch.rand(2, 3, 96, 80) * 0.5
+    a = snow(x, torch.Generator().manual_seed(3), 1.0)
+    b = snow(x, torch.Generator().manual_seed(3), 1.0)
+    assert torch.equal(a, b) and a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    light = snow(x, torch.Generator().manual_seed(3), 0.1)
+    # Snow brightens (flakes and veil move pixels towards white), and more so at higher severity.
+    assert float((a - x).mean()) > float((light - x).mean()) > 0
+    # Flakes are local: many pixels far above the veil's level.
+    assert float(((a - x).amax(1) > 0.3).float().mean()) > 0.005
+
+
+def test_plugins_validate():
+    r = runner.invoke(app, ["plugins", "validate", "snow"])
+    assert r.exit_code == 0 and "synthesizer: ok" in r.output, r.output
+    r = runner.invoke(app, ["plugins", "validate", "nosuch"])
+    assert r.exit_code == 2 and "no plugin named 'nosuch'" in r.output
+
+
+def _write_pairs(root: Path, n=4, size=(72, 64)):
+    haze = get_degradation("haze").synthesize
+    for sub in ("degraded", "clean"):
+        (root / sub).mkdir(parents=True)
+    for i, im in enumerate(list(photos(size).values())[:n]):
+        im.save(root / "clean" / f"{i}.png")
+        x = torch.from_numpy(__import__("numpy").array(im)).permute(2, 0, 1).float()[None] / 255
+        d = (haze(x, torch.Generator().manual_seed(i), 0.8)[0].permute(1, 2, 0) * 255).round().byte().numpy()
+        Image.fromarray(d).save(root / "degraded" / f"{i}.png")
+    return root
+
+
+def test_add_degradation_pairs_errors(tmp_path):
+    pairs = _write_pairs(tmp_path / "p")
+    base = ["add-degradation", "fog"]
+    (pairs / "clean" / "0.png").rename(pairs / "clean" / "zero.png")
+    r = runner.invoke(app, base + ["--data", str(pairs)])
+    assert r.exit_code == 2 and "no clean partner" in r.output
+    (pairs / "clean" / "zero.png").rename(pairs / "clean" / "0.png")
+    Image.new("RGB", (50, 50)).save(pairs / "clean" / "1.png")
+    r = runner.invoke(app, base + ["--data", str(pairs)])
+    assert r.exit_code == 2 and "sizes differ" in r.output
+    empty = tmp_path / "empty"
+    (empty / "degraded").mkdir(parents=True)
+    (empty / "clean").mkdir()
+    r = runner.invoke(app, base + ["--data", str(empty)])
+    assert r.exit_code == 2 and "no images" in r.output
+    r = runner.invoke(app, ["add-degradation", "noise", "--data", str(pairs)])
+    assert r.exit_code == 2 and "bundled" in r.output
+    r = runner.invoke(app, ["add-degradation", "Bad-Name", "--data", str(pairs)])
+    assert r.exit_code == 2
+
+
+@pytest.mark.slow
+def test_add_degradation_end_to_end(tmp_path):
+    """Pairs in, adapter + estimator installed, table printed, restore uses it at once."""
+    pairs = _write_pairs(tmp_path / "fog", n=4)
+    r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs), "--steps", "2", "--crop", "32",
+                            "--batch-size", "2", "--estimator-steps", "2", "--holdout", "0.25", "--eval-images", "1"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "fog (new)" in out and "installed fog" in out
+    for name in BUNDLED_ORDER:
+        assert f" {name} " in out  # every old task is in the before/after table
+    assert (adapters_dir() / "fog" / "air_estimator_views.safetensors").is_file()
+    assert not [p for p in air_home().iterdir() if p.name.startswith(".")]  # staging cleaned up
+    rr = load_restorer()
+    assert rr.adapters == list(BUNDLED_ORDER) + ["fog"] and not rr.warnings
+    assert rr.estimator.config.adapters == tuple(BUNDLED_ORDER) + ("fog",)
+    r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs)])
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    # With another adapter removed the estimator no longer matches: restore warns and still works.
+    img = tmp_path / "a.png"
+    photos()["coffee"].save(img)
+    assert runner.invoke(app, ["remove", "fog"]).exit_code == 0
+    r = runner.invoke(app, ["restore", str(img), "-o", str(tmp_path / "b.png")])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.slow
+def test_add_degradation_interrupted_installs_nothing(tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for k, im in photos().items():
+        im.save(clean / f"{k}.png")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "air_restore.cli.main", "add-degradation", "snowy", "--synthetic",
+                          "snow", "--data", str(clean), "--steps", "100000", "--crop", "32", "--batch-size", "1"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    home = Path(env["AIR_HOME"])
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(home.glob(".staging-*")):
+        time.sleep(0.2)
+    assert list(home.glob(".staging-*")), "training never started"
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130, out
+    assert "nothing was installed" in out
+    assert not (home / "adapters" / "snowy").exists()
+    assert not list(home.glob(".staging-*")) and not (home / "estimator.safetensors").exists()
