@@ -74,6 +74,9 @@ def restore(
         help="Also apply an adapter folder that is not installed, as PATH or PATH=WEIGHT (default 1). Repeatable.",
     ),
     max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels than this."),
+    tta: bool = typer.Option(
+        False, "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
+    ),
 ) -> None:
     """Restore photos: removes noise, blur, haze, rain and low light without being told which.
 
@@ -135,6 +138,7 @@ def restore(
     model = restorer.model
     for w in restorer.warnings:
         console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
+    refiner = _load_refiner(restorer.info.fingerprint) if tta else None
 
     failed = 0
     with Progress(
@@ -157,8 +161,10 @@ def restore(
                     blend_w = restorer.estimate(img.rgb)
                     for name, w in extra.items():
                         blend_w[restorer.adapters.index(name)] = w
-                result = restorer.restore(img.rgb, blend_w, tile=tile, overlap=overlap, explain=explain,
+                result = restorer.restore(img.rgb, blend_w, tile=tile, overlap=overlap, explain=explain or tta,
                                           progress=lambda done, total: bar.update(tiles, completed=done, total=total))
+                if refiner is not None:
+                    result, tta_line = _refine(refiner, restorer, img.rgb, result, blend_w)
                 write_image(img, result.image, dest, overwrite=overwrite)
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
@@ -166,6 +172,8 @@ def restore(
                 bar.advance(task)
                 continue
             bar.console.print(escape(f"{path} → {dest}"), highlight=False, soft_wrap=True)
+            if explain and refiner is not None:
+                bar.console.print(escape(f"{path.name}: {tta_line}"), highlight=False, soft_wrap=True)
             if explain and result.seg_probs is not None:
                 map_path = dest.with_name(dest.stem + "_map.png")
                 try:
@@ -509,6 +517,33 @@ def _parse_folder_spec(spec: str) -> tuple[str, float]:
         return path, float(w) if w else 1.0
     except ValueError:
         raise ValueError(f"--adapter {spec!r}: the weight after '=' must be a number, e.g. {path}=0.5") from None
+
+
+def _load_refiner(base_fingerprint: str):
+    """The `udair` refiner plugin for --tta (through the plugin registry); refused for another base."""
+    from air_restore.registry.discovery import get_refiner
+
+    try:
+        refiner = get_refiner("udair").load()
+    except Exception as e:  # a missing plugin, a broken one or an unreadable weights file: one line, exit 2
+        _fail("--tta: " + str(e).strip("'\""))
+    if refiner.base_fingerprint and refiner.base_fingerprint != base_fingerprint:
+        _fail(f"--tta: the udair refiner was trained on base {refiner.base_fingerprint}, not {base_fingerprint}; "
+              "retrain it with `air train udair`")
+    return refiner
+
+
+def _refine(refiner, restorer, rgb, result, blend_w):
+    """Run the refiner on one restored image; returns the new result and a line for --explain."""
+    from air_restore.cli.explain import class_shares
+    from air_restore.plugins.udair import degradation_weights
+
+    shares = class_shares(result.seg_probs, restorer.model.config.classes) if result.seg_probs is not None else None
+    refined, info = refiner.refine(rgb, result.image, degradation_weights(restorer.adapters, blend_w.tolist(), shares))
+    mix = ", ".join(f"{k} {v:.2f}" for k, v in info["anchor_mix"].items() if v >= 0.01)
+    line = (f"UDAIR TTA: CORAL {info['coral_before']:.3g} → {info['coral_after']:.3g} after {info['steps']} steps "
+            f"(anchors: {mix})")
+    return result._replace(image=refined), line
 
 
 def _fail(message: str) -> None:

@@ -33,7 +33,7 @@ class TrainUdairConfig(BaseModel):
     per_class: int = Field(3, ge=2, description="Crops of every class per step (batch = per_class × classes).")
     crop: int = Field(64, ge=16, description="Training crop side in pixels (multiple of 4).")
     pool: int = Field(300, ge=2, description="Pool crops per class, restored once by the frozen base.")
-    lr: float = Field(2e-3, gt=0, description="Peak AdamW learning rate (cosine decay).")
+    lr: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (cosine decay).")
     cscl_weight: float = Field(0.1, ge=0, description="λ in L1 + λ·CSCL + VQ.")
     temperature: float = Field(0.1, gt=0, description="CSCL temperature.")
     min_severity: float = Field(0.1, ge=0, le=1)

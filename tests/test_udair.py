@@ -266,3 +266,22 @@ def test_shipped_weights_refine_a_real_image() -> None:
     out, info = ref.refine(img, restored, {"noise": 1.0}, steps=5)
     assert out.shape == img.shape and torch.isfinite(out).all()
     assert info["coral_after"] < info["coral_before"]
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.skipif(not U.bundled_path().is_file(), reason="udair-v1.safetensors not shipped yet")
+def test_air_restore_tta_explain_reports_coral(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from air_restore.cli.main import app
+
+    monkeypatch.setenv("AIR_HOME", str(tmp_path / "home"))  # no local adapters: the bundled set only
+    src = Image.open(REPO / "examples" / "noisy_astronaut.png").convert("RGB").crop((0, 0, 64, 64))
+    src.save(tmp_path / "a.png")
+    res = CliRunner().invoke(app, ["restore", str(tmp_path / "a.png"), "--tta", "--explain", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "a_restored.png").is_file()
+    assert "UDAIR TTA: CORAL" in res.output
