@@ -79,7 +79,7 @@ def quality_section(q: dict) -> list[str]:
         "",
         "PSNR (dB) / SSIM, means over images; seeds `crc32(row name) + image index`; severities and options in "
         "`benchmarks/quality.py` (ROWS). PSNR/SSIM by torchmetrics on 8-bit-quantized RGB. Restored on "
-        f"`{q['device']}`" + (f" ({q['torch_threads']} torch threads)" if "torch_threads" in q else "")
+        f"`{q['device']}`" + (f" (torch threads: {q['torch_threads']})" if "torch_threads" in q else "")
         + f", base `{q['fingerprint']}`. Classical baselines (`benchmarks/baselines.py`, `bm3d` package) run on "
         "the same degraded images: CBM3D is given the true σ; the dark channel prior (15 px patches, ω 0.95, "
         "guided-filter transmission) and the LIME-style illumination map (guided filter, γ 0.8) are applied as "
