@@ -64,7 +64,8 @@ def add_snow_section(a: dict) -> list[str]:
         f"**{a['command_wall_s'] / 60:.1f} min** wall on the CPU ({a['threads']} thread(s), machine shared "
         f"with other jobs), everything included (adapter {ad['training']['steps']} steps, estimator "
         f"{a['estimator']['steps']} steps warm-started, evaluation, install). Held-out photos "
-        f"({new['images']} per task, centre 256² crops, never trained on), PSNR (dB) of the whole pipeline "
+        f"({new['images']} per task, centre 256² crops, held out from this run's training), PSNR (dB) of the "
+        "whole pipeline "
         "(estimator-blended adapters) before and after:",
         "",
         "| task | input | before | after | change |",
