@@ -241,6 +241,12 @@ def test_pip_install_in_fresh_venv_gives_working_air(tmp_path):
                        capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (512, 512)
+    # The bundled adapters and estimator are in the wheel too, and the pipeline uses them.
+    code = ("from air_restore.registry.pipeline import load_restorer; r = load_restorer(); "
+            "print(','.join(r.adapters), r.estimator_path, len(r.warnings))")
+    got = subprocess.run([str(py), "-c", code], check=True, capture_output=True, text=True, env=env,
+                         cwd=tmp_path).stdout.split()
+    assert got[0] == "noise,blur,haze,rain,lowlight" and got[1].startswith(str(env_dir)) and got[2] == "0", got
 
 
 @pytest.mark.slow
