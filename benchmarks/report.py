@@ -135,9 +135,10 @@ def no_reference_section(n: dict) -> list[str]:
                      if "blended_niqe" in s else " – | – |")
         lines.append(line)
     lines.append("")
-    if n.get("contact_sheet") and (HERE / "results" / n["contact_sheet"]).exists():
-        lines += [f"Contact sheet (one photo per set, input | restored): "
-                  f"![contact sheet](benchmarks/results/{n['contact_sheet']})", ""]
+    if n.get("contact_sheet"):
+        lines += ["Contact sheet (one photo per set, input | base | blended), not committed because it shows "
+                  "thumbnails of research-only photos: `benchmarks/no_reference.py` writes "
+                  f"`benchmarks/results/{n['contact_sheet']}`; what we saw in it:", ""]
         notes = HERE / "results" / "contact_sheet_notes.md"
         if notes.exists():
             lines += [notes.read_text().rstrip(), ""]
