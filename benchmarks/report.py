@@ -114,7 +114,7 @@ def no_reference_section(n: dict) -> list[str]:
     lines = [
         "## Real photos without a reference: NIQE (lower is more natural)",
         "",
-        f"`benchmarks/no_reference.py` (the function behind `air eval --no-reference DIR`): NIQE "
+        "`benchmarks/no_reference.py` (the function behind `air eval --no-reference DIR`): NIQE "
         "(`air_restore.cli.niqe`, the authors' pristine model; it agrees with BasicSR's implementation, see "
         "below) of each photo and of its restored version; "
         + (f"the first {n['limit']} photos of each set by name" if n.get("limit") else "every photo")
