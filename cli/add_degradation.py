@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ import torch
 
 from air_restore.cli.evaluate import quantize8
 from air_restore.cli.imageio import iter_image_paths, read_image
-from air_restore.cli.train_estimator import Source, load_views, save_views, train_estimator
+from air_restore.cli.train_adapter import heldout_psnr
+from air_restore.cli.train_estimator import Source, load_views
 from air_restore.registry.discovery import discover
 from air_restore.registry.local import adapters_dir, local_estimator_path
 from air_restore.registry.pipeline import Restorer
@@ -88,13 +88,9 @@ def synthetic_task(name: str, synth: Callable, clean: list[torch.Tensor], *, sev
     return Task(name, pairs, note=f"synthetic, severity {severity}, seeds {seed}…{seed + len(clean) - 1}")
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (-10 * torch.log10((a.clamp(0, 1) - b).square().mean().clamp_min(1e-10))).item()
-
-
 def pipeline_psnr(restorer: Restorer, task: Task) -> float:
     """Mean PSNR of the full pipeline (estimator-chosen weights) on a task."""
-    return statistics.fmean(_psnr(restorer.restore(d).image, c) for d, c in task.pairs)
+    return heldout_psnr(lambda x: restorer.restore(x[0]).image[None], task.pairs)
 
 
 def synthesizers() -> dict[str, Callable]:
@@ -103,8 +99,9 @@ def synthesizers() -> dict[str, Callable]:
             if r.plugin is not None and getattr(r.plugin, "synthesize", None) is not None}
 
 
-def estimator_sources(adapters: list, new_name: str, new_source: Source) -> tuple[dict[str, Source], list[str]]:
-    """A :class:`Source` per adapter name (plugin synthesizer, else stored views); names with none are listed."""
+def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
+    """A :class:`Source` per installed adapter (its plugin's synthesizer, else its stored views); the names
+    of adapters with neither are returned too."""
     synths = synthesizers()
     out, missing = {}, []
     for a in adapters:
@@ -114,14 +111,7 @@ def estimator_sources(adapters: list, new_name: str, new_source: Source) -> tupl
             out[a.name] = Source(views=v)
         else:
             missing.append(a.name)
-    out[new_name] = new_source
     return out, missing
-
-
-def retrain_estimator(names: list[str], sources: dict[str, Source], photos: list[torch.Tensor], init, *,
-                      steps: int, batches: int, seed: int, progress=None):
-    return train_estimator(names, [sources[n] for n in names], photos, batches=batches, steps=steps, seed=seed,
-                           init=init, progress=progress)
 
 
 class Staging:
@@ -155,6 +145,3 @@ class Staging:
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
-
-__all__ = ["load_pairs", "split", "Task", "synthetic_task", "pipeline_psnr", "estimator_sources",
-           "retrain_estimator", "Staging", "save_views", "synthesizers"]

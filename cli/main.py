@@ -325,7 +325,7 @@ def list_cmd() -> None:
 
     from air_restore.registry.discovery import discover
     from air_restore.registry.local import air_home, all_adapters
-    from air_restore.registry.pipeline import _pick_estimator
+    from air_restore.registry.pipeline import pick_estimator
     from air_restore.registry.store import ModelFileError, read_base_info, bundled_base_path
 
     try:
@@ -346,7 +346,7 @@ def list_cmd() -> None:
     out = Console()
     out.print(table)
     active = [a.name for a in items if a.error is None]
-    _, est_path, warnings = _pick_estimator(active)
+    _, est_path, warnings = pick_estimator(active)
     out.print(escape(f"estimator: {est_path or 'none'}"), highlight=False, soft_wrap=True)
     for w in warnings:
         out.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
@@ -593,7 +593,7 @@ def add_degradation_cmd(
         TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
         train_adapter,
     )
-    from air_restore.cli.train_estimator import Source, save_views
+    from air_restore.cli.train_estimator import Source, save_views, train_estimator
     from air_restore.registry.discovery import PluginLoadError, get_degradation
     from air_restore.registry.local import BUNDLED_ORDER, active_adapters, adapters_dir
     from air_restore.registry.manifest import NAME_RE
@@ -642,7 +642,8 @@ def add_degradation_cmd(
     if small:
         _fail(f"{small} training image(s) are smaller than --crop {crop}; lower --crop")
     old = [a for a in active_adapters(info.fingerprint) if a.name != name]
-    sources, missing = AD.estimator_sources(old, name, new_source)
+    sources, missing = AD.estimator_sources(old)
+    sources[name] = new_source
     if missing:
         _fail(f"no training examples for adapter(s) {missing} (no plugin synthesizer, no stored views); "
               "remove them with `air remove` or reinstall them")
@@ -655,7 +656,8 @@ def add_degradation_cmd(
             console=console,
         ) as bar:
             t1 = bar.add_task(f"1/3 adapter {name}", total=cfg.steps)
-            bare = load_restorer(use_adapters=False).model  # the base without blended layers
+            after = load_restorer(use_adapters=False)  # the pipeline after; for now the bare base
+            bare = after.model
             model = train_adapter(bare, sampler, config=cfg,
                                   progress=lambda s, t, loss: bar.update(t1, completed=s))
             held = new_task.pairs
@@ -670,12 +672,11 @@ def add_degradation_cmd(
             if new_source.degraded is not None:
                 save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
             t2 = bar.add_task("2/3 estimator", total=estimator_steps)
-            est, est_info = AD.retrain_estimator(
-                names, sources, train_clean, before.estimator, steps=estimator_steps,
+            est, est_info = train_estimator(
+                names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
                 batches=max(50, estimator_steps // 4), seed=seed,
                 progress=lambda s, t: bar.update(t2, completed=s))
             # The pipeline after: every old adapter, the new one, the new estimator.
-            after = load_restorer(use_adapters=False)
             for a in old:
                 after.attach_folder(a.path)
             after.attach_folder(stage.adapter)
@@ -977,9 +978,9 @@ def train_estimator_cmd(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from air_restore.cli.add_degradation import synthesizers
+    from air_restore.cli.add_degradation import estimator_sources, synthesizers
     from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
-    from air_restore.cli.train_estimator import Source, load_views, train_estimator
+    from air_restore.cli.train_estimator import Source, train_estimator
     from air_restore.registry.local import active_adapters, local_estimator_path
     from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info, save_estimator
 
@@ -998,13 +999,11 @@ def train_estimator_cmd(
         names = [a.name for a in found]
         if not names:
             _fail("no adapters are installed (see `air list`)")
-        sources = []
-        for a in found:
-            views = load_views(a.path) if a.name not in synths else None
-            if a.name not in synths and views is None:
-                _fail(f"adapter {a.name!r} has no plugin synthesizer and no stored examples; remove it with "
-                      f"`air remove {a.name}` or install its plugin")
-            sources.append(Source(synth=synths[a.name]) if a.name in synths else Source(views=views))
+        by_name, missing = estimator_sources(found)
+        if missing:
+            _fail(f"adapter(s) {missing} have no plugin synthesizer and no stored examples; remove them with "
+                  "`air remove NAME` or install their plugins")
+        sources = [by_name[n] for n in names]
         out = local_estimator_path()
     else:
         names = [n.strip() for n in adapters.split(",") if n.strip()]

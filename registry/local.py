@@ -131,10 +131,11 @@ def active_adapters(base_fingerprint: str) -> list[InstalledAdapter]:
 
 
 def find_adapter(name: str, base_fingerprint: str | None = None) -> InstalledAdapter:
-    for a in all_adapters(base_fingerprint):
+    items = all_adapters(base_fingerprint)
+    for a in items:
         if a.name == name:
             return a
-    names = ", ".join(a.name for a in all_adapters(base_fingerprint)) or "none"
+    names = ", ".join(a.name for a in items) or "none"
     raise KeyError(f"no installed adapter named {name!r}; installed: {names}")
 
 

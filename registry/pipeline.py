@@ -62,7 +62,7 @@ class Restorer:
             return restore(self.model, rgb, **kw)
 
 
-def _pick_estimator(names: list[str]) -> tuple[torch.nn.Module | None, Path | None, list[str]]:
+def pick_estimator(names: list[str]) -> tuple[torch.nn.Module | None, Path | None, list[str]]:
     """The estimator for exactly ``names`` (local store first, then bundled); else the best one covering a
     subset of them, with a warning naming the fix."""
     best, best_path, warnings = None, None, []
@@ -101,7 +101,7 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
         manifest, factors = load_for_base(a.path, info.fingerprint)
         attach(model, manifest["name"], factors)
         r.adapters.append(a.name)
-    est, path, warnings = _pick_estimator(r.adapters)
+    est, path, warnings = pick_estimator(r.adapters)
     r.estimator = est.to(device) if est is not None else None
     r.estimator_path, r.warnings = path, warnings
     return r
