@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from air_restore.core.estimator import Estimator, EstimatorConfig, paired_views
-
-VIEWS_FILE = "air_estimator_views.safetensors"
+from air_restore.registry.hub import VIEWS_FILE  # the file name `air push` / `air pull` carry too
 
 
 @dataclass

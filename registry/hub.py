@@ -5,7 +5,10 @@ A repo made by ``air push`` holds one adapter::
     adapter_config.json            PEFT's layout: plain ``peft.PeftModel.from_pretrained`` loads the repo
     adapter_model.safetensors      (our manifest also in its metadata, key air_manifest)
     air_manifest.json
-    air_files.json                 sha256 and size of the three files above, recorded at push time
+    air_estimator_views.safetensors   only for an adapter trained on real pairs: 48 small uint8 views of
+                                   its degraded photos, so `air train estimator` can learn to recognise it
+                                   where its plugin is not installed
+    air_files.json                 sha256 and size of the files above, recorded at push time
     README.md                      model card: library air-restore, tags, base fingerprint, metrics, samples
     samples/{input,base,adapter}.png   before/after at 256 px, made by the project at push time
 
@@ -51,6 +54,10 @@ if TYPE_CHECKING:
 LIBRARY = "air-restore"
 TAGS = ("image-restoration", "lora", "air-restore")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "air_manifest.json")
+# Estimator views stored beside an adapter trained on real pairs (cli/train_estimator.save_views); pushed
+# and pulled when present, hash-checked like the adapter files.
+VIEWS_FILE = "air_estimator_views.safetensors"
+OPTIONAL_FILES = (VIEWS_FILE,)
 INDEX_FILE = "air_files.json"
 INDEX_FORMAT = 1
 SAMPLE_FILES = {"input": "samples/input.png", "base": "samples/base.png", "adapter": "samples/adapter.png"}
@@ -130,9 +137,15 @@ def sha256_file(path: Path) -> str:
 
 
 def make_index(name: str, payload: dict[str, bytes]) -> dict[str, Any]:
-    """``air_files.json`` for the adapter files in ``payload`` (path → bytes)."""
+    """``air_files.json`` for the adapter files in ``payload`` (path → bytes), optional files included."""
+    paths = ADAPTER_FILES + tuple(p for p in OPTIONAL_FILES if p in payload)
     return {"format": INDEX_FORMAT, "name": name,
-            "files": {p: {"sha256": sha256_bytes(payload[p]), "size": len(payload[p])} for p in ADAPTER_FILES}}
+            "files": {p: {"sha256": sha256_bytes(payload[p]), "size": len(payload[p])} for p in paths}}
+
+
+def indexed(index: dict[str, Any]) -> tuple[str, ...]:
+    """The adapter files an index records: the required ones, then the optional ones it lists."""
+    return ADAPTER_FILES + tuple(p for p in OPTIONAL_FILES if p in index["files"])
 
 
 def parse_index(raw: bytes, where: str) -> dict[str, Any]:
@@ -143,11 +156,27 @@ def parse_index(raw: bytes, where: str) -> dict[str, Any]:
         raise HubError(f"{where}: {INDEX_FILE} is not JSON") from None
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or not isinstance(index.get("files"), dict):
         raise HubError(f"{where}: {INDEX_FILE} has an unknown format (upgrade air-restore?)")
-    for p in ADAPTER_FILES:
+    for p in indexed(index):
         entry = index["files"].get(p)
         if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("size"), int)):
             raise HubError(f"{where}: {INDEX_FILE} does not record {p}")
     return index
+
+
+def check_views(path: Path, where: str) -> None:
+    """Refuse a views file that is not one uint8 tensor ``views`` [N, V, 3, S, S] in safetensors (N samples of
+    V views each, as ``cli/train_estimator.save_views`` writes them)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            keys = list(f.keys())
+            shape, dtype = (f.get_slice("views").get_shape(), f.get_slice("views").get_dtype()) if keys == ["views"] else (None, None)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise HubError(f"{where}: {VIEWS_FILE} is not a readable safetensors file ({e})") from None
+    if shape is None or dtype != "U8" or len(shape) != 5 or shape[2] != 3 or shape[3] != shape[4]:
+        raise HubError(f"{where}: {VIEWS_FILE} must hold one uint8 tensor 'views' [N, V, 3, S, S] "
+                       f"(found {keys} {shape or ''} {dtype or ''})")
 
 
 def check_file(path: Path, entry: dict[str, Any], name: str, where: str) -> None:
@@ -162,7 +191,7 @@ def _intact(folder: Path) -> bool:
     """Whether a store folder still matches the ``air_files.json`` it was installed with."""
     try:
         index = parse_index((folder / INDEX_FILE).read_bytes(), str(folder))
-        for p in ADAPTER_FILES:
+        for p in indexed(index):
             check_file(folder / p, index["files"][p], p, str(folder))
     except (OSError, HubError):
         return False
@@ -441,6 +470,9 @@ def adapter_payload(folder: Path) -> tuple[dict, dict[str, bytes]]:
     read_peft_adapter(folder)  # readable LoRA, safetensors only
     payload = {p: (folder / p).read_bytes() for p in ADAPTER_FILES[:2]}
     payload["air_manifest.json"] = (json.dumps(manifest, indent=1) + "\n").encode()
+    if (folder / VIEWS_FILE).is_file():
+        check_views(folder / VIEWS_FILE, str(folder))
+        payload[VIEWS_FILE] = (folder / VIEWS_FILE).read_bytes()
     return manifest, payload
 
 
@@ -600,9 +632,11 @@ def pull_adapter(spec: str, *, base_fingerprint: str | None = None, weights: Pat
         status = "updated" if same_repo else "replaced"
         previous = current.source.get("revision") if same_repo else _describe(current.source)
     paths = {"air_manifest.json": manifest_path}
-    for p in ADAPTER_FILES[:2]:
+    for p in (q for q in indexed(index) if q != "air_manifest.json"):  # the manifest was fetched above
         paths[p] = fetch(p)
         check_file(paths[p], index["files"][p], p, where)
+    if VIEWS_FILE in paths:
+        check_views(paths[VIEWS_FILE], where)
 
     home = air_home()
     home.mkdir(parents=True, exist_ok=True)

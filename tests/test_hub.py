@@ -336,3 +336,51 @@ def test_search_lists_tagged_repos(server, pushed, tmp_path):
     out = ok(Env(tmp_path, server.url).air("search", "grain"))
     assert REPO in out and "1 found" in out
 
+
+
+def test_estimator_views_travel_with_the_adapter(server, adapters, tmp_path):
+    """An adapter trained on real pairs keeps estimator views beside it; push and pull carry them, hash-checked,
+    so the puller's `air train estimator` has examples of it without its plugin."""
+    from skimage import data
+
+    from air_restore.cli.add_degradation import estimator_sources
+    from air_restore.cli.train_estimator import load_views, save_views
+    from air_restore.registry.local import local_adapters
+
+    folder = tmp_path / "src" / "grain"
+    shutil.copytree(adapters["v1"], folder)
+    photo = torch.from_numpy(np.asarray(data.coffee(), dtype=np.float32) / 255).permute(2, 0, 1)
+    save_views(folder, [photo], torch.Generator().manual_seed(0), count=6)
+    for who in ("erin", "frank", "gina"):
+        (tmp_path / who).mkdir()
+    erin = Env(tmp_path / "erin", server.url)
+    with store_at(erin.home):
+        install_adapter(folder)
+    ok(erin.air("push", "grain", "--repo", "erin/air-grain"))
+    sha = server.head("erin/air-grain")
+    files = server.files("erin/air-grain", sha)
+    views = (folder / hubmod.VIEWS_FILE).read_bytes()
+    assert files[hubmod.VIEWS_FILE] == views
+    assert json.loads(files["air_files.json"])["files"][hubmod.VIEWS_FILE]["sha256"] == hubmod.sha256_bytes(views)
+    assert f"| {hubmod.VIEWS_FILE} |" in files["README.md"].decode()
+
+    frank = Env(tmp_path / "frank", server.url)
+    ok(frank.air("pull", "erin/air-grain"))
+    assert (frank.home / "adapters" / "grain" / hubmod.VIEWS_FILE).read_bytes() == views
+    with store_at(frank.home):
+        pulled = [a for a in local_adapters() if a.name == "grain"]
+        sources, missing = estimator_sources(pulled)
+        assert missing == [] and torch.equal(sources["grain"].views, load_views(folder))
+        assert "already installed" in ok(frank.air("pull", "erin/air-grain"))  # intact, views included
+
+    # Views changed after the push are refused on the hash; views of the wrong kind on their format.
+    server.create_repo("erin/bad-views")
+    server.commit("erin/bad-views", {**files, hubmod.VIEWS_FILE: views[:-8] + b"\x00" * 8})
+    server.create_repo("erin/odd-views")
+    odd = {**files, hubmod.VIEWS_FILE: save({"views": torch.zeros(2, 3, 8, 8)})}
+    odd_payload = {p: odd[p] for p in (*hubmod.ADAPTER_FILES, hubmod.VIEWS_FILE)}
+    server.commit("erin/odd-views", {**odd, "air_files.json": index_for("grain", odd_payload)})
+    gina = Env(tmp_path / "gina", server.url)
+    one_error(gina.air("pull", "erin/bad-views"), hubmod.VIEWS_FILE, "hash recorded at push time")
+    one_error(gina.air("pull", "erin/odd-views"), hubmod.VIEWS_FILE, "uint8")
+    assert gina.adapters() == []
