@@ -27,7 +27,7 @@ from air_restore.cli.imageio import iter_image_paths, read_image
 from air_restore.cli.train_adapter import heldout_psnr
 from air_restore.cli.train_estimator import Source, load_views
 from air_restore.registry.discovery import discover
-from air_restore.registry.local import adapters_dir, local_estimator_path
+from air_restore.registry.local import adapters_dir, local_estimator_path, sweep_leftovers
 from air_restore.registry.pipeline import Restorer
 
 
@@ -124,6 +124,7 @@ class Staging:
         self.estimator = self.root / "estimator.safetensors"
 
     def __enter__(self) -> "Staging":
+        sweep_leftovers()
         self.root.mkdir(parents=True)
         return self
 

@@ -609,7 +609,7 @@ def pull_adapter(spec: str, *, base_fingerprint: str | None = None, weights: Pat
     manifest = check_manifest(manifest_path, index, where)
     name, need = manifest["name"], manifest["base_fingerprint"]
     from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
-    from air_restore.registry.local import BUNDLED_ORDER, air_home, install_adapter, local_adapters
+    from air_restore.registry.local import BUNDLED_ORDER, air_home, install_adapter, local_adapters, sweep_leftovers
     from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info
 
     if base_fingerprint is None:
@@ -640,6 +640,7 @@ def pull_adapter(spec: str, *, base_fingerprint: str | None = None, weights: Pat
 
     home = air_home()
     home.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers()
     stage = Path(tempfile.mkdtemp(prefix=".pull-", dir=home))
     try:
         for p, src in paths.items():

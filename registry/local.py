@@ -16,6 +16,9 @@ followed by the local ones sorted by name; only adapters made for the base in us
 
 Every change to the store is atomic: a new adapter is copied into a hidden temporary folder and renamed
 into place, so an interrupted install leaves nothing half-installed and ``air list`` never shows it.
+A process killed outright (SIGKILL, power loss) can leave such a hidden folder behind;
+:func:`sweep_leftovers` removes those older than a day at the start of the next install, pull or
+``air add-degradation``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,6 +46,36 @@ def air_home() -> Path:
         return Path(os.environ["AIR_HOME"]).expanduser()
     data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data) / "air-restore"
+
+
+# Hidden work folders and files of the store's writers: install_adapter (.NAME.xxxx.tmp / .old), air pull
+# (.pull-*), air add-degradation (.staging-*), atomic file saves (.FILE.xxxx.tmp).
+LEFTOVER_PREFIXES = (".pull-", ".staging-")
+LEFTOVER_SUFFIXES = (".tmp", ".old")
+LEFTOVER_AGE_S = 24 * 3600  # far longer than any live install, pull or add-degradation
+
+
+def sweep_leftovers(max_age_s: float = LEFTOVER_AGE_S) -> list[Path]:
+    """Delete what killed writers left in the store: hidden work folders and files not touched for
+    ``max_age_s`` (a younger one may belong to a command running now). Returns the removed paths."""
+    removed, now = [], time.time()
+    for root in (air_home(), adapters_dir()):
+        if not root.is_dir():
+            continue
+        for p in root.iterdir():
+            if not (p.name.startswith(LEFTOVER_PREFIXES) or (p.name.startswith(".") and p.name.endswith(LEFTOVER_SUFFIXES))):
+                continue
+            try:
+                if now - p.lstat().st_mtime < max_age_s:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+            except OSError:
+                continue  # another process got there first, or no permission: leave it
+            removed.append(p)
+    return removed
 
 
 def adapters_dir() -> Path:
@@ -155,6 +189,7 @@ def install_adapter(src: str | Path, *, source: dict | None = None, overwrite: b
         raise AdapterFileError(f"{src}: manifest name {name!r} is not a valid adapter name")
     if name in BUNDLED_ORDER:
         raise FileExistsError(f"{name!r} is a bundled adapter; give yours another name")
+    sweep_leftovers()
     root = adapters_dir()
     dest = root / name
     if dest.exists() and not overwrite:

@@ -23,8 +23,8 @@ from air_restore.cli.train_adapter import (
 from air_restore.registry.adapters import AdapterFileError
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.local import (
-    BUNDLED_ORDER, active_adapters, adapters_dir, air_home, all_adapters, bundled_adapters, install_adapter,
-    remove_adapter,
+    BUNDLED_ORDER, LEFTOVER_AGE_S, active_adapters, adapters_dir, air_home, all_adapters, bundled_adapters,
+    install_adapter,
 )
 from air_restore.registry.pipeline import load_restorer
 from air_restore.registry.store import load_base
@@ -88,6 +88,31 @@ def test_install_list_remove(tiny_adapter):
     assert r.exit_code == 2 and "no local adapter named 'snow'" in r.output
     r = runner.invoke(app, ["remove", "noise"])
     assert r.exit_code == 2 and "bundled" in r.output
+
+
+def test_leftovers_of_killed_writers_are_swept(tiny_adapter):
+    """A SIGKILLed pull, install or add-degradation leaves a hidden folder; the next install removes it once it
+    is old enough that no live command can own it, and leaves young ones and everything else alone."""
+    root = adapters_dir()
+    root.mkdir(parents=True)
+    old = [air_home() / ".pull-abc123", air_home() / ".staging-snow-1234abcd", root / ".snow.1234abcd.tmp",
+           root / ".snow.5678abcd.old"]
+    for p in old:
+        (p / "x").mkdir(parents=True)
+    stale_file = air_home() / ".estimator.safetensors.k3j2.tmp"
+    stale_file.write_bytes(b"half")
+    young = air_home() / ".pull-live"
+    young.mkdir()
+    kept = [air_home() / "notes.txt", air_home() / ".config"]
+    kept[0].write_text("mine")
+    kept[1].mkdir()
+    then = time.time() - LEFTOVER_AGE_S - 60
+    for p in (*old, stale_file, *kept):
+        os.utime(p, (then, then))
+    install_adapter(tiny_adapter)
+    assert not any(p.exists() for p in (*old, stale_file))
+    assert young.is_dir() and all(p.exists() for p in kept)
+    assert [p.name for p in root.iterdir()] == ["snow"]
 
 
 def test_store_refuses_bad_adapters(tiny_adapter, tmp_path):
