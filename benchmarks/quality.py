@@ -1,10 +1,12 @@
 """Per-degradation quality on a clean evaluation set degraded by the project's own plugins at fixed
 seeds, side by side: the input (no restoration), a classical baseline where there is one (CBM3D for
 noise, dark channel prior for haze, LIME-style illumination map for low light; see baselines.py), the
-base restorer alone, and the base with the installed adapters blended by the estimator
-(``air_restore.registry.pipeline.load_restorer``, what ``air restore`` runs). Seconds per image too.
+base restorer alone, the base with the installed adapters blended by the estimator
+(``air_restore.registry.pipeline.load_restorer``, what ``air restore`` runs), and with ``--tta`` that
+output refined by the UDAIR plugin with test-time adaptation (what ``air restore --tta`` runs).
+Seconds per image too.
 
-    python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d \
+    python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d --tta \
         --out benchmarks/results/quality_cbsd68.json
     python benchmarks/quality.py --clean DIR --limit 1 --bm3d     # tiny run (the test suite does this)
 
@@ -93,6 +95,22 @@ def blended_restorer(device: str):
     return r, None
 
 
+def tta_restorer(blended):
+    """What ``air restore --tta`` runs: the blended output refined by the UDAIR plugin (5 TTA steps), the
+    anchors mixed by the estimator's weights."""
+    from air_restore.plugins.udair import degradation_weights, load_refiner
+
+    refiner = load_refiner()
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        w = blended.estimate(x)
+        restored = blended.restore(x, w).image
+        out, _ = refiner.refine(x, restored, degradation_weights(blended.adapters, w.tolist()))
+        return out.float().cpu()
+
+    return fn, refiner
+
+
 def _timed(fn, x):
     t = time.perf_counter()
     with torch.no_grad():
@@ -107,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images (0 = all)")
     ap.add_argument("--bm3d", action="store_true", help="also run CBM3D (the bm3d package) on the noise rows")
     ap.add_argument("--no-blended", action="store_true", help="skip the base + blended adapters column")
+    ap.add_argument("--tta", action="store_true", help="add a column: blended, then the UDAIR refiner with TTA")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--reuse", type=Path, default=None,
                     help="an earlier result JSON of the same set, images and base: copy its classical-baseline "
@@ -131,6 +150,10 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         results["blended_skipped"] = why
         print(f"base + blended adapters: skipped ({why})", file=sys.stderr)
+    tta = None
+    if args.tta and blended is not None:
+        tta, refiner = tta_restorer(blended)
+        results["tta"] = {"refiner": refiner.meta.get("fingerprint"), "steps": 5}
     earlier = {}
     if args.reuse:
         prev = json.loads(args.reuse.read_text())
@@ -150,6 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
         methods = [("input", None), ("air", base)]
         if blended is not None:
             methods.append(("blended", lambda x: blended.restore(x).image.float().cpu()))
+        if tta is not None:
+            methods.append(("tta", tta))
         if baseline:
             methods.append((baseline[0], baseline[2]))
         # Only the classical baseline is reused: base and blended are always timed side by side, in this run.

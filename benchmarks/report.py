@@ -1,6 +1,6 @@
 """Write BENCHMARKS.md from the JSON results of the other scripts in benchmarks/results/.
 
-    python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d --out benchmarks/results/quality_cbsd68.json
+    python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d --tta --reuse benchmarks/results/quality_cbsd68.json --out benchmarks/results/quality_cbsd68.json
     python benchmarks/plots.py
     python benchmarks/no_reference.py --real ../shared/data/real --limit 6 --out benchmarks/results/no_reference.json
     python benchmarks/niqe_check.py --basicsr /tmp/bsr/basicsr-1.4.2 --out benchmarks/results/niqe_check.json
@@ -10,6 +10,7 @@
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
     python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --pairs-limit 10 --out benchmarks/results/blending.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
+    python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/report.py
@@ -25,14 +26,14 @@ import subprocess
 from pathlib import Path
 
 try:  # run as a script (python benchmarks/report.py) or imported by path (tests)
-    from report_adapters import add_snow_section, blending_section
+    from report_adapters import add_snow_section, blending_section, peer_section
 except ImportError:
     import importlib.util as _ilu
 
     _spec = _ilu.spec_from_file_location("report_adapters", Path(__file__).with_name("report_adapters.py"))
     _mod = _ilu.module_from_spec(_spec)
     _spec.loader.exec_module(_mod)
-    add_snow_section, blending_section = _mod.add_snow_section, _mod.blending_section
+    add_snow_section, blending_section, peer_section = _mod.add_snow_section, _mod.blending_section, _mod.peer_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -64,10 +65,15 @@ def quality_section(q: dict) -> list[str]:
     has_blended = any("blended_psnr" in r for r in q["rows"])
     head = "| degradation | input | classical baseline | air-restore base |"
     sep = "|---|---|---|---|"
+    has_tta = any("tta_psnr" in r for r in q["rows"])
     if has_blended:
         head += " base + blended adapters |"
         sep += "---|"
-    head += " base − input (dB) | base − baseline (dB) | s / image: baseline, base" + (", blended |" if has_blended else " |")
+    if has_tta:
+        head += " blended + UDAIR TTA |"
+        sep += "---|"
+    head += (" base − input (dB) | base − baseline (dB) | s / image: baseline, base"
+             + (", blended" if has_blended else "") + (", TTA" if has_tta else "") + " |")
     sep += "---|---|---|"
     blended_note = (
         f"Blended: the adapters {', '.join(q['blended']['adapters'])} weighted per image by the estimator "
@@ -84,6 +90,8 @@ def quality_section(q: dict) -> list[str]:
         "the same degraded images: CBM3D is given the true σ; the dark channel prior (15 px patches, ω 0.95, "
         "guided-filter transmission) and the LIME-style illumination map (guided filter, γ 0.8) are applied as "
         "published, to the sRGB image. Seconds are medians per image on this shared machine. " + blended_note
+        + (" *TTA*: the blended output refined by the UDAIR plugin with 5 steps of test-time adaptation, "
+           "as `air restore --tta` runs it." if has_tta else "")
         + (f" ({q['reused']}; base and blended are timed side by side in one run.)" if "reused" in q else ""),
         "",
         head,
@@ -95,12 +103,16 @@ def quality_section(q: dict) -> list[str]:
                 + f" | {_ps(r, 'air')} |")
         if has_blended:
             line += f" {_ps(r, 'blended')} |"
+        if has_tta:
+            line += f" {_ps(r, 'tta')} |"
         line += f" {r['air_psnr'] - r['input_psnr']:+.2f} | "
         line += f"{r['air_psnr'] - r[b[0] + '_psnr']:+.2f} |" if b else "– |"
         times = [f"{r[b[0] + '_s']:.2f}" if b and b[0] + "_s" in r else "–",
                  f"{r['air_s']:.2f}" if "air_s" in r else "–"]
         if has_blended:
             times.append(f"{r['blended_s']:.2f}" if "blended_s" in r else "–")
+        if has_tta:
+            times.append(f"{r['tta_s']:.2f}" if "tta_s" in r else "–")
         lines.append(line + " " + ", ".join(times) + " |")
     lines.append("")
     for png, alt in (("psnr_per_task.png", "PSNR per task"), ("quality_vs_time.png", "quality vs time")):
@@ -370,6 +382,7 @@ def main(argv: list[str] | None = None) -> str:
     lines += pairs_section(args.results)
     for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
                           ("blending.json", blending_section), ("add_snow.json", add_snow_section),
+                          ("peer.json", peer_section),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section)):
         data = _load(args.results / name)

@@ -33,7 +33,7 @@ def clean_dir(tmp_path):
 def test_quality_script(clean_dir, tmp_path):
     pytest.importorskip("torchmetrics")
     out = tmp_path / "q.json"
-    args = ["--clean", str(clean_dir), "--limit", "1", "--out", str(out), "--device", "cpu"]
+    args = ["--clean", str(clean_dir), "--limit", "1", "--out", str(out), "--device", "cpu", "--tta"]
     if importlib.util.find_spec("bm3d") is not None:
         args.append("--bm3d")
     res = _module("quality").main(args)
@@ -46,6 +46,12 @@ def test_quality_script(clean_dir, tmp_path):
     assert rows["low light"]["baseline"] == "lime" and rows["low light"]["lime_psnr"] > rows["low light"]["input_psnr"]
     # The blended column is there exactly when adapters and an estimator are installed.
     assert ("blended" in res) == ("blended_psnr" in rows["rain"]) and ("blended" in res) != ("blended_skipped" in res)
+    # --tta adds the UDAIR column (it refines the blended output, so it needs that column too).
+    assert ("tta" in res) == ("blended" in res) == ("tta_psnr" in rows["haze"])
+    if "tta" in res:
+        assert 0 < rows["haze"]["tta_psnr"] < 60 and rows["haze"]["tta_s"] > 0
+        text = "\n".join(_module("report").quality_section(res))
+        assert "blended + UDAIR TTA" in text and "air restore --tta" in text
     # Heavier noise makes a worse input: the degradations really are applied at the stated severities.
     assert rows["noise σ=15"]["input_psnr"] > rows["noise σ=25"]["input_psnr"] > rows["noise σ=50"]["input_psnr"]
 
@@ -210,3 +216,36 @@ def test_niqe_check_script(tmp_path):
     pytest.importorskip("scipy")
     res = _module("niqe_check").main(["--basicsr", str(src), "--real", str(tmp_path / "none")])
     assert res["max_abs_diff_float64"] < 1e-3 and res["max_abs_diff_float32"] < 0.05
+
+
+def test_peer_script(tmp_path):
+    """Both arms train from scratch on the same crops for the same step count, and are evaluated side by side."""
+    from skimage import data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
+        Image.fromarray(getattr(data, name)()).resize((96, 80)).save(photos / f"{name}.png")
+    work = tmp_path / "work"
+    args = ["--data", str(photos), "--work", str(work), "--clean", str(photos), "--limit", "1",
+            "--base-steps", "2", "--adapter-steps", "1", "--batch-size", "2", "--crop", "32", "--val-every", "2",
+            "--warmup", "1", "--out", str(tmp_path / "peer.json")]
+    res = _module("peer").main(args)
+    b, n = res["budget"], res["parameters"]
+    assert b["peer_steps"] == b["base_steps"] + 5 * b["adapter_steps_each"] == 7
+    assert b["adapter_crops"] == {"haze": (64, 1)}  # twice the crop, the batch cut to keep the pixels per step
+    assert res["training"]["peer"]["steps"] == 7 and res["training"]["abair_base"]["steps"] == 2
+    assert n["abair_base"] < n["peer"] < n["abair_base"] + n["abair_adapters"] + n["estimator"] + 100_000
+    assert sorted(p.name for p in (work / "abair" / "adapters").iterdir()) == sorted(b["adapters"])
+    rows = {r["row"]: r for r in res["rows"]}
+    assert len(rows) == 11 and "haze+noise" in rows
+    for r in rows.values():
+        assert 0 < r["peer_psnr"] < 60 and 0 < r["abair_blended_ssim"] <= 1 and r["peer_s"] > 0
+    # The blended column really blends: with untrained-but-nonzero adapters it differs from the base alone.
+    assert any(r["abair_blended_psnr"] != r["abair_base_psnr"] for r in rows.values())
+    # A second run reuses the finished parts instead of retraining them.
+    before = (work / "peer" / "base.safetensors").stat().st_mtime_ns
+    _module("peer").main(args[:-2] + ["--only", "peer"])
+    assert (work / "peer" / "base.safetensors").stat().st_mtime_ns == before
+    text = "\n".join(_module("report_adapters").peer_section(res))
+    assert "| haze+noise |" in text and "Same-budget peer" in text
