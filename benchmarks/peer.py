@@ -1,7 +1,18 @@
 """Same-budget peer (issue #4): is the ABAIR design worth it against a plain all-in-one network trained on
 the same data for the same number of steps?
 
-Two arms, trained from scratch here with one recipe (same photos, batch, crop, learning-rate schedule,
+``--mode shipped`` (default; a CPU can run it): what the adapters and the estimator buy on top of the
+bundled base, against spending the same training on the network itself.
+
+- **abair**: the bundled base, the five bundled adapters and the bundled estimator, as `air restore`
+  runs them (nothing trained here).
+- **peer**: the bundled base fine-tuned as a plain all-in-one network (every weight; L1 only, no
+  segmentation loss; no adapters, no estimator) on Degradation CutMix crops of the same photos, for as
+  many pixels as the five adapters' training saw together (their manifests' steps × batch × crop²),
+  at the adapters' learning rate. Same network, same data, same total steps: the only difference is
+  how the Phase II budget is spent.
+
+``--mode scratch`` (a GPU budget; on a CPU only a toy one): both arms trained from scratch with one recipe (same photos, batch, crop, learning-rate schedule,
 seed; `air_restore.cli.train.train_base` for both networks):
 
 - **abair**: the base restorer (AirUNet, width 24, segmentation head, Degradation CutMix, λ = 0.05) for
@@ -19,9 +30,10 @@ quality.py plus three stacked pairs, PSNR/SSIM as in quality.py, and seconds per
 
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer \
         --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
-    # or the phases one by one (the two trainings can run at the same time, one thread each):
-    python benchmarks/peer.py ... --only abair;  python benchmarks/peer.py ... --only peer
-    python benchmarks/peer.py ... --only eval --out benchmarks/results/peer.json
+    python benchmarks/peer.py --mode scratch --base-steps 3000 --adapter-steps 300 --batch-size 64 ...
+    # scratch, the phases one by one (the two trainings can run at the same time):
+    python benchmarks/peer.py --mode scratch ... --only abair;  python benchmarks/peer.py ... --only peer
+    python benchmarks/peer.py --mode scratch ... --only eval --out benchmarks/results/peer.json
 
 The trainings checkpoint into ``--work`` and resume; finished parts are not retrained.
 """
@@ -49,33 +61,59 @@ from air_restore.core.arch import AirUNetConfig, count_parameters  # noqa: E402
 from air_restore.core.lora import BlendedConv2d  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.discovery import get_degradation  # noqa: E402
-from air_restore.registry.local import BUNDLED_ORDER, bundled_estimator_path  # noqa: E402
+from air_restore.registry.adapters import read_manifest  # noqa: E402
+from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters, bundled_estimator_path  # noqa: E402
 from air_restore.registry.pipeline import Restorer  # noqa: E402
-from air_restore.registry.store import load_base, read_estimator  # noqa: E402
+from air_restore.registry.store import bundled_base_path, load_base, read_estimator  # noqa: E402
 
 MIXED = (("haze", "noise"), ("noise", "blur"), ("rain", "lowlight"))
 MIN_SEVERITY = 0.1  # as `air train adapter --synthetic`
 
 
-def _base_config(args, *, steps: int, width: int, seg_weight: float) -> TrainBaseConfig:
-    return TrainBaseConfig(steps=steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr, warmup=args.warmup,
+def _base_config(args, *, steps: int, width: int, seg_weight: float, lr: float) -> TrainBaseConfig:
+    return TrainBaseConfig(steps=steps, batch_size=args.batch_size, crop=args.crop, lr=lr, warmup=args.warmup,
                            seg_weight=seg_weight, seed=args.seed, val_images=16, val_every=args.val_every,
                            checkpoint_every=args.val_every, model=AirUNetConfig(width=width))
 
 
-def _train_net(args, folder: Path, cfg: TrainBaseConfig) -> Path:
+def _train_net(args, folder: Path, cfg: TrainBaseConfig, init: Path | None = None) -> Path:
     out = folder / "base.safetensors"
     if out.exists():
         print(f"{out}: already trained", flush=True)
         return out
     synths = [get_degradation(n).synthesize for n in cfg.model.classes[1:]]
     return train_base(args.data, folder, synths, config=cfg, stack_with=get_degradation("noise").synthesize,
-                      log=lambda s: print(s, flush=True))
+                      init=init, log=lambda s: print(s, flush=True))
+
+
+def shipped_budget(args) -> dict:
+    """The bundled adapters' training, from their manifests: pixels seen, and the peer's steps for as many."""
+    per = {}
+    for a in bundled_adapters():
+        t = read_manifest(a.path)["training"]
+        per[a.name] = {"steps": t["steps"], "batch_size": t["batch_size"], "crop": t["crop"], "lr": t["lr"]}
+    pixels = sum(v["steps"] * v["batch_size"] * v["crop"] ** 2 for v in per.values())
+    lrs = {v["lr"] for v in per.values()}
+    matched = -(-pixels // (args.batch_size * args.crop ** 2))
+    out = {"adapters": per, "adapter_pixels": pixels, "batch_size": args.batch_size, "crop": args.crop,
+           "peer_steps": min(matched, args.max_steps or matched), "data": args.data.name,
+           "lr": args.lr or (lrs.pop() if len(lrs) == 1 else 5e-4)}
+    if out["peer_steps"] < matched:
+        out["capped_from"] = matched  # --max-steps: a smoke test, not a matched budget
+    return out
+
+
+def train_finetuned_peer(args) -> None:
+    b = shipped_budget(args)
+    base_cfg = load_base(bundled_base_path())[1].config
+    cfg = _base_config(args, steps=b["peer_steps"], width=base_cfg.width, seg_weight=0.0, lr=b["lr"])
+    _train_net(args, args.work / "peer-finetuned", cfg.model_copy(update={"model": base_cfg}), init=bundled_base_path())
 
 
 def train_abair(args) -> None:
     folder = args.work / "abair"
-    base_path = _train_net(args, folder, _base_config(args, steps=args.base_steps, width=24, seg_weight=0.05))
+    base_path = _train_net(args, folder, _base_config(args, steps=args.base_steps, width=24, seg_weight=0.05,
+                                                      lr=args.lr or 1e-3))
     base, info = load_base(base_path)
     data, _ = load_clean_folder(args.data, min_side=args.crop)
     photos = data[: len(data) - min(16, len(data) // 5)]  # the photos train_base trained on
@@ -115,7 +153,8 @@ def _name_size(text: str) -> tuple[str, int]:
 
 def train_peer(args) -> None:
     steps = args.base_steps + len(BUNDLED_ORDER) * args.adapter_steps
-    _train_net(args, args.work / "peer", _base_config(args, steps=steps, width=args.peer_width, seg_weight=0.0))
+    _train_net(args, args.work / "peer", _base_config(args, steps=steps, width=args.peer_width, seg_weight=0.0,
+                                                      lr=args.lr or 1e-3))
 
 
 def _tasks(clean: list[torch.Tensor]):
@@ -135,12 +174,13 @@ def _tasks(clean: list[torch.Tensor]):
 
 
 def evaluate(args) -> dict:
-    base, info = load_base(args.work / "abair" / "base.safetensors")
+    shipped = args.mode == "shipped"
+    base, info = load_base(bundled_base_path() if shipped else args.work / "abair" / "base.safetensors")
     r = Restorer(base, info)
-    for name in BUNDLED_ORDER:
-        r.attach_folder(args.work / "abair" / "adapters" / name)
+    for a in (bundled_adapters() if shipped else [args.work / "abair" / "adapters" / n for n in BUNDLED_ORDER]):
+        r.attach_folder(getattr(a, "path", a))
     r.estimator, r.estimator_path = read_estimator(bundled_estimator_path()), bundled_estimator_path()
-    peer, peer_info = load_base(args.work / "peer" / "base.safetensors")
+    peer, peer_info = load_base(args.work / ("peer-finetuned" if shipped else "peer") / "base.safetensors")
     zero = torch.zeros(len(r.adapters))
     methods = {
         "abair_base": lambda x: r.restore(x, zero).image,
@@ -155,10 +195,12 @@ def evaluate(args) -> dict:
     est_params = count_parameters(r.estimator)
     out = {
         "set": args.clean.name, "images": len(clean), "torch_threads": torch.get_num_threads(),
-        "budget": {"base_steps": args.base_steps, "adapter_steps_each": args.adapter_steps,
-                   "adapters": list(r.adapters), "peer_steps": args.base_steps + len(r.adapters) * args.adapter_steps,
-                   "batch_size": args.batch_size, "crop": args.crop, "lr": args.lr, "data": args.data.name,
-                   "adapter_crops": {n: _adapter_crop(args, n) for n in r.adapters if n in dict(args.adapter_crop)}},
+        "mode": args.mode,
+        "budget": shipped_budget(args) if shipped else {
+            "base_steps": args.base_steps, "adapter_steps_each": args.adapter_steps, "adapters": list(r.adapters),
+            "peer_steps": args.base_steps + len(r.adapters) * args.adapter_steps, "batch_size": args.batch_size,
+            "crop": args.crop, "lr": args.lr or 1e-3, "data": args.data.name,
+            "adapter_crops": {n: _adapter_crop(args, n) for n in r.adapters if n in dict(args.adapter_crop)}},
         "parameters": {"abair_base": count_parameters(base), "abair_adapters": adapter_params,
                        "estimator": est_params, "peer": count_parameters(peer)},
         "training": {"abair_base": info.training, "peer": peer_info.training},
@@ -190,32 +232,40 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="clean training photos (both arms)")
     ap.add_argument("--work", type=Path, required=True, help="run folder: the two arms' weights and checkpoints")
+    ap.add_argument("--mode", choices=("shipped", "scratch"), default="shipped",
+                    help="shipped: bundled ABAIR vs the bundled base fine-tuned with the adapters' budget; "
+                         "scratch: both arms trained from scratch here")
     ap.add_argument("--clean", type=Path, help="clean evaluation photos (needed for the eval phase)")
     ap.add_argument("--limit", type=int, default=0, help="evaluate on the first N images (0 = all)")
-    ap.add_argument("--base-steps", type=int, default=1250)
-    ap.add_argument("--adapter-steps", type=int, default=150, help="steps per adapter")
+    ap.add_argument("--base-steps", type=int, default=1250, help="scratch: base steps")
+    ap.add_argument("--adapter-steps", type=int, default=150, help="scratch: steps per adapter")
     ap.add_argument("--adapter-crop", type=_name_size, action="append", default=None, metavar="NAME=SIZE",
                     help="a larger crop for one adapter, with the batch cut to keep the pixels per step "
                          "(default: haze at twice --crop, as the bundled haze adapter: haze spans the whole photo)")
-    ap.add_argument("--peer-width", type=int, default=26)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-steps", type=int, default=0, help="shipped: cap the peer's steps (smoke tests only)")
+    ap.add_argument("--peer-width", type=int, default=26, help="scratch: the peer's width")
+    ap.add_argument("--batch-size", type=int, default=None, help="crops per step (default: 8 shipped, 16 scratch)")
     ap.add_argument("--crop", type=int, default=96)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="peak learning rate (default: the adapters' in shipped mode, 1e-3 in scratch mode)")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    ap.add_argument("--only", choices=("abair", "peer", "eval"), default=None, help="run one phase")
+    ap.add_argument("--only", choices=("abair", "peer", "eval"), default=None,
+                    help="run one phase (shipped mode has no abair training)")
     ap.add_argument("--out", type=Path, default=None, help="write the evaluation as JSON here")
     args = ap.parse_args(argv)
     if args.adapter_crop is None:
         args.adapter_crop = [("haze", 2 * args.crop)]
+    if args.batch_size is None:
+        args.batch_size = 8 if args.mode == "shipped" else 16
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.only in (None, "abair"):
+    if args.mode == "scratch" and args.only in (None, "abair"):
         train_abair(args)
     if args.only in (None, "peer"):
-        train_peer(args)
+        train_peer(args) if args.mode == "scratch" else train_finetuned_peer(args)
     if args.only not in (None, "eval"):
         return None
     if args.clean is None:

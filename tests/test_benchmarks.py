@@ -218,16 +218,39 @@ def test_niqe_check_script(tmp_path):
     assert res["max_abs_diff_float64"] < 1e-3 and res["max_abs_diff_float32"] < 0.05
 
 
-def test_peer_script(tmp_path):
-    """Both arms train from scratch on the same crops for the same step count, and are evaluated side by side."""
+@pytest.fixture()
+def photos(tmp_path):
     from skimage import data
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
+    d = tmp_path / "photos"
+    d.mkdir()
     for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
-        Image.fromarray(getattr(data, name)()).resize((96, 80)).save(photos / f"{name}.png")
+        Image.fromarray(getattr(data, name)()).resize((96, 80)).save(d / f"{name}.png")
+    return d
+
+
+def test_peer_script_shipped(photos, tmp_path):
+    """Shipped mode: the bundled ABAIR pipeline against the bundled base fine-tuned for the adapters' pixels."""
+    res = _module("peer").main(["--data", str(photos), "--work", str(tmp_path / "w"), "--clean", str(photos),
+                                "--limit", "1", "--crop", "32", "--max-steps", "2", "--val-every", "2",
+                                "--warmup", "1"])
+    b = res["budget"]
+    # The matched step count comes from the bundled adapters' manifests: their pixels over the peer's crops.
+    assert b["adapter_pixels"] == sum(v["steps"] * v["batch_size"] * v["crop"] ** 2 for v in b["adapters"].values())
+    assert b["capped_from"] == -(-b["adapter_pixels"] // (8 * 32 * 32)) and b["peer_steps"] == 2
+    assert res["training"]["peer"]["init"] == "base-v1.safetensors" and res["training"]["peer"]["steps"] == 2
+    # Same network: the peer is the bundled base's architecture, fine-tuned, so its weights moved.
+    assert res["parameters"]["peer"] == res["parameters"]["abair_base"]
+    rows = {r["row"]: r for r in res["rows"]}
+    assert any(r["peer_psnr"] != r["abair_base_psnr"] for r in rows.values())
+    text = "\n".join(_module("report_adapters").peer_section(res))
+    assert "shipped mode" in text and "Smoke run" in text
+
+
+def test_peer_script_scratch(photos, tmp_path):
+    """Both arms train from scratch on the same crops for the same step count, and are evaluated side by side."""
     work = tmp_path / "work"
-    args = ["--data", str(photos), "--work", str(work), "--clean", str(photos), "--limit", "1",
+    args = ["--mode", "scratch", "--data", str(photos), "--work", str(work), "--clean", str(photos), "--limit", "1",
             "--base-steps", "2", "--adapter-steps", "1", "--batch-size", "2", "--crop", "32", "--val-every", "2",
             "--warmup", "1", "--out", str(tmp_path / "peer.json")]
     res = _module("peer").main(args)
