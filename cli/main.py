@@ -858,6 +858,13 @@ def train_adapter_cmd(
     synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Plugin whose synthesizer degrades --clean photos."),
     clean: Optional[Path] = typer.Option(None, "--clean", help="Clean photos for --synthetic."),
     out: Path = typer.Option(..., "--out", help="Adapter folder to write (PEFT layout + manifest)."),
+    over: Optional[str] = typer.Option(
+        None, "--over", help="With --synthetic: comma-separated plugins this degradation often comes on top of "
+        "(e.g. blur,haze,rain for noise). A share of the crops gets one of them first, with the base's output "
+        "on that crop as the target, so the adapter removes only its own degradation and still blends well "
+        "on stacked degradations."),
+    over_share: float = typer.Option(0.3, "--over-share", min=0.0, max=1.0,
+                                     help="Share of the crops that get an --over degradation first."),
     steps: int = typer.Option(500, help="Optimizer steps."),
     rank: int = typer.Option(4, help="LoRA rank."),
     batch_size: int = typer.Option(8, help="Crops per step."),
@@ -875,6 +882,8 @@ def train_adapter_cmd(
       air train adapter rain --pairs ../shared/data/pairs/rain_Rain100H --out adapters/rain
 
       air train adapter haze --synthetic haze --clean ../shared/data/train/clean --out adapters/haze
+
+      air train adapter noise --synthetic noise --over blur,haze,rain --clean DIR --out adapters/noise
     """
     import time
 
@@ -885,13 +894,18 @@ def train_adapter_cmd(
     from air_restore.cli.evaluate import paired_samples
     from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
     from air_restore.cli.train_adapter import (
-        TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
+        Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
         train_adapter,
     )
     from air_restore.registry.discovery import PluginLoadError, get_degradation
     from air_restore.registry.manifest import NAME_RE
     from air_restore.registry.store import ModelFileError, load_base
 
+    over_names = [n.strip() for n in over.split(",") if n.strip()] if over else []
+    if over_names and synthetic is None:
+        _fail("--over needs --synthetic: real pairs cannot be put on top of other degradations")
+    if synthetic in over_names:
+        _fail(f"--over {over}: list the other degradations, not {synthetic!r} itself")
     if not NAME_RE.match(name):
         _fail(f"adapter name {name!r} must be lowercase letters, digits or '_', starting with a letter")
     if (pairs is None) == (synthetic is None):
@@ -916,6 +930,9 @@ def train_adapter_cmd(
             g = torch.Generator().manual_seed(seed + 1)
             data = [(synth(c[None], g, 0.5)[0].clamp(0, 1), c) for c in cl]
             source = {"kind": "synthetic", "plugin": synthetic, "folder": clean.name, "heldout_severity": 0.5}
+            under = [get_degradation(n).synthesize for n in over_names]
+            if over_names:
+                source.update(over=over_names, over_share=over_share)
     except (ValueError, KeyError, FileNotFoundError, ImageReadError, ModelFileError, PluginLoadError) as e:
         _fail(str(e).strip("'\""))
     small = [i for i, (d, _) in enumerate(data) if min(d.shape[1:]) < crop]
@@ -928,7 +945,8 @@ def train_adapter_cmd(
     if pairs is not None:
         sampler = paired_sampler([d for d, _ in train], [c for _, c in train])
     else:
-        sampler = synthetic_sampler([c for _, c in train], synth)
+        sampler = synthetic_sampler([c for _, c in train], synth,
+                                    over=Over(under, over_share, base) if over_names else None)
     started = time.time()
     with Progress(TextColumn(f"training {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[loss]}"), console=console) as bar:

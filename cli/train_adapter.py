@@ -16,8 +16,9 @@ import json
 import shutil
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -58,14 +59,52 @@ def paired_sampler(degraded: list[torch.Tensor], clean: list[torch.Tensor]) -> P
     return sample
 
 
-def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_severity: float = 0.1) -> PairSampler:
-    """Random clean crops degraded by ``synthesize`` at random severities."""
+@dataclass
+class Over:
+    """Train an adapter for a degradation that comes on top of others (noise on a hazy or rainy photo).
+
+    A share of the crops is first degraded by one of ``synths`` at a random severity; the target of such a
+    crop is ``base``'s output on it *before* the adapter's own degradation is added: what the base gives
+    when this degradation is absent. The adapter so learns to remove its own degradation and to leave the
+    rest to the base and the other adapters, instead of being trained on clean backgrounds only (where,
+    blended with the others on a stacked image, it can do much worse than the base alone).
+    """
+
+    synths: Sequence[Callable]
+    share: float
+    base: torch.nn.Module
+    min_severity: float = 0.1
+
+    @torch.no_grad()
+    def apply(self, clean: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(background, target) for a batch of clean crops."""
+        x, y = clean.clone(), clean.clone()
+        picked = torch.nonzero(torch.rand((clean.shape[0],), generator=g) < self.share).flatten().tolist()
+        for i in picked:
+            k = int(torch.randint(0, len(self.synths), (1,), generator=g))
+            s = self.min_severity + (1 - self.min_severity) * torch.rand((1,), generator=g)
+            x[i : i + 1] = self.synths[k](clean[i : i + 1], g, s).clamp(0, 1)
+        if picked:
+            was = self.base.training
+            self.base.eval()
+            y[picked] = self.base(x[picked]).image.clamp(0, 1)
+            self.base.train(was)
+        return x, y
+
+
+def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_severity: float = 0.1,
+                      over: Over | None = None) -> PairSampler:
+    """Random clean crops degraded by ``synthesize`` at random severities (over other degradations too,
+    with ``over``)."""
     crops = paired_sampler(clean, clean)
 
     def sample(batch: int, crop: int, g: torch.Generator):
         _, y = crops(batch, crop, g)
+        x = y
+        if over is not None:
+            x, y = over.apply(y, g)
         severity = min_severity + (1 - min_severity) * torch.rand((batch,), generator=g)
-        return synthesize(y, g, severity).clamp(0, 1), y
+        return synthesize(x, g, severity).clamp(0, 1), y
 
     return sample
 

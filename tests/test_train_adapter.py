@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
-from air_restore.cli.train_adapter import TrainAdapterConfig, save_adapter, synthetic_sampler, train_adapter
+from air_restore.cli.train_adapter import Over, TrainAdapterConfig, save_adapter, synthetic_sampler, train_adapter
 from air_restore.core.lora import attach, blend
 from air_restore.registry.adapters import read_peft_adapter
 from air_restore.registry.discovery import get_degradation
@@ -77,6 +77,39 @@ def test_training_changes_only_the_adapter(clean_dir):
     assert any(p.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)  # B moved off zero
 
 
+def test_over_puts_the_degradation_on_top_of_others(clean_dir):
+    """--over: a share of the crops gets another degradation first, and their target is the base's output on
+    that background (what the base gives without the adapter's degradation); the other crops are unchanged."""
+    base, _ = load_base()
+    imgs = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255).permute(2, 0, 1)
+            for p in sorted(clean_dir.iterdir())]
+    clean = torch.stack([im[:, :32, :32] for im in imgs])
+    haze = get_degradation("haze").synthesize
+    x, y = Over([haze], 1.0, base).apply(clean, torch.Generator().manual_seed(0))
+    assert (x - clean).abs().mean() > 0.02  # every crop hazed
+    with torch.no_grad():
+        assert torch.allclose(y, base(x).image.clamp(0, 1), atol=1e-6)
+    x0, y0 = Over([haze], 0.0, base).apply(clean, torch.Generator().manual_seed(0))
+    assert torch.equal(x0, clean) and torch.equal(y0, clean)
+    # In the sampler, the adapter's own degradation (noise) goes on top; seeded, so reproducible.
+    noise = get_degradation("noise").synthesize
+    sample = synthetic_sampler(imgs, noise, over=Over([haze], 0.5, base))
+    (d1, t1), (d2, t2) = (sample(6, 32, torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(d1, d2) and torch.equal(t1, t2)
+    plain = synthetic_sampler(imgs, noise)(6, 32, torch.Generator().manual_seed(3))
+    assert not torch.equal(plain[1], t1)  # some targets are base outputs, not clean crops
+
+
+def test_cli_over_is_recorded(clean_dir, tmp_path):
+    out = tmp_path / "noise"
+    r = runner.invoke(app, ["train", "adapter", "noise", "--synthetic", "noise", "--over", "haze, rain",
+                            "--over-share", "0.5", "--clean", str(clean_dir), "--out", str(out), "--steps", "2",
+                            "--batch-size", "2", "--crop", "32"])
+    assert r.exit_code == 0, r.output
+    data = json.loads((out / "air_manifest.json").read_text())["training"]["data"]
+    assert data["over"] == ["haze", "rain"] and data["over_share"] == 0.5
+
+
 def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
     base, _ = load_base()
 
@@ -99,6 +132,9 @@ def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
         (["snow", "--synthetic", "noise"], "--clean"),
         (["snow", "--synthetic", "nope", "--clean", "{c}"], "no degradation plugin named 'nope'"),
         (["snow", "--synthetic", "noise", "--clean", "{c}", "--crop", "512"], "smaller than --crop"),
+        (["snow", "--pairs", "{c}", "--over", "haze"], "--over needs --synthetic"),
+        (["noise", "--synthetic", "noise", "--clean", "{c}", "--over", "haze,noise"], "not 'noise' itself"),
+        (["noise", "--synthetic", "noise", "--clean", "{c}", "--over", "fog"], "no degradation plugin named 'fog'"),
     ],
 )
 def test_cli_errors(clean_dir, tmp_path, args, message):
