@@ -160,3 +160,28 @@ def peer_section(p: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def over_section(o: dict) -> list[str]:
+    """`air train adapter --over` (benchmarks/over.py): an adapter trained over other degradations."""
+    t, name = o["training"], o["adapter"]
+    lines = [
+        f"## `air train adapter --over`: a {name} adapter trained over other degradations",
+        "",
+        f"`benchmarks/over.py`: the bundled pipeline, and the same with the bundled {name} adapter replaced by one "
+        f"trained with `--over {','.join(o['over'] or [])} --over-share {o['over_share']}` ({t['steps']} steps × "
+        f"{t['batch_size']} × {t['crop']}², as the bundled one but for the steps): a share of its training crops "
+        f"first got one of those degradations, with the base's output on that background as the target. "
+        f"{o['images_per_task']} {o['clean_set']} images per task, {o['crop']}² centre crops, every plugin at "
+        f"severity {o['severity']}. PSNR (dB); *alone* = that adapter at weight 1, others 0; *blended* = the "
+        "estimator's weights.",
+        "",
+        "| task | input | base alone | bundled alone | --over alone | bundled blended | --over blended | blended: --over − bundled |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in o["rows"]:
+        lines.append(f"| {r['task']} | {r['input']:.2f} | {r['base']:.2f} | {r['bundled_alone']:.2f} | "
+                     f"{r['over_alone']:.2f} | {r['bundled_blended']:.2f} | {r['over_blended']:.2f} | "
+                     f"{r['over_blended'] - r['bundled_blended']:+.2f} |")
+    lines.append("")
+    return lines

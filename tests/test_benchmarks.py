@@ -272,3 +272,26 @@ def test_peer_script_scratch(photos, tmp_path):
     assert (work / "peer" / "base.safetensors").stat().st_mtime_ns == before
     text = "\n".join(_module("report_adapters").peer_section(res))
     assert "| haze+noise |" in text and "Same-budget peer" in text
+
+
+def test_over_script(clean_dir, tmp_path):
+    """benchmarks/over.py swaps one bundled adapter for one trained with --over and measures both pipelines."""
+    from typer.testing import CliRunner
+
+    from air_restore.cli.main import app
+
+    ad = tmp_path / "noise"
+    r = CliRunner().invoke(app, ["train", "adapter", "noise", "--synthetic", "noise", "--over", "haze,rain",
+                                 "--clean", str(clean_dir), "--out", str(ad), "--steps", "2", "--batch-size", "2",
+                                 "--crop", "32", "--over-share", "1"])
+    assert r.exit_code == 0, r.output
+    res = _module("over").main(["--adapter", str(ad), "--clean", str(clean_dir), "--limit", "1", "--size", "64"])
+    tasks = [row["task"] for row in res["rows"]]
+    assert tasks[0] == "noise" and "haze+noise" in tasks and "rain" in tasks and len(tasks) == 9
+    assert res["over"] == ["haze", "rain"] and res["over_share"] == 1.0
+    for row in res["rows"]:
+        assert 0 < row["input"] < 60 and 0 < row["over_blended"] < 60
+    # The two arms differ only by the swapped adapter: alone at weight 1 they differ, the base is shared.
+    assert res["rows"][0]["over_alone"] != res["rows"][0]["bundled_alone"]
+    text = "\n".join(_module("report_adapters").over_section(res))
+    assert "--over haze,rain" in text and "| haze+noise |" in text
