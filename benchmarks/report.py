@@ -10,7 +10,8 @@
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
     python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --pairs-limit 10 --out benchmarks/results/blending.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
-    python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
+    python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer_lr1e-4 --lr 1e-4 --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
+    python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer_lr5e-4.json
     air train adapter noise --synthetic noise --over haze,rain --clean ../shared/data/train/clean --out runs/over/noise --steps 500
     python benchmarks/over.py --adapter runs/over/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
@@ -28,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 try:  # run as a script (python benchmarks/report.py) or imported by path (tests)
-    from report_adapters import add_snow_section, blending_section, over_section, peer_section
+    from report_adapters import add_snow_section, blending_section, over_section, peer_section, peer_variants
 except ImportError:
     import importlib.util as _ilu
 
@@ -36,7 +37,7 @@ except ImportError:
     _mod = _ilu.module_from_spec(_spec)
     _spec.loader.exec_module(_mod)
     add_snow_section, blending_section, peer_section = _mod.add_snow_section, _mod.blending_section, _mod.peer_section
-    over_section = _mod.over_section
+    over_section, peer_variants = _mod.over_section, _mod.peer_variants
 
 HERE = Path(__file__).resolve().parent
 
@@ -378,6 +379,8 @@ def main(argv: list[str] | None = None) -> str:
         "(commands at the top of `benchmarks/report.py`); rerun them to check.",
         "",
     ]
+    # Other runs of the peer comparison (peer_*.json, e.g. another learning rate), summarised under it.
+    peer_runs = [json.loads(f.read_text()) for f in sorted(args.results.glob("peer_*.json"))]
     for name, section in (("quality_cbsd68.json", quality_section), ("segmentation.json", segmentation_section)):
         data = _load(args.results / name)
         if data:
@@ -385,7 +388,8 @@ def main(argv: list[str] | None = None) -> str:
     lines += pairs_section(args.results)
     for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
                           ("blending.json", blending_section), ("add_snow.json", add_snow_section),
-                          ("over.json", over_section), ("peer.json", peer_section),
+                          ("over.json", over_section),
+                          ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section)):
         data = _load(args.results / name)

@@ -97,7 +97,9 @@ def _peer_intro_shipped(p: dict) -> str:
         f"for {per} steps × crops (≈ {b['adapter_pixels'] / 1e6:.0f} M pixels). **Peer**: the same bundled base "
         "fine-tuned as a plain all-in-one network — every weight, L1 only, no adapters, no estimator — on "
         f"Degradation CutMix crops of the same photos ({b['data']}) for as many pixels: {b['peer_steps']} steps of "
-        f"{b['batch_size']} × {b['crop']}², learning rate {b['lr']:g} (the adapters'), cosine, EMA "
+        f"{b['batch_size']} × {b['crop']}², learning rate {b['lr']:g}"
+        + (" (the adapters')" if b["lr"] in {v["lr"] for v in b["adapters"].values()} else "")
+        + ", cosine, EMA "
         f"(the better of EMA and last weights on held-out crops is kept: {tr.get('weights', '?')}); "
         f"{tr.get('wall_s', 0) / 60:.0f} min on the CPU. Same network, same data, same number of steps: the only "
         "difference is how the Phase II budget is spent. (The estimator's own training, 3000 steps of a "
@@ -185,3 +187,18 @@ def over_section(o: dict) -> list[str]:
                      f"{r['over_blended'] - r['bundled_blended']:+.2f} |")
     lines.append("")
     return lines
+
+
+def peer_variants(main: dict, others: list[dict]) -> list[str]:
+    """Other runs of the same peer comparison (e.g. another learning rate for the peer), one line each."""
+    if not others:
+        return []
+    def summary(p: dict) -> str:
+        single = [r for r in p["rows"] if "+" not in r["row"]]
+        mean = lambda k: sum(r[k] for r in single) / len(single)  # noqa: E731
+        wins = sum(r["abair_blended_psnr"] > r["peer_psnr"] for r in p["rows"])
+        return (f"| {p['budget']['lr']:g} | {p['budget']['peer_steps']} | {p['training']['peer'].get('weights', '?')} | "
+                f"{mean('peer_psnr'):.2f} | {mean('abair_blended_psnr'):.2f} | {wins} of {len(p['rows'])} |")
+    return ["Peer runs side by side (the table above is the first row):", "",
+            "| peer learning rate | steps | weights kept | peer, mean of single rows (dB) | ABAIR blended | rows where blended wins |",
+            "|---|---|---|---|---|---|", summary(main), *map(summary, others), ""]

@@ -111,6 +111,9 @@ def test_report_renders_every_result_file(tmp_path):
         assert heading in text
     if (results / "no_reference.json").exists():
         assert "## Real photos without a reference: NIQE" in text
+    if (results / "peer.json").exists():
+        assert "## Same-budget peer" in text
+        assert "Peer runs side by side" in text or not list(results.glob("peer_*.json"))
     assert (tmp_path / "B.md").read_text() == text
 
 
