@@ -18,19 +18,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import zlib
 from pathlib import Path
 
 import torch
 
-from air_restore.cli.evaluate import quantize8
-from air_restore.cli.imageio import iter_image_paths, read_image
-from air_restore.registry.adapters import read_manifest
-from air_restore.registry.discovery import get_degradation
-from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters, bundled_estimator_path
-from air_restore.registry.pipeline import Restorer
-from air_restore.registry.store import load_base, read_estimator
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blending import _crop, _psnr  # noqa: E402  (the same crops and PSNR as the blending table)
+
+from air_restore.cli.evaluate import quantize8  # noqa: E402
+from air_restore.cli.imageio import iter_image_paths, read_image  # noqa: E402
+from air_restore.registry.adapters import read_manifest  # noqa: E402
+from air_restore.registry.discovery import get_degradation  # noqa: E402
+from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters, bundled_estimator_path  # noqa: E402
+from air_restore.registry.pipeline import Restorer  # noqa: E402
+from air_restore.registry.store import load_base, read_estimator  # noqa: E402
 
 SEVERITY = 0.5
 
@@ -44,18 +48,6 @@ def pipeline(replace: Path | None = None) -> Restorer:
         r.attach_folder(replace if a.name == name else a.path)
     r.estimator = read_estimator(bundled_estimator_path())
     return r
-
-
-def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    if not size:
-        return x
-    _, h, w = x.shape
-    s = min(size, h, w)
-    return x[:, (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (-10 * torch.log10((quantize8(a) - b).square().mean().clamp_min(1e-10))).item()
 
 
 def tasks(name: str) -> list[tuple[str, ...]]:
