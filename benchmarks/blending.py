@@ -5,11 +5,11 @@
     python benchmarks/blending.py --clean DIR --limit 1 --size 64           # tiny (the tests do this)
 
 Single degradations: every CBSD68 image degraded by each built-in plugin at severity 0.5 (image i of
-task t uses seed 1000·t + i). Mixed: two plugins stacked (noise+blur, haze+noise, rain+lowlight), each
-at 0.5. Real pairs: Rain100H and PolyU (the adapters never saw them). Columns: input; the base alone
-(adapter weights 0); blended (the estimator's weights); the oracle (weight 1 on the right adapter, 0
-elsewhere; for a mixed task, 1 on both). Also the estimator's top-1 on the single-degradation images.
-All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512.
+task t uses seed 1000·t + i). Mixed: two plugins stacked (noise+blur, haze+noise, rain+lowlight,
+lowlight+noise), each at 0.5. Real pairs: Rain100H and PolyU (the adapters never saw them). Columns:
+input; the base alone (adapter weights 0); blended (the estimator's weights); the oracle (weight 1 on
+the right adapter, 0 elsewhere; for a mixed task, 1 on both). Also the estimator's top-1 on the
+single-degradation images. All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from air_restore.registry.discovery import get_degradation
 from air_restore.registry.pipeline import load_restorer
 
 SINGLE = ("noise", "blur", "haze", "rain", "lowlight")
-MIXED = (("noise", "blur"), ("haze", "noise"), ("rain", "lowlight"))
+MIXED = (("noise", "blur"), ("haze", "noise"), ("rain", "lowlight"), ("lowlight", "noise"))
 PAIRS = {"rain_Rain100H": ("rain",), "noise_real_PolyU": ("noise",)}
 SEVERITY = 0.5
 

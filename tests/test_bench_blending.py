@@ -24,7 +24,7 @@ def test_blending_script(tmp_path):
     res = mod.main(["--clean", str(clean), "--limit", "1", "--size", "64", "--out", str(out)])
     assert json.loads(out.read_text())["images_per_task"] == 1
     assert [r["task"] for r in res["single"]] == list(mod.SINGLE)
-    assert [r["task"] for r in res["mixed"]] == ["noise+blur", "haze+noise", "rain+lowlight"]
+    assert [r["task"] for r in res["mixed"]] == ["noise+blur", "haze+noise", "rain+lowlight", "lowlight+noise"]
     for r in res["single"] + res["mixed"]:
         assert 0 < r["input"] < 60 and 0 < r["blended"] < 60 and 0 <= r["top1"] <= 1
         assert set(r["mean_weights"]) == set(res["adapters"])
