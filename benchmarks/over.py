@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(rows[-1]), flush=True)
     data = manifest.get("training", {}).get("data", {})
     result = {"adapter": name, "over": data.get("over"), "over_share": data.get("over_share"),
+              "rank": manifest.get("rank"),
               "training": {k: manifest.get("training", {}).get(k) for k in ("steps", "batch_size", "crop", "lr")},
               "clean_set": args.clean.name, "images_per_task": len(clean), "crop": args.size or "whole",
               "severity": SEVERITY, "rows": rows, "wall_s": round(time.time() - started, 1)}

@@ -14,6 +14,10 @@
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer_lr5e-4.json
     air train adapter noise --synthetic noise --over haze,rain --clean ../shared/data/train/clean --out runs/over/noise --steps 500
     python benchmarks/over.py --adapter runs/over/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over.json
+    air train adapter noise --synthetic noise --over haze,rain,lowlight --clean ../shared/data/train/clean --out runs/over_ll/noise --steps 500
+    python benchmarks/over.py --adapter runs/over_ll/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over_lowlight.json
+    air train adapter noise --synthetic noise --over haze,rain --rank 8 --clean ../shared/data/train/clean --out runs/over_r8/noise --steps 500
+    python benchmarks/over.py --adapter runs/over_r8/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over_rank8.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/report.py
@@ -381,6 +385,8 @@ def main(argv: list[str] | None = None) -> str:
     ]
     # Other runs of the peer comparison (peer_*.json, e.g. another learning rate), summarised under it.
     peer_runs = [json.loads(f.read_text()) for f in sorted(args.results.glob("peer_*.json"))]
+    # More --over recipes (over_*.json), one section each after the first.
+    over_runs = [json.loads(f.read_text()) for f in sorted(args.results.glob("over_*.json"))]
     for name, section in (("quality_cbsd68.json", quality_section), ("segmentation.json", segmentation_section)):
         data = _load(args.results / name)
         if data:
@@ -388,7 +394,7 @@ def main(argv: list[str] | None = None) -> str:
     lines += pairs_section(args.results)
     for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
                           ("blending.json", blending_section), ("add_snow.json", add_snow_section),
-                          ("over.json", over_section),
+                          ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section)):

@@ -168,10 +168,12 @@ def over_section(o: dict) -> list[str]:
     """`air train adapter --over` (benchmarks/over.py): an adapter trained over other degradations."""
     t, name = o["training"], o["adapter"]
     lines = [
-        f"## `air train adapter --over`: a {name} adapter trained over other degradations",
+        f"## `air train adapter --over {','.join(o['over'] or [])}`"
+        + (f" `--rank {o['rank']}`" if o.get("rank", 4) != 4 else "") + f": a {name} adapter trained over other degradations",
         "",
         f"`benchmarks/over.py`: the bundled pipeline, and the same with the bundled {name} adapter replaced by one "
-        f"trained with `--over {','.join(o['over'] or [])} --over-share {o['over_share']}` ({t['steps']} steps × "
+        f"trained with `--over {','.join(o['over'] or [])} --over-share {o['over_share']}"
+        + (f" --rank {o['rank']}" if o.get("rank", 4) != 4 else "") + f"` ({t['steps']} steps × "
         f"{t['batch_size']} × {t['crop']}², as the bundled one but for the steps): a share of its training crops "
         f"first got one of those degradations, with the base's output on that background as the target. "
         f"{o['images_per_task']} {o['clean_set']} images per task, {o['crop']}² centre crops, every plugin at "

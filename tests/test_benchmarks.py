@@ -291,7 +291,7 @@ def test_over_script(clean_dir, tmp_path):
     res = _module("over").main(["--adapter", str(ad), "--clean", str(clean_dir), "--limit", "1", "--size", "64"])
     tasks = [row["task"] for row in res["rows"]]
     assert tasks[0] == "noise" and "haze+noise" in tasks and "rain" in tasks and len(tasks) == 9
-    assert res["over"] == ["haze", "rain"] and res["over_share"] == 1.0
+    assert res["over"] == ["haze", "rain"] and res["over_share"] == 1.0 and res["rank"] == 4
     for row in res["rows"]:
         assert 0 < row["input"] < 60 and 0 < row["over_blended"] < 60
     # The two arms differ only by the swapped adapter: alone at weight 1 they differ, the base is shared.
