@@ -25,7 +25,9 @@ import torch
 from air_restore.cli.evaluate import quantize8
 from air_restore.cli.imageio import iter_image_paths, read_image
 from air_restore.registry.discovery import get_degradation
-from air_restore.registry.pipeline import load_restorer
+from air_restore.registry.local import bundled_adapters, bundled_estimator_path
+from air_restore.registry.pipeline import Restorer, load_restorer
+from air_restore.registry.store import load_base, read_estimator
 
 SINGLE = ("noise", "blur", "haze", "rain", "lowlight")
 MIXED = (("noise", "blur"), ("haze", "noise"), ("rain", "lowlight"), ("lowlight", "noise"))
@@ -35,6 +37,24 @@ SEVERITY = 0.5
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return (-10 * torch.log10((quantize8(a) - b).square().mean().clamp_min(1e-10))).item()
+
+
+def stacked(clean: torch.Tensor, parts: tuple[str, ...], g: torch.Generator, severity: float = SEVERITY) -> torch.Tensor:
+    """``clean`` [3, H, W] degraded by each plugin of ``parts`` in turn, then quantized to 8 bits."""
+    x = clean[None]
+    for p in parts:
+        x = get_degradation(p).synthesize(x, g, severity).clamp(0, 1)
+    return quantize8(x[0])
+
+
+def pipeline(weights: Path | None = None, folders: list[Path] | None = None) -> Restorer:
+    """A restorer built from exactly these files, whatever the local store holds: the base ``weights``
+    (default: bundled), the adapter ``folders`` (default: the bundled ones) and the bundled estimator."""
+    r = Restorer(*load_base(weights))
+    for f in folders if folders is not None else [a.path for a in bundled_adapters()]:
+        r.attach_folder(f)
+    r.estimator, r.estimator_path = read_estimator(bundled_estimator_path()), bundled_estimator_path()
+    return r
 
 
 def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -83,13 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(_row(r, name, (name,), samples))
         print(json.dumps(rows[-1]), flush=True)
     for t, parts in enumerate(MIXED):
-        samples = []
-        for i, c in enumerate(clean):
-            g = torch.Generator().manual_seed(50_000 + 1000 * t + i)
-            x = c[None]
-            for p in parts:
-                x = get_degradation(p).synthesize(x, g, SEVERITY).clamp(0, 1)
-            samples.append((quantize8(x[0]), c))
+        samples = [(stacked(c, parts, torch.Generator().manual_seed(50_000 + 1000 * t + i)), c)
+                   for i, c in enumerate(clean)]
         mixed.append(_row(r, "+".join(parts), parts, samples))
         print(json.dumps(mixed[-1]), flush=True)
     if args.pairs is not None:

@@ -26,28 +26,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blending import _crop, _psnr  # noqa: E402  (the same crops and PSNR as the blending table)
+from blending import SEVERITY, _crop, _psnr, pipeline, stacked  # noqa: E402  (as the blending table)
 
-from air_restore.cli.evaluate import quantize8  # noqa: E402
 from air_restore.cli.imageio import iter_image_paths, read_image  # noqa: E402
 from air_restore.registry.adapters import read_manifest  # noqa: E402
-from air_restore.registry.discovery import get_degradation  # noqa: E402
-from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters, bundled_estimator_path  # noqa: E402
-from air_restore.registry.pipeline import Restorer  # noqa: E402
-from air_restore.registry.store import load_base, read_estimator  # noqa: E402
+from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters  # noqa: E402
 
-SEVERITY = 0.5
-
-
-def pipeline(replace: Path | None = None) -> Restorer:
-    """The bundled pipeline, with one bundled adapter swapped for the folder ``replace``."""
-    model, info = load_base()
-    r = Restorer(model, info)
-    name = read_manifest(replace)["name"] if replace else None
-    for a in bundled_adapters():
-        r.attach_folder(replace if a.name == name else a.path)
-    r.estimator = read_estimator(bundled_estimator_path())
-    return r
 
 
 def tasks(name: str) -> list[tuple[str, ...]]:
@@ -69,18 +53,15 @@ def main(argv: list[str] | None = None) -> dict:
     name = manifest["name"]
     if name not in BUNDLED_ORDER:
         raise SystemExit(f"{args.adapter}: adapter {name!r} is not a bundled one; nothing to compare it with")
-    arms = {"bundled": pipeline(), "over": pipeline(args.adapter)}
+    bundled = [a.path for a in bundled_adapters()]
+    arms = {"bundled": pipeline(), "over": pipeline(folders=[args.adapter if p.name == name else p for p in bundled])}
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
     rows = []
     for parts in tasks(name):
         task = "+".join(parts)
         acc: dict[str, list[float]] = {}
         for i, c in enumerate(clean):
-            g = torch.Generator().manual_seed(zlib.crc32(task.encode()) + i)
-            x = c[None]
-            for p in parts:
-                x = get_degradation(p).synthesize(x, g, SEVERITY).clamp(0, 1)
-            x = quantize8(x[0])
+            x = stacked(c, parts, torch.Generator().manual_seed(zlib.crc32(task.encode()) + i), SEVERITY)
             acc.setdefault("input", []).append(_psnr(x, c))
             acc.setdefault("base", []).append(_psnr(arms["bundled"].restore(x, torch.zeros(5)).image, c))
             for arm, r in arms.items():

@@ -51,9 +51,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blending import pipeline, stacked  # noqa: E402
 from quality import ROWS, _load, degrade, metrics  # noqa: E402
 
-from air_restore.cli.evaluate import quantize8  # noqa: E402
 from air_restore.cli.imageio import iter_image_paths  # noqa: E402
 from air_restore.cli.train import TrainBaseConfig, load_clean_folder, random_crops, train_base  # noqa: E402
 from air_restore.cli.train_adapter import TrainAdapterConfig, build_manifest, save_adapter, train_adapter  # noqa: E402
@@ -61,10 +61,8 @@ from air_restore.core.arch import AirUNetConfig, count_parameters  # noqa: E402
 from air_restore.core.lora import BlendedConv2d  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.discovery import get_degradation  # noqa: E402
-from air_restore.registry.adapters import read_manifest  # noqa: E402
-from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters, bundled_estimator_path  # noqa: E402
-from air_restore.registry.pipeline import Restorer  # noqa: E402
-from air_restore.registry.store import bundled_base_path, load_base, read_estimator  # noqa: E402
+from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters  # noqa: E402
+from air_restore.registry.store import bundled_base_path, load_base  # noqa: E402
 
 MIXED = (("haze", "noise"), ("noise", "blur"), ("rain", "lowlight"))
 MIN_SEVERITY = 0.1  # as `air train adapter --synthetic`
@@ -90,7 +88,7 @@ def shipped_budget(args) -> dict:
     """The bundled adapters' training, from their manifests: pixels seen, and the peer's steps for as many."""
     per = {}
     for a in bundled_adapters():
-        t = read_manifest(a.path)["training"]
+        t = a.manifest["training"]
         per[a.name] = {"steps": t["steps"], "batch_size": t["batch_size"], "crop": t["crop"], "lr": t["lr"]}
     pixels = sum(v["steps"] * v["batch_size"] * v["crop"] ** 2 for v in per.values())
     lrs = {v["lr"] for v in per.values()}
@@ -163,23 +161,15 @@ def _tasks(clean: list[torch.Tensor]):
         yield row[0], [(degrade(c, row, i), c) for i, c in enumerate(clean)]
     for parts in MIXED:
         name = "+".join(parts)
-        samples = []
-        for i, c in enumerate(clean):
-            g = torch.Generator().manual_seed(zlib.crc32(name.encode()) + i)
-            x = c[None]
-            for p in parts:
-                x = get_degradation(p).synthesize(x, g, 0.5).clamp(0, 1)
-            samples.append((quantize8(x[0]), c))
-        yield name, samples
+        yield name, [(stacked(c, parts, torch.Generator().manual_seed(zlib.crc32(name.encode()) + i), 0.5), c)
+                     for i, c in enumerate(clean)]
 
 
 def evaluate(args) -> dict:
     shipped = args.mode == "shipped"
-    base, info = load_base(bundled_base_path() if shipped else args.work / "abair" / "base.safetensors")
-    r = Restorer(base, info)
-    for a in (bundled_adapters() if shipped else [args.work / "abair" / "adapters" / n for n in BUNDLED_ORDER]):
-        r.attach_folder(getattr(a, "path", a))
-    r.estimator, r.estimator_path = read_estimator(bundled_estimator_path()), bundled_estimator_path()
+    r = pipeline() if shipped else pipeline(args.work / "abair" / "base.safetensors",
+                                            [args.work / "abair" / "adapters" / n for n in BUNDLED_ORDER])
+    base, info = r.model, r.info
     peer, peer_info = load_base(args.work / ("peer-finetuned" if shipped else "peer") / "base.safetensors")
     zero = torch.zeros(len(r.adapters))
     methods = {

@@ -1,7 +1,7 @@
 """BENCHMARKS.md sections for the adapters, the estimator and `air add-degradation` (issue #3) and for the
 same-budget peer (issue #4), rendered by ``report.py`` from ``results/blending.json``
-(benchmarks/blending.py), ``results/add_snow.json`` (benchmarks/add_degradation.py) and
-``results/peer.json`` (benchmarks/peer.py)."""
+(benchmarks/blending.py), ``results/add_snow.json`` (benchmarks/add_degradation.py),
+``results/over*.json`` (benchmarks/over.py) and ``results/peer*.json`` (benchmarks/peer.py)."""
 
 from __future__ import annotations
 

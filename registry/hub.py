@@ -168,10 +168,13 @@ def check_views(path: Path, where: str) -> None:
     V views each, as ``cli/train_estimator.save_views`` writes them)."""
     from safetensors import SafetensorError, safe_open
 
+    shape = dtype = None
     try:
         with safe_open(str(path), framework="np") as f:
             keys = list(f.keys())
-            shape, dtype = (f.get_slice("views").get_shape(), f.get_slice("views").get_dtype()) if keys == ["views"] else (None, None)
+            if keys == ["views"]:
+                views = f.get_slice("views")
+                shape, dtype = views.get_shape(), views.get_dtype()
     except (SafetensorError, OSError, ValueError) as e:
         raise HubError(f"{where}: {VIEWS_FILE} is not a readable safetensors file ({e})") from None
     if shape is None or dtype != "U8" or len(shape) != 5 or shape[2] != 3 or shape[3] != shape[4]:
@@ -609,7 +612,7 @@ def pull_adapter(spec: str, *, base_fingerprint: str | None = None, weights: Pat
     manifest = check_manifest(manifest_path, index, where)
     name, need = manifest["name"], manifest["base_fingerprint"]
     from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
-    from air_restore.registry.local import BUNDLED_ORDER, air_home, install_adapter, local_adapters, sweep_leftovers
+    from air_restore.registry.local import BUNDLED_ORDER, air_home, install_adapter, local_adapters
     from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info
 
     if base_fingerprint is None:
@@ -640,7 +643,6 @@ def pull_adapter(spec: str, *, base_fingerprint: str | None = None, weights: Pat
 
     home = air_home()
     home.mkdir(parents=True, exist_ok=True)
-    sweep_leftovers()
     stage = Path(tempfile.mkdtemp(prefix=".pull-", dir=home))
     try:
         for p, src in paths.items():
