@@ -815,12 +815,20 @@ def train_base_cmd(
     resume: bool = typer.Option(True, help="Resume from the run folder's checkpoint if there is one."),
     init: Optional[Path] = typer.Option(None, help="Start from these base weights (fine-tuning) instead of random."),
     warmup: int = typer.Option(200, help="Learning-rate warm-up steps."),
+    recipe: str = typer.Option("v1", help="v1: the built-in synthesizers; widened: degradation families and "
+                               "camera-pipeline stacks (what base v2 trains on)."),
+    chunked: bool = typer.Option(
+        False, "--chunked", help="Resumable chunks: train for --time-budget seconds, then write --out/base.safetensors "
+        "(EMA, fp16) and --out/training-state.json; the same command again goes on from there. --steps is the "
+        "whole run's schedule."),
 ) -> None:
     """Phase I: train the base restorer with Degradation CutMix on clean photos.
 
     Each crop is split into regions, each degraded by a different built-in plugin at a random
     severity; the loss is L1(restored, clean) + λ·CE(segmentation, labels). Runs through accelerate,
     so `accelerate launch -m air_restore.cli.main train base ...` uses several GPUs.
+
+    With --chunked, a long run is made of short GPU spans: CONTRIBUTING.md has the recipe of base v2.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -829,11 +837,26 @@ def train_base_cmd(
 
     if not data.is_dir():
         _fail(f"{data}: no such folder (give a folder of clean photos)")
+    if recipe not in ("v1", "widened"):
+        _fail(f"unknown recipe {recipe!r}; use v1 or widened")
+    if chunked and not time_budget:
+        _fail("--chunked needs --time-budget (seconds for this chunk)")
     cfg = TrainBaseConfig(
         steps=steps, batch_size=batch_size, crop=crop, lr=lr, time_budget=time_budget, compile=compile,
         mixed_precision=mixed_precision, val_every=val_every, seed=seed, warmup=warmup,
-        checkpoint_every=max(val_every, 500),
+        checkpoint_every=max(val_every, 500), recipe=recipe,
+        **({"p_clean": 0.15, "p_stack": 0.3} if recipe == "widened" else {}),
     )
+    if chunked:
+        from air_restore.cli.train import train_base_chunk
+
+        try:
+            state = train_base_chunk(data, out, config=cfg, time_budget=time_budget, init=init, log=console.print)
+        except ValueError as e:
+            _fail(str(e))
+        typer.echo(f"{out}: step {state['step']} of {state['config']['steps']} after chunk {state['chunks']}, "
+                   f"held-out {state['metrics'].get('val_psnr', float('nan')):.2f} dB")
+        return
     synths = [get_degradation(name).synthesize for name in cfg.model.classes[1:]]
     noise = get_degradation("noise").synthesize
     with Progress(

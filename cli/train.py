@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -51,6 +53,15 @@ class TrainBaseConfig(BaseModel):
     )
     compile: bool = Field(False, description="torch.compile the model (GPU).")
     mixed_precision: str = Field("no", description="accelerate mixed precision: no, bf16 or fp16.")
+    recipe: Literal["v1", "widened"] = Field(
+        "v1", description="v1: one built-in synthesizer per class, noise stacked; widened: degradation "
+        "families and camera-pipeline stacks (core.families)."
+    )
+    p_clean: float = Field(0.1, ge=0, le=1, description="CutMix: chance that a background or region stays clean.")
+    p_stack: float = Field(0.2, ge=0, le=1, description="CutMix: chance that a region gets a second degradation.")
+    rewarm: int = Field(
+        100, ge=0, description="Chunked runs: warm-up steps after a resume (the optimizer state is not kept)."
+    )
     model: AirUNetConfig = Field(default_factory=AirUNetConfig)
 
 
@@ -173,7 +184,7 @@ def train_base(
     val_batch = None
     if n_val:
         vc = random_crops(val_data, 4 * n_val, cfg.crop, gv)
-        val_batch = (vc, *cutmix_batch(vc, synthesizers, gv, stack_with=stack_with))
+        val_batch = (vc, *cutmix_batch(vc, synthesizers, gv, stack_with=stack_with, p_clean=cfg.p_clean, p_stack=cfg.p_stack))
 
     model = AirUNet(config=cfg.model).to(dev)
     log(f"model: {count_parameters(model) / 1e6:.2f}M parameters")
@@ -224,7 +235,8 @@ def train_base(
     while step < total:
         clean = random_crops(train_data, cfg.batch_size, cfg.crop, g)
         with torch.no_grad():
-            degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with)
+            degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
+                                             p_clean=cfg.p_clean, p_stack=cfg.p_stack)
         if dev.type == "cuda":
             degraded = degraded.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
@@ -290,3 +302,219 @@ def train_base(
         fp = save_base(final, out, training=training, metrics=metrics)
         log(f"saved {out} ({fp}); held-out CutMix crops: {json.dumps(metrics)}")
     return out
+
+
+# ------------------------------------------------------------------------------ chunked training
+# GPU time comes in spans of minutes. A chunked run keeps everything it needs to go on in one small
+# folder that is committed with the code: the EMA weights (fp16, a few MB), training-state.json
+# (step, chunk, schedule, config, metrics) and log.jsonl. The optimizer state (twice the weights in
+# fp32) is not kept: each chunk rebuilds it with ``rewarm`` steps of linear warm-up.
+
+STATE_FILE = "training-state.json"
+STATE_VERSION = 1
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes a 0600 file; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_chunk_state(run_dir: Path) -> dict | None:
+    """The state of a chunked run, or None when ``run_dir`` has none yet."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    if state.get("state_version") != STATE_VERSION:
+        raise ValueError(f"{path}: state version {state.get('state_version')!r}, expected {STATE_VERSION}")
+    return state
+
+
+def chunk_lr(step: int, chunk_step: int, cfg: TrainBaseConfig) -> float:
+    """Cosine schedule over the whole run (``cfg.steps``), times a short linear warm-up at the start
+    of every resumed chunk (its optimizer starts empty)."""
+    lr = _lr_at(step, cfg.steps, cfg)
+    if step >= cfg.warmup and cfg.rewarm and chunk_step < cfg.rewarm:
+        lr *= (chunk_step + 1) / cfg.rewarm
+    return lr
+
+
+def train_base_chunk(
+    data_dir: Path,
+    run_dir: Path,
+    *,
+    config: TrainBaseConfig,
+    time_budget: float,
+    init: Path | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train one chunk of at most ``time_budget`` seconds (wall clock, start-up included), resuming
+    from ``run_dir`` when it holds a state; returns the new state.
+
+    The first chunk starts from ``init`` (base weights) or from scratch and takes ``config``; later
+    chunks take the config recorded in the state (so a run cannot change recipe half-way), except
+    ``steps``, which may be raised to extend the schedule.
+    """
+    from accelerate import Accelerator
+
+    from air_restore.core.families import widened
+    from air_restore.registry.discovery import get_degradation
+    from air_restore.registry.store import load_base
+
+    started = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = read_chunk_state(run_dir)
+    if state is not None:
+        recorded = TrainBaseConfig.model_validate(state["config"])
+        cfg = recorded.model_copy(update={"steps": max(recorded.steps, config.steps),
+                                          "mixed_precision": config.mixed_precision, "compile": config.compile})
+    else:
+        cfg = config
+    if cfg.recipe == "widened":
+        synthesizers, stack_with = widened(cfg.model.classes)
+    else:
+        synthesizers = [get_degradation(c).synthesize for c in cfg.model.classes[1:]]
+        stack_with = get_degradation("noise").synthesize
+    step = state["step"] if state else 0
+    chunk = state["chunks"] + 1 if state else 1
+    if step >= cfg.steps:
+        raise ValueError(f"{run_dir}: the run is complete ({step} of {cfg.steps} steps); raise --steps to go on")
+
+    acc = Accelerator(mixed_precision=cfg.mixed_precision)
+    dev = acc.device
+    data, names = load_clean_folder(Path(data_dir), min_side=cfg.crop)
+    n_val = min(cfg.val_images, len(names) // 5)
+    train_data, val_data = data[: len(names) - n_val].to(dev), data[len(names) - n_val:].to(dev)
+    log(f"chunk {chunk} from step {step}: {len(names) - n_val} training photos, {n_val} held out, on {dev}")
+
+    # Every chunk draws fresh crops: the data position is the chunk number.
+    g = torch.Generator(device=dev).manual_seed(cfg.seed * 1000 + chunk * 7919 + acc.process_index)
+    gv = torch.Generator(device=dev).manual_seed(12345)  # the same held-out crops in every chunk
+    val_batch = None
+    if n_val:
+        vc = random_crops(val_data, 4 * n_val, cfg.crop, gv)
+        val_batch = (vc, *cutmix_batch(vc, synthesizers, gv, stack_with=stack_with,
+                                       p_clean=cfg.p_clean, p_stack=cfg.p_stack))
+
+    model = AirUNet(config=cfg.model)
+    start_from = run_dir / "base.safetensors" if state else (Path(init) if init else None)
+    if start_from is not None:
+        loaded, info = load_base(start_from)
+        if loaded.config != cfg.model:
+            raise ValueError(f"{start_from}: its model config differs from the run's")
+        model.load_state_dict(loaded.state_dict())
+        log(f"weights from {start_from} ({info.fingerprint})")
+    model = model.to(dev)
+    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    model, opt = acc.prepare(model, opt)
+    fwd = torch.compile(model) if cfg.compile else model
+    raw = acc.unwrap_model(model)
+    sd = raw.state_dict(keep_vars=True)
+    float_keys = [k for k, v in ema.items() if v.dtype.is_floating_point]
+    ema_params = [ema[k] for k in float_keys]
+    live_params = [sd[k] for k in float_keys]
+
+    def validate(net: AirUNet) -> dict:
+        if val_batch is None:
+            return {}
+        clean, degraded, labels = val_batch
+        net.eval()
+        with torch.no_grad(), acc.autocast():
+            outs = [net(degraded[i: i + 16]) for i in range(0, degraded.shape[0], 16)]
+        net.train()
+        img = torch.cat([o.image.float() for o in outs])
+        seg = torch.cat([o.seg_logits.float() for o in outs])
+        return {"val_psnr_input": psnr(degraded, clean).mean().item(), "val_psnr": psnr(img, clean).mean().item(),
+                "val_seg_acc": (seg.argmax(1) == labels).float().mean().item()}
+
+    def ema_model() -> AirUNet:
+        net = AirUNet(config=cfg.model).to(dev)
+        net.load_state_dict(ema)
+        return net
+
+    rows = []
+    if not state:  # where the run starts, so the log shows what the first chunk changed
+        rows.append({"step": step, "chunk": 0, **validate(ema_model())})
+        log(json.dumps(rows[-1]))
+    reserve = 20.0  # seconds kept for validation and saving
+    chunk_step, loss = 0, torch.zeros(())
+    while step < cfg.steps and time.time() - started < time_budget - reserve:
+        clean = random_crops(train_data, cfg.batch_size, cfg.crop, g)
+        with torch.no_grad():
+            degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
+                                            p_clean=cfg.p_clean, p_stack=cfg.p_stack)
+        if dev.type == "cuda":
+            degraded = degraded.contiguous(memory_format=torch.channels_last)
+        for group in opt.param_groups:
+            group["lr"] = chunk_lr(step, chunk_step, cfg)
+        with acc.autocast():
+            out = fwd(degraded)
+            loss_l1 = F.l1_loss(out.image.float(), clean)
+            loss_ce = F.cross_entropy(out.seg_logits.float(), labels)
+            loss = loss_l1 + cfg.seg_weight * loss_ce
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        chunk_step += 1
+        if cfg.ema:
+            # A short EMA horizon right after a resume: the average restarts from the loaded weights.
+            decay = min(cfg.ema, (1 + chunk_step) / (10 + chunk_step))
+            with torch.no_grad():
+                torch._foreach_lerp_(ema_params, [p.detach().float() for p in live_params], 1 - decay)
+        if progress:
+            progress(step, cfg.steps, {"loss": loss.item()} if step % 50 == 0 else {})
+        if step % cfg.val_every == 0:
+            rows.append({"step": step, "chunk": chunk, "lr": opt.param_groups[0]["lr"],
+                         "loss_l1": loss_l1.item(), "elapsed_s": round(time.time() - started, 1),
+                         **validate(ema_model())})
+            log(json.dumps(rows[-1]))
+
+    final = ema_model() if cfg.ema else raw
+    metrics = validate(final)
+    rows.append({"step": step, "chunk": chunk, "lr": opt.param_groups[0]["lr"],
+                 "elapsed_s": round(time.time() - started, 1), **metrics})
+    log(json.dumps(rows[-1]))
+    chunk_s = round(time.time() - started, 1)
+    device_name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
+    chunks_log = (state["chunk_log"] if state else []) + [
+        {"chunk": chunk, "steps": chunk_step, "to_step": step, "wall_s": chunk_s, "device": device_name}
+    ]
+    new_state = {
+        "state_version": STATE_VERSION,
+        "step": step,
+        "chunks": chunk,
+        "lr_next": chunk_lr(step, cfg.rewarm, cfg),
+        "seed_position": {"seed": cfg.seed, "next_chunk": chunk + 1},
+        "init": state["init"] if state else (Path(init).name if init else None),
+        "wall_s_total": round((state["wall_s_total"] if state else 0) + chunk_s, 1),
+        "metrics": metrics,
+        "config": json.loads(cfg.model_dump_json()),
+        "chunk_log": chunks_log,
+    }
+    if acc.is_main_process:
+        training = {
+            "data": {"folder": Path(data_dir).name, "images": len(names) - n_val, "held_out": n_val, "crop": cfg.crop},
+            "recipe": cfg.recipe, "steps": step, "chunks": chunk, "init": new_state["init"], "weights": "ema",
+            "wall_s": new_state["wall_s_total"], "device": device_name,
+        }
+        save_base(final, run_dir / "base.safetensors", training=training, metrics=metrics)
+        with open(run_dir / "log.jsonl", "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        _write_text_atomic(run_dir / STATE_FILE, json.dumps(new_state, indent=1) + "\n")
+    return new_state

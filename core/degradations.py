@@ -253,3 +253,164 @@ def lowlight(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor
     lin = lin + torch.sqrt(shot * lin + read.square()) * _randn(x.shape, g, dev)
     gamma = _v(_uniform(1.0, 1.25, (b,), g, dev))
     return linear_to_srgb(lin).pow(gamma).clamp(0, 1)
+
+
+# ------------------------------------------------------------- wider families (base v2 training)
+# Other ways the same physical degradations show up in real photos. The built-in plugins above stay
+# as they are (benchmarks and adapters are defined by them); these widen what the base sees in
+# training so that it does not learn the quirks of one synthesizer (issue: generalization).
+
+_JPEG_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)
+_JPEG_CHROMA = (
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99, *([99] * 32),
+)
+
+
+def _dct8(device) -> torch.Tensor:
+    k = torch.arange(8, device=device, dtype=torch.float32).view(-1, 1)
+    i = torch.arange(8, device=device, dtype=torch.float32).view(1, -1)
+    m = torch.cos(math.pi * (2 * i + 1) * k / 16) * math.sqrt(2 / 8)
+    m[0] /= math.sqrt(2)
+    return m
+
+
+def _jpeg_plane(p: torch.Tensor, table: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
+    """Quantize one plane [B, 1, H, W] (H, W multiples of 8, values 0–255) in 8×8 DCT blocks with
+    per-image tables [B, 8, 8]."""
+    b, _, h, w = p.shape
+    blocks = (p - 128).view(b, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4)  # [B, h/8, w/8, 8, 8]
+    coef = dct @ blocks @ dct.T
+    q = table.view(b, 1, 1, 8, 8)
+    coef = torch.round(coef / q) * q
+    blocks = dct.T @ coef @ dct
+    return blocks.permute(0, 1, 3, 2, 4).reshape(b, 1, h, w) + 128
+
+
+def jpeg(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """Baseline JPEG compression (YCbCr, 4:2:0, the standard tables scaled by quality), quality 95 at
+    severity 0 down to 8 at severity 1: block edges, ringing and chroma smear."""
+    b, _, h, w = x.shape
+    s = _severity(severity, b, x.device)
+    quality = (95 - 87 * s * _uniform(0.85, 1.0, (b,), g, x.device)).round()
+    scale = torch.where(quality < 50, 5000 / quality, 200 - 2 * quality).view(-1, 1, 1)
+    tables = []
+    for base in (_JPEG_LUMA, _JPEG_CHROMA):
+        t = torch.tensor(base, device=x.device, dtype=torch.float32).view(1, 8, 8)
+        tables.append(((t * scale + 50) / 100).floor().clamp(1, 255))
+    ph, pw = (-h) % 16, (-w) % 16
+    rgb = F.pad(x.clamp(0, 1) * 255, (0, pw, 0, ph), mode="replicate")
+    r, gg, bb = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    y = 0.299 * r + 0.587 * gg + 0.114 * bb
+    cb = -0.168736 * r - 0.331264 * gg + 0.5 * bb + 128
+    cr = 0.5 * r - 0.418688 * gg - 0.081312 * bb + 128
+    dct = _dct8(x.device)
+    y = _jpeg_plane(y, tables[0], dct)
+    chroma = [_jpeg_plane(F.avg_pool2d(c, 2), tables[1], dct) for c in (cb, cr)]
+    cb, cr = (F.interpolate(c, scale_factor=2, mode="bilinear", align_corners=False) - 128 for c in chroma)
+    out = torch.cat([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], dim=1)
+    return (out[:, :, :h, :w].round().clamp(0, 255) / 255).to(x.dtype)
+
+
+def camera_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """Noise as a camera makes it: undo white balance, sample a Bayer mosaic, add shot and read
+    noise on the raw values, demosaic bilinearly (which turns independent noise into chroma blotches),
+    white-balance back to sRGB, then JPEG for half of the images."""
+    b, _, h, w = x.shape
+    dev = x.device
+    s = _severity(severity, b, dev)
+    gains = torch.stack([_uniform(1.6, 2.4, (b,), g, dev), torch.ones(b, device=dev),
+                         _uniform(1.3, 2.0, (b,), g, dev)], 1).view(b, 3, 1, 1)
+    raw = srgb_to_linear(x) / gains
+    # Bayer sites: one of the four 2×2 layouts per image (RGGB, GRBG, GBRG, BGGR).
+    oy, ox = (_rand((2, b), g, dev) < 0.5).long()
+    yy = (torch.arange(h, device=dev).view(1, h, 1) + oy.view(-1, 1, 1)) % 2
+    xx = (torch.arange(w, device=dev).view(1, 1, w) + ox.view(-1, 1, 1)) % 2
+    masks = torch.stack([(yy == 0) & (xx == 0), yy != xx, (yy == 1) & (xx == 1)], 1).to(x.dtype)
+    mosaic = (raw * masks).sum(1, keepdim=True)
+    shot = _v((0.0002 + 0.012 * s) * _uniform(0.5, 1.0, (b,), g, dev))
+    read = _v((0.001 + 0.02 * s) * _uniform(0.5, 1.0, (b,), g, dev))
+    mosaic = mosaic + torch.sqrt(shot * mosaic.clamp_min(0) + read.square()) * _randn(mosaic.shape, g, dev)
+    k_rb = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], device=dev, dtype=x.dtype) / 4
+    k_g = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], device=dev, dtype=x.dtype) / 4
+    weight = torch.stack([k_rb, k_g, k_rb]).unsqueeze(1)
+    planes = F.pad(mosaic * masks, (1, 1, 1, 1), mode="reflect" if min(h, w) > 1 else "replicate")
+    rgb = F.conv2d(planes, weight, groups=3) * gains
+    out = linear_to_srgb(rgb)
+    compress = _rand((b,), g, dev) < 0.5
+    if bool(compress.any()):
+        idx = compress.nonzero().flatten()
+        out[idx] = jpeg(out[idx], g, _uniform(0.05, 0.5, (len(idx),), g, dev))
+    return out
+
+
+def gaussian_blur(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """Soft, lens-like blur: an isotropic Gaussian kernel, σ 0.4–4 px."""
+    s = _severity(severity, x.shape[0], x.device)
+    sigma = (0.5 + 3.5 * s) * _uniform(0.8, 1.0, s.shape, g, x.device)
+    return conv_per_image(x, gaussian_kernel(sigma, 25)).clamp(0, 1)
+
+
+def flat_haze(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """Haze with no depth structure (fog over a flat scene), a tinted air light, computed in sRGB as
+    simpler synthesizers do: I = J·t + A·(1 − t)."""
+    b = x.shape[0]
+    s = _severity(severity, b, x.device)
+    field = smooth_field(b, *x.shape[2:], g, x.device)
+    t = 1 - _v(s) * (_v(_uniform(0.3, 0.7, (b,), g, x.device)) + 0.1 * field)
+    air = _v(_uniform(0.6, 1.0, (b,), g, x.device)) * (1 + 0.08 * _randn((b, 3, 1, 1), g, x.device))
+    return (x * t + air.clamp(0, 1) * (1 - t)).clamp(0, 1)
+
+
+def drizzle(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """Light rain: one or two layers of thin, faint streaks added to the photo, no veil (the scene's
+    brightness is kept)."""
+    b, _, h, w = x.shape
+    dev = x.device
+    s = _severity(severity, b, dev)
+    angle = _uniform(-0.6, 0.6, (b,), g, dev)
+    out = x
+    for length, density in ((12.0, 0.01), (25.0, 0.004)):
+        lay = _streak_layer(
+            b, h, w, g, dev,
+            density=density * (0.2 + s) * _uniform(0.5, 1.5, (b,), g, dev),
+            length=length * _uniform(0.6, 1.4, (b,), g, dev),
+            width=torch.full((b,), 0.4, device=dev),
+            angle=angle + _uniform(-0.05, 0.05, (b,), g, dev),
+            size=31,
+        )
+        out = out + lay * _v(_uniform(0.1, 0.45, (b,), g, dev) * (0.4 + 0.6 * s))
+    return out.clamp(0, 1)
+
+
+def dim(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """Dark photos as a phone leaves them: a gamma curve and an exposure cut in sRGB, a colour cast,
+    mild noise."""
+    b = x.shape[0]
+    dev = x.device
+    s = _severity(severity, b, dev)
+    gamma = _v(1 + s * _uniform(0.8, 2.5, (b,), g, dev))
+    gain = _v(1 - s * _uniform(0.3, 0.7, (b,), g, dev))
+    cast = 1 + 0.06 * _v(s) * _randn((b, 3, 1, 1), g, dev)
+    y = (x.clamp(0, 1).pow(gamma) * gain * cast).clamp(0, 1)
+    return (y + _v(0.01 * s * _rand((b,), g, dev)) * _randn(x.shape, g, dev)).clamp(0, 1)
+
+
+def pick_per_image(
+    x: torch.Tensor, g: torch.Generator, severity: torch.Tensor, variants, probs
+) -> torch.Tensor:
+    """Degrade each image with one of ``variants`` (synthesizers), drawn with ``probs``."""
+    b = x.shape[0]
+    s = _severity(severity, b, x.device)
+    p = torch.tensor(probs, device=x.device, dtype=torch.float32)
+    choice = torch.multinomial(p / p.sum(), b, replacement=True, generator=g)
+    out = x.clone()
+    for i, fn in enumerate(variants):
+        idx = (choice == i).nonzero().flatten()
+        if len(idx):
+            out[idx] = fn(x[idx], g, s[idx])
+    return out

@@ -23,6 +23,10 @@ from air_restore.core.tiling import tile_spans, tiled_forward
 TINY = AirUNetConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1)
 DEGRADATIONS = {"noise": D.noise, "blur": D.blur, "haze": D.haze, "rain": D.rain, "lowlight": D.lowlight}
 SYNTHS = list(DEGRADATIONS.values())
+# The wider families base v2 trains on (core.families) meet the same contract.
+WIDER = {"jpeg": D.jpeg, "camera_noise": D.camera_noise, "gaussian_blur": D.gaussian_blur,
+         "flat_haze": D.flat_haze, "drizzle": D.drizzle, "dim": D.dim}
+DEGRADATIONS = {**DEGRADATIONS, **WIDER}
 
 
 def _photo(h: int, w: int, which: str = "astronaut") -> torch.Tensor:
@@ -313,6 +317,65 @@ def test_blur_keeps_a_flat_image_flat() -> None:
     flat = torch.full((2, 3, 40, 40), 0.3)
     for kind in ("motion", "defocus", "random"):
         torch.testing.assert_close(D.blur(flat, _gen(0), 1.0, kind=kind), flat, atol=1e-5, rtol=0)
+
+
+def test_jpeg_makes_8x8_blocks_and_loses_more_at_low_quality(photos: torch.Tensor) -> None:
+    big = F.interpolate(photos, size=(64, 64), mode="bilinear", align_corners=False)
+    high, low = D.jpeg(big, _gen(0), 0.0), D.jpeg(big, _gen(0), 1.0)
+    assert torch.equal(low, (low * 255).round() / 255)  # 8-bit output, as a decoder gives
+    assert (_mse(high, big) < 0.2 * _mse(low, big)).all()
+    # Quantization error jumps across block edges: at low quality, neighbouring pixels differ more
+    # across the 8-pixel grid than inside a block.
+    err = low - big
+    step = (err[..., 1:] - err[..., :-1]).abs().mean((0, 1, 2))  # [63]: between column j and j+1
+    across = step[7::8].mean()
+    inside = torch.cat([step[k::8] for k in range(7)]).mean()
+    assert across > 1.3 * inside
+
+
+def test_camera_noise_leaves_chroma_blotches_not_just_pixel_noise() -> None:
+    grey = torch.full((2, 3, 64, 64), 0.5)
+    y = D.camera_noise(grey, _gen(0), 1.0)
+    # Demosaicing spreads each raw sample over its neighbours: the noise is correlated between
+    # adjacent pixels, which i.i.d. noise of the same strength is not.
+    n = y - y.mean((2, 3), keepdim=True)
+    corr = (n[..., 1:] * n[..., :-1]).mean() / n.square().mean()
+    assert corr > 0.3
+    iid = D.noise(grey, _gen(0), 0.5, kind="gaussian") - 0.5
+    assert (iid[..., 1:] * iid[..., :-1]).mean() / iid.square().mean() < 0.05
+    chroma = y - y.mean(1, keepdim=True)
+    assert chroma.std() > 0.01  # colour noise, not only luminance
+
+
+def test_drizzle_keeps_the_photo_brightness_except_in_streaks(photos: torch.Tensor) -> None:
+    y = D.drizzle(photos, _gen(0), 0.5)
+    diff = y - photos
+    assert (diff >= -1e-6).all()  # additive streaks only: nothing gets darker
+    assert ((diff > 0.02).float().mean((1, 2, 3)) < 0.3).all()  # thin streaks, not a veil
+
+
+def test_dim_darkens_and_flat_haze_lifts_the_dark_channel(photos: torch.Tensor) -> None:
+    for seed in range(3):
+        assert (D.dim(photos, _gen(seed), 0.7).mean((1, 2, 3)) < photos.mean((1, 2, 3))).all()
+        hazy = D.flat_haze(photos, _gen(seed), 0.7)
+        assert (hazy.amin(1).mean((1, 2)) > photos.amin(1).mean((1, 2))).all()
+
+
+def test_widened_families_cover_every_class_and_draw_each_variant(photos: torch.Tensor) -> None:
+    from air_restore.core.families import FAMILIES, family, widened
+
+    classes = AirUNetConfig().classes
+    synths, stack = widened(classes)
+    assert len(synths) == len(classes) - 1 and set(FAMILIES) == set(classes[1:])
+    batch = photos.repeat(8, 1, 1, 1)  # 16 images: every variant of a 3-way family is drawn
+    for name in classes[1:]:
+        out = family(name)(batch, _gen(1), torch.full((16,), 0.6))
+        assert out.shape == batch.shape and torch.isfinite(out).all()
+        assert (_mse(out, batch) > 1e-5).all()  # every image was degraded
+        assert torch.equal(out, family(name)(batch, _gen(1), torch.full((16,), 0.6)))
+    assert (_mse(stack(batch, _gen(2), torch.full((16,), 0.4)), batch) > 1e-5).all()
+    with pytest.raises(ValueError, match="snow"):
+        family("snow")
 
 
 def test_srgb_linear_round_trip() -> None:

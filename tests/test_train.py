@@ -139,3 +139,63 @@ def test_learning_rate_warms_up_then_decays_to_two_percent() -> None:
     lrs = [_lr_at(s, 100, cfg) for s in range(10, 101)]
     assert all(x >= y for x, y in zip(lrs, lrs[1:]))
     assert _lr_at(100, 100, cfg) == pytest.approx(2e-5)
+
+
+# ------------------------------------------------------------------------------ chunked training
+
+
+def _chunk_config(steps: int, **kw) -> TrainBaseConfig:
+    return TrainBaseConfig(steps=steps, batch_size=2, crop=32, val_images=1, val_every=2, warmup=2, rewarm=3,
+                           recipe="widened", p_clean=0.15, p_stack=0.3, model=TINY, **kw)
+
+
+def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_path: Path) -> None:
+    from air_restore.cli.train import read_chunk_state, train_base_chunk
+
+    run = tmp_path / "base-v2"
+    first = train_base_chunk(photo_dir, run, config=_chunk_config(8), time_budget=25, log=lambda s: None)
+    assert run.joinpath("training-state.json").is_file() and read_chunk_state(run) == first
+    assert first["chunks"] == 1 and 0 < first["step"] <= 8
+    assert first["config"]["recipe"] == "widened" and first["seed_position"]["next_chunk"] == 2
+    info = read_base_info(run / "base.safetensors")
+    assert info.training["recipe"] == "widened" and info.training["steps"] == first["step"]
+    assert not (run / "checkpoint.safetensors").exists()  # no optimizer state is kept
+    # The second chunk asks for another recipe: the recorded one wins, and the schedule may grow.
+    second = train_base_chunk(photo_dir, run, config=_chunk_config(40).model_copy(update={"recipe": "v1"}),
+                              time_budget=25, log=lambda s: None)
+    assert second["chunks"] == 2 and second["step"] > first["step"]
+    assert second["config"]["recipe"] == "widened" and second["config"]["steps"] == 40
+    assert [c["chunk"] for c in second["chunk_log"]] == [1, 2]
+    assert second["chunk_log"][1]["steps"] == second["step"] - first["step"]
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert rows[0]["chunk"] == 0 and rows[0]["step"] == 0  # where the run started
+    assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
+    assert {r["chunk"] for r in rows} == {0, 1, 2}
+    assert read_base_info(run / "base.safetensors").fingerprint != info.fingerprint
+
+
+def test_a_chunk_starts_from_init_weights_and_refuses_a_finished_run(photo_dir: Path, tmp_path: Path) -> None:
+    from air_restore.cli.train import train_base_chunk
+    from air_restore.core.arch import AirUNet
+    from air_restore.registry.store import save_base
+
+    init = tmp_path / "init.safetensors"
+    torch.manual_seed(0)
+    save_base(AirUNet(config=TINY), init)
+    logs: list[str] = []
+    state = train_base_chunk(photo_dir, tmp_path / "run", config=_chunk_config(2), time_budget=25,
+                             init=init, log=logs.append)
+    assert state["init"] == "init.safetensors" and state["step"] == 2
+    assert any("weights from" in line and "init.safetensors" in line for line in logs)
+    with pytest.raises(ValueError, match="complete"):
+        train_base_chunk(photo_dir, tmp_path / "run", config=_chunk_config(2), time_budget=25, log=logs.append)
+
+
+def test_chunk_learning_rate_rewarms_after_a_resume_and_follows_one_cosine() -> None:
+    from air_restore.cli.train import chunk_lr
+
+    cfg = TrainBaseConfig(lr=1e-3, warmup=10, rewarm=4, steps=100, model=TINY)
+    assert chunk_lr(0, 0, cfg) == pytest.approx(_lr_at(0, 100, cfg))  # the run's own warm-up first
+    assert chunk_lr(50, 0, cfg) == pytest.approx(_lr_at(50, 100, cfg) / 4)  # a resumed chunk rewarms
+    assert chunk_lr(53, 3, cfg) == pytest.approx(_lr_at(53, 100, cfg))
+    assert chunk_lr(60, 10, cfg) == pytest.approx(_lr_at(60, 100, cfg))  # then the one cosine schedule

@@ -1,0 +1,56 @@
+"""Widened degradation families: the training recipe of base v2.
+
+Base v1 learned from one synthesizer per class and came to rely on its quirks (it darkens every
+photo it thinks is rainy, leaves camera noise and JPEG blocks alone). Here each segmentation class is
+a *family*: the built-in synthesizer plus other ways the same degradation shows up in real photos,
+drawn per image, and any region may get a second, milder degradation stacked on top (noise, camera
+noise or JPEG, as a camera pipeline adds them). Labels stay the class of the first degradation.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import torch
+
+from air_restore.core import degradations as D
+from air_restore.core.cutmix import Synthesizer
+
+
+def _rain_over_haze(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
+    return D.rain(D.haze(x, g, 0.5 * s), g, s)
+
+
+def _haze_over_noise(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
+    return D.noise(D.haze(x, g, s), g, 0.5 * s)
+
+
+def _dark_and_noisy(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
+    return D.camera_noise(D.dim(x, g, s), g, 0.6 * s)
+
+
+#: class → (variants, probabilities); the built-in synthesizer comes first in each family.
+FAMILIES: dict[str, tuple[tuple[Synthesizer, ...], tuple[float, ...]]] = {
+    "noise": ((D.noise, D.camera_noise, D.jpeg), (0.45, 0.35, 0.20)),
+    "blur": ((D.blur, D.gaussian_blur), (0.75, 0.25)),
+    "haze": ((D.haze, D.flat_haze, _haze_over_noise), (0.55, 0.25, 0.20)),
+    "rain": ((D.rain, D.drizzle, _rain_over_haze), (0.50, 0.30, 0.20)),
+    "lowlight": ((D.lowlight, D.dim, _dark_and_noisy), (0.55, 0.25, 0.20)),
+}
+
+#: What a camera stacks on top of any degradation (severity is drawn by CutMix, at most 0.5).
+STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))
+
+
+def family(name: str) -> Synthesizer:
+    """The widened synthesizer of one class (each image draws one variant)."""
+    if name not in FAMILIES:
+        raise ValueError(f"no widened family for class {name!r}; known: {', '.join(FAMILIES)}")
+    variants, probs = FAMILIES[name]
+    return partial(D.pick_per_image, variants=variants, probs=probs)
+
+
+def widened(classes: Sequence[str]) -> tuple[list[Synthesizer], Synthesizer]:
+    """Synthesizers for ``classes[1:]`` (class 0 is clean) and the stack synthesizer."""
+    return [family(c) for c in classes[1:]], partial(D.pick_per_image, variants=STACK[0], probs=STACK[1])
