@@ -18,11 +18,13 @@ and 16-bit planar ("separate") TIFF.
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 import struct
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -41,6 +43,7 @@ __all__ = [
     "iter_image_paths",
     "output_path_for",
     "read_image",
+    "save_png",
     "write_image",
 ]
 
@@ -101,7 +104,13 @@ class LoadedImage:
 # Reading
 
 
-def read_image(path: str | os.PathLike[str], *, max_pixels: int = 200_000_000) -> LoadedImage:
+#: Memory `air restore` needs per pixel of the image, whole-image buffers included (issue 13 measured
+#: about 12 GB for 200 MP), and the default pixel limit that keeps that under about 4 GB.
+BYTES_PER_PIXEL = 60
+MAX_PIXELS = 64_000_000
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Read an image file into a ``LoadedImage``.
 
     Raises ``ImageReadError`` (one-line message naming the file) for a missing, empty, unreadable,
@@ -127,10 +136,11 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = 200_000_000) -
                 raise ImageReadError(path, f"unsupported format {fmt} (supported: {', '.join(_FORMATS)})")
             width, height = img.size
             if width * height > max_pixels:
+                need_gb = width * height * BYTES_PER_PIXEL / 1e9
                 raise ImageReadError(
                     path,
-                    f"image too large ({width}×{height} pixels, limit {max_pixels}; "
-                    "pass max_pixels to raise it)",
+                    f"image too large ({width}×{height} pixels, limit {max_pixels:,}): restoring it needs "
+                    f"about {need_gb:.1f} GB of memory; if you have that, raise the limit with --max-pixels",
                 )
             mode = img.mode
             rawmodes = [_tile_rawmode(tile) for tile in img.tile]  # img.tile is emptied by load()
@@ -341,7 +351,7 @@ def write_image(
         if _same_file(dest, img.path):
             raise FileExistsError(f"{dest}: is the input image; refusing to overwrite it (pass --overwrite)")
         raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
-    _atomic_write(dest, lambda f: _encode(f, pixels, fmt, depth, img.icc_profile, img.exif))
+    _atomic_write(dest, lambda f: _encode(f, pixels, fmt, depth, img.icc_profile, img.exif), replace=overwrite)
     return dest
 
 
@@ -373,13 +383,40 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _atomic_write(dest: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write via a hidden temporary file in ``dest``'s folder, fsync, then ``os.replace`` it over ``dest``.
+def save_png(image: Image.Image, dest: Path, *, overwrite: bool = False) -> Path:
+    """Write a PIL image as PNG atomically (side files such as ``--explain`` maps); never replaces an
+    existing file unless ``overwrite``."""
+    dest = Path(dest)
+    if not overwrite and dest.exists():
+        raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
+    _atomic_write(dest, lambda f: image.save(f, format="PNG"), replace=overwrite)
+    return dest
 
+
+#: A hidden temporary file this old was left by a killed writer (no live write takes an hour).
+STALE_TMP_S = 3600
+
+
+def _sweep_stale_tmp(dest: Path) -> None:
+    """Delete ``.NAME.xxxxxxxx.tmp`` files that a writer of ``dest`` killed outright left behind."""
+    now = time.time()
+    for p in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
+        with suppress(OSError):
+            if p.is_file() and not p.is_symlink() and now - p.lstat().st_mtime > STALE_TMP_S:
+                p.unlink()
+
+
+def _atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool = True) -> None:
+    """Write via a hidden temporary file in ``dest``'s folder, fsync, then move it to ``dest``.
+
+    With ``replace`` the move is ``os.replace``; without, it is a hard link that fails if ``dest``
+    appeared meanwhile (another run writing the same output), so nothing is ever overwritten silently.
     The temporary file is created with ``os.open(..., 0o666)`` so the result gets the usual
-    umask-derived permissions (``tempfile`` would make it private, 0o600).
+    umask-derived permissions (``tempfile`` would make it private, 0o600). Temporary files of ``dest``
+    left by a killed writer more than an hour ago are removed first.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_tmp(dest)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
@@ -393,7 +430,20 @@ def _atomic_write(dest: Path, write: Callable[[BinaryIO], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, dest)
+        if replace:
+            os.replace(tmp, dest)
+            return
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            raise FileExistsError(f"{dest}: already exists (written meanwhile by another run; pass --overwrite "
+                                  "to replace it)") from None
+        except OSError:  # a file system without hard links: check, then rename
+            if dest.exists():
+                raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)") from None
+            os.replace(tmp, dest)
+            return
+        os.unlink(tmp)
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp)

@@ -73,7 +73,9 @@ def restore(
         None, "--adapter",
         help="Also apply an adapter folder that is not installed, as PATH or PATH=WEIGHT (default 1). Repeatable.",
     ),
-    max_pixels: int = typer.Option(200_000_000, help="Refuse images with more pixels than this."),
+    max_pixels: int = typer.Option(
+        64_000_000, "--max-pixels",
+        help="Refuse images with more pixels than this (64 MP needs about 4 GB of memory; 60 bytes per pixel)."),
     tta: bool = typer.Option(
         False, "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
     ),
@@ -98,7 +100,9 @@ def restore(
     from rich.table import Table
 
     from air_restore.cli.explain import class_shares, degradation_map
-    from air_restore.cli.imageio import ImageReadError, iter_image_paths, output_path_for, read_image, write_image
+    from air_restore.cli.imageio import (
+        IMAGE_SUFFIXES, ImageReadError, iter_image_paths, output_path_for, read_image, save_png, write_image,
+    )
     from air_restore.core.restore import resolve_device
     from air_restore.registry.adapters import AdapterFileError
     from air_restore.registry.pipeline import load_restorer
@@ -126,6 +130,8 @@ def restore(
     is_batch = len(paths) > 1 or any(p.is_dir() for p in inputs)
     if is_batch and output is not None and output.exists() and not output.is_dir():
         _fail(f"{output}: is a file; with several inputs, -o must be a folder")
+    if is_batch and output is not None and not output.exists() and output.suffix.lower() in IMAGE_SUFFIXES:
+        _fail(f"{output}: looks like a file name, but there are {len(paths)} inputs; give -o a folder")
     if no_adapters and (adapters or adapter):
         _fail("--no-adapters cannot be combined with --adapters or --adapter")
     try:
@@ -150,9 +156,12 @@ def restore(
         for path in paths:
             bar.update(task, description=f"restoring {path.name}")
             dest = output_path_for(path, output, is_batch=is_batch)
+            map_path = dest.with_name(dest.stem + "_map.png")
             try:
                 if dest.exists() and not overwrite:
                     raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
+                if explain and map_path.exists() and not overwrite:
+                    raise FileExistsError(f"{map_path}: already exists (pass --overwrite to replace it)")
                 img = read_image(path, max_pixels=max_pixels)
                 bar.reset(tiles, total=None)
                 if fixed_w is not None:
@@ -175,11 +184,9 @@ def restore(
             if explain and refiner is not None:
                 bar.console.print(escape(f"{path.name}: {tta_line}"), highlight=False, soft_wrap=True)
             if explain and result.seg_probs is not None:
-                map_path = dest.with_name(dest.stem + "_map.png")
                 try:
-                    tmp = map_path.with_name(f".{map_path.name}.tmp")
-                    degradation_map(img.rgb, result.seg_probs, model.config.classes).save(tmp, format="PNG")
-                    tmp.replace(map_path)
+                    save_png(degradation_map(img.rgb, result.seg_probs, model.config.classes), map_path,
+                             overwrite=overwrite)
                 except OSError as e:
                     failed += 1
                     bar.console.print(f"[red]error[/red]: {escape(f'{map_path}: {e}')}", highlight=False, soft_wrap=True)
@@ -499,24 +506,34 @@ def search_cmd(query: Optional[str] = typer.Argument(None, help="Words to look f
     console.print(f"{len(found)} found; install one with: air pull ORG/NAME", highlight=False)
 
 
+#: Adapter weights a user may set: 0 (off) to a little over 1 (full strength); beyond, outputs saturate.
+MAX_ADAPTER_WEIGHT = 1.5
+
+
+def _weight(text: str, option: str, spec: str, name: str) -> float:
+    """One adapter weight from the command line: a finite number in [0, MAX_ADAPTER_WEIGHT]."""
+    try:
+        w = float(text) if text else 1.0
+    except ValueError:
+        raise ValueError(f"{option} {spec!r}: the weight after '=' must be a number, e.g. {name}=0.5") from None
+    if not 0 <= w <= MAX_ADAPTER_WEIGHT:  # also refuses nan and inf
+        raise ValueError(f"{option} {spec!r}: weight {text} is out of range; use 0 (off) to "
+                         f"{MAX_ADAPTER_WEIGHT:g} (1 = full strength)")
+    return w
+
+
 def _parse_weights(spec: str) -> dict[str, float]:
     """``noise=1,rain=0.5`` → {"noise": 1.0, "rain": 0.5}; a bare name means weight 1."""
     out = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, _, w = part.partition("=")
-        try:
-            out[name.strip()] = float(w) if w else 1.0
-        except ValueError:
-            raise ValueError(f"--adapters {spec!r}: the weight after '=' must be a number, e.g. {name}=0.5") from None
+        out[name.strip()] = _weight(w.strip(), "--adapters", spec, name.strip())
     return out
 
 
 def _parse_folder_spec(spec: str) -> tuple[str, float]:
     path, _, w = spec.partition("=")
-    try:
-        return path, float(w) if w else 1.0
-    except ValueError:
-        raise ValueError(f"--adapter {spec!r}: the weight after '=' must be a number, e.g. {path}=0.5") from None
+    return path, _weight(w.strip(), "--adapter", spec, path)
 
 
 def _load_refiner(base_fingerprint: str):
@@ -733,9 +750,16 @@ def remove_cmd(name: str = typer.Argument(..., help="Name of an adapter in the l
 
     try:
         path = remove_adapter(name)
-    except (KeyError, PermissionError, OSError) as e:
+    except (KeyError, ValueError, PermissionError, OSError) as e:
         _fail(str(e).strip("'\""))
     console.print(escape(f"removed {name} ({path})"), highlight=False, soft_wrap=True)
+    from air_restore.registry.local import active_adapters
+    from air_restore.registry.pipeline import pick_estimator
+    from air_restore.registry.store import bundled_base_path, read_base_info
+
+    _, _, warnings = pick_estimator([a.name for a in active_adapters(read_base_info(bundled_base_path()).fingerprint)])
+    for w in warnings:
+        console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
 
 
 plugins_app = typer.Typer(help="Check degradation and refiner plugins.", no_args_is_help=True)

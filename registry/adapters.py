@@ -35,6 +35,10 @@ def read_peft_adapter(folder: str | Path) -> tuple[dict, dict[str, LoRAFactors]]
         tensors = load_file(str(weights_path))
     except (ValueError, SafetensorError, OSError) as e:
         raise AdapterFileError(f"{folder}: unreadable adapter files ({type(e).__name__}: {e})") from None
+    damaged = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+    if damaged is not None:
+        raise AdapterFileError(f"{weights_path}: {damaged} holds NaN or Inf values, so the file is damaged; "
+                               "remove the adapter and install or pull it again")
     if cfg.get("peft_type", "LORA") != "LORA":
         raise AdapterFileError(f"{folder}: peft_type {cfg.get('peft_type')!r} is not LORA")
     factors: dict[str, LoRAFactors] = {}

@@ -676,5 +676,11 @@ def search_adapters(query: str | None = None, *, limit: int = 50, token: str | N
     if _offline():
         raise HubError("HF_HUB_OFFLINE=1 is set: searching the Hub needs the network; unset it to search")
     with hub_errors("air-restore adapters"):
+        # huggingface_hub retries list_models for ~25 s when the Hub cannot be reached; one plain
+        # request first (not retried) makes an offline search fail in seconds.
+        from huggingface_hub import get_session
+        from huggingface_hub.utils import hf_raise_for_status
+
+        hf_raise_for_status(get_session().get(f"{_endpoint()}/api/models", params={"filter": LIBRARY, "limit": 1}))
         models = list(HfApi(token=token).list_models(filter=LIBRARY, search=query or None, limit=limit))
     return [{"repo": m.id, "modified": m.last_modified, "tags": list(m.tags or [])} for m in models]

@@ -23,6 +23,7 @@ A process killed outright (SIGKILL, power loss) can leave such a hidden folder b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -38,6 +39,11 @@ from air_restore.registry.manifest import NAME_RE
 BUNDLED_ORDER = ("noise", "blur", "haze", "rain", "lowlight")
 ESTIMATOR_FILE = "estimator.safetensors"
 SOURCE_FILE = "air_source.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def air_home() -> Path:
@@ -48,10 +54,11 @@ def air_home() -> Path:
     return Path(data) / "air-restore"
 
 
-# Hidden work folders and files of the store's writers: install_adapter (.NAME.xxxx.tmp / .old), air pull
+# Hidden work folders and files of the store's writers: install_adapter (.NAME.xxxx.tmp / .old), air remove
+# (.NAME.xxxx.removed), air pull
 # (.pull-*), air add-degradation (.staging-*), atomic file saves (.FILE.xxxx.tmp).
 LEFTOVER_PREFIXES = (".pull-", ".staging-")
-LEFTOVER_SUFFIXES = (".tmp", ".old")
+LEFTOVER_SUFFIXES = (".tmp", ".old", ".removed")
 LEFTOVER_AGE_S = 24 * 3600  # far longer than any live install, pull or add-degradation
 
 
@@ -127,7 +134,11 @@ def _read(path: Path, origin: str) -> InstalledAdapter:
             source = {}
     origin = source.get("kind", origin) if origin != "bundled" else origin
     item = InstalledAdapter(name, path, origin, manifest, source)
-    if manifest.get("name") != name:
+    recorded = source.get("weights_sha256")
+    if recorded and _sha256(path / WEIGHTS_FILE) != recorded:
+        item.error = (f"{path / WEIGHTS_FILE} changed since it was installed (its hash differs); "
+                      f"reinstall or pull it again, or `air remove {name}`")
+    elif manifest.get("name") != name:
         item.error = f"{path}: folder is named {name!r} but its manifest says {manifest.get('name')!r}"
     return item
 
@@ -198,7 +209,9 @@ def install_adapter(src: str | Path, *, source: dict | None = None, overwrite: b
     tmp = root / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".*", SOURCE_FILE))
-        (tmp / SOURCE_FILE).write_text(json.dumps(source or {"kind": "local", "from": str(src.resolve())}, indent=1))
+        record = {**(source or {"kind": "local", "from": str(src.resolve())}),
+                  "weights_sha256": _sha256(tmp / WEIGHTS_FILE)}  # checked at every load
+        (tmp / SOURCE_FILE).write_text(json.dumps(record, indent=1))
         old = None
         if dest.exists():
             old = root / f".{name}.{uuid.uuid4().hex[:8]}.old"
@@ -213,11 +226,24 @@ def install_adapter(src: str | Path, *, source: dict | None = None, overwrite: b
 
 
 def remove_adapter(name: str) -> Path:
-    """Delete a local adapter; bundled ones cannot be removed. Returns the removed path."""
+    """Delete a local adapter; bundled ones cannot be removed. Returns the removed path.
+
+    ``name`` is a name, never a path: anything that is not a valid adapter name (``/tmp``, ``.``,
+    ``../x``) is refused before the file system is touched, and only a real folder directly inside
+    the store's ``adapters/`` that holds an adapter manifest is ever deleted.
+    """
+    if not NAME_RE.match(str(name)):
+        raise ValueError(
+            f"{name!r} is not an adapter name (lowercase letters, digits or '_', starting with a letter; "
+            "see `air list`)"
+        )
     if name in BUNDLED_ORDER:
         raise PermissionError(f"{name!r} is a bundled adapter and cannot be removed")
-    dest = adapters_dir() / name
-    if not dest.is_dir():
+    root = adapters_dir()
+    dest = root / name
+    is_entry = (dest.is_dir() and not dest.is_symlink() and dest.resolve().parent == root.resolve()
+                and (dest / "air_manifest.json").is_file())
+    if not is_entry:
         names = ", ".join(a.name for a in local_adapters()) or "none"
         raise KeyError(f"no local adapter named {name!r}; local adapters: {names}")
     trash = dest.with_name(f".{name}.{uuid.uuid4().hex[:8]}.removed")

@@ -13,7 +13,7 @@ from air_restore.core.lora import attach, blend
 from air_restore.core.restore import RestoreResult, restore
 from air_restore.registry.adapters import load_for_base
 from air_restore.registry.local import (
-    InstalledAdapter, active_adapters, bundled_estimator_path, local_estimator_path,
+    InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path,
 )
 from air_restore.registry.store import BaseModelInfo, ModelFileError, load_base, read_estimator
 
@@ -77,6 +77,10 @@ def pick_estimator(names: list[str]) -> tuple[torch.nn.Module | None, Path | Non
         known = list(est.config.adapters)
         if known == names:
             return est, path, warnings
+        gone = [n for n in known if n not in names]
+        if gone:
+            warnings.append(f"ignoring the estimator {path}: it was trained for adapter(s) {gone}, which are not "
+                            "active (removed, damaged or made for another base); run `air train estimator --install`")
         if set(known) <= set(names) and (best is None or len(known) > len(best.config.adapters)):
             best, best_path = est, path
     if names and best is None:
@@ -96,12 +100,14 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
     r = Restorer(model, info)
     if not use_adapters:
         return r
-    found: list[InstalledAdapter] = active_adapters(info.fingerprint)
+    everything: list[InstalledAdapter] = all_adapters(info.fingerprint)
+    found = [a for a in everything if a.error is None]
+    unusable = [f"adapter {a.name} is not used: {a.error}" for a in everything if a.error is not None]
     for a in found:
         manifest, factors = load_for_base(a.path, info.fingerprint)
         attach(model, manifest["name"], factors)
         r.adapters.append(a.name)
     est, path, warnings = pick_estimator(r.adapters)
     r.estimator = est.to(device) if est is not None else None
-    r.estimator_path, r.warnings = path, warnings
+    r.estimator_path, r.warnings = path, unusable + warnings
     return r

@@ -169,7 +169,8 @@ def test_missing_or_corrupt_weights(tmp_path):
 def test_huge_image_refused_clearly(tmp_path):
     src = _photo(tmp_path / "a.png")
     r = _air("restore", str(src), "--max-pixels", "1000")
-    assert r.exit_code == 1 and "too large" in r.output
+    text = " ".join(r.output.split())
+    assert r.exit_code == 1 and "too large" in text and "GB of memory" in text and "--max-pixels" in text
 
 
 def test_explain_writes_map_and_shares(tmp_path):
@@ -300,3 +301,66 @@ def test_rerun_on_a_folder_skips_earlier_outputs(tmp_path):
     # Named explicitly, an output is restored like any image.
     assert _air("restore", str(tmp_path / "a_restored.png")).exit_code == 0
     assert (tmp_path / "a_restored_restored.png").exists()
+
+
+@pytest.mark.parametrize("spec", ["rain=nan", "rain=inf", "rain=-0.5", "rain=100", "noise=1,rain=1.6"])
+def test_out_of_range_adapter_weights_are_refused(tmp_path, spec):
+    """nan/inf/negative/huge weights once gave black or saturated images with exit code 0."""
+    src = _photo(tmp_path / "p.png")
+    r = _air("restore", str(src), "--adapters", spec)
+    assert r.exit_code == 2 and "out of range" in r.output and "0 (off)" in " ".join(r.output.split())
+    assert not (tmp_path / "p_restored.png").exists()
+    r = _air("restore", str(src), "--adapter", f"{tmp_path}=nan")
+    assert r.exit_code == 2 and "out of range" in r.output
+
+
+def test_file_like_output_with_several_inputs_is_refused(tmp_path):
+    a, b = _photo(tmp_path / "a.png"), _photo(tmp_path / "b.png")
+    r = _air("restore", str(a), str(b), "-o", str(tmp_path / "out.png"))
+    assert r.exit_code == 2 and "give -o a folder" in r.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_explain_never_overwrites_an_existing_map(tmp_path):
+    src = _photo(tmp_path / "p.png")
+    mine = tmp_path / "p_restored_map.png"
+    mine.write_bytes(b"my own file")
+    r = _air("restore", str(src), "--explain")
+    assert r.exit_code == 1 and "p_restored_map.png: already exists" in " ".join(r.output.split())
+    assert mine.read_bytes() == b"my own file" and not (tmp_path / "p_restored.png").exists()
+    assert _air("restore", str(src), "--explain", "--overwrite").exit_code == 0
+    with Image.open(mine) as im:
+        assert im.format == "PNG"
+
+
+def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
+    """Two runs writing the same output: the second one's final move must not clobber the first's."""
+    from air_restore.cli.imageio import _atomic_write
+
+    dest = tmp_path / "out.png"
+
+    def write(f):
+        dest.write_bytes(b"the other run")  # the other run finishes first
+        f.write(b"ours")
+
+    with pytest.raises(FileExistsError, match="another run"):
+        _atomic_write(dest, write, replace=False)
+    assert dest.read_bytes() == b"the other run"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # our temporary file is gone too
+
+
+def test_temporary_files_of_killed_writers_are_swept(tmp_path):
+    """SIGKILL during a write leaves `.NAME.xxxx.tmp`; the next write of that output removes it once it is
+    an hour old, and leaves younger ones (a live writer's) and other files alone."""
+    from air_restore.cli.imageio import STALE_TMP_S, _atomic_write
+
+    dest = tmp_path / "p_restored.png"
+    stale, young, other = (tmp_path / ".p_restored.png.dead0000.tmp", tmp_path / ".p_restored.png.live0000.tmp",
+                           tmp_path / ".other.png.dead0000.tmp")
+    for p in (stale, young, other):
+        p.write_bytes(b"")
+    old = os.path.getmtime(stale) - STALE_TMP_S - 10
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    _atomic_write(dest, lambda f: f.write(b"x"))
+    assert not stale.exists() and young.exists() and other.exists() and dest.read_bytes() == b"x"

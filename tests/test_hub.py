@@ -324,7 +324,7 @@ def test_tokens_and_network_errors_are_one_line(server, adapters, pushed, tmp_pa
     assert "dave/air-grain" not in server.repos
     # No network (nothing listens on the port): fails at once, without huggingface_hub's retry loop.
     down = f"http://127.0.0.1:{closed_port()}"
-    for args in (("pull", REPO), ("push", "grain", "--repo", "dave/air-grain")):
+    for args in (("pull", REPO), ("push", "grain", "--repo", "dave/air-grain"), ("search",)):
         t = time.monotonic()
         r = dave.air(*args, HF_ENDPOINT=down, HF_TOKEN=WRITE, timeout=60)
         elapsed = time.monotonic() - t

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -88,6 +89,37 @@ def test_install_list_remove(tiny_adapter):
     assert r.exit_code == 2 and "no local adapter named 'snow'" in r.output
     r = runner.invoke(app, ["remove", "noise"])
     assert r.exit_code == 2 and "bundled" in r.output
+
+
+@pytest.mark.parametrize("name", ["/victim", ".", "..", "../victim", "snow/..", "victim/", "Snow", ""])
+def test_remove_takes_a_name_never_a_path(tiny_adapter, tmp_path, monkeypatch, name):
+    """`air remove /some/folder` once deleted that folder and exited 0. Names are validated as names
+    before anything is touched: a folder outside the store, the store itself and its entries survive."""
+    install_adapter(tiny_adapter)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    monkeypatch.chdir(adapters_dir())  # relative names like "." and ".." would point into the store
+    arg = str(victim) if name == "/victim" else name
+    r = runner.invoke(app, ["remove", arg])
+    assert r.exit_code == 2, r.output
+    assert "not an adapter name" in " ".join(r.output.split())
+    assert (victim / "keep.txt").read_text() == "precious"
+    assert (adapters_dir() / "snow" / "air_manifest.json").is_file()
+
+
+def test_remove_refuses_a_store_entry_that_is_not_an_adapter(tmp_path):
+    """A symlink in the store pointing elsewhere, or a stray folder without a manifest, is not deleted."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "air_manifest.json").write_text("{}")
+    adapters_dir().mkdir(parents=True)
+    (adapters_dir() / "linked").symlink_to(outside, target_is_directory=True)
+    (adapters_dir() / "stray").mkdir()
+    for name in ("linked", "stray"):
+        r = runner.invoke(app, ["remove", name])
+        assert r.exit_code == 2 and f"no local adapter named '{name}'" in r.output
+    assert (outside / "air_manifest.json").is_file() and (adapters_dir() / "stray").is_dir()
 
 
 def test_leftovers_of_killed_writers_are_swept(tiny_adapter):
@@ -283,3 +315,56 @@ def test_add_degradation_interrupted_installs_nothing(tmp_path):
     assert "nothing was installed" in out
     assert not (home / "adapters" / "snowy").exists()
     assert not list(home.glob(".staging-*")) and not (home / "estimator.safetensors").exists()
+
+
+def test_damaged_or_edited_adapters_are_not_used_and_restore_says_why(tiny_adapter, tmp_path):
+    """An installed adapter whose tensors hold NaN/Inf, or whose file was edited or truncated after install,
+    once loaded without a word (black output, exit 0). Now it is inactive, `air list` and `air restore`
+    name the reason, and the restore runs on the remaining adapters."""
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    src = tmp_path / "p.png"
+    photos()["coffee"].save(src)
+    weights = install_adapter(tiny_adapter) / "adapter_model.safetensors"
+    with safe_open(str(weights), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(weights))
+    key = next(k for k in tensors if "lora_B" in k)
+    tensors[key] = torch.full_like(tensors[key], float("nan"))
+    save_file(tensors, str(weights), metadata=meta)
+    r = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "nan.png")])
+    assert r.exit_code == 0, r.output
+    assert "adapter snow is not used" in " ".join(r.output.split()) and "NaN or Inf" in " ".join(r.output.split())
+    out = np.asarray(Image.open(tmp_path / "nan.png"), dtype=np.float64)
+    assert out.std() > 20  # a real photo, not black
+
+    install_adapter(tiny_adapter, overwrite=True)
+    weights.write_bytes(weights.read_bytes()[:-100] + bytes(100))  # edited in place, same size, still loads
+    snow = next(a for a in all_adapters() if a.name == "snow")
+    assert "changed since it was installed" in snow.error
+    assert "snow" not in [a.name for a in active_adapters(load_base()[1].fingerprint)]
+    assert "inactive" in runner.invoke(app, ["list"]).output
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    r = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "cut.png")])
+    assert r.exit_code == 0 and "adapter snow is not used" in " ".join(r.output.split())
+
+
+def test_removing_an_adapter_warns_that_the_local_estimator_is_stale(tiny_adapter):
+    """After `air remove`, the estimator trained for the removed adapter is no longer used, and both
+    `air remove` and `air restore` say so instead of silently falling back."""
+    from air_restore.core.estimator import Estimator, EstimatorConfig
+    from air_restore.registry.local import local_estimator_path
+    from air_restore.registry.store import save_estimator
+
+    install_adapter(tiny_adapter)
+    save_estimator(Estimator(config=EstimatorConfig(adapters=(*BUNDLED_ORDER, "snow"), width=8)),
+                   local_estimator_path())
+    assert load_restorer().estimator_path == local_estimator_path()
+    r = runner.invoke(app, ["remove", "snow"])
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    assert "ignoring the estimator" in text and "['snow']" in text and "air train estimator --install" in text
+    restorer = load_restorer()
+    assert restorer.estimator_path != local_estimator_path()  # the bundled one, which matches
+    assert any("ignoring the estimator" in w for w in restorer.warnings)
