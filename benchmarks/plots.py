@@ -5,7 +5,8 @@
 - ``psnr_per_task.png``: mean PSNR per degradation, one bar per method: the input, the classical
   baseline (CBM3D, dark channel prior, LIME-style), the base restorer, the base + blended adapters;
 - ``quality_vs_time.png``: PSNR against median seconds per image (log scale), one point per method
-  and degradation, from the same run of ``quality.py``.
+  and degradation, from the same run of ``quality.py``;
+- ``base_v2_curve.png``: held-out PSNR against step of the chunked base-v2 run (``training/base-v2``).
 """
 
 from __future__ import annotations
@@ -101,13 +102,47 @@ def quality_vs_time(q: dict, path: Path) -> Path:
     return path
 
 
+def training_curve(rows: list[dict], path: Path, *, title: str) -> Path:
+    """Held-out PSNR against step of a chunked run (its log.jsonl rows), chunk boundaries marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), dpi=110)
+    chunks = sorted({r["chunk"] for r in rows if r["chunk"] > 0})
+    cmap = plt.get_cmap("tab10")
+    for c in chunks:
+        pts = [(r["step"], r["val_psnr"]) for r in rows if r["chunk"] == c]
+        ax.plot(*zip(*pts), marker="o", ms=3, color=cmap(c % 10), label=f"chunk {c}")
+        ax.axvline(min(p[0] for p in pts), color="grey", lw=0.6, ls=":")
+    start = [r for r in rows if r["chunk"] == 0]
+    if start:
+        ax.scatter([start[0]["step"]], [start[0]["val_psnr"]], color="black", zorder=3, label="start (init weights)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=HERE / "results")
     ap.add_argument("--quality", default="quality_cbsd68.json")
+    ap.add_argument("--run", type=Path, default=HERE.parent / "training" / "base-v2", help="a chunked training run")
     args = ap.parse_args(argv)
     q = json.loads((args.results / args.quality).read_text())
     out = [psnr_per_task(q, args.results / "psnr_per_task.png"), quality_vs_time(q, args.results / "quality_vs_time.png")]
+    log = args.run / "log.jsonl"
+    if log.is_file():
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        out.append(training_curve(rows, args.results / "base_v2_curve.png",
+                                  title=f"{args.run.name}: held-out PSNR on widened CutMix crops"))
     for p in out:
         print(p)
     return out

@@ -20,6 +20,7 @@
     python benchmarks/over.py --adapter runs/over_r8/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over_rank8.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
+    python benchmarks/promote.py --candidate training/base-v2/base.safetensors --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_STEPS.json
     python benchmarks/report.py
 """
 
@@ -214,6 +215,55 @@ def adapters_section(a: dict) -> list[str]:
     return lines + [""]
 
 
+def base_v2_section(results: Path, run: Path) -> list[str]:
+    """The chunked base-v2 run (training/base-v2) and every promotion check of it (promote_*.json)."""
+    state_path = run / "training-state.json"
+    if not state_path.is_file():
+        return []
+    state = json.loads(state_path.read_text())
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    start = next((r for r in rows if r["chunk"] == 0), None)
+    lines = [
+        "## Base v2: chunked training and the promotion gate",
+        "",
+        f"`training/gpu_chunk.sh` (CONTRIBUTING.md): one run made of short GPU spans, resumed from the committed "
+        f"`{run.name}/` (EMA weights, training-state.json); {state['step']:,} of {state['config']['steps']:,} "
+        f"scheduled steps after {state['chunks']} chunk(s), {state['wall_s_total'] / 60:.1f} GPU minutes in all. "
+        "Held-out PSNR: 64 fixed crops (128²) of the 16 held-out training photos, widened CutMix, EMA weights"
+        + (f"; the initial weights ({state['init']}) score {start['val_psnr']:.2f} dB" if start else "") + ".",
+        "",
+        "| chunk | device | recipe | steps | to step | wall s | held-out PSNR at its end |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in state["chunk_log"]:
+        end = [r for r in rows if r["chunk"] == c["chunk"]][-1]
+        lines.append(f"| {c['chunk']} | {c['device']} | {c.get('recipe', state['config']['recipe'])} | {c['steps']:,} | "
+                     f"{c['to_step']:,} | {c['wall_s']:.0f} | {end['val_psnr']:.2f} |")
+    lines += ["", "![held-out PSNR across chunks](benchmarks/results/base_v2_curve.png)", ""]
+    for f in sorted(results.glob("promote_*.json")):
+        p = json.loads(f.read_text())
+        cand, ref = p["candidate"], p["reference"]
+        lines += [
+            f"`benchmarks/promote.py` ({f.name}): candidate `{cand['fingerprint']}` ({cand['steps']} steps, recipe "
+            f"{cand['recipe']}) against the bundled `{ref['fingerprint']}`, both alone (no adapters), side by side "
+            f"in one run on the CPU ({p['threads']} thread(s)). PSNR rows: 12 CBSD68 images per row as in the "
+            "quality table; stacked at severity 0.5 each; real pairs: held-out last 10% by name. NIQE: median of "
+            f"the first 6 photos per set (lower is better). Rule: refuse if any PSNR row loses more than "
+            f"{p['tolerance_db']} dB or any NIQE median rises more than {p['niqe_tolerance']}.",
+            "",
+            "| group | row | images | input | bundled base | candidate | change |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in p["rows"]:
+            unit = "dB" if r["metric"] == "psnr" else "NIQE"
+            inp = "—" if r["group"] == "clean" else f"{r['input']:.2f}"
+            lines.append(f"| {r['group']} | {r['row']} | {r['images']} | {inp} | {r['reference']:.2f} | "
+                         f"{r['candidate']:.2f} | {r['candidate'] - r['reference']:+.2f} {unit} |")
+        verdict = "PROMOTE" if p["promote"] else "REFUSE: " + "; ".join(p["losses"])
+        lines += ["", f"Verdict: **{verdict}**", ""]
+    return lines
+
+
 def pairs_section(results: Path) -> list[str]:
     import csv
     import statistics
@@ -374,6 +424,7 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=HERE / "results")
     ap.add_argument("--out", type=Path, default=HERE.parent / "BENCHMARKS.md")
+    ap.add_argument("--run", type=Path, default=HERE.parent / "training" / "base-v2", help="the chunked base-v2 run")
     args = ap.parse_args(argv)
     lines = [
         "# Benchmarks",
@@ -403,6 +454,7 @@ def main(argv: list[str] | None = None) -> str:
             lines += section(data)
     if tta := _load(args.results / "tta.json"):
         lines += tta_section(tta)
+    lines += base_v2_section(args.results, args.run)
     notes = args.results / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]

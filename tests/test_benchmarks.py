@@ -115,6 +115,8 @@ def test_report_renders_every_result_file(tmp_path):
         assert "## Same-budget peer" in text
         assert "Peer runs side by side" in text or not list(results.glob("peer_*.json"))
     assert (tmp_path / "B.md").read_text() == text
+    if list(results.glob("promote_*.json")) and (BENCH.parent / "training" / "base-v2").is_dir():
+        assert "## Base v2: chunked training and the promotion gate" in text and "Verdict: **" in text
 
 
 def test_estimator_script(clean_dir):
@@ -203,7 +205,13 @@ def test_plots_script(tmp_path):
             {"row": "blur", "input_psnr": 23.0, "air_psnr": 23.1, "air_s": 0.6}]
     q = {"set": "tiny", "images": 1, "device": "cpu", "torch_threads": 2, "rows": rows}
     (tmp_path / "q.json").write_text(__import__("json").dumps(q))
-    paths = _module("plots").main(["--results", str(tmp_path), "--quality", "q.json"])
+    run = tmp_path / "run"
+    run.mkdir()
+    log = [{"step": 0, "chunk": 0, "val_psnr": 21.9}, {"step": 250, "chunk": 1, "val_psnr": 23.8},
+           {"step": 500, "chunk": 1, "val_psnr": 24.0}, {"step": 750, "chunk": 2, "val_psnr": 24.1}]
+    (run / "log.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in log))
+    paths = _module("plots").main(["--results", str(tmp_path), "--quality", "q.json", "--run", str(run)])
+    assert [p.name for p in paths] == ["psnr_per_task.png", "quality_vs_time.png", "base_v2_curve.png"]
     for p in paths:
         with Image.open(p) as im:
             assert im.format == "PNG" and im.width > 300
@@ -298,3 +306,48 @@ def test_over_script(clean_dir, tmp_path):
     assert res["rows"][0]["over_alone"] != res["rows"][0]["bundled_alone"]
     text = "\n".join(_module("report_adapters").over_section(res))
     assert "--over haze,rain" in text and "| haze+noise |" in text
+
+
+def test_promote_script_passes_the_same_base_and_refuses_a_worse_one(clean_dir, tmp_path):
+    """The promotion gate on a tiny run: the bundled base against itself changes no row (PROMOTE);
+    a candidate with its output layer damaged loses every row and is refused, with the rows named."""
+    import torch
+    from skimage import data
+
+    from air_restore.registry.store import bundled_base_path, load_base, save_base
+
+    pairs = tmp_path / "pairs" / "noise_set"
+    for sub in ("degraded", "clean"):
+        (pairs / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(("astronaut", "coffee")):
+        a = np.asarray(Image.fromarray(getattr(data, name)()).resize((96, 80)))
+        Image.fromarray(a).save(pairs / "clean" / f"p{i}.png")
+        noisy = np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(pairs / "degraded" / f"p{i}.png")
+    real = tmp_path / "real" / "set"
+    real.mkdir(parents=True)
+    Image.fromarray(data.astronaut()).resize((200, 104)).save(real / "a.png")
+
+    promote = _module("promote")
+    assert promote.held_out([f"{i:03d}.png" for i in range(20)]) == ["018.png", "019.png"]
+    common = ["--clean", str(clean_dir), "--limit", "1", "--pairs", str(tmp_path / "pairs"),
+              "--real", str(tmp_path / "real"), "--niqe-limit", "1"]
+    same = promote.main(["--candidate", str(bundled_base_path()), *common, "--out", str(tmp_path / "p.json")])
+    assert same["promote"] and same["losses"] == []
+    groups = {r["group"] for r in same["rows"]}
+    assert groups == {"single", "stacked", "clean", "real pairs", "NIQE"}
+    assert all(r["candidate"] == r["reference"] for r in same["rows"])
+    assert [r["images"] for r in same["rows"] if r["group"] == "real pairs"] == [1]  # held-out split only
+    assert (tmp_path / "p.json").is_file()
+
+    model, _ = load_base()
+    with torch.no_grad():
+        model.ending.weight.mul_(-3.0)  # the restored residual now points the wrong way, three times over
+    worse = tmp_path / "worse.safetensors"
+    save_base(model, worse)
+    res = promote.main(["--candidate", str(worse), *common])
+    assert not res["promote"]
+    psnr_rows = [r for r in res["rows"] if r["metric"] == "psnr"]
+    assert sum(r["candidate"] < r["reference"] - 0.1 for r in psnr_rows) >= len(psnr_rows) - 1
+    assert any("stacked / haze + noise" in loss for loss in res["losses"])

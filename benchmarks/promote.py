@@ -1,0 +1,161 @@
+"""Promote a candidate base restorer only when it is better than the bundled one (base v2 issue).
+
+    python benchmarks/promote.py --candidate training/base-v2/base.safetensors \
+        --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real \
+        --out benchmarks/results/promote.json
+    python benchmarks/promote.py --candidate X --clean DIR --limit 1        # tiny (the tests do this)
+
+Both bases run alone (no adapters: a new base invalidates them), side by side in one run, on:
+- **single**: every row of the quality table (`quality.py` ROWS, same seeds and severities);
+- **stacked**: two plugins in turn, each at severity 0.5 (`blending.py`'s mixed tasks, plus rain over
+  haze), seeded per image;
+- **clean**: the clean photo itself — a restorer should give it back unchanged;
+- **real pairs**: the held-out split (last 10% by file name, as `air train adapter` holds it out) of
+  each paired set under --pairs;
+- **NIQE**: the median NIQE of the restored first --niqe-limit photos of each set under --real (lower
+  is better; no reference).
+
+The verdict: PROMOTE only when no PSNR row loses more than --tolerance dB and no NIQE median rises
+by more than --niqe-tolerance; otherwise REFUSE, naming the rows. Exit code 0 for PROMOTE, 1 for
+REFUSE. The candidate's own training families (core.families) are not rows here: they are its
+training data, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blending import MIXED, stacked  # noqa: E402
+from quality import ROWS, degrade  # noqa: E402
+
+from air_restore.cli.evaluate import paired_samples, quantize8  # noqa: E402
+from air_restore.cli.imageio import iter_image_paths, read_image  # noqa: E402
+from air_restore.core.restore import restore  # noqa: E402
+from air_restore.registry.store import bundled_base_path, load_base  # noqa: E402
+
+STACKED = (*MIXED, ("haze", "rain"))
+HELD_OUT = 0.1
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (-10 * torch.log10((quantize8(a) - b).square().mean().clamp_min(1e-10))).item()
+
+
+def held_out(names: list[str]) -> list[str]:
+    """The last 10% of ``names`` by file name (at least one), as the adapters' training holds out."""
+    names = sorted(names)
+    return names[len(names) - max(1, round(HELD_OUT * len(names))):]
+
+
+def _samples(clean_paths: list[Path], pairs: Path | None):
+    """(group, row, list of (degraded, clean)) for every PSNR row."""
+    cleans = [read_image(p).rgb for p in clean_paths]
+    for row in ROWS:
+        yield "single", row[0], [(degrade(c, row, i), c) for i, c in enumerate(cleans)]
+    for parts in STACKED:
+        name = " + ".join(parts)
+        seed = zlib.crc32(name.encode())
+        yield "stacked", name, [(stacked(c, parts, torch.Generator().manual_seed(seed + i)), c)
+                                for i, c in enumerate(cleans)]
+    yield "clean", "clean photo", [(quantize8(c), c) for c in cleans]
+    if pairs is not None:
+        for folder in sorted(p for p in pairs.iterdir() if (p / "degraded").is_dir()):
+            keep = set(held_out([p.name for p in iter_image_paths([folder / "degraded"])]))
+            yield "real pairs", folder.name, [(s.degraded, s.clean) for s in paired_samples(folder) if s.name in keep]
+
+
+def compare(models: dict, clean_paths: list[Path], pairs: Path | None, real: Path | None, niqe_limit: int,
+            log=print) -> list[dict]:
+    """One row per test: the input and each model's mean PSNR (or median NIQE), side by side."""
+    rows = []
+    with torch.no_grad():
+        for group, name, samples in _samples(clean_paths, pairs):
+            row = {"group": group, "row": name, "images": len(samples), "metric": "psnr",
+                   "input": statistics.fmean(_psnr(d, c) for d, c in samples)}
+            for key, model in models.items():
+                t = time.perf_counter()
+                row[key] = statistics.fmean(_psnr(restore(model, d).image, c) for d, c in samples)
+                row[f"{key}_s"] = (time.perf_counter() - t) / len(samples)
+            rows.append(row)
+            log(json.dumps(row))
+        if real is not None:
+            from air_restore.cli.niqe import niqe
+
+            for folder in sorted(p for p in real.iterdir() if p.is_dir()):
+                photos = [read_image(p).rgb for p in iter_image_paths([folder])[:niqe_limit]]
+                row = {"group": "NIQE", "row": folder.name, "images": len(photos), "metric": "niqe",
+                       "input": statistics.median(niqe(x) for x in photos)}
+                for key, model in models.items():
+                    row[key] = statistics.median(niqe(restore(model, x).image) for x in photos)
+                rows.append(row)
+                log(json.dumps(row))
+    return rows
+
+
+def verdict(rows: list[dict], tolerance: float, niqe_tolerance: float) -> tuple[bool, list[str]]:
+    """(promote?, the rows that forbid it): a PSNR row that loses more than ``tolerance`` dB, or a NIQE
+    median that rises more than ``niqe_tolerance``."""
+    losses = []
+    for r in rows:
+        change = r["candidate"] - r["reference"]
+        if r["metric"] == "psnr" and change < -tolerance:
+            losses.append(f"{r['group']} / {r['row']}: {change:+.2f} dB")
+        if r["metric"] == "niqe" and change > niqe_tolerance:
+            losses.append(f"{r['group']} / {r['row']}: NIQE {change:+.2f}")
+    return not losses, losses
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| group | row | images | input | reference | candidate | change |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        unit = "dB" if r["metric"] == "psnr" else "NIQE"
+        lines.append(f"| {r['group']} | {r['row']} | {r['images']} | {r['input']:.2f} | {r['reference']:.2f} | "
+                     f"{r['candidate']:.2f} | {r['candidate'] - r['reference']:+.2f} {unit} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--candidate", type=Path, required=True, help="base weights to judge")
+    ap.add_argument("--reference", type=Path, default=None, help="base weights to beat (default: the bundled base)")
+    ap.add_argument("--clean", type=Path, required=True, help="clean evaluation photos (CBSD68)")
+    ap.add_argument("--limit", type=int, default=12, help="first N clean photos")
+    ap.add_argument("--pairs", type=Path, default=None, help="folder of paired sets (degraded/ and clean/)")
+    ap.add_argument("--real", type=Path, default=None, help="folder of real photo sets for NIQE")
+    ap.add_argument("--niqe-limit", type=int, default=6, help="first N photos of each real set")
+    ap.add_argument("--tolerance", type=float, default=0.1, help="largest PSNR loss allowed on any row (dB)")
+    ap.add_argument("--niqe-tolerance", type=float, default=0.1, help="largest NIQE median rise allowed")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    reference_path = args.reference or bundled_base_path()
+    models, fps = {}, {}
+    for key, path in (("reference", reference_path), ("candidate", args.candidate)):
+        models[key], info = load_base(path)
+        fps[key] = {"file": Path(path).name, "fingerprint": info.fingerprint,
+                    "steps": info.training.get("steps"), "recipe": info.training.get("recipe", "v1")}
+    clean_paths = iter_image_paths([args.clean])[: args.limit]
+    rows = compare(models, clean_paths, args.pairs, args.real, args.niqe_limit, log=lambda s: print(s, flush=True))
+    ok, losses = verdict(rows, args.tolerance, args.niqe_tolerance)
+    result = {"reference": fps["reference"], "candidate": fps["candidate"], "threads": torch.get_num_threads(),
+              "tolerance_db": args.tolerance, "niqe_tolerance": args.niqe_tolerance, "rows": rows,
+              "promote": ok, "losses": losses}
+    print(markdown(rows))
+    print(("PROMOTE" if ok else "REFUSE") + ("" if ok else ": " + "; ".join(losses)))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main()["promote"] else 1)
