@@ -839,8 +839,10 @@ def train_base_cmd(
     resume: bool = typer.Option(True, help="Resume from the run folder's checkpoint if there is one."),
     init: Optional[Path] = typer.Option(None, help="Start from these base weights (fine-tuning) instead of random."),
     warmup: int = typer.Option(200, help="Learning-rate warm-up steps."),
-    recipe: str = typer.Option("v1", help="v1: the built-in synthesizers; widened: degradation families and "
-                               "camera-pipeline stacks (what base v2 trains on)."),
+    recipe: Optional[str] = typer.Option(
+        None, help="v1 (default): the built-in synthesizers; widened / widened2: degradation families and "
+        "camera-pipeline stacks (base v2; widened2 also keeps dim photos dim). With --chunked, the run's "
+        "recorded recipe unless given."),
     chunked: bool = typer.Option(
         False, "--chunked", help="Resumable chunks: train for --time-budget seconds, then write --out/base.safetensors "
         "(EMA, fp16) and --out/training-state.json; the same command again goes on from there. --steps is the "
@@ -861,21 +863,24 @@ def train_base_cmd(
 
     if not data.is_dir():
         _fail(f"{data}: no such folder (give a folder of clean photos)")
-    if recipe not in ("v1", "widened"):
-        _fail(f"unknown recipe {recipe!r}; use v1 or widened")
+    if recipe not in (None, "v1", "widened", "widened2"):
+        _fail(f"unknown recipe {recipe!r}; use v1, widened or widened2")
+    if recipe in ("widened", "widened2") and not chunked:
+        _fail(f"--recipe {recipe} is for chunked runs; add --chunked --time-budget SECONDS")
     if chunked and not time_budget:
         _fail("--chunked needs --time-budget (seconds for this chunk)")
     cfg = TrainBaseConfig(
         steps=steps, batch_size=batch_size, crop=crop, lr=lr, time_budget=time_budget, compile=compile,
         mixed_precision=mixed_precision, val_every=val_every, seed=seed, warmup=warmup,
-        checkpoint_every=max(val_every, 500), recipe=recipe,
-        **({"p_clean": 0.15, "p_stack": 0.3} if recipe == "widened" else {}),
+        checkpoint_every=max(val_every, 500), recipe=recipe or "v1",
+        **({"p_clean": 0.15, "p_stack": 0.3} if recipe in ("widened", "widened2") else {}),
     )
     if chunked:
         from air_restore.cli.train import train_base_chunk
 
         try:
-            state = train_base_chunk(data, out, config=cfg, time_budget=time_budget, init=init, log=console.print)
+            state = train_base_chunk(data, out, config=cfg, time_budget=time_budget, init=init,
+                                     change_recipe=recipe is not None, log=console.print)
         except ValueError as e:
             _fail(str(e))
         typer.echo(f"{out}: step {state['step']} of {state['config']['steps']} after chunk {state['chunks']}, "

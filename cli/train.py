@@ -53,9 +53,9 @@ class TrainBaseConfig(BaseModel):
     )
     compile: bool = Field(False, description="torch.compile the model (GPU).")
     mixed_precision: str = Field("no", description="accelerate mixed precision: no, bf16 or fp16.")
-    recipe: Literal["v1", "widened"] = Field(
+    recipe: Literal["v1", "widened", "widened2"] = Field(
         "v1", description="v1: one built-in synthesizer per class, noise stacked; widened: degradation "
-        "families and camera-pipeline stacks (core.families)."
+        "families and camera-pipeline stacks (core.families); widened2: also dim clean targets."
     )
     p_clean: float = Field(0.1, ge=0, le=1, description="CutMix: chance that a background or region stays clean.")
     p_stack: float = Field(0.2, ge=0, le=1, description="CutMix: chance that a region gets a second degradation.")
@@ -355,6 +355,7 @@ def train_base_chunk(
     config: TrainBaseConfig,
     time_budget: float,
     init: Path | None = None,
+    change_recipe: bool = False,
     progress: Callable[[int, int, dict], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -362,12 +363,12 @@ def train_base_chunk(
     from ``run_dir`` when it holds a state; returns the new state.
 
     The first chunk starts from ``init`` (base weights) or from scratch and takes ``config``; later
-    chunks take the config recorded in the state (so a run cannot change recipe half-way), except
-    ``steps``, which may be raised to extend the schedule.
+    chunks take the config recorded in the state, except ``steps`` (may be raised to extend the
+    schedule) and, only with ``change_recipe``, ``config.recipe`` (the change is logged per chunk).
     """
     from accelerate import Accelerator
 
-    from air_restore.core.families import widened
+    from air_restore.core.families import vary_exposure, widened
     from air_restore.registry.discovery import get_degradation
     from air_restore.registry.store import load_base
 
@@ -377,11 +378,15 @@ def train_base_chunk(
     state = read_chunk_state(run_dir)
     if state is not None:
         recorded = TrainBaseConfig.model_validate(state["config"])
-        cfg = recorded.model_copy(update={"steps": max(recorded.steps, config.steps),
-                                          "mixed_precision": config.mixed_precision, "compile": config.compile})
+        update = {"steps": max(recorded.steps, config.steps), "mixed_precision": config.mixed_precision,
+                  "compile": config.compile}
+        if change_recipe and config.recipe != recorded.recipe:
+            update["recipe"] = config.recipe
+            log(f"recipe changes from {recorded.recipe} to {config.recipe} at step {state['step']}")
+        cfg = recorded.model_copy(update=update)
     else:
         cfg = config
-    if cfg.recipe == "widened":
+    if cfg.recipe in ("widened", "widened2"):
         synthesizers, stack_with = widened(cfg.model.classes)
     else:
         synthesizers = [get_degradation(c).synthesize for c in cfg.model.classes[1:]]
@@ -454,6 +459,8 @@ def train_base_chunk(
     chunk_step, loss = 0, torch.zeros(())
     while step < cfg.steps and time.time() - started < time_budget - reserve:
         clean = random_crops(train_data, cfg.batch_size, cfg.crop, g)
+        if cfg.recipe == "widened2":
+            clean = vary_exposure(clean, g)
         with torch.no_grad():
             degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
                                             p_clean=cfg.p_clean, p_stack=cfg.p_stack)
@@ -493,7 +500,8 @@ def train_base_chunk(
     chunk_s = round(time.time() - started, 1)
     device_name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
     chunks_log = (state["chunk_log"] if state else []) + [
-        {"chunk": chunk, "steps": chunk_step, "to_step": step, "wall_s": chunk_s, "device": device_name}
+        {"chunk": chunk, "steps": chunk_step, "to_step": step, "wall_s": chunk_s, "device": device_name,
+         "recipe": cfg.recipe}
     ]
     new_state = {
         "state_version": STATE_VERSION,

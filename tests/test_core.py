@@ -378,6 +378,18 @@ def test_widened_families_cover_every_class_and_draw_each_variant(photos: torch.
         family("snow")
 
 
+def test_vary_exposure_darkens_only_the_picked_share_of_targets(photos: torch.Tensor) -> None:
+    from air_restore.core.families import vary_exposure
+
+    batch = photos.repeat(20, 1, 1, 1)
+    out = vary_exposure(batch, _gen(0), 0.25)
+    changed = (out - batch).abs().flatten(1).amax(1) > 0
+    assert 3 <= int(changed.sum()) <= 18  # about a quarter of 40
+    assert (out[changed].mean((1, 2, 3)) < batch[changed].mean((1, 2, 3))).all()
+    assert torch.equal(out[~changed], batch[~changed])
+    assert torch.equal(vary_exposure(batch, _gen(0), 0.0), batch)
+
+
 def test_srgb_linear_round_trip() -> None:
     x = torch.linspace(0, 1, 1001)
     torch.testing.assert_close(D.linear_to_srgb(D.srgb_to_linear(x)), x, atol=1e-5, rtol=0)
