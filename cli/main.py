@@ -613,7 +613,7 @@ def add_degradation_cmd(
     from air_restore.cli.train_estimator import Source, save_views, train_estimator
     from air_restore.registry.discovery import PluginLoadError, get_degradation
     from air_restore.registry.local import BUNDLED_ORDER, active_adapters, adapters_dir
-    from air_restore.registry.manifest import NAME_RE
+    from air_restore.plugins.api import NAME_RE
     from air_restore.registry.pipeline import load_restorer
     from air_restore.registry.store import ModelFileError, save_estimator
 
@@ -951,7 +951,7 @@ def train_adapter_cmd(
         train_adapter,
     )
     from air_restore.registry.discovery import PluginLoadError, get_degradation
-    from air_restore.registry.manifest import NAME_RE
+    from air_restore.plugins.api import NAME_RE
     from air_restore.registry.store import ModelFileError, load_base
 
     over_names = [n.strip() for n in over.split(",") if n.strip()] if over else []

@@ -28,7 +28,8 @@ MAX_NOISE_SIGMA = 50.0 / 255.0
 # --------------------------------------------------------------------------------------- helpers
 
 
-def _severity(severity: float | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+def severity_tensor(severity: float | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """A synthesizer's ``severity`` (a float, or one value per image) as a checked tensor [B] in [0, 1]."""
     s = torch.as_tensor(severity, dtype=torch.float32, device=device)
     if s.ndim == 0:
         s = s.expand(batch)
@@ -39,29 +40,34 @@ def _severity(severity: float | torch.Tensor, batch: int, device: torch.device) 
     return s
 
 
-def _rand(shape, g: torch.Generator, device) -> torch.Tensor:
+def rand(shape, g: torch.Generator, device) -> torch.Tensor:
+    """Uniform [0, 1) noise drawn from ``g`` only (never the global generator)."""
     return torch.rand(shape, generator=g, device=device)
 
 
-def _randn(shape, g: torch.Generator, device) -> torch.Tensor:
+def randn(shape, g: torch.Generator, device) -> torch.Tensor:
+    """Standard normal noise drawn from ``g`` only."""
     return torch.randn(shape, generator=g, device=device)
 
 
-def _uniform(lo, hi, shape, g, device) -> torch.Tensor:
-    return lo + (hi - lo) * _rand(shape, g, device)
+def uniform(lo, hi, shape, g, device) -> torch.Tensor:
+    """Uniform [lo, hi) values drawn from ``g`` only."""
+    return lo + (hi - lo) * rand(shape, g, device)
 
 
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """sRGB [0, 1] → linear light (the IEC 61966-2-1 curve)."""
     x = x.clamp(0, 1)
     return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).pow(2.4))
 
 
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """Linear light [0, 1] → sRGB."""
     x = x.clamp(0, 1)
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-8).pow(1 / 2.4) - 0.055)
 
 
-def _v(t: torch.Tensor) -> torch.Tensor:
+def per_image(t: torch.Tensor) -> torch.Tensor:
     """[B] → [B, 1, 1, 1] for broadcasting over images."""
     return t.view(-1, 1, 1, 1)
 
@@ -97,7 +103,7 @@ def gaussian_kernel(sigma: torch.Tensor, size: int) -> torch.Tensor:
 
 def smooth_field(batch: int, h: int, w: int, g: torch.Generator, device, *, cells: int = 4) -> torch.Tensor:
     """Smooth random field [B, 1, H, W] in [0, 1] (bicubic upsampling of a coarse random grid)."""
-    coarse = _rand((batch, 1, cells, cells), g, device)
+    coarse = rand((batch, 1, cells, cells), g, device)
     f = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
     lo = f.amin(dim=(-2, -1), keepdim=True)
     hi = f.amax(dim=(-2, -1), keepdim=True)
@@ -115,10 +121,10 @@ def noise(
     kind: "gaussian", "poisson_gaussian" or "random" (each image draws one of the two).
     """
     b = x.shape[0]
-    sigma = _v(_severity(severity, b, x.device) * MAX_NOISE_SIGMA)
+    sigma = per_image(severity_tensor(severity, b, x.device) * MAX_NOISE_SIGMA)
     if kind not in ("gaussian", "poisson_gaussian", "random"):
         raise ValueError(f"unknown noise kind {kind!r}; use gaussian, poisson_gaussian or random")
-    n = _randn(x.shape, g, x.device)
+    n = randn(x.shape, g, x.device)
     gaussian = x + sigma * n
     if kind == "gaussian":
         return gaussian.clamp(0, 1)
@@ -127,7 +133,7 @@ def noise(
     pg = x + std * n
     if kind == "poisson_gaussian":
         return pg.clamp(0, 1)
-    pick = _v(_rand((b,), g, x.device) < 0.5)
+    pick = per_image(rand((b,), g, x.device) < 0.5)
     return torch.where(pick, gaussian, pg).clamp(0, 1)
 
 
@@ -136,8 +142,8 @@ def motion_kernels(severity: torch.Tensor, g: torch.Generator, *, size: int = 31
     b, device = severity.shape[0], severity.device
     n = 48
     length = 3 + severity * 21
-    angle = _uniform(0, math.pi, (b,), g, device)
-    bend = _uniform(-0.6, 0.6, (b,), g, device) * severity  # curvature of the trajectory
+    angle = uniform(0, math.pi, (b,), g, device)
+    bend = uniform(-0.6, 0.6, (b,), g, device) * severity  # curvature of the trajectory
     t = torch.linspace(-0.5, 0.5, n, device=device).view(1, n)
     along = t * length.view(-1, 1)
     across = (t.square() - 1 / 12) * bend.view(-1, 1) * length.view(-1, 1)
@@ -158,7 +164,7 @@ def defocus_kernels(severity: torch.Tensor, *, size: int = 31) -> torch.Tensor:
 def blur(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor, *, kind: str = "random") -> torch.Tensor:
     """Motion (camera shake) or defocus blur. kind: "motion", "defocus" or "random"."""
     b = x.shape[0]
-    s = _severity(severity, b, x.device)
+    s = severity_tensor(severity, b, x.device)
     if kind not in ("motion", "defocus", "random"):
         raise ValueError(f"unknown blur kind {kind!r}; use motion, defocus or random")
     motion = motion_kernels(s, g)
@@ -167,7 +173,7 @@ def blur(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor, *,
     elif kind == "defocus":
         k = defocus_kernels(s)
     else:
-        pick = (_rand((b,), g, x.device) < 0.6).view(-1, 1, 1)
+        pick = (rand((b,), g, x.device) < 0.6).view(-1, 1, 1)
         k = torch.where(pick, motion, defocus_kernels(s))
     return conv_per_image(x, k).clamp(0, 1)
 
@@ -176,7 +182,7 @@ def depth_map(batch: int, h: int, w: int, g: torch.Generator, device) -> torch.T
     """Plausible scene depth [B, 1, H, W] in [0, 1]: a random vertical slope (far at the top) plus a
     smooth random field."""
     ramp = torch.linspace(1, 0, h, device=device).view(1, 1, h, 1).expand(batch, 1, h, w)
-    tilt = _v(_uniform(0.2, 0.8, (batch,), g, device))
+    tilt = per_image(uniform(0.2, 0.8, (batch,), g, device))
     field = smooth_field(batch, h, w, g, device, cells=4)
     d = tilt * ramp + (1 - tilt) * field
     lo = d.amin(dim=(-2, -1), keepdim=True)
@@ -187,12 +193,12 @@ def depth_map(batch: int, h: int, w: int, g: torch.Generator, device) -> torch.T
 def haze(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
     """Atmospheric scattering in linear RGB: I = J·t + A·(1 − t), t = exp(−β·(0.15 + 0.85·d)), β ≤ 2."""
     b, _, h, w = x.shape
-    s = _severity(severity, b, x.device)
+    s = severity_tensor(severity, b, x.device)
     d = depth_map(b, h, w, g, x.device)
-    beta = _v(0.2 + s * 1.8 * _uniform(0.8, 1.0, (b,), g, x.device))
+    beta = per_image(0.2 + s * 1.8 * uniform(0.8, 1.0, (b,), g, x.device))
     t = torch.exp(-beta * (0.15 + 0.85 * d))
-    grey = _v(_uniform(0.7, 1.0, (b,), g, x.device))
-    tint = 1 + 0.04 * _randn((b, 3, 1, 1), g, x.device)  # slightly blue or warm air light
+    grey = per_image(uniform(0.7, 1.0, (b,), g, x.device))
+    tint = 1 + 0.04 * randn((b, 3, 1, 1), g, x.device)  # slightly blue or warm air light
     airlight = srgb_to_linear((grey * tint).clamp(0, 1))
     j = srgb_to_linear(x)
     return linear_to_srgb(j * t + airlight * (1 - t))
@@ -202,7 +208,7 @@ def _streak_layer(
     b: int, h: int, w: int, g: torch.Generator, device, *, density, length, width, angle, size: int
 ) -> torch.Tensor:
     """One layer of rain streaks [B, 1, H, W] in [0, 1]."""
-    seeds = (_rand((b, 1, h, w), g, device) < _v(density)).float() * _uniform(0.6, 1.0, (b, 1, h, w), g, device)
+    seeds = (rand((b, 1, h, w), g, device) < per_image(density)).float() * uniform(0.6, 1.0, (b, 1, h, w), g, device)
     if size > 1:
         seeds = conv_per_image(seeds, gaussian_kernel(width, 5))  # streaks wider than one pixel
     n = 24
@@ -218,25 +224,25 @@ def rain(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) ->
     """Layered, slanted, motion-blurred rain streaks, screen-blended over the photo, with a veil."""
     b, _, h, w = x.shape
     dev = x.device
-    s = _severity(severity, b, dev)
-    base_angle = _uniform(-0.45, 0.45, (b,), g, dev)  # radians from vertical, shared by all layers
+    s = severity_tensor(severity, b, dev)
+    base_angle = uniform(-0.45, 0.45, (b,), g, dev)  # radians from vertical, shared by all layers
     out = x
     # (length px, width σ, density, opacity) for far → near layers; density and opacity grow with severity.
     layers = ((10.0, 0.5, 0.012, 0.35), (20.0, 0.8, 0.006, 0.55), (34.0, 1.1, 0.003, 0.8))
     for i, (length, width, density, opacity) in enumerate(layers):
-        present = (_rand((b,), g, dev) < 0.85) | (i == 1)
+        present = (rand((b,), g, dev) < 0.85) | (i == 1)
         lay = _streak_layer(
             b, h, w, g, dev,
-            density=density * (0.3 + 1.7 * s) * _uniform(0.6, 1.4, (b,), g, dev),
-            length=length * _uniform(0.7, 1.3, (b,), g, dev) * (0.7 + 0.6 * s),
+            density=density * (0.3 + 1.7 * s) * uniform(0.6, 1.4, (b,), g, dev),
+            length=length * uniform(0.7, 1.3, (b,), g, dev) * (0.7 + 0.6 * s),
             width=torch.full((b,), width, device=dev),
-            angle=base_angle + _uniform(-0.06, 0.06, (b,), g, dev),
+            angle=base_angle + uniform(-0.06, 0.06, (b,), g, dev),
             size=41,
         )
-        alpha = lay * _v(opacity * (0.5 + 0.5 * s) * present.float())
-        colour = _v(_uniform(0.8, 1.0, (b,), g, dev))
+        alpha = lay * per_image(opacity * (0.5 + 0.5 * s) * present.float())
+        colour = per_image(uniform(0.8, 1.0, (b,), g, dev))
         out = 1 - (1 - out) * (1 - alpha * colour)  # screen blend
-    veil = _v(0.15 * s * _uniform(0.5, 1.0, (b,), g, dev))
+    veil = per_image(0.15 * s * uniform(0.5, 1.0, (b,), g, dev))
     return (out * (1 - veil) + 0.85 * veil).clamp(0, 1)
 
 
@@ -245,13 +251,13 @@ def lowlight(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor
     noise in linear space, then the sRGB curve and an extra random gamma in [1, 1.25]."""
     b = x.shape[0]
     dev = x.device
-    s = _severity(severity, b, dev)
-    exposure = _v(0.5 * (0.03 / 0.5) ** (s * _uniform(0.85, 1.0, (b,), g, dev)))
+    s = severity_tensor(severity, b, dev)
+    exposure = per_image(0.5 * (0.03 / 0.5) ** (s * uniform(0.85, 1.0, (b,), g, dev)))
     lin = srgb_to_linear(x) * exposure
-    shot = _v(_uniform(0.0005, 0.003, (b,), g, dev) * (0.3 + s))
-    read = _v(_uniform(0.0005, 0.002, (b,), g, dev) * (0.3 + s))
-    lin = lin + torch.sqrt(shot * lin + read.square()) * _randn(x.shape, g, dev)
-    gamma = _v(_uniform(1.0, 1.25, (b,), g, dev))
+    shot = per_image(uniform(0.0005, 0.003, (b,), g, dev) * (0.3 + s))
+    read = per_image(uniform(0.0005, 0.002, (b,), g, dev) * (0.3 + s))
+    lin = lin + torch.sqrt(shot * lin + read.square()) * randn(x.shape, g, dev)
+    gamma = per_image(uniform(1.0, 1.25, (b,), g, dev))
     return linear_to_srgb(lin).pow(gamma).clamp(0, 1)
 
 
@@ -295,8 +301,8 @@ def jpeg(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) ->
     """Baseline JPEG compression (YCbCr, 4:2:0, the standard tables scaled by quality), quality 95 at
     severity 0 down to 8 at severity 1: block edges, ringing and chroma smear."""
     b, _, h, w = x.shape
-    s = _severity(severity, b, x.device)
-    quality = (95 - 87 * s * _uniform(0.85, 1.0, (b,), g, x.device)).round()
+    s = severity_tensor(severity, b, x.device)
+    quality = (95 - 87 * s * uniform(0.85, 1.0, (b,), g, x.device)).round()
     scale = torch.where(quality < 50, 5000 / quality, 200 - 2 * quality).view(-1, 1, 1)
     tables = []
     for base in (_JPEG_LUMA, _JPEG_CHROMA):
@@ -322,36 +328,36 @@ def camera_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Te
     white-balance back to sRGB, then JPEG for half of the images."""
     b, _, h, w = x.shape
     dev = x.device
-    s = _severity(severity, b, dev)
-    gains = torch.stack([_uniform(1.6, 2.4, (b,), g, dev), torch.ones(b, device=dev),
-                         _uniform(1.3, 2.0, (b,), g, dev)], 1).view(b, 3, 1, 1)
+    s = severity_tensor(severity, b, dev)
+    gains = torch.stack([uniform(1.6, 2.4, (b,), g, dev), torch.ones(b, device=dev),
+                         uniform(1.3, 2.0, (b,), g, dev)], 1).view(b, 3, 1, 1)
     raw = srgb_to_linear(x) / gains
     # Bayer sites: one of the four 2×2 layouts per image (RGGB, GRBG, GBRG, BGGR).
-    oy, ox = (_rand((2, b), g, dev) < 0.5).long()
+    oy, ox = (rand((2, b), g, dev) < 0.5).long()
     yy = (torch.arange(h, device=dev).view(1, h, 1) + oy.view(-1, 1, 1)) % 2
     xx = (torch.arange(w, device=dev).view(1, 1, w) + ox.view(-1, 1, 1)) % 2
     masks = torch.stack([(yy == 0) & (xx == 0), yy != xx, (yy == 1) & (xx == 1)], 1).to(x.dtype)
     mosaic = (raw * masks).sum(1, keepdim=True)
-    shot = _v((0.0002 + 0.012 * s) * _uniform(0.5, 1.0, (b,), g, dev))
-    read = _v((0.001 + 0.02 * s) * _uniform(0.5, 1.0, (b,), g, dev))
-    mosaic = mosaic + torch.sqrt(shot * mosaic.clamp_min(0) + read.square()) * _randn(mosaic.shape, g, dev)
+    shot = per_image((0.0002 + 0.012 * s) * uniform(0.5, 1.0, (b,), g, dev))
+    read = per_image((0.001 + 0.02 * s) * uniform(0.5, 1.0, (b,), g, dev))
+    mosaic = mosaic + torch.sqrt(shot * mosaic.clamp_min(0) + read.square()) * randn(mosaic.shape, g, dev)
     k_rb = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], device=dev, dtype=x.dtype) / 4
     k_g = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], device=dev, dtype=x.dtype) / 4
     weight = torch.stack([k_rb, k_g, k_rb]).unsqueeze(1)
     planes = F.pad(mosaic * masks, (1, 1, 1, 1), mode="reflect" if min(h, w) > 1 else "replicate")
     rgb = F.conv2d(planes, weight, groups=3) * gains
     out = linear_to_srgb(rgb)
-    compress = _rand((b,), g, dev) < 0.5
+    compress = rand((b,), g, dev) < 0.5
     if bool(compress.any()):
         idx = compress.nonzero().flatten()
-        out[idx] = jpeg(out[idx], g, _uniform(0.05, 0.5, (len(idx),), g, dev))
+        out[idx] = jpeg(out[idx], g, uniform(0.05, 0.5, (len(idx),), g, dev))
     return out
 
 
 def gaussian_blur(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
     """Soft, lens-like blur: an isotropic Gaussian kernel, σ 0.4–4 px."""
-    s = _severity(severity, x.shape[0], x.device)
-    sigma = (0.5 + 3.5 * s) * _uniform(0.8, 1.0, s.shape, g, x.device)
+    s = severity_tensor(severity, x.shape[0], x.device)
+    sigma = (0.5 + 3.5 * s) * uniform(0.8, 1.0, s.shape, g, x.device)
     return conv_per_image(x, gaussian_kernel(sigma, 25)).clamp(0, 1)
 
 
@@ -359,10 +365,10 @@ def flat_haze(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tenso
     """Haze with no depth structure (fog over a flat scene), a tinted air light, computed in sRGB as
     simpler synthesizers do: I = J·t + A·(1 − t)."""
     b = x.shape[0]
-    s = _severity(severity, b, x.device)
+    s = severity_tensor(severity, b, x.device)
     field = smooth_field(b, *x.shape[2:], g, x.device)
-    t = 1 - _v(s) * (_v(_uniform(0.3, 0.7, (b,), g, x.device)) + 0.1 * field)
-    air = _v(_uniform(0.6, 1.0, (b,), g, x.device)) * (1 + 0.08 * _randn((b, 3, 1, 1), g, x.device))
+    t = 1 - per_image(s) * (per_image(uniform(0.3, 0.7, (b,), g, x.device)) + 0.1 * field)
+    air = per_image(uniform(0.6, 1.0, (b,), g, x.device)) * (1 + 0.08 * randn((b, 3, 1, 1), g, x.device))
     return (x * t + air.clamp(0, 1) * (1 - t)).clamp(0, 1)
 
 
@@ -371,19 +377,19 @@ def drizzle(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor)
     brightness is kept)."""
     b, _, h, w = x.shape
     dev = x.device
-    s = _severity(severity, b, dev)
-    angle = _uniform(-0.6, 0.6, (b,), g, dev)
+    s = severity_tensor(severity, b, dev)
+    angle = uniform(-0.6, 0.6, (b,), g, dev)
     out = x
     for length, density in ((12.0, 0.01), (25.0, 0.004)):
         lay = _streak_layer(
             b, h, w, g, dev,
-            density=density * (0.2 + s) * _uniform(0.5, 1.5, (b,), g, dev),
-            length=length * _uniform(0.6, 1.4, (b,), g, dev),
+            density=density * (0.2 + s) * uniform(0.5, 1.5, (b,), g, dev),
+            length=length * uniform(0.6, 1.4, (b,), g, dev),
             width=torch.full((b,), 0.4, device=dev),
-            angle=angle + _uniform(-0.05, 0.05, (b,), g, dev),
+            angle=angle + uniform(-0.05, 0.05, (b,), g, dev),
             size=31,
         )
-        out = out + lay * _v(_uniform(0.1, 0.45, (b,), g, dev) * (0.4 + 0.6 * s))
+        out = out + lay * per_image(uniform(0.1, 0.45, (b,), g, dev) * (0.4 + 0.6 * s))
     return out.clamp(0, 1)
 
 
@@ -394,12 +400,12 @@ def dim(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> 
     noisy real photo (PolyU, −11 dB; BENCHMARKS.md)."""
     b = x.shape[0]
     dev = x.device
-    s = _severity(severity, b, dev)
-    gamma = _v(1.6 + s * _uniform(1.0, 1.9, (b,), g, dev))
-    gain = _v(0.75 - s * _uniform(0.2, 0.45, (b,), g, dev))
-    cast = 1 + 0.06 * _v(s) * _randn((b, 3, 1, 1), g, dev)
+    s = severity_tensor(severity, b, dev)
+    gamma = per_image(1.6 + s * uniform(1.0, 1.9, (b,), g, dev))
+    gain = per_image(0.75 - s * uniform(0.2, 0.45, (b,), g, dev))
+    cast = 1 + 0.06 * per_image(s) * randn((b, 3, 1, 1), g, dev)
     y = (x.clamp(0, 1).pow(gamma) * gain * cast).clamp(0, 1)
-    return (y + _v(0.01 * s * _rand((b,), g, dev)) * _randn(x.shape, g, dev)).clamp(0, 1)
+    return (y + per_image(0.01 * s * rand((b,), g, dev)) * randn(x.shape, g, dev)).clamp(0, 1)
 
 
 def pick_per_image(
@@ -407,7 +413,7 @@ def pick_per_image(
 ) -> torch.Tensor:
     """Degrade each image with one of ``variants`` (synthesizers), drawn with ``probs``."""
     b = x.shape[0]
-    s = _severity(severity, b, x.device)
+    s = severity_tensor(severity, b, x.device)
     p = torch.tensor(probs, device=x.device, dtype=torch.float32)
     choice = torch.multinomial(p / p.sum(), b, replacement=True, generator=g)
     out = x.clone()

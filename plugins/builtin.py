@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from air_restore.core import degradations as D
-from air_restore.registry.manifest import DegradationPlugin, PluginManifest
+from air_restore.plugins.api import DegradationPlugin, PluginManifest
 
 try:
     _VERSION = version("air-restore")

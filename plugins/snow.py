@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from air_restore.core import degradations as D
+from air_restore.plugins import api
 from air_restore.plugins.builtin import _builtin
 
 SNOW_WHITE = (0.93, 0.95, 1.0)
@@ -53,7 +54,7 @@ def _flake_layer(b, h, w, g, dev, *, density, radius, blur, streak, angle) -> to
     impulse = torch.zeros(b, 1, 2 * KERNEL + 1, 2 * KERNEL + 1, device=dev)
     impulse[:, :, KERNEL, KERNEL] = 1
     peak = render(impulse).amax(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
-    seeds = (D._rand((b, 1, h, w), g, dev) < D._v(density)).float() * D._uniform(0.5, 1.0, (b, 1, h, w), g, dev)
+    seeds = (api.rand((b, 1, h, w), g, dev) < api.per_image(density)).float() * api.uniform(0.5, 1.0, (b, 1, h, w), g, dev)
     return (render(seeds) / peak).clamp(0, 1)
 
 
@@ -61,22 +62,22 @@ def snow(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) ->
     """Layered falling snow over a veil; see the module docstring."""
     b, _, h, w = x.shape
     dev = x.device
-    s = D._severity(severity, b, dev)
+    s = api.severity_tensor(severity, b, dev)
     white = torch.tensor(SNOW_WHITE, device=dev).view(1, 3, 1, 1)
     # Veil: the snow in the air scatters light towards a bright, slightly blue airlight.
-    t = D._v(1 - s * D._uniform(0.15, 0.35, (b,), g, dev))
-    airlight = white * D._v(D._uniform(0.8, 0.95, (b,), g, dev))
+    t = api.per_image(1 - s * api.uniform(0.15, 0.35, (b,), g, dev))
+    airlight = white * api.per_image(api.uniform(0.8, 0.95, (b,), g, dev))
     out = x * t + airlight * (1 - t)
-    angle = D._uniform(-0.5, 0.5, (b,), g, dev)  # wind, radians from vertical
+    angle = api.uniform(-0.5, 0.5, (b,), g, dev)  # wind, radians from vertical
     for radius, blur, density, opacity, streak in LAYERS:
-        jitter = D._uniform(0.8, 1.25, (b,), g, dev)
+        jitter = api.uniform(0.8, 1.25, (b,), g, dev)
         alpha = _flake_layer(
             b, h, w, g, dev,
-            density=density * (0.15 + 0.85 * s) * D._uniform(0.6, 1.4, (b,), g, dev),
-            radius=radius * jitter, blur=blur * jitter, streak=streak * D._uniform(0.5, 1.5, (b,), g, dev),
-            angle=angle + D._uniform(-0.1, 0.1, (b,), g, dev),
+            density=density * (0.15 + 0.85 * s) * api.uniform(0.6, 1.4, (b,), g, dev),
+            radius=radius * jitter, blur=blur * jitter, streak=streak * api.uniform(0.5, 1.5, (b,), g, dev),
+            angle=angle + api.uniform(-0.1, 0.1, (b,), g, dev),
         )
-        a = alpha * D._v(opacity * (0.6 + 0.4 * s))
+        a = alpha * api.per_image(opacity * (0.6 + 0.4 * s))
         out = out * (1 - a) + white * a
     return out.clamp(0, 1)
 

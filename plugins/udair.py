@@ -45,7 +45,7 @@ from torch import nn
 
 from air_restore.core.arch import Block, LayerNorm2d
 from air_restore.core.tiling import tiled_forward
-from air_restore.registry.manifest import PluginManifest, RefinerPlugin
+from air_restore.plugins.api import PluginManifest, RefinerPlugin
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "udair-v1.safetensors"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
-from air_restore.registry.manifest import DegradationPlugin, RefinerPlugin
+from air_restore.plugins.api import DegradationPlugin, RefinerPlugin
 
 GROUP = "air_restore.plugins"
 

@@ -539,7 +539,7 @@ def push_adapter(folder: Path, repo_id: str, *, private: bool = False, branch: s
 
 def check_manifest(manifest_path: Path, index: dict, where: str) -> dict:
     """The downloaded ``air_manifest.json``, checked: JSON object, valid name, a base fingerprint."""
-    from air_restore.registry.manifest import NAME_RE
+    from air_restore.plugins.api import NAME_RE
 
     try:
         manifest = json.loads(manifest_path.read_text())

@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
-from air_restore.registry.manifest import NAME_RE
+from air_restore.plugins.api import NAME_RE
 
 BUNDLED_ORDER = ("noise", "blur", "haze", "rain", "lowlight")
 ESTIMATOR_FILE = "estimator.safetensors"

@@ -22,7 +22,7 @@ from air_restore.core import degradations as D
 from air_restore.core.arch import FORMAT_VERSION, AirUNet, AirUNetConfig, fingerprint
 from air_restore.registry import discovery
 from air_restore.registry.discovery import GROUP, PluginLoadError, discover, find, get_degradation, load
-from air_restore.registry.manifest import DegradationPlugin, PluginManifest
+from air_restore.plugins.api import DegradationPlugin, PluginManifest
 from air_restore.registry.store import (
     ModelFileError,
     bundled_base_path,

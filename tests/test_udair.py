@@ -14,7 +14,7 @@ import torch
 from air_restore.cli.train_udair import TrainUdairConfig, train_udair
 from air_restore.plugins import udair as U
 from air_restore.registry import discovery
-from air_restore.registry.manifest import PluginManifest, RefinerPlugin
+from air_restore.plugins.api import PluginManifest, RefinerPlugin
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = U.UdairConfig(classes=("clean", "noise", "haze"), feat=8, codebook=16, width=8, middle_blocks=1)

@@ -2,7 +2,7 @@
 
 import torch
 
-from air_restore.registry.manifest import DegradationPlugin, PluginManifest
+from air_restore.plugins.api import DegradationPlugin, PluginManifest
 
 SEPIA = torch.tensor([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
 
