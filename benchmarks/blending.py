@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from air_restore.cli.evaluate import quantize8
-from air_restore.cli.imageio import iter_image_paths, read_image
+from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.local import bundled_adapters, bundled_estimator_path
 from air_restore.registry.pipeline import Restorer, load_restorer

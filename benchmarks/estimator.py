@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from air_restore.cli.imageio import iter_image_paths, read_image
+from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.cli.train_estimator import train_estimator
 from air_restore.registry.discovery import get_degradation
 

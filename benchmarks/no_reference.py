@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import blended_restorer  # noqa: E402
 
 from air_restore.cli.evaluate import evaluate_no_reference  # noqa: E402
-from air_restore.cli.imageio import iter_image_paths, read_image  # noqa: E402
+from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.store import load_base  # noqa: E402
 

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import SEVERITY, _crop, _psnr, pipeline, stacked  # noqa: E402  (as the blending table)
 
-from air_restore.cli.imageio import iter_image_paths, read_image  # noqa: E402
+from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.registry.adapters import read_manifest  # noqa: E402
 from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters  # noqa: E402
 

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import pipeline, stacked  # noqa: E402
 from quality import ROWS, _load, degrade, metrics  # noqa: E402
 
-from air_restore.cli.imageio import iter_image_paths  # noqa: E402
+from air_restore.core.io.images import iter_image_paths  # noqa: E402
 from air_restore.cli.train import TrainBaseConfig, load_clean_folder, random_crops, train_base  # noqa: E402
 from air_restore.cli.train_adapter import TrainAdapterConfig, build_manifest, save_adapter, train_adapter  # noqa: E402
 from air_restore.core.arch import AirUNetConfig, count_parameters  # noqa: E402

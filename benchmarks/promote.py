@@ -38,7 +38,7 @@ from blending import MIXED, stacked  # noqa: E402
 from quality import ROWS, degrade  # noqa: E402
 
 from air_restore.cli.evaluate import paired_samples, quantize8  # noqa: E402
-from air_restore.cli.imageio import iter_image_paths, read_image  # noqa: E402
+from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.store import bundled_base_path, load_base  # noqa: E402
 

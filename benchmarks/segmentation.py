@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from air_restore.cli.imageio import iter_image_paths
+from air_restore.core.io.images import iter_image_paths
 from air_restore.core.cutmix import cutmix_batch
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.store import load_base

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from air_restore.cli.explain import class_shares
-from air_restore.cli.imageio import iter_image_paths, read_image
+from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.plugins import udair
 from air_restore.plugins.udair import load_refiner
 from air_restore.registry.discovery import get_degradation

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
+from air_restore.core.io.images import ImageReadError, iter_image_paths, read_image
 
 
 def quantize8(x: torch.Tensor) -> torch.Tensor:

@@ -100,7 +100,7 @@ def restore(
     from rich.table import Table
 
     from air_restore.cli.explain import class_shares, degradation_map
-    from air_restore.cli.imageio import (
+    from air_restore.core.io.images import (
         IMAGE_SUFFIXES, ImageReadError, iter_image_paths, output_path_for, read_image, save_png, write_image,
     )
     from air_restore.core.restore import resolve_device
@@ -248,7 +248,7 @@ def eval_cmd(
     from air_restore.cli.evaluate import (
         evaluate, evaluate_no_reference, paired_samples, parse_degrade, synthetic_samples,
     )
-    from air_restore.cli.imageio import ImageReadError, iter_image_paths
+    from air_restore.core.io.images import ImageReadError, iter_image_paths
     from air_restore.core.restore import resolve_device
     from air_restore.registry.discovery import PluginLoadError, get_degradation
     from air_restore.registry.pipeline import load_restorer
@@ -420,7 +420,7 @@ def push_cmd(
         hub.configure_http()
         hub.ensure_repo(repo, private=private, branch=revision, token=token)  # token, rights, network: before work
         if sample is not None:
-            from air_restore.cli.imageio import ImageReadError, read_image
+            from air_restore.core.io.images import ImageReadError, read_image
 
             try:
                 clean = hub.square_crop(read_image(sample).rgb)
@@ -605,7 +605,7 @@ def add_degradation_cmd(
     from rich.table import Table
 
     from air_restore.cli import add_degradation as AD
-    from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
+    from air_restore.core.io.images import ImageReadError, iter_image_paths, read_image
     from air_restore.cli.train_adapter import (
         TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
         train_adapter,
@@ -945,7 +945,7 @@ def train_adapter_cmd(
     from rich.table import Table
 
     from air_restore.cli.evaluate import paired_samples
-    from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
+    from air_restore.core.io.images import ImageReadError, iter_image_paths, read_image
     from air_restore.cli.train_adapter import (
         Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
         train_adapter,
@@ -1050,7 +1050,7 @@ def train_estimator_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from air_restore.cli.add_degradation import estimator_sources, synthesizers
-    from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
+    from air_restore.core.io.images import ImageReadError, iter_image_paths, read_image
     from air_restore.cli.train_estimator import Source, train_estimator
     from air_restore.registry.local import active_adapters, local_estimator_path
     from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info, save_estimator

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from air_restore.cli.imageio import iter_image_paths
+from air_restore.core.io.images import iter_image_paths
 from air_restore.core.arch import AirUNet, AirUNetConfig, count_parameters
 from air_restore.core.cutmix import Synthesizer, cutmix_batch
 from air_restore.registry.store import _atomic_save, save_base

@@ -249,7 +249,7 @@ def run_cli(clean, out, *, steps: int, time_budget: float | None, max_severity: 
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from air_restore.cli.imageio import ImageReadError, iter_image_paths, read_image
+    from air_restore.core.io.images import ImageReadError, iter_image_paths, read_image
     from air_restore.plugins.udair import save_udair
     from air_restore.registry.discovery import PluginLoadError, get_degradation
     from air_restore.registry.pipeline import load_restorer

@@ -16,7 +16,7 @@ returns exactly the base conv's output.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Iterator, Literal
 
@@ -49,6 +49,9 @@ class BlendedConv2d(nn.Module):
         self.scales: list[float] = []
         self.weights: torch.Tensor | None = None  # [B, K] while inside blend()
         self.mode: Literal["unmerged", "merged"] = "unmerged"
+        # One image (weights [1, K]) in merged mode: W0 + ΔW computed once when blend() starts and reused
+        # by every tile; None otherwise.
+        self.merged_weight: torch.Tensor | None = None
 
     def add(self, name: str, f: LoRAFactors) -> None:
         if f.A.shape[1] != self.base.in_channels or f.B.shape[0] != self.base.out_channels or f.A.shape[0] != f.B.shape[1]:
@@ -68,7 +71,15 @@ class BlendedConv2d(nn.Module):
         s = w * torch.tensor(self.scales, device=w.device, dtype=w.dtype)
         return torch.repeat_interleave(s, torch.tensor(self.ranks, device=w.device), dim=1)
 
+    def merge(self, w: torch.Tensor) -> torch.Tensor:
+        """The conv weight [out, in, 1, 1] with the adapters merged for one image's weights ``w`` [K]."""
+        w = w.to(self.base.weight.device, self.base.weight.dtype)
+        delta = self.B @ (self._rank_scales(w[None])[0, :, None] * self.A)  # [out, in]
+        return (self.base.weight[:, :, 0, 0] + delta)[:, :, None, None]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged_weight is not None:
+            return F.conv2d(x, self.merged_weight, self.base.bias)
         w = self.weights
         if w is None or not self.names or not bool(w.any()):
             return self.base(x)
@@ -115,18 +126,27 @@ def adapter_names(model: nn.Module) -> list[str]:
 
 @contextmanager
 def blend(model: nn.Module, weights: torch.Tensor, *, mode: Literal["unmerged", "merged"] = "unmerged") -> Iterator[None]:
-    """Within the block, every blended layer uses per-image adapter weights [B, K] (K in load order)."""
+    """Within the block, every blended layer uses per-image adapter weights [B, K] (K in load order).
+
+    For one image in ``merged`` mode (weights [1, K]) the adapters are merged into each layer's weight
+    once, here, and every forward pass inside the block (every tile) is a plain conv: no per-tile
+    merge, no host sync. All-zero weights leave the base weights untouched.
+    """
     names = adapter_names(model)
     if weights.ndim != 2 or weights.shape[1] != len(names):
         raise ValueError(f"weights must be [batch, {len(names)}] for adapters {names}, got {tuple(weights.shape)}")
     layers = [layer for _, layer in _blended(model)]
+    merge_once = mode == "merged" and weights.shape[0] == 1 and bool(weights.any())
     try:
-        for layer in layers:
-            layer.weights, layer.mode = weights, mode
+        with torch.no_grad() if merge_once else nullcontext():
+            for layer in layers:
+                layer.weights, layer.mode = weights, mode
+                if merge_once:
+                    layer.merged_weight = layer.merge(weights[0])
         yield
     finally:
         for layer in layers:
-            layer.weights, layer.mode = None, "unmerged"
+            layer.weights, layer.mode, layer.merged_weight = None, "unmerged", None
 
 
 def _blended(model: nn.Module) -> list[tuple[str, BlendedConv2d]]:

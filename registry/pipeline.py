@@ -111,3 +111,75 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
     r.estimator = est.to(device) if est is not None else None
     r.estimator_path, r.warnings = path, unusable + warnings
     return r
+
+
+class Pipeline:
+    """What ``air restore`` runs, as one Python object: read → estimate → blend → tiles → write.
+
+        from air_restore.registry import load_pipeline
+        pipe = load_pipeline()                        # bundled base, installed adapters, estimator
+        pipe("photo.jpg", "photo_restored.jpg")       # a file, as `air restore photo.jpg -o ...`
+        out = pipe.restore(array)                     # H×W×3 uint8/uint16/float numpy, or a [3, H, W] tensor
+
+    ``adapters={"rain": 1.0}`` sets the adapter weights instead of the estimator (others 0), as
+    ``--adapters`` does.
+    """
+
+    def __init__(self, restorer: Restorer) -> None:
+        self.restorer = restorer
+
+    @property
+    def adapters(self) -> list[str]:
+        return list(self.restorer.adapters)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.restorer.warnings)
+
+    def weights(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None) -> torch.Tensor:
+        """The adapter weights [K] used for ``rgb``: the estimator's, or ``adapters`` (others 0)."""
+        return self.restorer.weights_from(adapters) if adapters is not None else self.restorer.estimate(rgb)
+
+    def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128):
+        """Restore an image given as a numpy array (H×W×3, uint8, uint16 or float in [0, 1]) or a tensor
+        [3, H, W] in [0, 1]; returns the same kind (numpy: same dtype)."""
+        import numpy as np
+
+        if isinstance(image, torch.Tensor):
+            rgb, back = image.float(), lambda t: t
+        else:
+            a = np.asarray(image)
+            if a.ndim != 3 or a.shape[2] != 3:
+                raise ValueError(f"expected an H×W×3 RGB array, got shape {a.shape}")
+            if a.dtype == np.uint8 or a.dtype == np.uint16:
+                scale = float(np.iinfo(a.dtype).max)
+                rgb = torch.from_numpy(a.astype(np.float32) / scale).permute(2, 0, 1)
+                dtype = a.dtype
+                back = lambda t: (t.permute(1, 2, 0).numpy() * scale).round().astype(dtype)  # noqa: E731
+            else:
+                rgb = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)
+                back = lambda t: t.permute(1, 2, 0).numpy()  # noqa: E731
+        with torch.no_grad():
+            out = self.restorer.restore(rgb, self.weights(rgb, adapters), tile=tile, overlap=overlap).image
+        return back(out.clamp(0, 1))
+
+    def __call__(self, src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False,
+                 adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128) -> Path:
+        """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
+        format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""
+        from air_restore.core.io.images import output_path_for, read_image, write_image
+
+        src = Path(src)
+        dst = output_path_for(src, Path(dst) if dst is not None else None, is_batch=False)
+        img = read_image(src)
+        with torch.no_grad():
+            out = self.restorer.restore(img.rgb, self.weights(img.rgb, adapters), tile=tile, overlap=overlap)
+        return write_image(img, out.image, dst, overwrite=overwrite)
+
+
+def load_pipeline(weights: str | Path | None = None, *, device: str = "auto", use_adapters: bool = True) -> Pipeline:
+    """The pipeline ``air restore`` runs: the bundled base (or ``weights``), every active adapter and the
+    matching estimator, on ``device`` (auto: a GPU if there is one)."""
+    from air_restore.core.restore import resolve_device
+
+    return Pipeline(load_restorer(weights, device=resolve_device(device), use_adapters=use_adapters))

@@ -258,7 +258,7 @@ def test_pull_restore_pin_and_offline(server, adapters, pushed, tmp_path):
     dest = tmp_path / "out.png"
     ok(bob.air("restore", str(EXAMPLE), "-o", str(dest), "--adapters", "grain=1",
                HF_HUB_OFFLINE="1", HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}"))
-    from air_restore.cli.imageio import read_image
+    from air_restore.core.io.images import read_image
     from air_restore.registry.pipeline import load_restorer
 
     with store_at(bob.home):

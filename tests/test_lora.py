@@ -165,3 +165,27 @@ def test_later_adapter_wrapping_several_new_layers(tmp_path):
     x = torch.rand(2, 3, 16, 16)
     with torch.no_grad(), blend(blended, torch.tensor([[0.0, 1.0], [0.0, 1.0]])):
         assert torch.allclose(blended(x).image, pm2(x).image, atol=1e-5)
+
+
+def test_one_image_is_merged_once_for_every_tile(setup, monkeypatch):
+    """DESIGN: for one image the adapters are merged into W0 once; every tile inside the blend block reuses
+    that weight (no per-tile merge, no host sync), with the same result as the per-image paths."""
+    _, _, blended, x = setup
+    w = torch.tensor([[0.7, 0.0, 0.4]])
+    layers = [m for m in blended.modules() if isinstance(m, BlendedConv2d)]
+    calls = []
+    original = BlendedConv2d.merge
+    monkeypatch.setattr(BlendedConv2d, "merge", lambda self, v: calls.append(self) or original(self, v))
+    tiles = [x[:1, :, :, :24], x[:1, :, :, 16:], x[1:2]]
+    with torch.no_grad():
+        with blend(blended, w, mode="merged"):
+            assert all(m.merged_weight is not None for m in layers)
+            once = [blended(t).image for t in tiles]
+        assert len(calls) == len(layers)  # once per layer for the whole image, not per tile
+        assert all(m.merged_weight is None for m in layers)  # cleared when the block ends
+        for t, got in zip(tiles, once):
+            with blend(blended, w, mode="unmerged"):
+                ref = blended(t).image
+            with blend(blended, w.expand(2, -1), mode="merged"):  # the batched grouped-conv path
+                grouped = blended(t.expand(2, -1, -1, -1)).image[:1]
+            assert (got - ref).abs().max() < 1e-5 and (got - grouped).abs().max() < 1e-5

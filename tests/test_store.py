@@ -304,13 +304,18 @@ def test_add_degradation_interrupted_installs_nothing(tmp_path):
                           "snow", "--data", str(clean), "--steps", "100000", "--crop", "32", "--batch-size", "1"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     home = Path(env["AIR_HOME"])
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(home.glob(".staging-*")):
-        time.sleep(0.2)
-    assert list(home.glob(".staging-*")), "training never started"
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=60)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(home.glob(".staging-*")):
+            time.sleep(0.2)
+        assert list(home.glob(".staging-*")), "training never started"
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=60)
+    finally:  # whatever failed above, never leave a 100000-step training behind (issue 13)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     assert p.returncode == 130, out
     assert "nothing was installed" in out
     assert not (home / "adapters" / "snowy").exists()

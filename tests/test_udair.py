@@ -255,7 +255,7 @@ def test_tiny_training_run_finishes_and_returns_anchors() -> None:
 
 @pytest.mark.skipif(not U.bundled_path().is_file(), reason="udair-v1.safetensors not shipped yet")
 def test_shipped_weights_refine_a_real_image() -> None:
-    from air_restore.cli.imageio import read_image
+    from air_restore.core.io.images import read_image
     from air_restore.registry.store import bundled_base_path, read_base_info
 
     ref = U.load_refiner()

@@ -1,4 +1,4 @@
-"""Tests for the image I/O edge (air_restore.cli.imageio), on real files written in tmp_path."""
+"""Tests for the image I/O edge (air_restore.core.io.images), on real files written in tmp_path."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageCms, ImageOps
 
-from air_restore.cli.imageio import (
+from air_restore.core.io.images import (
     ImageReadError,
     iter_image_paths,
     output_path_for,
@@ -529,7 +529,7 @@ def test_failed_16bit_write_leaves_nothing_behind(tmp_path: Path, monkeypatch) -
     def broken_fsync(fd: int) -> None:
         raise OSError("io error")
 
-    monkeypatch.setattr("air_restore.cli.imageio.os.fsync", broken_fsync)
+    monkeypatch.setattr("air_restore.core.io.images.os.fsync", broken_fsync)
     with pytest.raises(OSError, match="io error"):
         write_image(img, img.rgb, tmp_path / "out.png")
     assert [p.name for p in tmp_path.iterdir()] == ["in.png"]
