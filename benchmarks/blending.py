@@ -66,6 +66,8 @@ def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _row(r, task: str, parts: tuple[str, ...], samples) -> dict:
+    """PSNR of the input, the base alone, the estimator's blend and the oracle (weight 1 on each of ``parts``;
+    none for a clean photo), the estimator's top-1 and its mean weights."""
     oracle_w = r.weights_from({p: 1.0 for p in parts})
     acc = {"input": [], "base": [], "blended": [], "oracle": []}
     weights, top1 = [], 0
@@ -73,7 +75,7 @@ def _row(r, task: str, parts: tuple[str, ...], samples) -> dict:
     for degraded, clean in samples:
         w = r.estimate(degraded)
         weights.append(w)
-        top1 += r.adapters[int(w.argmax())] == parts[0]
+        top1 += (r.adapters[int(w.argmax())] == parts[0]) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
         acc["blended"].append(_psnr(r.restore(degraded, w).image, clean))
@@ -90,10 +92,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--limit", type=int, default=0, help="images per task (0 = all)")
     ap.add_argument("--pairs-limit", type=int, default=20, help="pairs per real set (the last N by name)")
     ap.add_argument("--size", type=int, default=0, help="centre-crop side (0 = whole images)")
+    ap.add_argument("--estimator", type=Path, default=None, help="an estimator file to judge instead of the one "
+                    "`air restore` would pick (for the same adapters)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     started = time.time()
     r = load_restorer()
+    if args.estimator is not None:
+        r.estimator, r.estimator_path = read_estimator(args.estimator), args.estimator
+        if list(r.estimator.config.adapters) != r.adapters:
+            raise SystemExit(f"{args.estimator}: made for {list(r.estimator.config.adapters)}, not {r.adapters}")
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
     rows, mixed, real = [], [], []
     for t, name in enumerate(SINGLE):
@@ -107,6 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
                    for i, c in enumerate(clean)]
         mixed.append(_row(r, "+".join(parts), parts, samples))
         print(json.dumps(mixed[-1]), flush=True)
+    # Nothing wrong: every adapter should stay off, and the photo come back as it is.
+    clean_row = _row(r, "clean", (), [(quantize8(c), c) for c in clean])
+    print(json.dumps(clean_row), flush=True)
     if args.pairs is not None:
         for folder, parts in PAIRS.items():
             root = args.pairs / folder
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         "clean_set": args.clean.name, "images_per_task": len(clean), "severity": SEVERITY,
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(),
-        "single": rows, "mixed": mixed, "real": real,
+        "single": rows, "mixed": mixed, "clean": clean_row, "real": real,
         "estimator_top1_single": statistics.fmean(x["top1"] for x in rows),
         "wall_s": round(time.time() - started, 1),
     }

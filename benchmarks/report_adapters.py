@@ -45,10 +45,16 @@ def blending_section(b: dict) -> list[str]:
         *_table(b["mixed"], "mixed"),
         "",
     ]
+    if b.get("clean"):
+        c = b["clean"]
+        lines += [f"Clean photos ({c['images']}, nothing wrong with them): the base alone gives them back at "
+                  f"{c['base']:.2f} dB, the estimator's blend at {c['blended']:.2f} dB; "
+                  f"{100 * c['top1']:.0f}% of them get every adapter weight below 0.5.", ""]
     if b.get("real"):
         lines += ["Real paired sets (never seen in training; the oracle is the synthetic-trained adapter of "
                   "that degradation):", "", *_table(b["real"], "real pairs"), ""]
-    lines += ["Mean estimator weights per task:", "", *_weights(b["single"] + b["mixed"] + b.get("real", [])), ""]
+    lines += ["Mean estimator weights per task:", "",
+              *_weights(b["single"] + b["mixed"] + ([b["clean"]] if b.get("clean") else []) + b.get("real", [])), ""]
     return lines
 
 

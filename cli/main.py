@@ -1035,6 +1035,9 @@ def train_estimator_cmd(
     steps: int = typer.Option(5000, help="Optimizer steps."),
     batches: int = typer.Option(600, help="Training pool size, in batches of 16 degraded crops."),
     seed: int = typer.Option(0),
+    clean_share: float = typer.Option(
+        0.0, "--clean-share", min=0.0, max=0.9,
+        help="Share of training crops left clean, with every weight 0 (so a good photo is left alone)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
@@ -1094,7 +1097,7 @@ def train_estimator_cmd(
                   console=console) as bar:
         task = bar.add_task("est", total=steps)
         est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
-                                    progress=lambda s, t: bar.update(task, completed=s))
+                                    p_clean=clean_share, progress=lambda s, t: bar.update(task, completed=s))
     save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
     console.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)
 

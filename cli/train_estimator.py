@@ -50,9 +50,10 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 
 def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
-               min_severity: float = 0.2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               min_severity: float = 0.2, p_clean: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
-    ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on)."""
+    ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
+    crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off)."""
     k = len(sources)
     synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
     pool = []
@@ -60,6 +61,11 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
         vs, ts = [], []
         for _ in range(batch_size):
+            if p_clean and float(torch.rand((1,), generator=g)) < p_clean:
+                img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                vs.append(_u8(paired_views(img, view)[0]))
+                ts.append(torch.zeros(k))
+                continue
             first = int(torch.randint(0, k, (1,), generator=g))
             target = torch.zeros(k)
             target[first] = 1
@@ -90,14 +96,15 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
 def train_estimator(
     names: Sequence[str], sources: Sequence[Source | Callable], photos: Sequence[torch.Tensor], *,
     batches: int = 600, steps: int = 5000, lr: float = 2e-3, seed: int = 0, init: Estimator | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    p_clean: float = 0.0, progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Estimator, dict]:
     """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
-    synthesizers. With ``init`` (the current estimator), training starts from its weights."""
+    synthesizers. With ``init`` (the current estimator), training starts from its weights. ``p_clean``: share
+    of clean training crops (all weights 0)."""
     sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
     g = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    pool = build_pool(photos, sources, g, batches=batches)
+    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
@@ -117,7 +124,7 @@ def train_estimator(
         sched.step()
         if progress:
             progress(step + 1, steps)
-    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": steps, "seed": seed,
+    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": steps, "seed": seed, "p_clean": p_clean,
             "sources": {n: s.kind for n, s in zip(names, sources)},
             "warm_start": init is not None, "fresh_outputs": fresh,
             "synth_s": round(synth_s, 1), "train_s": round(time.perf_counter() - started - synth_s, 1)}

@@ -93,3 +93,22 @@ def test_cli_train_estimator(tmp_path):
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "e2"),
                             "--adapters", "noise,snowstorm"])
     assert r.exit_code == 2 and "snowstorm" in r.output
+
+
+def test_the_pool_holds_clean_crops_with_every_target_off():
+    """--clean-share: a share of the estimator's examples are clean photos whose targets are all 0."""
+    from skimage import data
+
+    from air_restore.cli.train_estimator import Source, build_pool
+    from air_restore.core.degradations import noise
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    sources = [Source(synth=noise), Source(synth=noise)]
+    none = build_pool([photo], sources, torch.Generator().manual_seed(0), batches=4, batch_size=8)
+    assert all(t.sum(1).min() >= 1 for _, t in none)  # without it, every example has some degradation
+    pool = build_pool([photo], sources, torch.Generator().manual_seed(0), batches=4, batch_size=8, p_clean=0.5)
+    targets = torch.cat([t for _, t in pool])
+    clean = targets.sum(1) == 0
+    assert 4 <= int(clean.sum()) <= 28
+    views = torch.cat([v for v, _ in pool])
+    assert views.dtype == torch.uint8 and views.shape[0] == 32
