@@ -400,6 +400,7 @@ def push_cmd(
 
     try:
         hub.push_repo_id(repo)
+        hub.check_pushable(name)
         token = hub.write_token()
     except (ValueError, hub.HubError) as e:
         _fail(str(e))

@@ -508,6 +508,17 @@ def ensure_repo(repo_id: str, *, private: bool = False, branch: str | None = Non
     return branch
 
 
+def check_pushable(name: str) -> None:
+    """Refuse to push a bundled adapter: `air pull` refuses bundled names (they would shadow them), so such
+    a repo could never be pulled back. Called before anything is created on the Hub."""
+    from air_restore.registry.local import BUNDLED_ORDER
+
+    if name in BUNDLED_ORDER:
+        raise HubError(f"{name!r} is a bundled adapter: it already ships with air-restore, and a repo of it could "
+                       "not be pulled (pull refuses bundled names); to share your own version, train it under "
+                       "another name (air add-degradation NAME ...)")
+
+
 def push_adapter(folder: Path, repo_id: str, *, private: bool = False, branch: str | None = None,
                  samples: dict[str, torch.Tensor] | None = None, samples_note: str | None = None,
                  token: str | None = None) -> PushResult:
@@ -516,8 +527,9 @@ def push_adapter(folder: Path, repo_id: str, *, private: bool = False, branch: s
     Creates the repo and the branch if needed (:func:`ensure_repo`)."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    token = write_token(token)
     manifest, payload = adapter_payload(folder)
+    check_pushable(manifest["name"])
+    token = write_token(token)
     branch = ensure_repo(repo_id, private=private, branch=branch, token=token)
     index = make_index(manifest["name"], payload)
     files = dict(payload)

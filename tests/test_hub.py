@@ -319,6 +319,11 @@ def test_tokens_and_network_errors_are_one_line(server, adapters, pushed, tmp_pa
     with store_at(dave.home):
         install_adapter(adapters["v1"])
     one_error(dave.air("push", "grain", "--repo", "dave/air-grain"), "no Hugging Face token", "hf auth login")
+    # A bundled adapter could be pushed but never pulled back (pull refuses bundled names): refused up front.
+    n = len(server.requests)
+    one_error(dave.air("push", "noise", "--repo", "dave/air-noise", HF_TOKEN=WRITE), "'noise' is a bundled adapter",
+              "another name")
+    assert "dave/air-noise" not in server.repos and len(server.requests) == n
     one_error(dave.air("push", "grain", "--repo", "dave/air-grain", HF_TOKEN="hf_wrong"), "401", "invalid or expired")
     one_error(dave.air("push", "grain", "--repo", "dave/air-grain", HF_TOKEN=READ), "403", "write to dave")
     assert "dave/air-grain" not in server.repos
