@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -24,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from air_restore.core.io.images import iter_image_paths
+from air_restore.core.io.images import atomic_write, iter_image_paths
 from air_restore.core.arch import AirUNet, AirUNetConfig, count_parameters
 from air_restore.core.cutmix import Synthesizer, cutmix_batch
 from air_restore.registry.store import _atomic_save, save_base
@@ -121,6 +119,56 @@ def _lr_at(step: int, total: int, cfg: TrainBaseConfig) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
+def _evaluate(net: AirUNet, val_batch, acc) -> dict:
+    """Held-out metrics of ``net`` on the fixed validation crops (clean, degraded, labels)."""
+    if val_batch is None:
+        return {}
+    clean, degraded, labels = val_batch
+    net.eval()
+    with torch.no_grad(), acc.autocast():
+        outs = [net(degraded[i : i + 16]) for i in range(0, degraded.shape[0], 16)]
+    net.train()
+    img = torch.cat([o.image.float() for o in outs])
+    seg = torch.cat([o.seg_logits.float() for o in outs])
+    return {
+        "val_psnr_input": psnr(degraded, clean).mean().item(),
+        "val_psnr": psnr(img, clean).mean().item(),
+        "val_seg_acc": (seg.argmax(1) == labels).float().mean().item(),
+    }
+
+
+def _train_step(fwd, model, opt, acc, batch, lr: float, cfg: TrainBaseConfig):
+    """One optimizer step on (clean, degraded, labels); returns (L1 loss, CE loss, total loss)."""
+    clean, degraded, labels = batch
+    if degraded.device.type == "cuda":
+        degraded = degraded.contiguous(memory_format=torch.channels_last)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with acc.autocast():
+        out = fwd(degraded)
+        loss_l1 = F.l1_loss(out.image.float(), clean)
+        loss_ce = F.cross_entropy(out.seg_logits.float(), labels)
+        loss = loss_l1 + cfg.seg_weight * loss_ce
+    opt.zero_grad(set_to_none=True)
+    acc.backward(loss)
+    acc.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss_l1, loss_ce, loss
+
+
+def _prepare(model: AirUNet, opt, ema: dict, cfg: TrainBaseConfig, acc):
+    """Hand model and optimizer to accelerate (channels_last on CUDA, torch.compile if asked); returns
+    (model, opt, the callable to train, the unwrapped model, EMA tensors, the live tensors they follow)."""
+    if acc.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    model, opt = acc.prepare(model, opt)
+    fwd = torch.compile(model) if cfg.compile else model
+    raw = acc.unwrap_model(model)
+    sd = raw.state_dict(keep_vars=True)
+    float_keys = [k for k, v in ema.items() if v.dtype.is_floating_point]
+    return model, opt, fwd, raw, [ema[k] for k in float_keys], [sd[k] for k in float_keys]
+
+
 def _checkpoint_tensors(model, ema, opt) -> dict[str, torch.Tensor]:
     out = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     out.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.items()})
@@ -203,53 +251,20 @@ def train_base(
         for k, v in start.state_dict().items():
             ema[k].copy_(v)
         log(f"initialized from {init} ({info.fingerprint})")
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    model, opt = acc.prepare(model, opt)
-    fwd = torch.compile(model) if cfg.compile else model
-    raw = acc.unwrap_model(model)
-
-    sd = raw.state_dict(keep_vars=True)
-    float_keys = [k for k, v in ema.items() if v.dtype.is_floating_point]
-    ema_params = [ema[k] for k in float_keys]
-    live_params = [sd[k] for k in float_keys]
+    model, opt, fwd, raw, ema_params, live_params = _prepare(model, opt, ema, cfg, acc)
     total = cfg.steps
     t_mark, s_mark = None, None
 
     def validate(net: AirUNet) -> dict:
-        if val_batch is None:
-            return {}
-        clean, degraded, labels = val_batch
-        net.eval()
-        with torch.no_grad(), acc.autocast():
-            outs = [net(degraded[i : i + 16]) for i in range(0, degraded.shape[0], 16)]
-        net.train()
-        img = torch.cat([o.image.float() for o in outs])
-        seg = torch.cat([o.seg_logits.float() for o in outs])
-        return {
-            "val_psnr_input": psnr(degraded, clean).mean().item(),
-            "val_psnr": psnr(img, clean).mean().item(),
-            "val_seg_acc": (seg.argmax(1) == labels).float().mean().item(),
-        }
+        return _evaluate(net, val_batch, acc)
 
     while step < total:
         clean = random_crops(train_data, cfg.batch_size, cfg.crop, g)
         with torch.no_grad():
             degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
                                              p_clean=cfg.p_clean, p_stack=cfg.p_stack)
-        if dev.type == "cuda":
-            degraded = degraded.contiguous(memory_format=torch.channels_last)
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, total, cfg)
-        with acc.autocast():
-            out = fwd(degraded)
-            loss_l1 = F.l1_loss(out.image.float(), clean)
-            loss_ce = F.cross_entropy(out.seg_logits.float(), labels)
-            loss = loss_l1 + cfg.seg_weight * loss_ce
-        opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        acc.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss_l1, loss_ce, loss = _train_step(fwd, model, opt, acc, (clean, degraded, labels),
+                                             _lr_at(step, total, cfg), cfg)
         step += 1
         if cfg.ema:
             with torch.no_grad():
@@ -315,17 +330,7 @@ STATE_VERSION = 1
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes a 0600 file; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def read_chunk_state(run_dir: Path) -> dict | None:
@@ -423,28 +428,10 @@ def train_base_chunk(
     model = model.to(dev)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    model, opt = acc.prepare(model, opt)
-    fwd = torch.compile(model) if cfg.compile else model
-    raw = acc.unwrap_model(model)
-    sd = raw.state_dict(keep_vars=True)
-    float_keys = [k for k, v in ema.items() if v.dtype.is_floating_point]
-    ema_params = [ema[k] for k in float_keys]
-    live_params = [sd[k] for k in float_keys]
+    model, opt, fwd, raw, ema_params, live_params = _prepare(model, opt, ema, cfg, acc)
 
     def validate(net: AirUNet) -> dict:
-        if val_batch is None:
-            return {}
-        clean, degraded, labels = val_batch
-        net.eval()
-        with torch.no_grad(), acc.autocast():
-            outs = [net(degraded[i: i + 16]) for i in range(0, degraded.shape[0], 16)]
-        net.train()
-        img = torch.cat([o.image.float() for o in outs])
-        seg = torch.cat([o.seg_logits.float() for o in outs])
-        return {"val_psnr_input": psnr(degraded, clean).mean().item(), "val_psnr": psnr(img, clean).mean().item(),
-                "val_seg_acc": (seg.argmax(1) == labels).float().mean().item()}
+        return _evaluate(net, val_batch, acc)
 
     def ema_model() -> AirUNet:
         net = AirUNet(config=cfg.model).to(dev)
@@ -464,19 +451,8 @@ def train_base_chunk(
         with torch.no_grad():
             degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
                                             p_clean=cfg.p_clean, p_stack=cfg.p_stack)
-        if dev.type == "cuda":
-            degraded = degraded.contiguous(memory_format=torch.channels_last)
-        for group in opt.param_groups:
-            group["lr"] = chunk_lr(step, chunk_step, cfg)
-        with acc.autocast():
-            out = fwd(degraded)
-            loss_l1 = F.l1_loss(out.image.float(), clean)
-            loss_ce = F.cross_entropy(out.seg_logits.float(), labels)
-            loss = loss_l1 + cfg.seg_weight * loss_ce
-        opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        acc.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss_l1, _, loss = _train_step(fwd, model, opt, acc, (clean, degraded, labels),
+                                       chunk_lr(step, chunk_step, cfg), cfg)
         step += 1
         chunk_step += 1
         if cfg.ema:

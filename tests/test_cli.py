@@ -335,7 +335,7 @@ def test_explain_never_overwrites_an_existing_map(tmp_path):
 
 def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
     """Two runs writing the same output: the second one's final move must not clobber the first's."""
-    from air_restore.core.io.images import _atomic_write
+    from air_restore.core.io.images import atomic_write
 
     dest = tmp_path / "out.png"
 
@@ -344,7 +344,7 @@ def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
         f.write(b"ours")
 
     with pytest.raises(FileExistsError, match="another run"):
-        _atomic_write(dest, write, replace=False)
+        atomic_write(dest, write, replace=False)
     assert dest.read_bytes() == b"the other run"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # our temporary file is gone too
 
@@ -352,7 +352,7 @@ def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
 def test_temporary_files_of_killed_writers_are_swept(tmp_path):
     """SIGKILL during a write leaves `.NAME.xxxx.tmp`; the next write of that output removes it once it is
     an hour old, and leaves younger ones (a live writer's) and other files alone."""
-    from air_restore.core.io.images import STALE_TMP_S, _atomic_write
+    from air_restore.core.io.images import STALE_TMP_S, atomic_write
 
     dest = tmp_path / "p_restored.png"
     stale, young, other = (tmp_path / ".p_restored.png.dead0000.tmp", tmp_path / ".p_restored.png.live0000.tmp",
@@ -362,5 +362,5 @@ def test_temporary_files_of_killed_writers_are_swept(tmp_path):
     old = os.path.getmtime(stale) - STALE_TMP_S - 10
     os.utime(stale, (old, old))
     os.utime(other, (old, old))
-    _atomic_write(dest, lambda f: f.write(b"x"))
+    atomic_write(dest, lambda f: f.write(b"x"))
     assert not stale.exists() and young.exists() and other.exists() and dest.read_bytes() == b"x"

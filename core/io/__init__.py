@@ -1,6 +1,7 @@
-"""File I/O of the library: image files (:mod:`.images`). The rest of ``core`` works on tensors only."""
+"""File I/O of the library: image files (:mod:`.images`) and the one atomic-write helper. The rest of
+``core`` works on tensors only."""
 
 from .images import (  # noqa: F401
-    IMAGE_SUFFIXES, ImageReadError, LoadedImage, iter_image_paths, output_path_for, read_image, save_png,
+    IMAGE_SUFFIXES, ImageReadError, LoadedImage, atomic_write, iter_image_paths, output_path_for, read_image, save_png,
     write_image,
 )

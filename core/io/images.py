@@ -40,6 +40,7 @@ from PIL import Image, UnidentifiedImageError
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
+    "atomic_write",
     "LoadedImage",
     "iter_image_paths",
     "output_path_for",
@@ -352,7 +353,7 @@ def write_image(
         if _same_file(dest, img.path):
             raise FileExistsError(f"{dest}: is the input image; refusing to overwrite it (pass --overwrite)")
         raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
-    _atomic_write(dest, lambda f: _encode(f, pixels, fmt, depth, img.icc_profile, img.exif), replace=overwrite)
+    atomic_write(dest, lambda f: _encode(f, pixels, fmt, depth, img.icc_profile, img.exif), replace=overwrite)
     return dest
 
 
@@ -390,7 +391,7 @@ def save_png(image: Image.Image, dest: Path, *, overwrite: bool = False) -> Path
     dest = Path(dest)
     if not overwrite and dest.exists():
         raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
-    _atomic_write(dest, lambda f: image.save(f, format="PNG"), replace=overwrite)
+    atomic_write(dest, lambda f: image.save(f, format="PNG"), replace=overwrite)
     return dest
 
 
@@ -407,7 +408,7 @@ def _sweep_stale_tmp(dest: Path) -> None:
                 p.unlink()
 
 
-def _atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool = True) -> None:
+def atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool = True) -> None:
     """Write via a hidden temporary file in ``dest``'s folder, fsync, then move it to ``dest``.
 
     With ``replace`` the move is ``os.replace``; without, it is a hard link that fails if ``dest``
