@@ -313,7 +313,8 @@ def speed_section(sp: dict) -> list[str]:
     lines = [
         "## Speed and memory",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads"
+        f"Machine: {m['cpu']}" + (f" ({m['cpu_model']}; {', '.join(m['simd']) or 'no AVX2'})" if m.get("cpu_model") else "")
+        + f", {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads"
         + (f"; GPU {m['gpu']}" if "gpu" in m else "; no GPU") + ". Mode *whole*: the image in one pass; "
         "*tiled 512/128*: through `restore()` with 512 px tiles and 128 px overlap, as `air restore` runs. Median "
         "of the stated number of runs after a warm-up; CPU timings on this shared machine vary by ±30%.",

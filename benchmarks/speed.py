@@ -45,6 +45,18 @@ def _photo(h: int, w: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
 
 
+def cpu_model() -> dict:
+    """The CPU's model name and the SIMD features that decide fp32/bf16 speed (Linux /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+    return {"cpu_model": name, "simd": [f for f in wanted if f in flags]}
+
+
 def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: str = "fp32",
                tiled: bool = False) -> list[dict]:
     """Median seconds per image (after one warm-up) at each size; ``tiled`` goes through ``restore``."""
@@ -199,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, info = load_base()
     results = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__, **cpu_model()},
         "fingerprint": info.fingerprint,
         "cpu": time_sizes(model, args.sizes, args.runs, "cpu")
         + time_sizes(model, args.tiled_sizes, args.runs, "cpu", tiled=True),
