@@ -864,9 +864,11 @@ def train_base_cmd(
 
     if not data.is_dir():
         _fail(f"{data}: no such folder (give a folder of clean photos)")
-    if recipe not in (None, "v1", "widened", "widened2"):
-        _fail(f"unknown recipe {recipe!r}; use v1, widened or widened2")
-    if recipe in ("widened", "widened2") and not chunked:
+    from air_restore.core.families import CUTMIX, RECIPES
+
+    if recipe not in (None, "v1", *RECIPES):
+        _fail(f"unknown recipe {recipe!r}; use v1, {', '.join(RECIPES)}")
+    if recipe in RECIPES and not chunked:
         _fail(f"--recipe {recipe} is for chunked runs; add --chunked --time-budget SECONDS")
     if chunked and not time_budget:
         _fail("--chunked needs --time-budget (seconds for this chunk)")
@@ -874,7 +876,7 @@ def train_base_cmd(
         steps=steps, batch_size=batch_size, crop=crop, lr=lr, time_budget=time_budget, compile=compile,
         mixed_precision=mixed_precision, val_every=val_every, seed=seed, warmup=warmup,
         checkpoint_every=max(val_every, 500), recipe=recipe or "v1",
-        **({"p_clean": 0.15, "p_stack": 0.3} if recipe in ("widened", "widened2") else {}),
+        **(CUTMIX if recipe in RECIPES else {}),
     )
     if chunked:
         from air_restore.cli.train import train_base_chunk

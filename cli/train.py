@@ -137,6 +137,21 @@ def _evaluate(net: AirUNet, val_batch, acc) -> dict:
     }
 
 
+def _cutmix_crops(data: torch.Tensor, cfg: TrainBaseConfig, g: torch.Generator, synthesizers, stack_with, *,
+                  dim_targets: bool = False):
+    """One training batch (clean, degraded, labels): random crops, optionally some darker targets
+    (recipe widened2), then Degradation CutMix."""
+    clean = random_crops(data, cfg.batch_size, cfg.crop, g)
+    if dim_targets:
+        from air_restore.core.families import vary_exposure
+
+        clean = vary_exposure(clean, g)
+    with torch.no_grad():
+        degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
+                                        p_clean=cfg.p_clean, p_stack=cfg.p_stack)
+    return clean, degraded, labels
+
+
 def _train_step(fwd, model, opt, acc, batch, lr: float, cfg: TrainBaseConfig):
     """One optimizer step on (clean, degraded, labels); returns (L1 loss, CE loss, total loss)."""
     clean, degraded, labels = batch
@@ -259,12 +274,8 @@ def train_base(
         return _evaluate(net, val_batch, acc)
 
     while step < total:
-        clean = random_crops(train_data, cfg.batch_size, cfg.crop, g)
-        with torch.no_grad():
-            degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
-                                             p_clean=cfg.p_clean, p_stack=cfg.p_stack)
-        loss_l1, loss_ce, loss = _train_step(fwd, model, opt, acc, (clean, degraded, labels),
-                                             _lr_at(step, total, cfg), cfg)
+        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with)
+        loss_l1, loss_ce, loss = _train_step(fwd, model, opt, acc, batch, _lr_at(step, total, cfg), cfg)
         step += 1
         if cfg.ema:
             with torch.no_grad():
@@ -373,7 +384,7 @@ def train_base_chunk(
     """
     from accelerate import Accelerator
 
-    from air_restore.core.families import vary_exposure, widened
+    from air_restore.core.families import RECIPES, widened
     from air_restore.registry.discovery import get_degradation
     from air_restore.registry.store import load_base
 
@@ -391,7 +402,7 @@ def train_base_chunk(
         cfg = recorded.model_copy(update=update)
     else:
         cfg = config
-    if cfg.recipe in ("widened", "widened2"):
+    if cfg.recipe in RECIPES:
         synthesizers, stack_with = widened(cfg.model.classes)
     else:
         synthesizers = [get_degradation(c).synthesize for c in cfg.model.classes[1:]]
@@ -445,14 +456,8 @@ def train_base_chunk(
     reserve = 20.0  # seconds kept for validation and saving
     chunk_step, loss = 0, torch.zeros(())
     while step < cfg.steps and time.time() - started < time_budget - reserve:
-        clean = random_crops(train_data, cfg.batch_size, cfg.crop, g)
-        if cfg.recipe == "widened2":
-            clean = vary_exposure(clean, g)
-        with torch.no_grad():
-            degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
-                                            p_clean=cfg.p_clean, p_stack=cfg.p_stack)
-        loss_l1, _, loss = _train_step(fwd, model, opt, acc, (clean, degraded, labels),
-                                       chunk_lr(step, chunk_step, cfg), cfg)
+        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, dim_targets=cfg.recipe == "widened2")
+        loss_l1, _, loss = _train_step(fwd, model, opt, acc, batch, chunk_lr(step, chunk_step, cfg), cfg)
         step += 1
         chunk_step += 1
         if cfg.ema:

@@ -44,6 +44,11 @@ FAMILIES: dict[str, tuple[tuple[Synthesizer, ...], tuple[float, ...]]] = {
     "lowlight": ((D.lowlight, D.dim, _dark_and_noisy), (0.55, 0.25, 0.20)),
 }
 
+#: The recipes built on these families, and the CutMix shares they train with (15% of backgrounds and
+#: regions clean, 30% of regions with a second degradation stacked).
+RECIPES = ("widened", "widened2")
+CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
+
 #: Share of training crops whose clean target itself is darker (linear exposure × 0.25–1): a dim
 #: photo that is otherwise fine must come back as it is, noise removed but not brightened.
 DIM_TARGETS = 0.25

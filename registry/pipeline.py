@@ -171,6 +171,9 @@ class Pipeline:
 
         src = Path(src)
         dst = output_path_for(src, Path(dst) if dst is not None else None, is_batch=False)
+        if dst.exists() and not overwrite:  # before the work, not after it (write_image checks again)
+            raise FileExistsError(f"{dst}: already exists (pass overwrite=True, --overwrite in `air restore`, "
+                                  "to replace it)")
         img = read_image(src)
         with torch.no_grad():
             out = self.restorer.restore(img.rgb, self.weights(img.rgb, adapters), tile=tile, overlap=overlap)
