@@ -20,6 +20,7 @@
     python benchmarks/over.py --adapter runs/over_r8/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over_rank8.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
+    python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
     python benchmarks/promote.py --candidate training/base-v2/base.safetensors --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_STEPS.json
     python benchmarks/report.py
 """
@@ -359,6 +360,30 @@ def speed_section(sp: dict) -> list[str]:
     return lines + [""]
 
 
+def web_section(w: dict) -> list[str]:
+    """`air serve` in headless Chromium beside `air restore` on the same photo (benchmarks/web.py → web.json)."""
+    ratio = w["page_median_s"] / w["cli_wall_median_s"]
+    return [
+        "## Web page (`air serve`)",
+        "",
+        f"{w['photo']}, CPU, {w['threads']} threads, medians of {w['runs']} runs at commit {w['commit']}. "
+        "The page's time runs from handing the file to the upload box to the download link appearing, in a real "
+        "headless Chromium (fresh page each run); it includes the upload, the restore with the degradation map, "
+        "the before/after and map previews (PNG) and the restored file. `air restore` is the command's whole wall "
+        "time (process start and model load included); the page loads the model once, when the server starts.",
+        "",
+        "| path | median (s) | runs (s) |",
+        "|---|---|---|",
+        f"| `air restore PHOTO` (wall) | {w['cli_wall_median_s']:.2f} | {', '.join(f'{x:.2f}' for x in w['cli_wall_s'])} |",
+        f"| page: upload → result | {w['page_median_s']:.2f} | "
+        f"{', '.join(f'{x:.2f}' for x in w['page_upload_to_result_s'])} |",
+        f"| page: server start (once) | {w['page_startup_s']:.2f} | |",
+        "",
+        f"The page takes {ratio:.2f}× the command's wall time per photo.",
+        "",
+    ]
+
+
 def tta_section(t: dict) -> list[str]:
     """UDAIR refiner and its test-time adaptation (benchmarks/tta.py → tta.json); the verdict lines are
     computed from the numbers, so a rerun cannot leave a stale conclusion."""
@@ -449,7 +474,7 @@ def main(argv: list[str] | None = None) -> str:
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
-                          ("speed.json", speed_section)):
+                          ("speed.json", speed_section), ("web.json", web_section)):
         data = _load(args.results / name)
         if data:
             lines += section(data)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from air_restore.cli.explain import class_shares
+from air_restore.core.explain import class_shares
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.plugins import udair
 from air_restore.plugins.udair import load_refiner

@@ -97,15 +97,13 @@ def restore(
     overwritten unless you pass --overwrite. Exit code 1 if any image failed.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from air_restore.cli.explain import class_shares, degradation_map
+    from air_restore.core.explain import degradation_map
     from air_restore.core.io.images import (
         IMAGE_SUFFIXES, ImageReadError, iter_image_paths, output_path_for, read_image, save_png, write_image,
     )
-    from air_restore.core.restore import resolve_device
     from air_restore.registry.adapters import AdapterFileError
-    from air_restore.registry.pipeline import load_restorer
+    from air_restore.registry.pipeline import PipelineError, load_pipeline
     from air_restore.registry.store import ModelFileError
 
     for name, v in (("--tile", tile), ("--overlap", overlap)):
@@ -114,7 +112,6 @@ def restore(
     if tile <= overlap:
         _fail(f"--tile ({tile}) must be larger than --overlap ({overlap})")
     try:
-        dev = resolve_device(device)
         paths = iter_image_paths(inputs)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
@@ -136,15 +133,15 @@ def restore(
         _fail("--no-adapters cannot be combined with --adapters or --adapter")
     try:
         fixed = _parse_weights(adapters) if adapters is not None else None
-        restorer = load_restorer(weights, device=dev, use_adapters=not no_adapters)
-        extra = {restorer.attach_folder(Path(p)): w for p, w in map(_parse_folder_spec, adapter or [])}
-        fixed_w = restorer.weights_from({**fixed, **extra}) if fixed is not None else None
-    except (ModelFileError, AdapterFileError, KeyError, ValueError) as e:
+        pipe = load_pipeline(weights, device=device, use_adapters=not no_adapters, tta=tta)
+        for folder, w in map(_parse_folder_spec, adapter or []):
+            pipe.attach(Path(folder), w)
+        if fixed is not None:
+            pipe.restorer.weights_from(fixed)  # unknown names are refused here, before any image is read
+    except (ModelFileError, AdapterFileError, PipelineError, KeyError, ValueError) as e:
         _fail(str(e).strip("'\""))
-    model = restorer.model
-    for w in restorer.warnings:
+    for w in pipe.warnings:
         console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
-    refiner = _load_refiner(restorer.info.fingerprint) if tta else None
 
     failed = 0
     with Progress(
@@ -164,16 +161,8 @@ def restore(
                     raise FileExistsError(f"{map_path}: already exists (pass --overwrite to replace it)")
                 img = read_image(path, max_pixels=max_pixels)
                 bar.reset(tiles, total=None)
-                if fixed_w is not None:
-                    blend_w = fixed_w
-                else:
-                    blend_w = restorer.estimate(img.rgb)
-                    for name, w in extra.items():
-                        blend_w[restorer.adapters.index(name)] = w
-                result = restorer.restore(img.rgb, blend_w, tile=tile, overlap=overlap, explain=explain or tta,
-                                          progress=lambda done, total: bar.update(tiles, completed=done, total=total))
-                if refiner is not None:
-                    result, tta_line = _refine(refiner, restorer, img.rgb, result, blend_w)
+                result = pipe.run(img.rgb, adapters=fixed, tile=tile, overlap=overlap, explain=explain,
+                                  progress=lambda done, total: bar.update(tiles, completed=done, total=total))
                 write_image(img, result.image, dest, overwrite=overwrite)
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
@@ -181,35 +170,65 @@ def restore(
                 bar.advance(task)
                 continue
             bar.console.print(escape(f"{path} → {dest}"), highlight=False, soft_wrap=True)
-            if explain and refiner is not None:
-                bar.console.print(escape(f"{path.name}: {tta_line}"), highlight=False, soft_wrap=True)
+            if explain and result.tta is not None:
+                bar.console.print(escape(f"{path.name}: {result.tta}"), highlight=False, soft_wrap=True)
             if explain and result.seg_probs is not None:
                 try:
-                    save_png(degradation_map(img.rgb, result.seg_probs, model.config.classes), map_path,
-                             overwrite=overwrite)
+                    save_png(degradation_map(img.rgb, result.seg_probs, pipe.classes), map_path, overwrite=overwrite)
                 except OSError as e:
                     failed += 1
                     bar.console.print(f"[red]error[/red]: {escape(f'{map_path}: {e}')}", highlight=False, soft_wrap=True)
-                table = Table(title=escape(f"{path.name}: share of the image per class"), show_edge=False)
-                table.add_column("class")
-                table.add_column("share", justify="right")
-                for name, share in class_shares(result.seg_probs, model.config.classes).items():
-                    table.add_row(name, f"{100 * share:.1f}%")
-                bar.console.print(table)
-                if restorer.adapters:
-                    how = "given by --adapters" if fixed_w is not None else "chosen by the estimator"
-                    wt = Table(title=escape(f"{path.name}: adapter weights ({how})"), show_edge=False)
-                    wt.add_column("adapter")
-                    wt.add_column("weight", justify="right")
-                    for name, w in zip(restorer.adapters, blend_w.tolist()):
-                        wt.add_row(escape(name), f"{w:.2f}")
-                    bar.console.print(wt)
+                _print_explain(bar.console, path.name, result)
                 bar.console.print(escape(f"degradation map → {map_path}"), highlight=False, soft_wrap=True)
             bar.advance(task)
     if is_batch or failed:
         console.print(f"{len(paths) - failed} restored, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on. The default is this machine only; "
+                             "0.0.0.0 lets anyone on your network use it."),
+    port: int = typer.Option(7860, help="Port to listen on."),
+    device: str = typer.Option("auto", help="auto (GPU if there is one), cpu or cuda."),
+    max_pixels: int = typer.Option(64_000_000, "--max-pixels", help="Refuse uploads with more pixels than this."),
+) -> None:
+    """Open the web page: drop photos, compare before and after, see the degradation map, move the
+    adapter weights, download the result (same pipeline as `air restore`).
+
+    Examples:
+
+      air serve                      # then open http://127.0.0.1:7860
+
+      air serve --port 8000 --device cpu
+
+    Needs the web extra: pip install "air-restore[web]".
+    """
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        _fail('air serve needs the web extra (Gradio): pip install "air-restore[web]"')
+    from air_restore.core.restore import resolve_device
+    from air_restore.registry.adapters import AdapterFileError
+    from air_restore.registry.pipeline import PipelineError
+    from air_restore.registry.store import ModelFileError
+    from air_restore.web import build_app
+
+    try:
+        resolve_device(device)
+        web = build_app(device=device, max_pixels=max_pixels)
+    except (ModelFileError, AdapterFileError, PipelineError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning[/yellow]: listening on {escape(host)}: anyone who can reach this machine "
+                      "can use the page", highlight=False, soft_wrap=True)
+    console.print(escape(f"air-restore page on http://{host}:{port}  (Ctrl-C to stop)"), highlight=False)
+    try:
+        web.launch(server_name=host, server_port=port, show_error=True, quiet=True, max_file_size="200mb")
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        _fail(f"cannot listen on {host}:{port}: {e}")
 
 
 @app.command("eval")
@@ -537,31 +556,24 @@ def _parse_folder_spec(spec: str) -> tuple[str, float]:
     return path, _weight(w.strip(), "--adapter", spec, path)
 
 
-def _load_refiner(base_fingerprint: str):
-    """The `udair` refiner plugin for --tta (through the plugin registry); refused for another base."""
-    from air_restore.registry.discovery import get_refiner
+def _print_explain(out: Console, name: str, result) -> None:
+    """--explain's tables: each class's share of the image, and the adapter weights and who chose them."""
+    from rich.table import Table
 
-    try:
-        refiner = get_refiner("udair").load()
-    except Exception as e:  # a missing plugin, a broken one or an unreadable weights file: one line, exit 2
-        _fail("--tta: " + str(e).strip("'\""))
-    if refiner.base_fingerprint and refiner.base_fingerprint != base_fingerprint:
-        _fail(f"--tta: the udair refiner was trained on base {refiner.base_fingerprint}, not {base_fingerprint}; "
-              "retrain it with `air train udair`")
-    return refiner
-
-
-def _refine(refiner, restorer, rgb, result, blend_w):
-    """Run the refiner on one restored image; returns the new result and a line for --explain."""
-    from air_restore.cli.explain import class_shares
-    from air_restore.plugins.udair import degradation_weights
-
-    shares = class_shares(result.seg_probs, restorer.model.config.classes) if result.seg_probs is not None else None
-    refined, info = refiner.refine(rgb, result.image, degradation_weights(restorer.adapters, blend_w.tolist(), shares))
-    mix = ", ".join(f"{k} {v:.2f}" for k, v in info["anchor_mix"].items() if v >= 0.01)
-    line = (f"UDAIR TTA: CORAL {info['coral_before']:.3g} → {info['coral_after']:.3g} after {info['steps']} steps "
-            f"(anchors: {mix})")
-    return result._replace(image=refined), line
+    table = Table(title=escape(f"{name}: share of the image per class"), show_edge=False)
+    table.add_column("class")
+    table.add_column("share", justify="right")
+    for cls, share in result.shares.items():
+        table.add_row(cls, f"{100 * share:.1f}%")
+    out.print(table)
+    if result.weights:
+        how = "given by --adapters" if result.weights_source == "given" else "chosen by the estimator"
+        wt = Table(title=escape(f"{name}: adapter weights ({how})"), show_edge=False)
+        wt.add_column("adapter")
+        wt.add_column("weight", justify="right")
+        for adapter, w in result.weights.items():
+            wt.add_row(escape(adapter), f"{w:.2f}")
+        out.print(wt)
 
 
 def _fail(message: str) -> None:

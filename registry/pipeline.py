@@ -113,8 +113,48 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
     return r
 
 
+class PipelineError(ValueError):
+    """A pipeline cannot be built as asked (a refiner that is missing or made for another base). One line."""
+
+
+@dataclass
+class Restored:
+    """One restored image and why it looks that way."""
+
+    image: torch.Tensor  # [3, H, W] in [0, 1], CPU
+    weights: dict[str, float]  # adapter → blend weight used
+    weights_source: str  # "estimator", "given" (adapters=...) or "none" (no active adapter)
+    seg_probs: torch.Tensor | None = None  # [C, H, W] per-pixel class probabilities (explain=True)
+    shares: dict[str, float] | None = None  # each class's share of the image (explain=True)
+    tta: str | None = None  # the refiner's one-line report (tta=True)
+
+    def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
+        """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
+        from air_restore.core.explain import degradation_map
+
+        if self.seg_probs is None:
+            raise ValueError("no segmentation: restore with explain=True")
+        return degradation_map(rgb, self.seg_probs, classes)
+
+
+def load_udair_refiner(base_fingerprint: str):
+    """The ``udair`` refiner plugin (through the plugin registry, as a third-party one would be found);
+    refused with one line when it is missing, broken or trained on another base."""
+    from air_restore.registry.discovery import get_refiner
+
+    try:
+        refiner = get_refiner("udair").load()
+    except Exception as e:  # a missing plugin, a broken one or an unreadable weights file
+        raise PipelineError("--tta: " + str(e).strip("'\"")) from e
+    if refiner.base_fingerprint and refiner.base_fingerprint != base_fingerprint:
+        raise PipelineError(f"--tta: the udair refiner was trained on base {refiner.base_fingerprint}, not "
+                            f"{base_fingerprint}; retrain it with `air train udair`")
+    return refiner
+
+
 class Pipeline:
-    """What ``air restore`` runs, as one Python object: read → estimate → blend → tiles → write.
+    """What ``air restore`` runs, as one Python object: read → estimate → blend → tiles → refine → write.
+    The CLI, ``air serve`` and ``air batch`` all restore through :meth:`run`.
 
         from air_restore.registry import load_pipeline
         pipe = load_pipeline()                        # bundled base, installed adapters, estimator
@@ -125,20 +165,63 @@ class Pipeline:
     ``--adapters`` does.
     """
 
-    def __init__(self, restorer: Restorer) -> None:
+    def __init__(self, restorer: Restorer, *, refiner=None) -> None:
         self.restorer = restorer
+        self.refiner = refiner
+        self.fixed: dict[str, float] = {}  # folders attached with a weight (``--adapter PATH=W``)
 
     @property
     def adapters(self) -> list[str]:
         return list(self.restorer.adapters)
 
     @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.restorer.model.config.classes)
+
+    @property
     def warnings(self) -> list[str]:
         return list(self.restorer.warnings)
 
+    def attach(self, folder: str | Path, weight: float = 1.0) -> str:
+        """Also apply an adapter folder that is not installed, always at ``weight`` (``--adapter PATH=W``)."""
+        name = self.restorer.attach_folder(folder)
+        self.fixed[name] = float(weight)
+        return name
+
     def weights(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None) -> torch.Tensor:
-        """The adapter weights [K] used for ``rgb``: the estimator's, or ``adapters`` (others 0)."""
-        return self.restorer.weights_from(adapters) if adapters is not None else self.restorer.estimate(rgb)
+        """The adapter weights [K] used for ``rgb``: the estimator's, or ``adapters`` (others 0); attached
+        folders keep their own weight either way."""
+        if adapters is not None:
+            return self.restorer.weights_from({**adapters, **self.fixed})
+        w = self.restorer.estimate(rgb)
+        for name, v in self.fixed.items():
+            w[self.restorer.adapters.index(name)] = v
+        return w
+
+    @torch.no_grad()
+    def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int = 512,
+            overlap: int = 128, explain: bool = False, progress=None) -> Restored:
+        """Restore one image ``rgb`` [3, H, W] in [0, 1]: estimate (unless ``adapters``), blend, tiles, then
+        the refiner if the pipeline has one. ``explain`` also returns the segmentation and class shares."""
+        from air_restore.core.explain import class_shares
+
+        w = self.weights(rgb, adapters)
+        res = self.restorer.restore(rgb, w, tile=tile, overlap=overlap, explain=explain or self.refiner is not None,
+                                    progress=progress)
+        shares = class_shares(res.seg_probs, self.classes) if res.seg_probs is not None else None
+        names = self.restorer.adapters
+        out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())},
+                       "given" if adapters is not None else ("estimator" if names else "none"),
+                       res.seg_probs if explain else None, shares if explain else None)
+        if self.refiner is not None:
+            from air_restore.plugins.udair import degradation_weights
+
+            refined, info = self.refiner.refine(rgb, res.image, degradation_weights(names, w.tolist(), shares))
+            mix = ", ".join(f"{k} {v:.2f}" for k, v in info["anchor_mix"].items() if v >= 0.01)
+            out.image = refined
+            out.tta = (f"UDAIR TTA: CORAL {info['coral_before']:.3g} → {info['coral_after']:.3g} after "
+                       f"{info['steps']} steps (anchors: {mix})")
+        return out
 
     def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128):
         """Restore an image given as a numpy array (H×W×3, uint8, uint16 or float in [0, 1]) or a tensor
@@ -159,12 +242,12 @@ class Pipeline:
             else:
                 rgb = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)
                 back = lambda t: t.permute(1, 2, 0).numpy()  # noqa: E731
-        with torch.no_grad():
-            out = self.restorer.restore(rgb, self.weights(rgb, adapters), tile=tile, overlap=overlap).image
+        out = self.run(rgb, adapters=adapters, tile=tile, overlap=overlap).image
         return back(out.clamp(0, 1))
 
     def __call__(self, src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False,
-                 adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128) -> Path:
+                 adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128,
+                 max_pixels: int | None = None) -> Path:
         """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
         format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""
         from air_restore.core.io.images import output_path_for, read_image, write_image
@@ -174,15 +257,16 @@ class Pipeline:
         if dst.exists() and not overwrite:  # before the work, not after it (write_image checks again)
             raise FileExistsError(f"{dst}: already exists (pass overwrite=True, --overwrite in `air restore`, "
                                   "to replace it)")
-        img = read_image(src)
-        with torch.no_grad():
-            out = self.restorer.restore(img.rgb, self.weights(img.rgb, adapters), tile=tile, overlap=overlap)
+        img = read_image(src) if max_pixels is None else read_image(src, max_pixels=max_pixels)
+        out = self.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap)
         return write_image(img, out.image, dst, overwrite=overwrite)
 
 
-def load_pipeline(weights: str | Path | None = None, *, device: str = "auto", use_adapters: bool = True) -> Pipeline:
+def load_pipeline(weights: str | Path | None = None, *, device: str = "auto", use_adapters: bool = True,
+                  tta: bool = False) -> Pipeline:
     """The pipeline ``air restore`` runs: the bundled base (or ``weights``), every active adapter and the
-    matching estimator, on ``device`` (auto: a GPU if there is one)."""
+    matching estimator, on ``device`` (auto: a GPU if there is one); ``tta`` adds the UDAIR refiner."""
     from air_restore.core.restore import resolve_device
 
-    return Pipeline(load_restorer(weights, device=resolve_device(device), use_adapters=use_adapters))
+    restorer = load_restorer(weights, device=resolve_device(device), use_adapters=use_adapters)
+    return Pipeline(restorer, refiner=load_udair_refiner(restorer.info.fingerprint) if tta else None)

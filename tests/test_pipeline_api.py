@@ -46,3 +46,23 @@ def test_arrays_come_back_in_their_own_dtype(pipe, tmp_path):
         pipe.restore(rgb8[:, :, 0])
     with pytest.raises(KeyError, match="no active adapter named 'snow'"):
         pipe.restore(rgb8, adapters={"snow": 1.0})
+
+
+def test_run_reports_what_it_did(pipe):
+    """`Pipeline.run` is what the CLI, the page and `air batch` call: weights, who chose them, the map."""
+    import torch
+
+    rgb = torch.from_numpy(np.asarray(Image.open(EXAMPLE).convert("RGB"))[:96, :128].copy()).permute(2, 0, 1) / 255
+    est = pipe.run(rgb, explain=True)
+    assert est.weights_source == "estimator" and list(est.weights) == pipe.adapters
+    assert est.weights["haze"] > 0.5 and est.shares["haze"] > 0.5  # a hazy photo, seen as hazy by both
+    assert est.seg_probs.shape == (len(pipe.classes), 96, 128)
+    assert est.degradation_map(rgb, pipe.classes).size[0] == 128
+    given = pipe.run(rgb, adapters={"rain": 1.0})
+    assert given.weights_source == "given" and given.seg_probs is None and given.shares is None
+    assert given.weights == {"noise": 0.0, "blur": 0.0, "haze": 0.0, "rain": 1.0, "lowlight": 0.0}
+    assert (given.image - est.image).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match="no segmentation"):
+        given.degradation_map(rgb, pipe.classes)
+    with pytest.raises(KeyError, match="no active adapter named 'sn0w'"):
+        pipe.run(rgb, adapters={"sn0w": 1.0})
