@@ -21,6 +21,7 @@
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
+    python benchmarks/batch.py --photos ../shared/data/eval/CBSD68 --limit 32 --runs 3 --out benchmarks/results/batch.json
     python benchmarks/promote.py --candidate training/base-v2/base.safetensors --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_STEPS.json
     python benchmarks/report.py
 """
@@ -384,6 +385,29 @@ def web_section(w: dict) -> list[str]:
     ]
 
 
+def batch_section(b: dict) -> list[str]:
+    """`air restore DIR` against `air batch` on local Ray (benchmarks/batch.py → batch.json)."""
+    rows = {r["path"]: r for r in b["rows"]}
+    ref = rows["air restore DIR"]["wall_median_s"]
+    lines = [
+        "## Batch (`air batch` on Ray Data)",
+        "",
+        f"{b['photos']} ({b['images']} images, {b['megapixels']:.2f} MP), CPU, {b['cpus']} cores, medians of "
+        f"{b['runs']} interleaved runs at commit {b['commit']}. Wall time of the whole command (process, model, "
+        "Ray and worker start-up included); \"first result\" is when `air batch` received its first restored "
+        "image, i.e. its start-up cost.",
+        "",
+        "| command | wall (s) | images/s | MP/s | vs `air restore DIR` | first result (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        first = f"{r['first_result_median_s']:.1f}" if r.get("first_result_median_s") else ""
+        lines.append(f"| `{name}` | {r['wall_median_s']:.1f} | {r['images_per_s']:.2f} | {r['mp_per_s']:.3f} | "
+                     f"{ref / r['wall_median_s']:.2f}× | {first} |")
+    lines += ["", "No GPU run has measured `speed.py` yet, so there is no projection per GPU worker.", ""]
+    return lines
+
+
 def tta_section(t: dict) -> list[str]:
     """UDAIR refiner and its test-time adaptation (benchmarks/tta.py → tta.json); the verdict lines are
     computed from the numbers, so a rerun cannot leave a stale conclusion."""
@@ -474,7 +498,8 @@ def main(argv: list[str] | None = None) -> str:
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
-                          ("speed.json", speed_section), ("web.json", web_section)):
+                          ("speed.json", speed_section), ("web.json", web_section),
+                          ("batch.json", batch_section)):
         data = _load(args.results / name)
         if data:
             lines += section(data)
