@@ -33,7 +33,7 @@ def run(cmd: list[str], env: dict) -> tuple[float, str]:
     wall = time.perf_counter() - t
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr}")
-    return wall, r.stderr
+    return wall, r.stdout + r.stderr
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -19,7 +19,16 @@ app = typer.Typer(
 train_app = typer.Typer(help="Train the models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
+# Results (what was written where, tables, summaries) go to stdout; progress, warnings and errors to
+# stderr, so that `air restore ... > log.txt` keeps the results.
 console = Console(stderr=True)
+stdout = Console()
+
+
+def _flag(*decls: str, help: str, **kw) -> bool:
+    """An on/off option (default off). Shown without typer's ``<bool>`` type column, which would read as if
+    the flag took a value."""
+    return typer.Option(False, *decls, help=help, metavar="", **kw)
 
 
 def _version_callback(value: bool) -> None:
@@ -38,8 +47,8 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Show versions of air-restore and its plugins."
+    version: bool = _flag(
+        "--version", callback=_version_callback, is_eager=True, help="Show versions of air-restore and its plugins."
     ),
 ) -> None:
     """Restore photos without saying what is wrong with them.
@@ -55,12 +64,12 @@ def restore(
         None, "-o", "--output",
         help="Output file (one input) or folder. Default: NAME_restored.EXT beside each input.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (and the input, if -o names it)."),
+    overwrite: bool = _flag("--overwrite", help="Replace existing outputs (and the input, if -o names it)."),
     device: str = typer.Option("auto", help="auto (GPU if there is one), cpu or cuda."),
     tile: int = typer.Option(512, help="Tile side in pixels; smaller uses less memory. Multiple of 8."),
     overlap: int = typer.Option(128, help="Overlap between tiles in pixels (128 keeps tiles seamless). Multiple of 8."),
-    explain: bool = typer.Option(
-        False, "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."
+    explain: bool = _flag(
+        "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."
     ),
     weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
     adapters: Optional[str] = typer.Option(
@@ -68,7 +77,7 @@ def restore(
         help="Set the adapter weights yourself instead of the estimator, e.g. noise=1,rain=0.5 (others 0). "
              "See `air list` for the installed adapters.",
     ),
-    no_adapters: bool = typer.Option(False, "--no-adapters", help="Use the base model alone (no adapters, no estimator)."),
+    no_adapters: bool = _flag("--no-adapters", help="Use the base model alone (no adapters, no estimator)."),
     adapter: Optional[list[str]] = typer.Option(
         None, "--adapter",
         help="Also apply an adapter folder that is not installed, as PATH or PATH=WEIGHT (default 1). Repeatable.",
@@ -76,8 +85,8 @@ def restore(
     max_pixels: int = typer.Option(
         64_000_000, "--max-pixels",
         help="Refuse images with more pixels than this (64 MP needs about 4 GB of memory; 60 bytes per pixel)."),
-    tta: bool = typer.Option(
-        False, "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
+    tta: bool = _flag(
+        "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
     ),
 ) -> None:
     """Restore photos: removes noise, blur, haze, rain and low light without being told which.
@@ -100,7 +109,8 @@ def restore(
 
     from air_restore.core.explain import degradation_map
     from air_restore.core.io.images import (
-        IMAGE_SUFFIXES, ImageReadError, iter_image_paths, output_path_for, read_image, save_png, write_image,
+        IMAGE_SUFFIXES, ImageReadError, check_writable, iter_image_paths, output_path_for, read_image, save_png,
+        write_image,
     )
     from air_restore.registry.adapters import AdapterFileError
     from air_restore.registry.pipeline import PipelineError, load_pipeline
@@ -142,6 +152,11 @@ def restore(
         _fail(str(e).strip("'\""))
     for w in pipe.warnings:
         console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
+    try:  # a read-only or impossible output folder is refused now, not after every image was computed
+        for folder in sorted({output_path_for(p, output, is_batch=is_batch).parent for p in paths}):
+            check_writable(folder)
+    except OSError as e:
+        _fail(str(e))
 
     failed = 0
     with Progress(
@@ -169,20 +184,20 @@ def restore(
                 bar.console.print(f"[red]error[/red]: {escape(str(e))}", highlight=False, soft_wrap=True)
                 bar.advance(task)
                 continue
-            bar.console.print(escape(f"{path} → {dest}"), highlight=False, soft_wrap=True)
+            stdout.print(escape(f"{path} → {dest}"), highlight=False, soft_wrap=True)
             if explain and result.tta is not None:
-                bar.console.print(escape(f"{path.name}: {result.tta}"), highlight=False, soft_wrap=True)
+                stdout.print(escape(f"{path.name}: {result.tta}"), highlight=False, soft_wrap=True)
             if explain and result.seg_probs is not None:
                 try:
                     save_png(degradation_map(img.rgb, result.seg_probs, pipe.classes), map_path, overwrite=overwrite)
                 except OSError as e:
                     failed += 1
                     bar.console.print(f"[red]error[/red]: {escape(f'{map_path}: {e}')}", highlight=False, soft_wrap=True)
-                _print_explain(bar.console, path.name, result)
-                bar.console.print(escape(f"degradation map → {map_path}"), highlight=False, soft_wrap=True)
+                _print_explain(stdout, path.name, result)
+                stdout.print(escape(f"degradation map → {map_path}"), highlight=False, soft_wrap=True)
             bar.advance(task)
     if is_batch or failed:
-        console.print(f"{len(paths) - failed} restored, {failed} failed")
+        stdout.print(f"{len(paths) - failed} restored, {failed} failed")
     if failed:
         raise typer.Exit(1)
 
@@ -244,11 +259,11 @@ def batch_cmd(
     overlap: int = typer.Option(128, help="Tile overlap in pixels, as in `air restore`."),
     adapters: Optional[str] = typer.Option(None, "--adapters", help="Your adapter weights instead of the "
                                            "estimator's, e.g. noise=1,rain=0.5 (others 0)."),
-    no_adapters: bool = typer.Option(False, "--no-adapters", help="The base model alone."),
-    tta: bool = typer.Option(False, "--tta", help="Then run the UDAIR refiner on each image."),
+    no_adapters: bool = _flag("--no-adapters", help="The base model alone."),
+    tta: bool = _flag("--tta", help="Then run the UDAIR refiner on each image."),
     weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", help="Refuse (and record) bigger images."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Restore every image again, replacing outputs."),
+    overwrite: bool = _flag("--overwrite", help="Restore every image again, replacing outputs."),
 ) -> None:
     """Restore a whole archive on Ray Data: many workers, resumable, nothing lost.
 
@@ -317,7 +332,7 @@ def batch_cmd(
         line += (f" in {s.seconds:.1f} s: {(s.restored + s.failed) / s.seconds:.2f} images/s, "
                  f"{s.megapixels / s.seconds:.3f} MP/s (first result after {s.first_result_s:.1f} s: "
                  "Ray and the workers starting)")
-    console.print(escape(line), highlight=False, soft_wrap=True)
+    stdout.print(escape(line), highlight=False, soft_wrap=True)
     for e in s.errors[:10]:
         console.print(f"[red]error[/red]: {escape(e['path'] + ': ' + e['reason'])}", highlight=False, soft_wrap=True)
     if s.failed:
@@ -339,7 +354,7 @@ def eval_cmd(
     no_reference: Optional[Path] = typer.Option(
         None, "--no-reference", help="Folder of real photos without a clean reference: NIQE of input and restored.",
     ),
-    no_adapters: bool = typer.Option(False, "--no-adapters", help="Evaluate the base model alone (no adapters, no estimator)."),
+    no_adapters: bool = _flag("--no-adapters", help="Evaluate the base model alone (no adapters, no estimator)."),
 ) -> None:
     """Measure PSNR/SSIM of the input and of the restored image against the clean reference, or NIQE
     (no reference needed; lower is more natural) on real photos.
@@ -422,9 +437,9 @@ def eval_cmd(
         for key, label in (("input_niqe", "input"), ("restored_niqe", "restored")):
             table.add_row(label, f"{result[key + '_median']:.2f}", f"{result[key]:.2f}")
         table.add_row("restored lower", f"{result['restored_better']} of {result['images']}", "")
-        Console().print(table)
+        stdout.print(table)
         if csv_path:
-            console.print(escape(f"per-image results → {csv_path}"), highlight=False, soft_wrap=True)
+            stdout.print(escape(f"per-image results → {csv_path}"), highlight=False, soft_wrap=True)
         return
     table = Table(title=escape(f"{title}: {result['images']} images, {what}"), show_edge=False)
     for col in ("", "PSNR (dB)", "SSIM"):
@@ -433,9 +448,9 @@ def eval_cmd(
     table.add_row("restored", f"{result['restored_psnr']:.2f}", f"{result['restored_ssim']:.4f}")
     table.add_row("gain", f"{result['restored_psnr'] - result['input_psnr']:+.2f}",
                   f"{result['restored_ssim'] - result['input_ssim']:+.4f}")
-    Console().print(table)
+    stdout.print(table)
     if csv_path:
-        console.print(escape(f"per-image results → {csv_path}"), highlight=False, soft_wrap=True)
+        stdout.print(escape(f"per-image results → {csv_path}"), highlight=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -496,7 +511,7 @@ def _base_fingerprint(weights: Optional[Path]) -> str:
 def push_cmd(
     name: str = typer.Argument(..., help="An installed adapter (see `air list`)."),
     repo: str = typer.Option(..., "--repo", help="Hub repo ORG/NAME; created if it does not exist."),
-    private: bool = typer.Option(False, "--private", help="Create the repo as private (an existing repo keeps its visibility)."),
+    private: bool = _flag("--private", help="Create the repo as private (an existing repo keeps its visibility)."),
     revision: Optional[str] = typer.Option(None, "--revision", help="Branch to push to (created from main if new). Default: main."),
     sample: Optional[Path] = typer.Option(
         None, "--sample", help="Clean photo for the card's before/after images (default: scikit-image's astronaut).",
@@ -560,16 +575,16 @@ def push_cmd(
                                   token=token)
     except (hub.HubError, AdapterFileError, ModelFileError, ValueError) as e:
         _fail(str(e))
-    console.print(escape(f"pushed {name} to {result.repo_id}@{result.branch}: commit {result.commit}"),
+    stdout.print(escape(f"pushed {name} to {result.repo_id}@{result.branch}: commit {result.commit}"),
                   highlight=False, soft_wrap=True)
-    console.print(escape(f"pull this exact version with:  air pull {result.repo_id}@{result.commit}"),
+    stdout.print(escape(f"pull this exact version with:  air pull {result.repo_id}@{result.commit}"),
                   highlight=False, soft_wrap=True)
 
 
 @app.command("pull")
 def pull_cmd(
     spec: str = typer.Argument(..., metavar="ORG/NAME[@REVISION]", help="Hub repo, optionally @branch, tag or commit sha."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an installed adapter of the same name from elsewhere."),
+    overwrite: bool = _flag("--overwrite", help="Replace an installed adapter of the same name from elsewhere."),
     weights: Optional[Path] = typer.Option(None, help="Base weights the adapter must fit (default: the bundled model)."),
 ) -> None:
     """Download an adapter from the Hugging Face Hub, verify it and install it in the local store.
@@ -589,13 +604,13 @@ def pull_cmd(
     at = f"{r.repo_id}@{r.commit[:12]}"
     if r.status == "already installed":
         offline = " (HF_HUB_OFFLINE=1: from the local store, not checked against the Hub)" if r.offline else ""
-        console.print(escape(f"{r.name} is already installed from {at} at {r.path}{offline}"),
+        stdout.print(escape(f"{r.name} is already installed from {at} at {r.path}{offline}"),
                       highlight=False, soft_wrap=True)
         return
     what = {"installed": "installed", "updated": f"updated (was {str(r.previous)[:12]})",
             "replaced": f"replaced the one {r.previous}"}[r.status]
-    console.print(escape(f"{r.name} from {at}: {what} → {r.path}"), highlight=False, soft_wrap=True)
-    console.print(escape(f"use it:  air restore photo.jpg --adapters {r.name}=1\n"
+    stdout.print(escape(f"{r.name} from {at}: {what} → {r.path}"), highlight=False, soft_wrap=True)
+    stdout.print(escape(f"use it:  air restore photo.jpg --adapters {r.name}=1\n"
                          "blend it automatically:  air train estimator --install"), highlight=False, soft_wrap=True)
 
 
@@ -616,8 +631,8 @@ def search_cmd(query: Optional[str] = typer.Argument(None, help="Words to look f
         table.add_column(col)
     for m in found:
         table.add_row(escape(m["repo"]), f"{m['modified']:%Y-%m-%d}" if m["modified"] else "")
-    Console().print(table)
-    console.print(f"{len(found)} found; install one with: air pull ORG/NAME", highlight=False)
+    stdout.print(table)
+    stdout.print(f"{len(found)} found; install one with: air pull ORG/NAME", highlight=False)
 
 
 #: Adapter weights a user may set: 0 (off) to a little over 1 (full strength); beyond, outputs saturate.
@@ -690,7 +705,7 @@ def add_degradation_cmd(
     estimator_steps: int = typer.Option(800, help="Estimator retraining steps (warm-started from the current one)."),
     eval_images: int = typer.Option(8, help="Held-out images per task in the before/after table."),
     seed: int = typer.Option(0),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an installed adapter of the same name."),
+    overwrite: bool = _flag("--overwrite", help="Replace an installed adapter of the same name."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the before/after table as JSON here."),
 ) -> None:
     """Teach air-restore a new degradation: train its adapter, retrain the estimator, install both.
@@ -829,8 +844,8 @@ def add_degradation_cmd(
     for task, inp, b, a in rows:
         label = f"{task.name} (new)" if task.name == name else task.name
         table.add_row(escape(label), str(len(task.pairs)), f"{inp:.2f}", f"{b:.2f}", f"{a:.2f}", f"{a - b:+.2f}")
-    Console().print(table)
-    console.print(escape(f"estimator top-1 on these held-out images: {top1}/{n_eval}"), highlight=False)
+    stdout.print(table)
+    stdout.print(escape(f"estimator top-1 on these held-out images: {top1}/{n_eval}"), highlight=False)
     if report is not None:
         import json
 
@@ -842,7 +857,7 @@ def add_degradation_cmd(
             "tasks": [{"task": t.name, "new": t.name == name, "images": len(t.pairs), "note": t.note, "input": inp,
                        "before": b, "after": a} for t, inp, b, a in rows],
         }, indent=1))
-    console.print(escape(f"installed {name} → {dest} ({time.time() - started:.0f} s). `air restore photo.jpg` "
+    stdout.print(escape(f"installed {name} → {dest} ({time.time() - started:.0f} s). `air restore photo.jpg` "
                          f"now uses it; `air remove {name}` undoes it."), highlight=False, soft_wrap=True)
 
 
@@ -859,7 +874,7 @@ def remove_cmd(name: str = typer.Argument(..., help="Name of an adapter in the l
         path = remove_adapter(name)
     except (KeyError, ValueError, PermissionError, OSError) as e:
         _fail(str(e).strip("'\""))
-    console.print(escape(f"removed {name} ({path})"), highlight=False, soft_wrap=True)
+    stdout.print(escape(f"removed {name} ({path})"), highlight=False, soft_wrap=True)
     from air_restore.registry.local import active_adapters
     from air_restore.registry.pipeline import pick_estimator
     from air_restore.registry.store import bundled_base_path, read_base_info
@@ -939,19 +954,19 @@ def train_base_cmd(
     crop: int = typer.Option(128, help="Crop side in pixels."),
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     time_budget: Optional[float] = typer.Option(None, help="Seconds: fit the step count to the measured speed."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (GPU)."),
+    compile: bool = _flag("--compile", help="torch.compile the model (GPU)."),
     mixed_precision: str = typer.Option("no", help="no, bf16 or fp16 (GPU)."),
     val_every: int = typer.Option(1000, help="Validate every N steps."),
     seed: int = typer.Option(0, help="Seed of all randomness."),
-    resume: bool = typer.Option(True, help="Resume from the run folder's checkpoint if there is one."),
+    resume: bool = typer.Option(True, help="Resume from the run folder's checkpoint if there is one.", metavar=""),
     init: Optional[Path] = typer.Option(None, help="Start from these base weights (fine-tuning) instead of random."),
     warmup: int = typer.Option(200, help="Learning-rate warm-up steps."),
     recipe: Optional[str] = typer.Option(
         None, help="v1 (default): the built-in synthesizers; widened / widened2: degradation families and "
         "camera-pipeline stacks (base v2; widened2 also keeps dim photos dim). With --chunked, the run's "
         "recorded recipe unless given."),
-    chunked: bool = typer.Option(
-        False, "--chunked", help="Resumable chunks: train for --time-budget seconds, then write --out/base.safetensors "
+    chunked: bool = _flag(
+        "--chunked", help="Resumable chunks: train for --time-budget seconds, then write --out/base.safetensors "
         "(EMA, fp16) and --out/training-state.json; the same command again goes on from there. --steps is the "
         "whole run's schedule."),
 ) -> None:
@@ -1035,7 +1050,7 @@ def train_adapter_cmd(
     holdout: float = typer.Option(0.1, help="Share of the images held out for the before/after metrics."),
     weights: Optional[Path] = typer.Option(None, help="Base weights (default: the bundled model)."),
     seed: int = typer.Option(0),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing adapter folder."),
+    overwrite: bool = _flag("--overwrite", help="Replace an existing adapter folder."),
 ) -> None:
     """Phase II: train one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer.
 
@@ -1128,15 +1143,15 @@ def train_adapter_cmd(
     for col in ("input", "base", "base + adapter", "gain over base"):
         table.add_column(col, justify="right")
     table.add_row(f"{inputs:.2f}", f"{before:.2f}", f"{after:.2f}", f"{after - before:+.2f}")
-    Console().print(table)
-    console.print(escape(f"adapter → {out}  ({time.time() - started:.0f} s)"), highlight=False, soft_wrap=True)
+    stdout.print(table)
+    stdout.print(escape(f"adapter → {out}  ({time.time() - started:.0f} s)"), highlight=False, soft_wrap=True)
 
 
 @train_app.command("estimator")
 def train_estimator_cmd(
     clean: Path = typer.Option(..., "--clean", help="Clean photos to degrade (e.g. ../shared/data/train/clean)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Estimator file to write (.safetensors)."),
-    install: bool = typer.Option(False, "--install", help="Train for the installed adapters (`air list`) and "
+    install: bool = _flag("--install", help="Train for the installed adapters (`air list`) and "
                                  "install it in the local store, where `air restore` finds it."),
     adapters: str = typer.Option("noise,blur,haze,rain,lowlight",
                                  help="Comma-separated adapter names, in order; each needs a plugin with a synthesizer "
@@ -1147,7 +1162,7 @@ def train_estimator_cmd(
     clean_share: float = typer.Option(
         0.0, "--clean-share", min=0.0, max=0.9,
         help="Share of training crops left clean, with every weight 0 (so a good photo is left alone)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+    overwrite: bool = _flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
 
@@ -1208,7 +1223,7 @@ def train_estimator_cmd(
         est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                     p_clean=clean_share, progress=lambda s, t: bar.update(task, completed=s))
     save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
-    console.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)
+    stdout.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)
 
 
 @train_app.command("udair")
@@ -1222,7 +1237,7 @@ def train_udair_cmd(
     seed: int = typer.Option(0),
     weights: Optional[Path] = typer.Option(None, help="Base weights (default: the bundled model)."),
     threads: int = typer.Option(0, help="CPU threads for torch (0: torch's default; 1 is fastest on a busy 2-core CPU)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+    overwrite: bool = _flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Train the UDAIR refiner (codebook, CSCL, anchors) on the frozen base and adapters.
 

@@ -76,7 +76,8 @@ def test_batch_equals_air_restore_and_records_bad_images(archive, tmp_path):
     r = subprocess.run([*AIR, "batch", str(archive), str(out), "--workers", "2", "--batch-size", "4"],
                        env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 1, r.stderr  # one image failed
-    assert "42 restored, 0 already done, 1 failed (of 43)" in r.stderr, r.stderr
+    assert "42 restored, 0 already done, 1 failed (of 43)" in r.stdout, r.stdout + r.stderr
+    assert "broken.png" in r.stderr
     errors = [json.loads(line) for line in (out / "_air_errors.jsonl").read_text().splitlines()]
     assert [Path(e["path"]).name for e in errors] == ["broken.png"] and errors[0]["reason"]
 
@@ -95,7 +96,7 @@ def test_batch_equals_air_restore_and_records_bad_images(archive, tmp_path):
     # A rerun has nothing left to do but the bad image.
     r = subprocess.run([*AIR, "batch", str(archive), str(out)], env=env, capture_output=True, text=True,
                        timeout=900)
-    assert r.returncode == 1 and "0 restored, 42 already done, 1 failed" in r.stderr, r.stderr
+    assert r.returncode == 1 and "0 restored, 42 already done, 1 failed" in r.stdout, r.stdout + r.stderr
 
 
 @pytest.mark.slow
@@ -124,7 +125,7 @@ def test_a_killed_job_resumes_without_loss_or_duplicates(archive, tmp_path):
 
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 1, r.stderr
-    assert f"{42 - len(done_before)} restored, {len(done_before)} already done, 1 failed" in r.stderr, r.stderr
+    assert f"{42 - len(done_before)} restored, {len(done_before)} already done, 1 failed" in r.stdout, r.stderr
     files = _outputs(out)
     good = sorted(str(p.relative_to(archive)) for p in archive.rglob("*") if p.is_file() and p.name != "broken.png")
     assert files == sorted(good + ["_air_errors.jsonl"])  # each image once, no temporary file left

@@ -364,3 +364,29 @@ def test_temporary_files_of_killed_writers_are_swept(tmp_path):
     os.utime(other, (old, old))
     atomic_write(dest, lambda f: f.write(b"x"))
     assert not stale.exists() and young.exists() and other.exists() and dest.read_bytes() == b"x"
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path):
+    """#13.11: the folder is named (not a temporary file) and nothing is computed first. /proc refuses
+    new files even to root, so this holds on CI machines that run as root."""
+    import time
+
+    src = Path(__file__).resolve().parents[1] / "examples" / "hazy_chelsea.png"
+    t = time.perf_counter()
+    r = CliRunner().invoke(app, ["restore", str(src), "-o", "/proc/air-out.png"])
+    assert r.exit_code == 2, r.output
+    assert "/proc: cannot write in this folder" in r.output and ".tmp" not in r.output
+    assert "→" not in r.output
+
+
+def test_results_go_to_stdout_and_diagnostics_to_stderr(tmp_path):
+    """#13.11: `air restore ... > log` keeps what was written where; warnings and errors stay on stderr."""
+    src = Path(__file__).resolve().parents[1] / "examples" / "hazy_chelsea.png"
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    r = subprocess.run([sys.executable, "-m", "air_restore.cli.main", "restore", str(src), str(bad), "-o",
+                        str(tmp_path / "out"), "--explain"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    assert f"→ {tmp_path / 'out' / 'hazy_chelsea.png'}" in r.stdout and "share of the image" in r.stdout
+    assert "1 restored, 1 failed" in r.stdout
+    assert "bad.png" in r.stderr and "bad.png" not in r.stdout

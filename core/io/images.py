@@ -24,6 +24,7 @@ import os
 import secrets
 import struct
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -408,6 +409,18 @@ def _sweep_stale_tmp(dest: Path) -> None:
                 p.unlink()
 
 
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check that files can be created in it (by creating an anonymous
+    temporary file there), so that a read-only output is refused before any work, naming the folder."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OSError(f"{folder}: cannot write in this folder ({e.strerror or e})") from None
+
+
 def atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool = True) -> None:
     """Write via a hidden temporary file in ``dest``'s folder, fsync, then move it to ``dest``.
 
@@ -417,7 +430,7 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool
     umask-derived permissions (``tempfile`` would make it private, 0o600). Temporary files of ``dest``
     left by a killed writer more than an hour ago are removed first.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(dest.parent)
     _sweep_stale_tmp(dest)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
@@ -427,6 +440,8 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool
             break
         except FileExistsError:
             continue
+        except OSError as e:  # name the folder the user chose, not our temporary file
+            raise OSError(f"{dest.parent}: cannot write in this folder ({e.strerror})") from None
     try:
         with open(fd, "wb") as f:
             write(f)
