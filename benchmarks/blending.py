@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from air_restore.cli.evaluate import quantize8
+from air_restore.core.metrics import psnr, quantize8
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.local import bundled_adapters, bundled_estimator_path
@@ -36,7 +36,7 @@ SEVERITY = 0.5
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (-10 * torch.log10((quantize8(a) - b).square().mean().clamp_min(1e-10))).item()
+    return psnr(a, b, quantize=True).item()
 
 
 def stacked(clean: torch.Tensor, parts: tuple[str, ...], g: torch.Generator, severity: float = SEVERITY) -> torch.Tensor:

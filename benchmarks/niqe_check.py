@@ -1,4 +1,4 @@
-"""Check ``air_restore.cli.niqe`` against BasicSR's own NIQE code (which matches the authors' MATLAB
+"""Check ``air_restore.core.niqe`` against BasicSR's own NIQE code (which matches the authors' MATLAB
 release to 4 decimals), image by image.
 
     pip download basicsr==1.4.2 --no-deps --no-binary :all: --no-build-isolation -d /tmp/bsr
@@ -71,7 +71,7 @@ def images(real: Path | None, every: int) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from air_restore.cli.niqe import niqe
+    from air_restore.core.niqe import niqe
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--basicsr", type=Path, default=Path(os.environ.get("BASICSR_SRC", "/tmp/bsr/basicsr-1.4.2")),

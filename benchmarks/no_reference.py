@@ -4,7 +4,7 @@ image, per set, plus a contact sheet (input | restored) of a few photos to look 
     python benchmarks/no_reference.py --real ../shared/data/real --limit 12 --out benchmarks/results/no_reference.json
     python benchmarks/no_reference.py --real DIR --limit 1 --sheet-per-set 1   # tiny (the tests do this)
 
-NIQE is ``air_restore.cli.niqe`` (lower is more natural; checked against BasicSR's code by
+NIQE is ``air_restore.core.niqe`` (lower is more natural; checked against BasicSR's code by
 ``niqe_check.py``), computed by ``air_restore.cli.evaluate.evaluate_no_reference``, as
 ``air eval --no-reference DIR`` does. Sets are the sub-folders of --real; the first --limit photos of
 each, by name. Restorers: the base alone and, when adapters and an estimator are installed, the base

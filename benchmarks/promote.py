@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import MIXED, stacked  # noqa: E402
 from quality import ROWS, degrade  # noqa: E402
 
-from air_restore.cli.evaluate import paired_samples, quantize8  # noqa: E402
+from air_restore.cli.evaluate import paired_samples  # noqa: E402
+from air_restore.core.metrics import psnr, quantize8  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.store import bundled_base_path, load_base  # noqa: E402
@@ -47,7 +48,7 @@ HELD_OUT = 0.1
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (-10 * torch.log10((quantize8(a) - b).square().mean().clamp_min(1e-10))).item()
+    return psnr(a, b, quantize=True).item()
 
 
 def held_out(names: list[str]) -> list[str]:
@@ -88,7 +89,7 @@ def compare(models: dict, clean_paths: list[Path], pairs: Path | None, real: Pat
             rows.append(row)
             log(json.dumps(row))
         if real is not None:
-            from air_restore.cli.niqe import niqe
+            from air_restore.core.niqe import niqe
 
             for folder in sorted(p for p in real.iterdir() if p.is_dir()):
                 photos = [read_image(p).rgb for p in iter_image_paths([folder])[:niqe_limit]]

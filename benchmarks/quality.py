@@ -31,8 +31,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import dark_channel_prior, lime  # noqa: E402
 
-from air_restore.cli.evaluate import psnr_ssim as metrics  # noqa: E402
-from air_restore.cli.evaluate import quantize8 as _q8  # noqa: E402
+from air_restore.core.metrics import psnr_ssim as metrics  # noqa: E402
+from air_restore.core.metrics import quantize8 as _q8  # noqa: E402
 from air_restore.core.io.images import iter_image_paths  # noqa: E402
 from air_restore.registry.discovery import get_degradation  # noqa: E402
 from air_restore.registry.store import load_base  # noqa: E402

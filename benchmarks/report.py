@@ -138,7 +138,7 @@ def no_reference_section(n: dict) -> list[str]:
         "## Real photos without a reference: NIQE (lower is more natural)",
         "",
         "`benchmarks/no_reference.py` (the function behind `air eval --no-reference DIR`): NIQE "
-        "(`air_restore.cli.niqe`, the authors' pristine model; it agrees with BasicSR's implementation, see "
+        "(`air_restore.core.niqe`, the authors' pristine model; it agrees with BasicSR's implementation, see "
         "below) of each photo and of its restored version; "
         + (f"the first {n['limit']} photos of each set by name" if n.get("limit") else "every photo")
         + f", restored on `{n['device']}` by the base `{n['fingerprint']}` (512 px tiles)"
@@ -173,7 +173,7 @@ def niqe_check_section(c: dict) -> list[str]:
         "## NIQE implementation check",
         "",
         f"`benchmarks/niqe_check.py` runs BasicSR's own NIQE code ({c['basicsr']}, which matches the authors' "
-        f"MATLAB release to 4 decimals) beside `air_restore.cli.niqe` on {len(c['rows'])} images (scikit-image "
+        f"MATLAB release to 4 decimals) beside `air_restore.core.niqe` on {len(c['rows'])} images (scikit-image "
         "samples, one with σ=25 noise, and every 12th real photo). Largest absolute difference: "
         f"**{c['max_abs_diff_float64']:.1e}** against BasicSR's code run in float64, "
         f"**{c['max_abs_diff_float32']:.3f}** against it as shipped (float32 luma and resize, which moves a "
@@ -434,7 +434,7 @@ def tta_section(t: dict) -> list[str]:
         lines.append(f"| {row['row']} | {row['input']:.2f} | {row['restored']:.2f} | {row['alone']:.2f} | "
                      f"{row['tta']:.2f} | {row['tta'] - row['alone']:+.3f} | {row['tta_better']}/{row['images']} | "
                      f"{row['coral_before']:.1e} → {row['coral_after']:.1e} |")
-    lines += ["", "Real photos without reference: NIQE (lower is more natural; `cli/niqe.py`), means:", "",
+    lines += ["", "Real photos without reference: NIQE (lower is more natural; `core/niqe.py`), means:", "",
               "| set | images | input | restored | + refiner, no TTA | + refiner + TTA | images TTA better | CORAL before → after |",
               "|---|---|---|---|---|---|---|---|"]
     for name, row in t["real"].items():

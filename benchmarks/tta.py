@@ -10,7 +10,7 @@ Three measurements, CPU only:
    images) degraded by the built-in plugins at severity 1.0 (outside the refiner's training range,
    which stops at 0.7) and at 0.5 (inside it, as a control); seed ``1000·row + image index``. PSNR of
    the frozen restorer's output ("restored"), the refiner without TTA, and with TTA (5 DAM steps).
-2. Real photos without reference (``--real``/DICM, lowlight_LOL15, RNI6): NIQE (cli/niqe.py, lower is
+2. Real photos without reference (``--real``/DICM, lowlight_LOL15, RNI6): NIQE (core/niqe.py, lower is
    more natural) of the input, restored, refiner without and with TTA; a contact sheet PNG.
 3. Time per image of ``refine`` with TTA at 256² and 512² (median of 5 after a warm-up).
 
@@ -29,7 +29,9 @@ from pathlib import Path
 
 import torch
 
+from air_restore.core import metrics
 from air_restore.core.explain import class_shares
+from air_restore.core.metrics import quantize8
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.plugins import udair
 from air_restore.plugins.udair import load_refiner
@@ -41,9 +43,7 @@ REAL_SETS = ("DICM", "lowlight_LOL15", "RNI6")
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    a = (a.clamp(0, 1) * 255).round() / 255
-    b = (b.clamp(0, 1) * 255).round() / 255
-    return float(-10 * torch.log10((a - b).square().mean().clamp_min(1e-10)))
+    return float(metrics.psnr(a, quantize8(b), quantize=True))
 
 
 def degradation_weights(restorer, rgb: torch.Tensor, seg_probs: torch.Tensor | None) -> tuple[dict[str, float], str]:
@@ -91,7 +91,7 @@ def synthetic(restorer, refiner, folder: Path, limit: int, severities: tuple[flo
 
 def real(restorer, refiner, root: Path, per_set: int, sheet: Path | None) -> dict:
     try:
-        from air_restore.cli.niqe import niqe
+        from air_restore.core.niqe import niqe
     except ImportError:  # pragma: no cover - niqe ships with the project
         niqe = None
     out, tiles = {}, []

@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from air_restore.cli.evaluate import quantize8
+from air_restore.core.metrics import quantize8
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.cli.train_adapter import heldout_psnr
 from air_restore.cli.train_estimator import Source, load_views

@@ -3,7 +3,7 @@ and NIQE on real photos that have no clean reference.
 
 Metrics are torchmetrics' ``peak_signal_noise_ratio`` (data range 1) and
 ``structural_similarity_index_measure`` (Gaussian window 11, σ 1.5), on RGB in [0, 1] quantized to
-8 bits as a saved file would be; NIQE is ``air_restore.cli.niqe`` (lower is more natural). One
+8 bits as a saved file would be (``air_restore.core.metrics``); NIQE is ``air_restore.core.niqe`` (lower is more natural). One
 implementation, used by ``benchmarks/`` too.
 """
 
@@ -18,19 +18,9 @@ from typing import Callable, Iterator
 import torch
 
 from air_restore.core.io.images import ImageReadError, iter_image_paths, read_image
+from air_restore.core.metrics import psnr_ssim, quantize8  # noqa: F401  (quantize8: also imported from here)
 
 
-def quantize8(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round() / 255
-
-
-def psnr_ssim(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-    """PSNR (dB) and SSIM of x against ref, both [3, H, W] in [0, 1]; x is quantized to 8 bits."""
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
-    a, b = quantize8(x)[None].double(), ref[None].double()
-    return (peak_signal_noise_ratio(a, b, data_range=1.0).item(),
-            structural_similarity_index_measure(a, b, data_range=1.0).item())
 
 
 @dataclass
@@ -112,7 +102,7 @@ def evaluate_no_reference(
     """NIQE of each photo and of its restored version (no clean reference needed); per-image rows
     (optionally to CSV) and the medians and means. Photos too small for NIQE (under two 96 × 96 patches)
     are skipped, reported through ``on_skip``."""
-    from air_restore.cli.niqe import PATCH, niqe
+    from air_restore.core.niqe import PATCH, niqe
 
     rows = []
     for p in paths:

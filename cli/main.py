@@ -810,11 +810,13 @@ def add_degradation_cmd(
             save_adapter(model, stage.adapter, manifest)
             if new_source.degraded is not None:
                 save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
-            t2 = bar.add_task("2/3 estimator", total=estimator_steps)
+            pool = max(50, estimator_steps // 4)
+            t2v = bar.add_task("2/3 estimator: synthesizing views", total=pool)
+            t2 = bar.add_task("2/3 estimator: training", total=estimator_steps)
             est, est_info = train_estimator(
                 names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
-                batches=max(50, estimator_steps // 4), seed=seed,
-                progress=lambda s, t: bar.update(t2, completed=s))
+                batches=pool, seed=seed, progress=lambda s, t: bar.update(t2, completed=s),
+                pool_progress=lambda d, t: bar.update(t2v, completed=d))
             # The pipeline after: every old adapter, the new one, the new estimator.
             for a in old:
                 after.attach_folder(a.path)
@@ -1217,11 +1219,13 @@ def train_estimator_cmd(
         _fail(str(e).strip("'\""))
     if not photos:
         _fail(f"{clean}: no images")
-    with Progress(TextColumn("training estimator"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console) as bar:
-        task = bar.add_task("est", total=steps)
+        views = bar.add_task("synthesizing views", total=batches)
+        task = bar.add_task("training estimator", total=steps)
         est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
-                                    p_clean=clean_share, progress=lambda s, t: bar.update(task, completed=s))
+                                    p_clean=clean_share, progress=lambda s, t: bar.update(task, completed=s),
+                                    pool_progress=lambda d, t: bar.update(views, completed=d))
     save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
     stdout.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)
 

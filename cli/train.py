@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from air_restore.core.io.images import atomic_write, iter_image_paths
 from air_restore.core.arch import AirUNet, AirUNetConfig, count_parameters
 from air_restore.core.cutmix import Synthesizer, cutmix_batch
+from air_restore.core.metrics import psnr
 from air_restore.registry.store import _atomic_save, save_base
 
 
@@ -105,11 +106,6 @@ def random_crops(data: torch.Tensor, batch: int, crop: int, g: torch.Generator) 
     if r[2] < 0.5:
         x = x.transpose(-1, -2)
     return x.contiguous()
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    mse = (a.clamp(0, 1) - b).square().flatten(1).mean(1).clamp_min(1e-10)
-    return -10 * torch.log10(mse)
 
 
 def _lr_at(step: int, total: int, cfg: TrainBaseConfig) -> float:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
 from air_restore.core.arch import FORMAT_VERSION, AirUNet
+from air_restore.core.metrics import psnr
 
 PairSampler = Callable[[int, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
@@ -106,14 +107,10 @@ def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_se
     return sample
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (-10 * torch.log10((a.clamp(0, 1) - b).square().mean().clamp_min(1e-10))).item()
-
-
 @torch.no_grad()
 def heldout_psnr(fn: Callable[[torch.Tensor], torch.Tensor], pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """Mean PSNR of ``fn`` (batch [1, 3, H, W] → restored batch) on whole held-out pairs."""
-    return statistics.fmean(_psnr(fn(d[None])[0], c) for d, c in pairs) if pairs else float("nan")
+    return statistics.fmean(psnr(fn(d[None])[0], c).item() for d, c in pairs) if pairs else float("nan")
 
 
 def train_adapter(

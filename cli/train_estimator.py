@@ -50,10 +50,12 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 
 def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
-               min_severity: float = 0.2, p_clean: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               min_severity: float = 0.2, p_clean: float = 0.0,
+               progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
-    crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off)."""
+    crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). ``progress(done,
+    batches)`` after each batch: synthesizing is most of the estimator's training time."""
     k = len(sources)
     synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
     pool = []
@@ -90,6 +92,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
             vs.append(_u8(paired_views(img, view)[0]))
             ts.append(target)
         pool.append((torch.stack(vs), torch.stack(ts)))
+        if progress:
+            progress(len(pool), batches)
     return pool
 
 
@@ -97,14 +101,16 @@ def train_estimator(
     names: Sequence[str], sources: Sequence[Source | Callable], photos: Sequence[torch.Tensor], *,
     batches: int = 600, steps: int = 5000, lr: float = 2e-3, seed: int = 0, init: Estimator | None = None,
     p_clean: float = 0.0, progress: Callable[[int, int], None] | None = None,
+    pool_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Estimator, dict]:
     """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
     synthesizers. With ``init`` (the current estimator), training starts from its weights. ``p_clean``: share
-    of clean training crops (all weights 0)."""
+    of clean training crops (all weights 0). ``pool_progress`` reports the synthesis of the training
+    views (before the first step), ``progress`` the steps."""
     sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
     g = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean)
+    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, progress=pool_progress)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from air_restore.core.metrics import psnr
 from air_restore.plugins.udair import Anchors, UdairConfig, UdairNet, cscl_loss, feature_covariance
 
 RestoreFn = Callable[[torch.Tensor], torch.Tensor]  # [B, 3, H, W] degraded → restored, frozen, no grad
@@ -80,10 +81,6 @@ def make_set(photos: Sequence[torch.Tensor], synths: Sequence[Callable], restore
     degraded = degrade_by_class(clean, labels, synths, g, lo, hi)
     restored = torch.cat([restore_fn(degraded[i : i + batch]).clamp(0, 1) for i in range(0, len(labels), batch)])
     return {"clean": clean.half(), "degraded": degraded.half(), "restored": restored.half(), "labels": labels}
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return -10 * torch.log10((a.clamp(0, 1) - b).square().flatten(1).mean(1).clamp_min(1e-10))
 
 
 @torch.no_grad()

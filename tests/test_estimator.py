@@ -112,3 +112,15 @@ def test_the_pool_holds_clean_crops_with_every_target_off():
     assert 4 <= int(clean.sum()) <= 28
     views = torch.cat([v for v, _ in pool])
     assert views.dtype == torch.uint8 and views.shape[0] == 32
+
+
+def test_synthesizing_the_views_reports_progress():
+    """#13.8: the views are most of an estimator's training time; they must not pass in silence."""
+    from air_restore.cli.train_estimator import train_estimator
+    from air_restore.core.degradations import noise
+
+    photo = torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(0))
+    seen, steps = [], []
+    train_estimator(["noise"], [noise], [photo], batches=3, steps=2, progress=lambda s, t: steps.append((s, t)),
+                    pool_progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 3), (2, 3), (3, 3)] and steps == [(1, 2), (2, 2)]

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from air_restore.cli.evaluate import parse_degrade, psnr_ssim
+from air_restore.cli.evaluate import parse_degrade
+from air_restore.core.metrics import psnr_ssim
 from air_restore.cli.main import app
 
 runner = CliRunner()
@@ -121,7 +122,7 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 def test_niqe_matches_basicsr_reference(name, reference):
     from skimage import data
 
-    from air_restore.cli.niqe import niqe
+    from air_restore.core.niqe import niqe
 
     assert niqe(_tensor(getattr(data, name)())) == pytest.approx(reference, abs=1e-4)
 
@@ -129,7 +130,7 @@ def test_niqe_matches_basicsr_reference(name, reference):
 def test_niqe_clean_photo_scores_better_than_noisy_or_blurred():
     from skimage import data
 
-    from air_restore.cli.niqe import niqe
+    from air_restore.core.niqe import niqe
     from air_restore.core.degradations import gaussian_kernel, conv_per_image
 
     clean = _tensor(data.astronaut())
@@ -140,7 +141,7 @@ def test_niqe_clean_photo_scores_better_than_noisy_or_blurred():
 
 
 def test_niqe_pieces_follow_the_reference_algorithm():
-    from air_restore.cli import niqe as N
+    from air_restore.core import niqe as N
 
     m = N.pristine_model()
     assert m.mu.shape == (36,) and m.cov.shape == (36, 36) and m.window.sum() == pytest.approx(1)
