@@ -64,7 +64,7 @@ class AirUNetConfig(BaseModel):
 
 class AirOutput(NamedTuple):
     image: torch.Tensor  # [B, 3, H, W], restored, not clamped
-    seg_logits: torch.Tensor  # [B, num_classes, H, W]
+    seg_logits: torch.Tensor | None  # [B, num_classes, H, W]; None when called with segment=False
 
 
 class LayerNorm2d(nn.Module):
@@ -141,7 +141,9 @@ class AirUNet(nn.Module):
             nn.Conv2d(w, w, 3, padding=1), nn.GELU(), nn.Conv2d(w, len(cfg.classes), 1)
         )
 
-    def forward(self, x: torch.Tensor) -> AirOutput:
+    def forward(self, x: torch.Tensor, *, segment: bool = True) -> AirOutput:
+        """Restore ``x``; ``segment=False`` skips the segmentation head (7% of the multiply-adds per
+        pixel), which only ``--explain``, ``--tta`` and training read. The image is the same either way."""
         _, _, h, w = x.shape
         m = self.config.pad_multiple
         ph, pw = (-h) % m, (-w) % m
@@ -156,7 +158,7 @@ class AirUNet(nn.Module):
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             feat = dec(up(feat) + skip)
         image = (xp + self.ending(feat))[:, :, :h, :w]
-        seg = self.seg_head(feat)[:, :, :h, :w]
+        seg = self.seg_head(feat)[:, :, :h, :w] if segment else None
         return AirOutput(image, seg)
 
 

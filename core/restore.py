@@ -45,7 +45,7 @@ def restore(
     model.to(memory_format=torch.channels_last)
 
     def fn(patch: torch.Tensor):
-        out = model(patch.contiguous(memory_format=torch.channels_last))
+        out = model(patch.contiguous(memory_format=torch.channels_last), segment=explain)
         return out.image.clamp(0, 1).contiguous(), (out.seg_logits.softmax(1).contiguous() if explain else None)
 
     res = tiled_forward(fn, rgb.float().cpu(), tile=tile, overlap=overlap, align=model.config.pad_multiple,

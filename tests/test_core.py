@@ -610,3 +610,20 @@ def test_resolve_device() -> None:
 def test_resolve_device_cuda_without_gpu_is_a_clear_error(name: str) -> None:
     with pytest.raises(ValueError, match="no CUDA GPU"):
         resolve_device(name)
+
+
+def test_the_segmentation_head_runs_only_when_asked():
+    """#15: restore() without explain skips the head; the image is bit-identical either way."""
+    from air_restore.core.restore import restore
+    from air_restore.registry.store import load_base
+
+    model, _ = load_base(device="cpu")
+    calls = []
+    hook = model.seg_head.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.rand(3, 96, 80, generator=torch.Generator().manual_seed(0))
+    plain = restore(model, x)
+    assert calls == [] and plain.seg_probs is None
+    explained = restore(model, x, explain=True)
+    hook.remove()
+    assert calls and explained.seg_probs.shape == (len(model.config.classes), 96, 80)
+    assert torch.equal(plain.image, explained.image)

@@ -51,8 +51,10 @@ def server(tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "AIR_HOME": str(tmp_path_factory.mktemp("serve_home")), "HF_HUB_OFFLINE": "1"}
     log = tmp_path_factory.mktemp("serve") / "serve.log"
+    # --max-pixels between the two examples used below: hazy_chelsea (451×300) fits, rainy_coffee (600×400) not.
     proc = subprocess.Popen([sys.executable, "-m", "air_restore.cli.main", "serve", "--port", str(port),
-                             "--device", "cpu"], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+                             "--device", "cpu", "--max-pixels", "200000"], stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while True:
@@ -164,6 +166,15 @@ def test_page_restores_like_air_restore(server, browser, tmp_path):
     assert cli.returncode == 1
     reason = cli.stderr.strip().splitlines()[0].split(": ")[-1]
     assert reason and reason in text, (reason, text)
+    # Not an image, and one over the server's pixel limit: one line each, naming the file.
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("just some text")
+    _upload(browser, text_file)
+    _wait(lambda: "error: notes.png: not an image file" in browser.find_element(By.ID, "air-status").text)
+    _upload(browser, ROOT / "examples" / "rainy_coffee.png")
+    big = _wait(lambda: "error: rainy_coffee.png" in (t := browser.find_element(By.ID, "air-status").text) and t)
+    assert "too large" in big and "200,000" in big
+    # ...and the server still restores.
     _upload(browser, EXAMPLE)
     _download_href(browser, "hazy_chelsea_restored.png", old=href2)
 
