@@ -507,6 +507,29 @@ def _base_fingerprint(weights: Optional[Path]) -> str:
         _fail(str(e))
 
 
+@app.command("doctor")
+def doctor_cmd() -> None:
+    """Check everything `air restore` would load: the base, every adapter (readable, made for this base,
+    unchanged since install, finite values), the estimators, the --tta refiner, the plugins and the
+    store's leftovers. Each problem comes with its fix; exit code 1 if there is any.
+    """
+    from rich.table import Table
+
+    from air_restore.registry.doctor import check_everything
+
+    findings = check_everything()
+    table = Table(show_edge=False)
+    for col in ("checked", "", "found"):
+        table.add_column(col)
+    for f in findings:
+        table.add_row(escape(f.what), "[green]ok[/green]" if f.ok else "[red]problem[/red]", escape(f.detail))
+    stdout.print(table)
+    problems = sum(not f.ok for f in findings)
+    stdout.print("all good" if not problems else f"{problems} problem(s)", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
 @app.command("push")
 def push_cmd(
     name: str = typer.Argument(..., help="An installed adapter (see `air list`)."),

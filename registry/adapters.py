@@ -12,6 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from air_restore.core.lora import LoRAFactors
+from air_restore.registry.store import first_non_finite
 
 PREFIX = "base_model.model."
 
@@ -35,7 +36,7 @@ def read_peft_adapter(folder: str | Path) -> tuple[dict, dict[str, LoRAFactors]]
         tensors = load_file(str(weights_path))
     except (ValueError, SafetensorError, OSError) as e:
         raise AdapterFileError(f"{folder}: unreadable adapter files ({type(e).__name__}: {e})") from None
-    damaged = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+    damaged = first_non_finite(tensors)
     if damaged is not None:
         raise AdapterFileError(f"{weights_path}: {damaged} holds NaN or Inf values, so the file is damaged; "
                                "remove the adapter and install or pull it again")

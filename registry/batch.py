@@ -151,7 +151,7 @@ class RestoreWorker:
 
 
 def connect(address: str, num_cpus: int | None) -> None:
-    """Start or join Ray: ``local`` starts one on this machine (loopback only), ``auto`` joins the
+    """Start or join Ray: ``local`` starts one on this machine (no dashboard), ``auto`` joins the
     running cluster (``ray start --head``), ``ray://HOST:PORT`` a remote one through Ray Client."""
     import ray
 
@@ -169,8 +169,10 @@ def connect(address: str, num_cpus: int | None) -> None:
         return
     try:
         if address == "local":
-            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                     logging_level="ERROR", log_to_driver=False)
+            # No dashboard. Ray 2.60 replaces a loopback node address with the machine's own (services.
+            # resolve_ip_for_localhost), so its ports listen on the network too: README says so.
+            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, logging_level="ERROR",
+                     log_to_driver=False)
         else:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     except Exception as e:
@@ -216,22 +218,32 @@ def run_batch(input: str, output: str, *, address: str = "local", workers: int =
                         batch_format="numpy")
     start = time.perf_counter()
     with _open_errors(dst, errors_path) as log:
-        for row in ds.iter_rows():
-            if row["ok"]:
-                summary.restored += 1
-                summary.megapixels += float(row["megapixels"])
-            else:
-                summary.failed += 1
-                entry = {"path": src.join(str(row["path"])), "reason": str(row["reason"])}
-                summary.errors.append(entry)
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
-            summary.seconds = time.perf_counter() - start
-            if summary.first_result_s is None:
-                summary.first_result_s = summary.seconds
-            if progress:
-                progress(summary)
+        try:
+            for row in ds.iter_rows():
+                _record(row, src, summary, log)
+                summary.seconds = time.perf_counter() - start
+                if summary.first_result_s is None:
+                    summary.first_result_s = summary.seconds
+                if progress:
+                    progress(summary)
+        except Exception as e:  # workers that cannot start or die (their pipeline, their GPU): one line
+            lines = str(e).strip().splitlines()
+            raise BatchError(f"the workers failed: {lines[-1] if lines else type(e).__name__} (restored so "
+                             f"far: {summary.restored}; rerun to go on)") from None
     return summary
+
+
+def _record(row: dict, src: Where, summary: Summary, log) -> None:
+    """Count one result; a failure also goes to the errors file, flushed at once."""
+    if row["ok"]:
+        summary.restored += 1
+        summary.megapixels += float(row["megapixels"])
+        return
+    summary.failed += 1
+    entry = {"path": src.join(str(row["path"])), "reason": str(row["reason"])}
+    summary.errors.append(entry)
+    log.write(json.dumps(entry) + "\n")
+    log.flush()
 
 
 _TMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # atomic_write's temporary names

@@ -62,26 +62,31 @@ LEFTOVER_SUFFIXES = (".tmp", ".old", ".removed")
 LEFTOVER_AGE_S = 24 * 3600  # far longer than any live install, pull or add-degradation
 
 
+def leftovers() -> list[Path]:
+    """What killed writers may have left in the store: hidden work folders and files (any age)."""
+    found = []
+    for root in (air_home(), adapters_dir()):
+        if root.is_dir():
+            found += [p for p in root.iterdir() if p.name.startswith(LEFTOVER_PREFIXES)
+                      or (p.name.startswith(".") and p.name.endswith(LEFTOVER_SUFFIXES))]
+    return found
+
+
 def sweep_leftovers(max_age_s: float = LEFTOVER_AGE_S) -> list[Path]:
     """Delete what killed writers left in the store: hidden work folders and files not touched for
     ``max_age_s`` (a younger one may belong to a command running now). Returns the removed paths."""
     removed, now = [], time.time()
-    for root in (air_home(), adapters_dir()):
-        if not root.is_dir():
-            continue
-        for p in root.iterdir():
-            if not (p.name.startswith(LEFTOVER_PREFIXES) or (p.name.startswith(".") and p.name.endswith(LEFTOVER_SUFFIXES))):
+    for p in leftovers():
+        try:
+            if now - p.lstat().st_mtime < max_age_s:
                 continue
-            try:
-                if now - p.lstat().st_mtime < max_age_s:
-                    continue
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-            except OSError:
-                continue  # another process got there first, or no permission: leave it
-            removed.append(p)
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except OSError:
+            continue  # another process got there first, or no permission: leave it
+        removed.append(p)
     return removed
 
 

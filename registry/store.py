@@ -159,6 +159,11 @@ def save_estimator(estimator, path: str | Path, *, training: dict[str, Any] | No
     _atomic_save(tensors, Path(path), metadata)
 
 
+def first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or Inf (a damaged file), or None."""
+    return next((k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+
+
 def read_estimator(path: str | Path):
     """Load an estimator file whatever adapter set it was trained for (its names: ``est.config.adapters``)."""
     from air_restore.core.estimator import Estimator, EstimatorConfig
@@ -173,6 +178,9 @@ def read_estimator(path: str | Path):
             raise ModelFileError(f"{path}: not an air-restore estimator (metadata kind={meta.get('kind')!r})")
         config = EstimatorConfig.model_validate_json(meta["config"])
         tensors = load_file(str(path))
+        if (bad := first_non_finite(tensors)) is not None:
+            raise ModelFileError(f"{path}: {bad} holds NaN or Inf values, so the file is damaged; run "
+                                 "`air train estimator --install` (or remove the file)")
         est = Estimator(config=config)
         est.load_state_dict(tensors)
     except ModelFileError:

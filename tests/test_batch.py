@@ -186,3 +186,17 @@ def test_a_worker_reads_and_writes_through_a_pyarrow_file_system(tmp_path):
 
     load_pipeline(device="cpu")(tmp_path / "in" / "sub" / "a.png", direct)
     assert np.abs(_pixels(tmp_path / "out" / "sub" / "a.png") - _pixels(direct)).max() <= 1
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_start_end_the_job_in_one_line(tmp_path):
+    """A pipeline the workers cannot load (here a base file that does not exist; the CLI checks it first,
+    the library may not) is one BatchError naming the cause, not Ray's stack trace."""
+    _need_ray()
+    from air_restore.registry.batch import BatchError, run_batch
+
+    (tmp_path / "in").mkdir()
+    Image.open(ROOT / "examples" / "hazy_chelsea.png").crop((0, 0, 64, 48)).save(tmp_path / "in" / "a.png")
+    with pytest.raises(BatchError, match="the workers failed: .*missing.safetensors"):
+        run_batch(str(tmp_path / "in"), str(tmp_path / "out"), weights=str(tmp_path / "missing.safetensors"))
+    assert not (tmp_path / "out" / "a.png").exists()

@@ -373,3 +373,69 @@ def test_removing_an_adapter_warns_that_the_local_estimator_is_stale(tiny_adapte
     restorer = load_restorer()
     assert restorer.estimator_path != local_estimator_path()  # the bundled one, which matches
     assert any("ignoring the estimator" in w for w in restorer.warnings)
+
+
+def test_air_doctor_names_every_problem_and_its_fix(tmp_path):
+    """#13: one command checks the whole store: a damaged adapter, a damaged estimator, a stale
+    estimator choice and leftovers are each reported with what to do, exit 1; a clean store exits 0."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from air_restore.registry.local import adapters_dir, air_home, bundled_dir, local_estimator_path
+
+    r = CliRunner().invoke(app, ["doctor"])
+    assert r.exit_code == 0 and "all good" in r.output, r.output
+
+    # A local copy of the rain adapter, renamed, whose weights were damaged after the fact.
+    dest = adapters_dir() / "drizzle"
+    shutil.copytree(bundled_dir() / "adapters" / "rain", dest)
+    manifest = json.loads((dest / "air_manifest.json").read_text())
+    (dest / "air_manifest.json").write_text(json.dumps({**manifest, "name": "drizzle"}))
+    tensors = load_file(str(dest / "adapter_model.safetensors"))
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first].clone()
+    tensors[first].view(-1)[0] = float("nan")
+    save_file(tensors, str(dest / "adapter_model.safetensors"))
+    # A local estimator holding NaN, and a leftover of a killed install.
+    est = load_file(str(bundled_dir() / "estimator.safetensors"))
+    from safetensors import safe_open
+
+    with safe_open(str(bundled_dir() / "estimator.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    key = next(k for k, v in est.items() if v.is_floating_point())
+    est[key] = est[key].clone()
+    est[key].view(-1)[0] = float("inf")
+    save_file(est, str(local_estimator_path()), metadata=meta)
+    (air_home() / ".staging-x").mkdir()
+
+    r = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["doctor"])
+    assert r.exit_code == 1, r.output
+    out = " ".join(r.output.split())
+    assert "adapter drizzle (local)" in out and "NaN or Inf" in out
+    assert "estimator (local)" in out and "air train estimator --install" in out
+    assert "leftover" in out and ".staging-x" in out
+    assert "adapter rain (bundled) │ ok" in out
+
+
+def test_a_damaged_local_estimator_is_ignored_for_the_bundled_one(tmp_path):
+    """#13.4 for estimators: NaN/Inf in the local estimator is refused at load with a warning naming the fix,
+    and `air restore` falls back to the bundled estimator instead of producing a black image."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from air_restore.registry.local import bundled_dir, bundled_estimator_path, local_estimator_path
+
+    src = bundled_dir() / "estimator.safetensors"
+    with safe_open(str(src), framework="pt") as f:
+        meta = f.metadata()
+    est = load_file(str(src))
+    key = next(k for k, v in est.items() if v.is_floating_point())
+    est[key] = est[key].clone()
+    est[key].view(-1)[0] = float("nan")
+    local_estimator_path().parent.mkdir(parents=True, exist_ok=True)
+    save_file(est, str(local_estimator_path()), metadata=meta)
+    r = load_restorer()
+    assert r.estimator_path == bundled_estimator_path()
+    assert any("NaN or Inf" in w and "air train estimator --install" in w for w in r.warnings), r.warnings
