@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import torch
 
 from air_restore.core.io.images import ImageReadError, iter_image_paths, read_image
-from air_restore.core.metrics import psnr_ssim, quantize8  # noqa: F401  (quantize8: also imported from here)
+from air_restore.core.metrics import psnr_ssim, quantize8
 
 
 

@@ -112,15 +112,8 @@ def restore(
         IMAGE_SUFFIXES, ImageReadError, check_writable, iter_image_paths, output_path_for, read_image, save_png,
         write_image,
     )
-    from air_restore.registry.adapters import AdapterFileError
-    from air_restore.registry.pipeline import PipelineError, load_pipeline
-    from air_restore.registry.store import ModelFileError
 
-    for name, v in (("--tile", tile), ("--overlap", overlap)):
-        if v % 8:
-            _fail(f"{name} must be a multiple of 8, got {v}")
-    if tile <= overlap:
-        _fail(f"--tile ({tile}) must be larger than --overlap ({overlap})")
+    _check_tiles(tile, overlap)
     try:
         paths = iter_image_paths(inputs)
     except (ValueError, FileNotFoundError) as e:
@@ -141,17 +134,7 @@ def restore(
         _fail(f"{output}: looks like a file name, but there are {len(paths)} inputs; give -o a folder")
     if no_adapters and (adapters or adapter):
         _fail("--no-adapters cannot be combined with --adapters or --adapter")
-    try:
-        fixed = _parse_weights(adapters) if adapters is not None else None
-        pipe = load_pipeline(weights, device=device, use_adapters=not no_adapters, tta=tta)
-        for folder, w in map(_parse_folder_spec, adapter or []):
-            pipe.attach(Path(folder), w)
-        if fixed is not None:
-            pipe.restorer.weights_from(fixed)  # unknown names are refused here, before any image is read
-    except (ModelFileError, AdapterFileError, PipelineError, KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
-    for w in pipe.warnings:
-        console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
+    pipe, fixed = _open_pipeline(weights, device, no_adapters, tta, adapters, adapter or [])
     try:  # a read-only or impossible output folder is refused now, not after every image was computed
         for folder in sorted({output_path_for(p, output, is_batch=is_batch).parent for p in paths}):
             check_writable(folder)
@@ -287,31 +270,15 @@ def batch_cmd(
         _fail('air batch needs the scale extra (Ray Data): pip install "air-restore[scale]"')
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from air_restore.registry.adapters import AdapterFileError
     from air_restore.registry.batch import BatchError, run_batch
-    from air_restore.registry.pipeline import PipelineError, load_pipeline
-    from air_restore.registry.store import ModelFileError
 
-    for name, v in (("--tile", tile), ("--overlap", overlap)):
-        if v % 8:
-            _fail(f"{name} must be a multiple of 8, got {v}")
-    if tile <= overlap:
-        _fail(f"--tile ({tile}) must be larger than --overlap ({overlap})")
+    _check_tiles(tile, overlap)
     if workers < 1 or batch_size < 1 or gpus_per_worker < 0:
         _fail("--workers and --batch-size must be at least 1, --gpus-per-worker at least 0")
     if no_adapters and adapters:
         _fail("--no-adapters cannot be combined with --adapters")
-    try:
-        fixed = _parse_weights(adapters) if adapters is not None else None
-        # Checked here, once, so that a bad name or file is one line rather than a failure in every worker.
-        pipe = load_pipeline(weights, device="cpu", use_adapters=not no_adapters, tta=tta)
-        if fixed is not None:
-            pipe.restorer.weights_from(fixed)
-    except (ModelFileError, AdapterFileError, PipelineError, KeyError, ValueError) as e:
-        _fail(str(e).strip("'\""))
-    for w in pipe.warnings:
-        console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
-    del pipe
+    # Opened here once, so that a bad name or file is one line rather than a failure in every worker.
+    _, fixed = _open_pipeline(weights, "cpu", no_adapters, tta, adapters, [])
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[rate]}"), console=console, disable=not console.is_terminal) as bar:
@@ -473,11 +440,8 @@ def list_cmd() -> None:
     for col in ("name", "origin", "rank", "held-out PSNR base → adapter", "status"):
         table.add_column(col)
     for a in items:
-        m = a.manifest.get("metrics", {})
-        gain = (f"{m['heldout_psnr_base']:.2f} → {m['heldout_psnr_adapter']:.2f} dB"
-                if "heldout_psnr_base" in m and "heldout_psnr_adapter" in m else "")
         status = "active" if a.error is None else f"[red]inactive[/red]: {escape(a.error)}"
-        table.add_row(escape(a.name), a.origin, str(a.manifest.get("rank", "?")), gain, status)
+        table.add_row(escape(a.name), a.origin, str(a.manifest.get("rank", "?")), a.heldout_gain, status)
     out = Console()
     out.print(table)
     active = [a.name for a in items if a.error is None]
@@ -686,6 +650,36 @@ def _parse_weights(spec: str) -> dict[str, float]:
 def _parse_folder_spec(spec: str) -> tuple[str, float]:
     path, _, w = spec.partition("=")
     return path, _weight(w.strip(), "--adapter", spec, path)
+
+
+def _check_tiles(tile: int, overlap: int) -> None:
+    for name, v in (("--tile", tile), ("--overlap", overlap)):
+        if v % 8:
+            _fail(f"{name} must be a multiple of 8, got {v}")
+    if tile <= overlap:
+        _fail(f"--tile ({tile}) must be larger than --overlap ({overlap})")
+
+
+def _open_pipeline(weights, device: str, no_adapters: bool, tta: bool, spec: str | None, folders: list[str]):
+    """The pipeline `air restore` and `air batch` run, with --adapter folders attached, and the --adapters
+    weights parsed and their names checked before any image is read; problems are one line (exit 2),
+    warnings printed. Returns (pipeline, weights given or None)."""
+    from air_restore.registry.adapters import AdapterFileError
+    from air_restore.registry.pipeline import PipelineError, load_pipeline
+    from air_restore.registry.store import ModelFileError
+
+    try:
+        fixed = _parse_weights(spec) if spec is not None else None
+        pipe = load_pipeline(weights, device=device, use_adapters=not no_adapters, tta=tta)
+        for folder, w in map(_parse_folder_spec, folders):
+            pipe.attach(Path(folder), w)
+        if fixed is not None:
+            pipe.restorer.weights_from(fixed)  # unknown names are refused here
+    except (ModelFileError, AdapterFileError, PipelineError, KeyError, ValueError) as e:
+        _fail(str(e).strip("'\""))
+    for w in pipe.warnings:
+        console.print(f"[yellow]warning[/yellow]: {escape(w)}", highlight=False, soft_wrap=True)
+    return pipe, fixed
 
 
 def _print_explain(out: Console, name: str, result) -> None:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from air_restore.core.io.images import IMAGE_SUFFIXES, ImageReadError, read_image, write_image
+from air_restore.core.io.images import (
+    IMAGE_SUFFIXES, ImageReadError, read_image, sweep_temporaries, write_image,
+)
 
 ERRORS_FILE = "_air_errors.jsonl"
 
@@ -194,7 +195,7 @@ def run_batch(input: str, output: str, *, address: str = "local", workers: int =
     paths = src.list_images(skip=dst)
     if dst.fs is None:
         Path(dst.root).mkdir(parents=True, exist_ok=True)
-        _sweep_tmp(Path(dst.root))
+        sweep_temporaries(Path(dst.root))  # a job owns its OUTPUT: leftovers of killed writers go
     todo = paths if overwrite else [p for p in paths if not dst.exists(p)]
     summary = Summary(total=len(paths), skipped=len(paths) - len(todo))
     errors_path = dst.join(ERRORS_FILE)
@@ -244,17 +245,6 @@ def _record(row: dict, src: Where, summary: Summary, log) -> None:
     summary.errors.append(entry)
     log.write(json.dumps(entry) + "\n")
     log.flush()
-
-
-_TMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # atomic_write's temporary names
-
-
-def _sweep_tmp(root: Path) -> None:
-    """Remove the temporary files that writers killed with an earlier job left in OUTPUT (a job owns its
-    output folder: run one job per folder)."""
-    for p in root.rglob(".*.tmp"):
-        if _TMP.match(p.name) and p.is_file() and not p.is_symlink():
-            p.unlink(missing_ok=True)
 
 
 class _open_errors:

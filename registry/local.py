@@ -121,6 +121,14 @@ class InstalledAdapter:
     def base_fingerprint(self) -> str | None:
         return self.manifest.get("base_fingerprint")
 
+    @property
+    def heldout_gain(self) -> str:
+        """``"25.10 → 26.40 dB"``: held-out PSNR of the base and of the adapter, or "" if not recorded."""
+        m = self.manifest.get("metrics", {})
+        if "heldout_psnr_base" in m and "heldout_psnr_adapter" in m:
+            return f"{m['heldout_psnr_base']:.2f} → {m['heldout_psnr_adapter']:.2f} dB"
+        return ""
+
 
 def _read(path: Path, origin: str) -> InstalledAdapter:
     name = path.name

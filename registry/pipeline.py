@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from air_restore.core.arch import AirUNet
+from air_restore.core.io.images import MAX_PIXELS
 from air_restore.core.lora import attach, blend
 from air_restore.core.restore import RestoreResult, restore
 from air_restore.registry.adapters import load_for_base
@@ -247,7 +248,7 @@ class Pipeline:
 
     def __call__(self, src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False,
                  adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128,
-                 max_pixels: int | None = None) -> Path:
+                 max_pixels: int = MAX_PIXELS) -> Path:
         """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
         format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""
         from air_restore.core.io.images import output_path_for, read_image, write_image
@@ -257,7 +258,7 @@ class Pipeline:
         if dst.exists() and not overwrite:  # before the work, not after it (write_image checks again)
             raise FileExistsError(f"{dst}: already exists (pass overwrite=True, --overwrite in `air restore`, "
                                   "to replace it)")
-        img = read_image(src) if max_pixels is None else read_image(src, max_pixels=max_pixels)
+        img = read_image(src, max_pixels=max_pixels)
         out = self.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap)
         return write_image(img, out.image, dst, overwrite=overwrite)
 

@@ -41,21 +41,14 @@ def _preview(rgb: torch.Tensor) -> Image.Image:
     return Image.fromarray((rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
 
 
-def _adapter_table() -> str:
+def _adapter_table(fingerprint: str) -> str:
     """The installed adapters as `air list` shows them, as a Markdown table."""
     from air_restore.registry.local import all_adapters
-    from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info
 
-    try:
-        fingerprint = read_base_info(bundled_base_path()).fingerprint
-    except ModelFileError:
-        fingerprint = None
     rows = ["| adapter | origin | held-out PSNR base → adapter | status |", "|---|---|---|---|"]
     for a in all_adapters(fingerprint):
-        m = a.manifest.get("metrics", {})
-        gain = (f"{m['heldout_psnr_base']:.2f} → {m['heldout_psnr_adapter']:.2f} dB"
-                if "heldout_psnr_base" in m and "heldout_psnr_adapter" in m else "")
-        rows.append(f"| {a.name} | {a.origin} | {gain} | {'active' if a.error is None else 'inactive: ' + a.error} |")
+        status = "active" if a.error is None else "inactive: " + a.error
+        rows.append(f"| {a.name} | {a.origin} | {a.heldout_gain} | {status} |")
     return "\n".join(rows) if len(rows) > 2 else "No adapters installed: the base model restores alone."
 
 
@@ -193,7 +186,7 @@ def build_app(*, device: str = "auto", max_pixels: int = MAX_PIXELS, tile: int =
                                for n in names]
                     reset_btn = gr.Button("Reset to the estimator's choice", elem_id="air-reset")
                 with gr.Accordion("Installed adapters (`air list`)", open=False):
-                    gr.Markdown(_adapter_table())
+                    gr.Markdown(_adapter_table(main.restorer.info.fingerprint))
             with gr.Column(scale=2):
                 status = gr.Markdown(elem_id="air-status")
                 pick = gr.Dropdown(choices=[], label="Photo", elem_id="air-pick")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import secrets
 import struct
 import sys
@@ -42,6 +43,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
     "atomic_write",
+    "check_writable",
+    "sweep_temporaries",
     "LoadedImage",
     "iter_image_paths",
     "output_path_for",
@@ -400,6 +403,21 @@ def save_png(image: Image.Image, dest: Path, *, overwrite: bool = False) -> Path
 STALE_TMP_S = 3600
 
 
+#: The temporary names atomic_write uses: ``.NAME.xxxxxxxx.tmp`` beside NAME.
+_TMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+
+
+def sweep_temporaries(root: Path) -> list[Path]:
+    """Remove every temporary file of atomic_write below ``root``, whatever its age: for a caller that owns
+    ``root`` (``air batch`` and its OUTPUT), where no other writer can be running. Returns what it removed."""
+    removed = []
+    for p in Path(root).rglob(".*.tmp"):
+        if _TMP_NAME.match(p.name) and p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def _sweep_stale_tmp(dest: Path) -> None:
     """Delete ``.NAME.xxxxxxxx.tmp`` files that a writer of ``dest`` killed outright left behind."""
     now = time.time()
@@ -430,7 +448,7 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool
     umask-derived permissions (``tempfile`` would make it private, 0o600). Temporary files of ``dest``
     left by a killed writer more than an hour ago are removed first.
     """
-    check_writable(dest.parent)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale_tmp(dest)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
