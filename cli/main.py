@@ -686,7 +686,9 @@ def _print_explain(out: Console, name: str, result) -> None:
     """--explain's tables: each class's share of the image, and the adapter weights and who chose them."""
     from rich.table import Table
 
-    table = Table(title=escape(f"{name}: share of the image per class"), show_edge=False)
+    # Titles as lines of their own: a table title wraps to the (narrow) table's width.
+    out.print(escape(f"{name}: share of the image per class"), highlight=False, soft_wrap=True)
+    table = Table(show_edge=False)
     table.add_column("class")
     table.add_column("share", justify="right")
     for cls, share in result.shares.items():
@@ -694,7 +696,8 @@ def _print_explain(out: Console, name: str, result) -> None:
     out.print(table)
     if result.weights:
         how = "given by --adapters" if result.weights_source == "given" else "chosen by the estimator"
-        wt = Table(title=escape(f"{name}: adapter weights ({how})"), show_edge=False)
+        out.print(escape(f"{name}: adapter weights ({how})"), highlight=False, soft_wrap=True)
+        wt = Table(show_edge=False)
         wt.add_column("adapter")
         wt.add_column("weight", justify="right")
         for adapter, w in result.weights.items():
