@@ -234,13 +234,16 @@ def base_v2_section(results: Path, run: Path) -> list[str]:
         "Held-out PSNR: 64 fixed crops (128²) of the 16 held-out training photos, widened CutMix, EMA weights"
         + (f"; the initial weights ({state['init']}) score {start['val_psnr']:.2f} dB" if start else "") + ".",
         "",
-        "| chunk | device | recipe | steps | to step | wall s | held-out PSNR at its end |",
-        "|---|---|---|---|---|---|---|",
+        "The held-out crops are degraded by the chunk's recipe, so a recipe change moves the input column too: "
+        "compare PSNR within one recipe.",
+        "",
+        "| chunk | device | recipe | steps | to step | wall s | held-out input PSNR | held-out PSNR at its end |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in state["chunk_log"]:
         end = [r for r in rows if r["chunk"] == c["chunk"]][-1]
         lines.append(f"| {c['chunk']} | {c['device']} | {c.get('recipe', state['config']['recipe'])} | {c['steps']:,} | "
-                     f"{c['to_step']:,} | {c['wall_s']:.0f} | {end['val_psnr']:.2f} |")
+                     f"{c['to_step']:,} | {c['wall_s']:.0f} | {end['val_psnr_input']:.2f} | {end['val_psnr']:.2f} |")
     lines += ["", "![held-out PSNR across chunks](benchmarks/results/base_v2_curve.png)", ""]
     for f in sorted(results.glob("promote_*.json")):
         p = json.loads(f.read_text())
@@ -358,6 +361,22 @@ def speed_section(sp: dict) -> list[str]:
             f"`air restore` on a {b['width']}×{b['height']} image on the CPU: peak memory **{b['peak_rss_mb']:.0f} MB** "
             f"(RSS of the whole process), {b['wall_s']:.0f} s."
         )
+    return lines + [""]
+
+
+def speed_gpu_section(sp: dict) -> list[str]:
+    """GPU timings from a lent GPU span (`speed.py --gpu-only` → speed_gpu.json); no CPU rows in that run."""
+    m = sp["machine"]
+    lines = [
+        f"GPU timings ({m['gpu']}, torch {m['torch']}, lent for one session; `{sp.get('command', 'speed.py --gpu-only')}` "
+        f"at commit {sp.get('commit', '?')}, base `{sp['fingerprint']}`):",
+        "",
+        "| size | precision | mode | median s (runs) | ms / megapixel | megapixels / s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sp["gpu"]:
+        lines.append(f"| {r['size']}² | {r['precision']} | {r['mode']} | {r['median_s']:.4f} ({r['runs']}) | "
+                     f"{r['ms_per_megapixel']:.0f} | {r['megapixels_per_s']:.1f} |")
     return lines + [""]
 
 
@@ -498,7 +517,8 @@ def main(argv: list[str] | None = None) -> str:
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
-                          ("speed.json", speed_section), ("web.json", web_section),
+                          ("speed.json", speed_section), ("speed_gpu.json", speed_gpu_section),
+                          ("web.json", web_section),
                           ("batch.json", batch_section)):
         data = _load(args.results / name)
         if data:

@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--blend-size", type=int, default=512)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default); the "
                     "memory test's child process gets the same through OMP_NUM_THREADS")
+    ap.add_argument("--gpu-only", action="store_true", help="time only the GPU rows (for a short lent GPU span)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.threads:
@@ -213,9 +214,10 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__, **cpu_model()},
         "fingerprint": info.fingerprint,
-        "cpu": time_sizes(model, args.sizes, args.runs, "cpu")
-        + time_sizes(model, args.tiled_sizes, args.runs, "cpu", tiled=True),
     }
+    if not args.gpu_only:
+        results["cpu"] = (time_sizes(model, args.sizes, args.runs, "cpu")
+                          + time_sizes(model, args.tiled_sizes, args.runs, "cpu", tiled=True))
     if torch.cuda.is_available():
         results["machine"]["gpu"] = torch.cuda.get_device_name()
         gpu_model = load_base(device="cuda")[0]
@@ -224,12 +226,15 @@ def main(argv: list[str] | None = None) -> dict:
             results["gpu"] += time_sizes(gpu_model, args.sizes, args.runs, "cuda", precision=precision)
             results["gpu"] += time_sizes(gpu_model, args.tiled_sizes, args.runs, "cuda", precision=precision,
                                          tiled=True)
+    if args.gpu_only:
+        args.blend, args.tiling_size, args.big = [], 0, 0
     if args.blend:
         results["blending"] = blending_cost(model, args.blend_size, args.blend, args.runs)
     out_dir = args.out.parent if args.out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    results["tiling"] = tiling_agreement(model, args.tiling_size, out_dir)
+    if args.tiling_size:
+        results["tiling"] = tiling_agreement(model, args.tiling_size, out_dir)
     if args.big:
         results["big_image"] = big_image_memory(args.big)
     if args.out:
