@@ -52,9 +52,10 @@ class TrainBaseConfig(BaseModel):
     )
     compile: bool = Field(False, description="torch.compile the model (GPU).")
     mixed_precision: str = Field("no", description="accelerate mixed precision: no, bf16 or fp16.")
-    recipe: Literal["v1", "widened", "widened2"] = Field(
+    recipe: Literal["v1", "widened", "widened2", "widened3"] = Field(
         "v1", description="v1: one built-in synthesizer per class, noise stacked; widened: degradation "
-        "families and camera-pipeline stacks (core.families); widened2: also dim clean targets."
+        "families and camera-pipeline stacks (core.families); widened2: also dim clean targets; widened3: "
+        "also only clearly dark low light."
     )
     p_clean: float = Field(0.1, ge=0, le=1, description="CutMix: chance that a background or region stays clean.")
     p_stack: float = Field(0.2, ge=0, le=1, description="CutMix: chance that a region gets a second degradation.")
@@ -136,7 +137,7 @@ def _evaluate(net: AirUNet, val_batch, acc) -> dict:
 def _cutmix_crops(data: torch.Tensor, cfg: TrainBaseConfig, g: torch.Generator, synthesizers, stack_with, *,
                   dim_targets: bool = False):
     """One training batch (clean, degraded, labels): random crops, optionally some darker targets
-    (recipe widened2), then Degradation CutMix."""
+    (recipes widened2 and widened3), then Degradation CutMix."""
     clean = random_crops(data, cfg.batch_size, cfg.crop, g)
     if dim_targets:
         from air_restore.core.families import vary_exposure
@@ -380,7 +381,7 @@ def train_base_chunk(
     """
     from accelerate import Accelerator
 
-    from air_restore.core.families import RECIPES, widened
+    from air_restore.core.families import DIM_TARGET_RECIPES, RECIPES, widened
     from air_restore.registry.discovery import get_degradation
     from air_restore.registry.store import load_base
 
@@ -399,7 +400,7 @@ def train_base_chunk(
     else:
         cfg = config
     if cfg.recipe in RECIPES:
-        synthesizers, stack_with = widened(cfg.model.classes)
+        synthesizers, stack_with = widened(cfg.model.classes, cfg.recipe)
     else:
         synthesizers = [get_degradation(c).synthesize for c in cfg.model.classes[1:]]
         stack_with = get_degradation("noise").synthesize
@@ -452,7 +453,7 @@ def train_base_chunk(
     reserve = 20.0  # seconds kept for validation and saving
     chunk_step, loss = 0, torch.zeros(())
     while step < cfg.steps and time.time() - started < time_budget - reserve:
-        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, dim_targets=cfg.recipe == "widened2")
+        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, dim_targets=cfg.recipe in DIM_TARGET_RECIPES)
         loss_l1, _, loss = _train_step(fwd, model, opt, acc, batch, chunk_lr(step, chunk_step, cfg), cfg)
         step += 1
         chunk_step += 1

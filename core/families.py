@@ -9,7 +9,12 @@ noise or JPEG, as a camera pipeline adds them). Labels stay the class of the fir
 Recipes: ``widened`` (chunks 1–2 of base v2) and ``widened2``, which also darkens a quarter of the
 clean targets (:func:`vary_exposure`) and keeps ``dim`` clearly dark. ``widened`` taught the base to
 brighten dim, noisy real photos (PolyU −11 dB against v1), because near-identity ``dim`` crops with
-camera noise looked exactly like them.
+camera noise looked exactly like them. ``widened2`` did not cure it (PolyU −10.3 dB after chunk 4):
+its low-light family still reached a mean brightness of 0.16–0.29 (75th–95th percentile on
+CBSD432 crops), the band of its own dim clean targets (5th–25th: 0.15–0.23) and of PolyU's noisy
+indoor shots (0.20–0.27). ``widened3`` draws every low-light variant at severity ≥ 0.5, which ends
+the family at 0.16–0.21 (95th percentile) while still covering LOL (all < 0.1) and the darker half
+of DICM (0.02–0.18).
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ def _dark_and_noisy(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> tor
     return D.camera_noise(D.dim(x, g, s), g, 0.6 * s)
 
 
+def _at_least(x: torch.Tensor, g: torch.Generator, s: torch.Tensor, *, fn: Synthesizer, floor: float) -> torch.Tensor:
+    """``fn`` with its severity mapped from [0, 1] onto [floor, 1]."""
+    return fn(x, g, floor + (1 - floor) * s)
+
+
 #: class → (variants, probabilities); the built-in synthesizer comes first in each family.
 FAMILIES: dict[str, tuple[tuple[Synthesizer, ...], tuple[float, ...]]] = {
     "noise": ((D.noise, D.camera_noise, D.jpeg), (0.45, 0.35, 0.20)),
@@ -44,9 +54,19 @@ FAMILIES: dict[str, tuple[tuple[Synthesizer, ...], tuple[float, ...]]] = {
     "lowlight": ((D.lowlight, D.dim, _dark_and_noisy), (0.55, 0.25, 0.20)),
 }
 
+#: Recipe widened3: the low-light family only clearly dark (severity ≥ LOWLIGHT_FLOOR; see above).
+LOWLIGHT_FLOOR = 0.5
+FAMILIES_3 = {
+    **FAMILIES,
+    "lowlight": (tuple(partial(_at_least, fn=fn, floor=LOWLIGHT_FLOOR) for fn in FAMILIES["lowlight"][0]),
+                 FAMILIES["lowlight"][1]),
+}
+
 #: The recipes built on these families, and the CutMix shares they train with (15% of backgrounds and
 #: regions clean, 30% of regions with a second degradation stacked).
-RECIPES = ("widened", "widened2")
+RECIPES = ("widened", "widened2", "widened3")
+#: Recipes that darken a share of the clean targets (:func:`vary_exposure`).
+DIM_TARGET_RECIPES = ("widened2", "widened3")
 CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
 
 #: Share of training crops whose clean target itself is darker (linear exposure × 0.25–1): a dim
@@ -66,14 +86,18 @@ def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGET
 STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))
 
 
-def family(name: str) -> Synthesizer:
-    """The widened synthesizer of one class (each image draws one variant)."""
-    if name not in FAMILIES:
-        raise ValueError(f"no widened family for class {name!r}; known: {', '.join(FAMILIES)}")
-    variants, probs = FAMILIES[name]
+def family(name: str, recipe: str = "widened") -> Synthesizer:
+    """The widened synthesizer of one class under ``recipe`` (each image draws one variant)."""
+    families = FAMILIES_3 if recipe == "widened3" else FAMILIES
+    if name not in families:
+        raise ValueError(f"no widened family for class {name!r}; known: {', '.join(families)}")
+    variants, probs = families[name]
     return partial(D.pick_per_image, variants=variants, probs=probs)
 
 
-def widened(classes: Sequence[str]) -> tuple[list[Synthesizer], Synthesizer]:
-    """Synthesizers for ``classes[1:]`` (class 0 is clean) and the stack synthesizer."""
-    return [family(c) for c in classes[1:]], partial(D.pick_per_image, variants=STACK[0], probs=STACK[1])
+def widened(classes: Sequence[str], recipe: str = "widened") -> tuple[list[Synthesizer], Synthesizer]:
+    """Synthesizers for ``classes[1:]`` (class 0 is clean) and the stack synthesizer of ``recipe``."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
+    return ([family(c, recipe) for c in classes[1:]],
+            partial(D.pick_per_image, variants=STACK[0], probs=STACK[1]))

@@ -378,6 +378,23 @@ def test_widened_families_cover_every_class_and_draw_each_variant(photos: torch.
         family("snow")
 
 
+def test_widened3_low_light_is_clearly_dark_where_widened2_overlapped_dim_targets(photos: torch.Tensor) -> None:
+    from air_restore.core.families import family, vary_exposure, widened
+
+    batch = photos.repeat(8, 1, 1, 1)
+    mild = torch.full((16,), 0.1)  # the mildest severity CutMix draws
+    old = family("lowlight", "widened2")(batch, _gen(3), mild).mean((1, 2, 3))
+    new = family("lowlight", "widened3")(batch, _gen(3), mild).mean((1, 2, 3))
+    assert (new < old).all()
+    # The dim clean targets (kept dim, not brightened) overlapped the old family; the new one stays below them.
+    targets = vary_exposure(batch, _gen(4), p=1.0).mean((1, 2, 3))
+    assert new.max() < targets.min() < old.max()
+    # The other classes are the same synthesizers in both recipes.
+    assert torch.equal(family("rain", "widened3")(batch, _gen(5), mild), family("rain", "widened2")(batch, _gen(5), mild))
+    with pytest.raises(ValueError, match="widened9"):
+        widened(AirUNetConfig().classes, "widened9")
+
+
 def test_vary_exposure_darkens_only_the_picked_share_of_targets(photos: torch.Tensor) -> None:
     from air_restore.core.families import vary_exposure
 
