@@ -6,18 +6,22 @@
 
 Single degradations: every CBSD68 image degraded by each built-in plugin at severity 0.5 (image i of
 task t uses seed 1000·t + i). Mixed: two plugins stacked (noise+blur, haze+noise, rain+lowlight,
-lowlight+noise), each at 0.5. Real pairs: Rain100H and PolyU (the adapters never saw them). Columns:
+lowlight+noise), each at 0.5; with ``--stacks all`` every pair of the five built-ins and three triples
+instead, each stacked in physical order (scene → optics → exposure → sensor). Real pairs: Rain100H and PolyU (the adapters never saw them). Columns:
 input; the base alone (adapter weights 0); blended (the estimator's weights); the oracle (weight 1 on
 the right adapter, 0 elsewhere; for a mixed task, 1 on both). Also the estimator's top-1 on the
-single-degradation images. All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512.
+single-degradation images. All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
+``--baseline-estimator FILE`` every row also gets the blend chosen by that estimator, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
+import zlib
 from pathlib import Path
 
 import torch
@@ -31,6 +35,10 @@ from air_restore.registry.store import load_base, read_estimator
 
 SINGLE = ("noise", "blur", "haze", "rain", "lowlight")
 MIXED = (("noise", "blur"), ("haze", "noise"), ("rain", "lowlight"), ("lowlight", "noise"))
+#: Physical order of stacking (scene → optics → exposure → sensor), for ``--stacks all``.
+PHYSICAL = ("haze", "rain", "blur", "lowlight", "noise")
+TRIPLES = (("haze", "lowlight", "noise"), ("rain", "blur", "noise"), ("blur", "lowlight", "noise"))
+ALL_STACKS = (*itertools.combinations(PHYSICAL, 2), *TRIPLES)
 PAIRS = {"rain_Rain100H": ("rain",), "noise_real_PolyU": ("noise",)}
 SEVERITY = 0.5
 
@@ -65,9 +73,10 @@ def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[:, (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
 
 
-def _row(r, task: str, parts: tuple[str, ...], samples) -> dict:
+def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None) -> dict:
     """PSNR of the input, the base alone, the estimator's blend and the oracle (weight 1 on each of ``parts``;
-    none for a clean photo), the estimator's top-1 and its mean weights."""
+    none for a clean photo), the estimator's top-1 and its mean weights; with ``baseline`` (another
+    estimator for the same adapters) also the blend it chooses."""
     oracle_w = r.weights_from({p: 1.0 for p in parts})
     acc = {"input": [], "base": [], "blended": [], "oracle": []}
     weights, top1 = [], 0
@@ -75,6 +84,9 @@ def _row(r, task: str, parts: tuple[str, ...], samples) -> dict:
     for degraded, clean in samples:
         w = r.estimate(degraded)
         weights.append(w)
+        if baseline is not None:
+            wb = baseline.weights(degraded[None])[0]
+            acc.setdefault("blended_baseline", []).append(_psnr(r.restore(degraded, wb).image, clean))
         top1 += (r.adapters[int(w.argmax())] == parts[0]) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
@@ -94,6 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", type=int, default=0, help="centre-crop side (0 = whole images)")
     ap.add_argument("--estimator", type=Path, default=None, help="an estimator file to judge instead of the one "
                     "`air restore` would pick (for the same adapters)")
+    ap.add_argument("--baseline-estimator", type=Path, default=None,
+                    help="another estimator for the same adapters, whose blend is measured beside (e.g. the previous one)")
+    ap.add_argument("--stacks", choices=("default", "all"), default="default",
+                    help="default: the four mixed tasks above; all: every pair of the built-ins and three triples")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     started = time.time()
@@ -102,21 +118,26 @@ def main(argv: list[str] | None = None) -> dict:
         r.estimator, r.estimator_path = read_estimator(args.estimator), args.estimator
         if list(r.estimator.config.adapters) != r.adapters:
             raise SystemExit(f"{args.estimator}: made for {list(r.estimator.config.adapters)}, not {r.adapters}")
+    baseline = None
+    if args.baseline_estimator is not None:
+        baseline = read_estimator(args.baseline_estimator)
+        if list(baseline.config.adapters) != r.adapters:
+            raise SystemExit(f"{args.baseline_estimator}: made for {list(baseline.config.adapters)}, not {r.adapters}")
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
     rows, mixed, real = [], [], []
     for t, name in enumerate(SINGLE):
         synth = get_degradation(name).synthesize
         samples = [(quantize8(synth(c[None], torch.Generator().manual_seed(1000 * t + i), SEVERITY)[0]), c)
                    for i, c in enumerate(clean)]
-        rows.append(_row(r, name, (name,), samples))
+        rows.append(_row(r, name, (name,), samples, baseline))
         print(json.dumps(rows[-1]), flush=True)
-    for t, parts in enumerate(MIXED):
-        samples = [(stacked(c, parts, torch.Generator().manual_seed(50_000 + 1000 * t + i)), c)
-                   for i, c in enumerate(clean)]
-        mixed.append(_row(r, "+".join(parts), parts, samples))
+    for t, parts in enumerate(MIXED if args.stacks == "default" else ALL_STACKS):
+        seed = 50_000 + 1000 * t if args.stacks == "default" else zlib.crc32("+".join(parts).encode())
+        samples = [(stacked(c, parts, torch.Generator().manual_seed(seed + i)), c) for i, c in enumerate(clean)]
+        mixed.append(_row(r, "+".join(parts), parts, samples, baseline))
         print(json.dumps(mixed[-1]), flush=True)
     # Nothing wrong: every adapter should stay off, and the photo come back as it is.
-    clean_row = _row(r, "clean", (), [(quantize8(c), c) for c in clean])
+    clean_row = _row(r, "clean", (), [(quantize8(c), c) for c in clean], baseline)
     print(json.dumps(clean_row), flush=True)
     if args.pairs is not None:
         for folder, parts in PAIRS.items():
@@ -126,11 +147,12 @@ def main(argv: list[str] | None = None) -> dict:
             names = [p.name for p in iter_image_paths([root / "degraded"])][-args.pairs_limit:]
             samples = [(_crop(read_image(root / "degraded" / n).rgb, args.size),
                         _crop(read_image(root / "clean" / n).rgb, args.size)) for n in names]
-            real.append(_row(r, folder, parts, samples))
+            real.append(_row(r, folder, parts, samples, baseline))
             print(json.dumps(real[-1]), flush=True)
     result = {
         "clean_set": args.clean.name, "images_per_task": len(clean), "severity": SEVERITY,
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
+        "baseline_estimator": str(args.baseline_estimator) if baseline is not None else None, "stacks": args.stacks,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(),
         "single": rows, "mixed": mixed, "clean": clean_row, "real": real,
         "estimator_top1_single": statistics.fmean(x["top1"] for x in rows),

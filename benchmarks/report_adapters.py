@@ -7,11 +7,16 @@ from __future__ import annotations
 
 
 def _table(rows: list[dict], first: str) -> list[str]:
-    out = [f"| {first} | images | input | base alone | blended (estimator) | oracle adapter | blended − base | top-1 |",
-           "|---|---|---|---|---|---|---|---|"]
+    before = "blended_baseline" in rows[0]
+    out = [f"| {first} | images | input | base alone | "
+           + ("blended (previous estimator) | " if before else "")
+           + "blended (estimator) | oracle adapter | blended − base | top-1 |",
+           "|---|---|---|---|---|---|---|---|" + ("---|" if before else "")]
     for r in rows:
-        out.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | **{r['blended']:.2f}** | "
-                   f"{r['oracle']:.2f} | {r['blended'] - r['base']:+.2f} | {100 * r['top1']:.0f}% |")
+        out.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | "
+                   + (f"{r['blended_baseline']:.2f} | " if before else "")
+                   + f"**{r['blended']:.2f}** | {r['oracle']:.2f} | {r['blended'] - r['base']:+.2f} | "
+                   f"{100 * r['top1']:.0f}% |")
     return out
 
 
@@ -32,15 +37,20 @@ def blending_section(b: dict) -> list[str]:
         f"adapters {', '.join(b['adapters'])}; base `{b['base_fingerprint']}`; CPU, {b['threads']} thread(s), "
         f"{b['wall_s'] / 60:.0f} min. PSNR in dB. *Base alone* = adapter weights 0; *blended* = the weights "
         "the estimator chose for each image (what `air restore` does); *oracle* = weight 1 on the right "
-        "adapter. *Top-1* = images whose largest estimator weight is the right adapter.",
+        "adapter. *Top-1* = images whose largest estimator weight is the right adapter."
+        + (f" *Previous estimator*: the blend chosen by {b['baseline_estimator']} on the same images, same run."
+           if b.get("baseline_estimator") else ""),
         "",
         *_table(b["single"], "single degradation"),
         "",
         f"Estimator top-1 over the {len(b['single'])} single-degradation tasks: "
         f"**{100 * b['estimator_top1_single']:.1f}%**.",
         "",
-        "Mixed degradations (two plugins stacked, each at severity 0.5; the oracle puts weight 1 on both; "
-        "top-1 counts the first one):",
+        ("Stacked degradations (every pair of the built-ins and three triples, each plugin at severity 0.5, "
+         "applied in physical order: scene, optics, exposure, sensor; the oracle puts weight 1 on each; "
+         "top-1 counts the first one):" if b.get("stacks") == "all" else
+         "Mixed degradations (two plugins stacked, each at severity 0.5; the oracle puts weight 1 on both; "
+         "top-1 counts the first one):"),
         "",
         *_table(b["mixed"], "mixed"),
         "",
@@ -48,7 +58,8 @@ def blending_section(b: dict) -> list[str]:
     if b.get("clean"):
         c = b["clean"]
         lines += [f"Clean photos ({c['images']}, nothing wrong with them): the base alone gives them back at "
-                  f"{c['base']:.2f} dB, the estimator's blend at {c['blended']:.2f} dB; "
+                  f"{c['base']:.2f} dB, the estimator's blend at {c['blended']:.2f} dB"
+                  + (f" (previous estimator {c['blended_baseline']:.2f} dB)" if "blended_baseline" in c else "") + "; "
                   f"{100 * c['top1']:.0f}% of them get every adapter weight below 0.5.", ""]
     if b.get("real"):
         lines += ["Real paired sets (never seen in training; the oracle is the synthetic-trained adapter of "

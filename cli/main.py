@@ -830,17 +830,19 @@ def add_degradation_cmd(
             save_adapter(model, stage.adapter, manifest)
             if new_source.degraded is not None:
                 save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
-            pool = max(50, estimator_steps // 4)
-            t2v = bar.add_task("2/3 estimator: synthesizing views", total=pool)
+            # The pipeline after: every old adapter and the new one, in the estimator's order; it judges
+            # the estimator's targets by restoration (`air train estimator --targets restored`).
+            folders = {**{a.name: a.path for a in old}, name: stage.adapter}
+            for n in names:
+                after.attach_folder(folders[n])
+            pool = max(10, estimator_steps // 4)
+            t2v = bar.add_task("2/3 estimator: synthesizing and judging views", total=pool)
             t2 = bar.add_task("2/3 estimator: training", total=estimator_steps)
             est, est_info = train_estimator(
                 names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
-                batches=pool, seed=seed, progress=lambda s, t: bar.update(t2, completed=s),
+                batches=pool, seed=seed, p_clean=0.15, judge=after.best_subsets,
+                progress=lambda s, t: bar.update(t2, completed=s),
                 pool_progress=lambda d, t: bar.update(t2v, completed=d))
-            # The pipeline after: every old adapter, the new one, the new estimator.
-            for a in old:
-                after.attach_folder(a.path)
-            after.attach_folder(stage.adapter)
             after.estimator = est
             tasks = [new_task] + old_tasks
             t3 = bar.add_task("3/3 before/after", total=len(tasks))
@@ -1183,13 +1185,19 @@ def train_estimator_cmd(
     batches: int = typer.Option(600, help="Training pool size, in batches of 16 degraded crops."),
     seed: int = typer.Option(0),
     clean_share: float = typer.Option(
-        0.0, "--clean-share", min=0.0, max=0.9,
+        0.15, "--clean-share", min=0.0, max=0.9,
         help="Share of training crops left clean, with every weight 0 (so a good photo is left alone)."),
+    targets: str = typer.Option(
+        "restored", "--targets",
+        help="restored: each training crop's targets are the installed adapters that actually restore it best "
+        "(the base alone included), so an adapter that would make a stacked or mild degradation worse is "
+        "switched off; needs the adapters installed. present: every degradation present, on."),
     overwrite: bool = _flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
 
-    The file records the ordered adapter names; it is refused for any other adapter set.
+    The file records the ordered adapter names; it is refused for any other adapter set. By default its
+    targets are judged by restoration through the installed adapters (BENCHMARKS.md, "Estimator targets").
 
     Examples:
 
@@ -1207,6 +1215,8 @@ def train_estimator_cmd(
 
     if (out is None) == (not install):
         _fail("give exactly one of --out FILE or --install")
+    if targets not in ("restored", "present"):
+        _fail(f"--targets {targets!r}: use restored or present")
     if out is not None and out.exists() and not overwrite:
         _fail(f"{out}: already exists (pass --overwrite to replace it)")
     if not clean.is_dir():
@@ -1240,12 +1250,22 @@ def train_estimator_cmd(
         _fail(str(e).strip("'\""))
     if not photos:
         _fail(f"{clean}: no images")
+    judge = None
+    if targets == "restored":
+        from air_restore.registry.pipeline import PipelineError, restorer_for
+
+        try:
+            judge = restorer_for(names).best_subsets
+        except (PipelineError, ModelFileError) as e:
+            _fail(str(e))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console) as bar:
-        views = bar.add_task("synthesizing views", total=batches)
+        views = bar.add_task("synthesizing views" + (" and judging them by restoration" if judge else ""),
+                             total=batches)
         task = bar.add_task("training estimator", total=steps)
         est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
-                                    p_clean=clean_share, progress=lambda s, t: bar.update(task, completed=s),
+                                    p_clean=clean_share, judge=judge,
+                                    progress=lambda s, t: bar.update(task, completed=s),
                                     pool_progress=lambda d, t: bar.update(views, completed=d))
     save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
     stdout.print(escape(f"estimator for {names} → {out}"), highlight=False, soft_wrap=True)

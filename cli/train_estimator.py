@@ -48,20 +48,32 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+#: judge(degraded [B, 3, s, s], clean [B, 3, s, s], present [B, K]) → targets [B, K]; see
+#: :meth:`air_restore.registry.pipeline.Restorer.best_subsets`.
+Judge = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return x[..., (h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
+
+
 def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
-               min_severity: float = 0.2, p_clean: float = 0.0,
+               min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
                progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
-    crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). ``progress(done,
-    batches)`` after each batch: synthesizing is most of the estimator's training time."""
+    crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
+    the targets of synthesized samples are the adapters that actually restore them (judged on the central
+    ``judge_size``² of the crop against its clean version), not every degradation present.
+    ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time."""
     k = len(sources)
     synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
     pool = []
     for _ in range(batches):
         size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
-        vs, ts = [], []
+        vs, ts, judged = [], [], []  # judged: (sample index, degraded crop, clean crop)
         for _ in range(batch_size):
             if p_clean and float(torch.rand((1,), generator=g)) < p_clean:
                 img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
@@ -80,6 +92,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 img = _crop(src.degraded[int(torch.randint(0, len(src.degraded), (1,), generator=g))], size, g)[None]
             else:
                 img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                clean_img = img
                 chain = [first]
                 if len(synth_ids) > 1 and float(torch.rand((1,), generator=g)) < p_mix:
                     second = synth_ids[int(torch.randint(0, len(synth_ids), (1,), generator=g))]
@@ -89,8 +102,17 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 for j in chain:
                     sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                     img = sources[j].synth(img, g, sev).clamp(0, 1)
+                if judge is not None:
+                    js = min(judge_size, size)
+                    judged.append((len(vs), _centre(img[0], js), _centre(clean_img[0], js)))
             vs.append(_u8(paired_views(img, view)[0]))
             ts.append(target)
+        if judged:
+            idx = [i for i, _, _ in judged]
+            degraded = torch.stack([_u8(d).float() / 255 for _, d, _ in judged])  # as a photo file holds it
+            new = judge(degraded, torch.stack([c for _, _, c in judged]), torch.stack([ts[i] for i in idx]))
+            for i, t in zip(idx, new):
+                ts[i] = t
         pool.append((torch.stack(vs), torch.stack(ts)))
         if progress:
             progress(len(pool), batches)
@@ -100,17 +122,18 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
 def train_estimator(
     names: Sequence[str], sources: Sequence[Source | Callable], photos: Sequence[torch.Tensor], *,
     batches: int = 600, steps: int = 5000, lr: float = 2e-3, seed: int = 0, init: Estimator | None = None,
-    p_clean: float = 0.0, progress: Callable[[int, int], None] | None = None,
+    p_clean: float = 0.0, judge: Judge | None = None, progress: Callable[[int, int], None] | None = None,
     pool_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Estimator, dict]:
     """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
     synthesizers. With ``init`` (the current estimator), training starts from its weights. ``p_clean``: share
-    of clean training crops (all weights 0). ``pool_progress`` reports the synthesis of the training
-    views (before the first step), ``progress`` the steps."""
+    of clean training crops (all weights 0). ``judge``: targets judged by restoration (:func:`build_pool`).
+    ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
+    the steps."""
     sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
     g = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, progress=pool_progress)
+    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, progress=pool_progress)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
@@ -130,7 +153,10 @@ def train_estimator(
         sched.step()
         if progress:
             progress(step + 1, steps)
+    targets = torch.cat([y for _, y in pool])
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": steps, "seed": seed, "p_clean": p_clean,
+            "targets": "judged by restoration" if judge else "degradations present",
+            "target_means": dict(zip(names, (round(float(m), 3) for m in targets.mean(0)))),
             "sources": {n: s.kind for n, s in zip(names, sources)},
             "warm_start": init is not None, "fresh_outputs": fresh,
             "synth_s": round(synth_s, 1), "train_s": round(time.perf_counter() - started - synth_s, 1)}

@@ -56,6 +56,41 @@ class Restorer:
                            f"active: {', '.join(self.adapters) or 'none'}")
         return torch.tensor([float(given.get(n, 0.0)) for n in self.adapters])
 
+    @torch.no_grad()
+    def best_subsets(self, degraded: torch.Tensor, clean: torch.Tensor, present: torch.Tensor, *,
+                     keep_db: float = -0.05) -> torch.Tensor:
+        """The estimator's training targets judged by restoration: for each crop of ``degraded`` [B, 3, H, W]
+        (whose degradations are the on entries of ``present`` [B, K]), the subset of those adapters whose
+        blend at weight 1 restores it best against ``clean``, the base alone (the empty subset) included.
+        Each adapter in a subset is credited ``keep_db`` of PSNR: with ``keep_db`` > 0 an adapter of a
+        degradation present stays on unless it costs more than that; with ``keep_db`` < 0 it must earn
+        that much to be switched on. Returns 0/1 targets [B, K]: an adapter that makes its crop worse (one
+        undoing the base's correction of another degradation on a stacked photo, say) is switched off."""
+        from itertools import combinations
+
+        dev = next(self.model.parameters()).device
+        score: dict[tuple[int, ...], list[int]] = {}  # subset → samples that consider it
+        for i, row in enumerate(present.bool()):
+            on = row.nonzero().flatten().tolist()
+            for n in range(len(on) + 1):
+                for subset in combinations(on, n):
+                    score.setdefault(subset, []).append(i)
+        psnr = torch.full((len(degraded), len(score)), -float("inf"))
+        subsets = list(score)
+        for j, subset in enumerate(subsets):
+            idx = torch.tensor(score[subset])
+            w = torch.zeros(len(self.adapters))
+            w[list(subset)] = 1.0
+            with blend(self.model, w[None].to(dev), mode=self.mode):
+                out = self.model(degraded[idx].to(dev), segment=False).image.clamp(0, 1).cpu()
+            mse = (out - clean[idx]).square().mean((1, 2, 3)).clamp_min(1e-10)
+            psnr[idx, j] = -10 * torch.log10(mse) + keep_db * len(subset)
+        best = psnr.argmax(1)
+        targets = torch.zeros_like(present, dtype=torch.float32)
+        for i, j in enumerate(best.tolist()):
+            targets[i, list(subsets[j])] = 1.0
+        return targets
+
     def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, **kw) -> RestoreResult:
         """Restore one image; ``weights`` [K] default to the estimator's."""
         w = self.estimate(rgb) if weights is None else weights
@@ -111,6 +146,23 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
     est, path, warnings = pick_estimator(r.adapters)
     r.estimator = est.to(device) if est is not None else None
     r.estimator_path, r.warnings = path, unusable + warnings
+    return r
+
+
+def restorer_for(names: list[str], folders: dict[str, Path] | None = None) -> Restorer:
+    """The bundled base with exactly the adapters ``names`` attached, in that order (an estimator's order),
+    from ``folders`` where given, else the active installed adapter of that name; no estimator. For judging
+    an estimator's targets by restoration (:meth:`Restorer.best_subsets`)."""
+    model, info = load_base()
+    r = Restorer(model, info)
+    installed = {a.name: a.path for a in all_adapters(info.fingerprint) if a.error is None}
+    folders = {**installed, **(folders or {})}
+    missing = [n for n in names if n not in folders]
+    if missing:
+        raise PipelineError(f"no installed adapter named {', '.join(missing)} to judge the estimator's targets "
+                            "with; install it, or train on the degradations present (--targets present)")
+    for n in names:
+        r.attach_folder(folders[n])
     return r
 
 

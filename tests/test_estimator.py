@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -88,6 +90,22 @@ def test_cli_train_estimator(tmp_path):
                             "--steps", "3", "--batches", "2"])
     assert r.exit_code == 0, r.output
     assert load_estimator(out, ("noise", "haze")).config.adapters == ("noise", "haze")
+    from safetensors import safe_open
+
+    def training_of(path):
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads(f.metadata()["training"])
+
+    training = training_of(out)
+    assert training["targets"] == "judged by restoration" and training["p_clean"] == 0.15
+    # Judging needs the adapters installed: snow has a synthesizer but no installed adapter.
+    r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "s"),
+                            "--adapters", "noise,snow", "--steps", "1", "--batches", "1"])
+    assert r.exit_code == 2 and "snow" in r.output and "--targets present" in r.output
+    r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "s"),
+                            "--adapters", "noise,snow", "--steps", "1", "--batches", "1", "--targets", "present"])
+    assert r.exit_code == 0, r.output
+    assert training_of(tmp_path / "s")["targets"] == "degradations present"
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(out)])
     assert r.exit_code == 2 and "--overwrite" in r.output
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "e2"),
@@ -124,3 +142,70 @@ def test_synthesizing_the_views_reports_progress():
     train_estimator(["noise"], [noise], [photo], batches=3, steps=2, progress=lambda s, t: steps.append((s, t)),
                     pool_progress=lambda d, t: seen.append((d, t)))
     assert seen == [(1, 3), (2, 3), (3, 3)] and steps == [(1, 2), (2, 2)]
+
+
+def _bundled_restorer_and_noisy_crops():
+    from skimage import data
+
+    from air_restore.core.degradations import noise
+    from air_restore.registry.pipeline import Restorer
+    from air_restore.registry.local import bundled_adapters
+    from air_restore.registry.store import load_base
+
+    r = Restorer(*load_base())
+    for a in bundled_adapters():
+        r.attach_folder(a.path)
+    photos = [torch.from_numpy(im[::2, ::2][:96, :96].copy()).permute(2, 0, 1).float() / 255
+              for im in (data.astronaut(), data.chelsea(), data.coffee())]
+    clean = torch.stack(photos)
+    noisy = noise(clean, torch.Generator().manual_seed(3), 0.8).clamp(0, 1)
+    return r, clean, noisy
+
+
+def test_targets_judged_by_restoration_pick_the_best_subset_of_what_is_present():
+    """#14: the estimator learns the adapters that restore a crop best (the base alone included), not
+    every degradation present. Checked against restoring each candidate directly with the shipped weights."""
+    from air_restore.core.metrics import psnr
+
+    r, clean, noisy = _bundled_restorer_and_noisy_crops()
+    k = len(r.adapters)
+    i_noise, i_haze = r.adapters.index("noise"), r.adapters.index("haze")
+    present = torch.zeros(3, k)
+    present[:, [i_noise, i_haze]] = 1  # haze is claimed present but is not there
+    targets = r.best_subsets(noisy, clean, present, keep_db=0.0)
+    assert bool((targets <= present).all())  # never an adapter for a degradation that is not present
+
+    def score(i: int, on: list[int]) -> float:
+        w = torch.zeros(k)
+        w[on] = 1
+        return psnr(r.restore(noisy[i], w).image, clean[i]).item()
+
+    for i in range(3):
+        chosen = targets[i].nonzero().flatten().tolist()
+        for other in ([], [i_noise], [i_haze], [i_noise, i_haze]):
+            assert score(i, chosen) >= score(i, other) - 1e-3
+    assert bool(targets[:, i_noise].all())  # heavy noise: the noise adapter helps on every crop
+    # A credit no adapter can earn leaves the base alone; one no adapter can lose keeps all present on.
+    assert not r.best_subsets(noisy, clean, present, keep_db=-100.0).any()
+    assert torch.equal(r.best_subsets(noisy, clean, present, keep_db=100.0), present)
+
+
+def test_the_pool_can_take_judged_targets():
+    from skimage import data
+
+    from air_restore.cli.train_estimator import Source, build_pool
+    from air_restore.core.degradations import haze, noise
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    seen = []
+
+    def judge(degraded, clean, present):
+        seen.append((degraded.shape, clean.shape, present.clone()))
+        return torch.zeros_like(present)  # e.g. the base alone is best everywhere
+
+    sources = [Source(synth=noise), Source(synth=haze)]
+    pool = build_pool([photo], sources, torch.Generator().manual_seed(0), batches=3, batch_size=6, p_clean=0.3,
+                      judge=judge, judge_size=48)
+    assert not torch.cat([t for _, t in pool]).any()
+    assert len(seen) == 3 and all(d[1:] == (3, 48, 48) and c == d for d, c, _ in seen)
+    assert all(bool((p.sum(1) >= 1).all()) for _, _, p in seen)  # clean crops are not judged
