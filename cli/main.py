@@ -1197,7 +1197,7 @@ def train_estimator_cmd(
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
 
     The file records the ordered adapter names; it is refused for any other adapter set. By default its
-    targets are judged by restoration through the installed adapters (BENCHMARKS.md, "Estimator targets").
+    targets are judged by restoration through the installed adapters (BENCHMARKS.md, "Adapters").
 
     Examples:
 

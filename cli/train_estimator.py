@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from air_restore.core.estimator import Estimator, EstimatorConfig, paired_views
+from air_restore.core.metrics import quantize8
 from air_restore.registry.hub import VIEWS_FILE  # the file name `air push` / `air pull` carry too
 
 
@@ -109,7 +110,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
             ts.append(target)
         if judged:
             idx = [i for i, _, _ in judged]
-            degraded = torch.stack([_u8(d).float() / 255 for _, d, _ in judged])  # as a photo file holds it
+            degraded = quantize8(torch.stack([d for _, d, _ in judged]))  # as a photo file holds it
             new = judge(degraded, torch.stack([c for _, _, c in judged]), torch.stack([ts[i] for i in idx]))
             for i, t in zip(idx, new):
                 ts[i] = t

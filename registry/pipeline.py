@@ -11,6 +11,7 @@ import torch
 from air_restore.core.arch import AirUNet
 from air_restore.core.io.images import MAX_PIXELS
 from air_restore.core.lora import attach, blend
+from air_restore.core.metrics import psnr
 from air_restore.core.restore import RestoreResult, restore
 from air_restore.registry.adapters import load_for_base
 from air_restore.registry.local import (
@@ -69,23 +70,22 @@ class Restorer:
         from itertools import combinations
 
         dev = next(self.model.parameters()).device
-        score: dict[tuple[int, ...], list[int]] = {}  # subset → samples that consider it
+        askers: dict[tuple[int, ...], list[int]] = {}  # subset → samples that consider it
         for i, row in enumerate(present.bool()):
             on = row.nonzero().flatten().tolist()
             for n in range(len(on) + 1):
                 for subset in combinations(on, n):
-                    score.setdefault(subset, []).append(i)
-        psnr = torch.full((len(degraded), len(score)), -float("inf"))
-        subsets = list(score)
+                    askers.setdefault(subset, []).append(i)
+        subsets = list(askers)
+        scores = torch.full((len(degraded), len(subsets)), -float("inf"))
         for j, subset in enumerate(subsets):
-            idx = torch.tensor(score[subset])
+            idx = torch.tensor(askers[subset])
             w = torch.zeros(len(self.adapters))
             w[list(subset)] = 1.0
             with blend(self.model, w[None].to(dev), mode=self.mode):
-                out = self.model(degraded[idx].to(dev), segment=False).image.clamp(0, 1).cpu()
-            mse = (out - clean[idx]).square().mean((1, 2, 3)).clamp_min(1e-10)
-            psnr[idx, j] = -10 * torch.log10(mse) + keep_db * len(subset)
-        best = psnr.argmax(1)
+                out = self.model(degraded[idx].to(dev), segment=False).image.cpu()
+            scores[idx, j] = psnr(out, clean[idx]) + keep_db * len(subset)
+        best = scores.argmax(1)
         targets = torch.zeros_like(present, dtype=torch.float32)
         for i, j in enumerate(best.tolist()):
             targets[i, list(subsets[j])] = 1.0
