@@ -29,9 +29,10 @@ import torch
 from air_restore.core.metrics import psnr, quantize8
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.registry.discovery import get_degradation
-from air_restore.registry.local import bundled_adapters, bundled_estimator_path
+from air_restore.registry.store import bundled_adapters, bundled_estimator_path
 from air_restore.registry.pipeline import Restorer, load_restorer
-from air_restore.registry.store import load_base, read_estimator
+from air_restore.core.io.weights import read_estimator
+from air_restore.registry.store import load_base
 
 SINGLE = ("noise", "blur", "haze", "rain", "lowlight")
 MIXED = (("noise", "blur"), ("haze", "noise"), ("rain", "lowlight"), ("lowlight", "noise"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from air_restore.core.io.images import iter_image_paths, read_image
-from air_restore.cli.train_estimator import train_estimator
+from air_restore.core.training.estimator import train_estimator
 from air_restore.registry.discovery import get_degradation
 
 NAMES = ("noise", "blur", "haze", "rain", "lowlight")

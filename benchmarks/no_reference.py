@@ -5,7 +5,7 @@ image, per set, plus a contact sheet (input | restored) of a few photos to look 
     python benchmarks/no_reference.py --real DIR --limit 1 --sheet-per-set 1   # tiny (the tests do this)
 
 NIQE is ``air_restore.core.niqe`` (lower is more natural; checked against BasicSR's code by
-``niqe_check.py``), computed by ``air_restore.cli.evaluate.evaluate_no_reference``, as
+``niqe_check.py``), computed by ``air_restore.core.evaluation.evaluate_no_reference``, as
 ``air eval --no-reference DIR`` does. Sets are the sub-folders of --real; the first --limit photos of
 each, by name. Restorers: the base alone and, when adapters and an estimator are installed, the base
 with the adapters blended per photo by the estimator (what ``air restore`` runs).
@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import blended_restorer  # noqa: E402
 
-from air_restore.cli.evaluate import evaluate_no_reference  # noqa: E402
+from air_restore.core.evaluation import evaluate_no_reference  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.store import load_base  # noqa: E402

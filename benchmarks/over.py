@@ -30,7 +30,7 @@ from blending import SEVERITY, _crop, _psnr, pipeline, stacked  # noqa: E402  (a
 
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.registry.adapters import read_manifest  # noqa: E402
-from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters  # noqa: E402
+from air_restore.registry.store import BUNDLED_ORDER, bundled_adapters  # noqa: E402
 
 
 

@@ -13,11 +13,11 @@ bundled base, against spending the same training on the network itself.
   how the Phase II budget is spent.
 
 ``--mode scratch`` (a GPU budget; on a CPU only a toy one): both arms trained from scratch with one recipe (same photos, batch, crop, learning-rate schedule,
-seed; `air_restore.cli.train.train_base` for both networks):
+seed; `air_restore.core.training.base.train_base` for both networks):
 
 - **abair**: the base restorer (AirUNet, width 24, segmentation head, Degradation CutMix, λ = 0.05) for
   ``--base-steps``, then one rank-4 LoRA adapter per built-in degradation for ``--adapter-steps`` each on
-  the frozen base (`air_restore.cli.train_adapter.train_adapter`; haze on crops twice as large with a
+  the frozen base (`air_restore.core.training.adapter.train_adapter`; haze on crops twice as large with a
   quarter of the batch, as the bundled haze adapter, so every step sees the same pixels), blended per
   image by the bundled estimator. The estimator only reads the degraded image, not the base, so it is reused as shipped (its
   own training, a 136k-parameter classifier, is not counted in the step budget).
@@ -55,13 +55,13 @@ from blending import pipeline, stacked  # noqa: E402
 from quality import ROWS, _load, degrade, metrics  # noqa: E402
 
 from air_restore.core.io.images import iter_image_paths  # noqa: E402
-from air_restore.cli.train import TrainBaseConfig, load_clean_folder, random_crops, train_base  # noqa: E402
-from air_restore.cli.train_adapter import TrainAdapterConfig, build_manifest, save_adapter, train_adapter  # noqa: E402
+from air_restore.core.training.base import TrainBaseConfig, load_clean_folder, random_crops, train_base  # noqa: E402
+from air_restore.core.training.adapter import TrainAdapterConfig, build_manifest, save_adapter, train_adapter  # noqa: E402
 from air_restore.core.arch import AirUNetConfig, count_parameters  # noqa: E402
 from air_restore.core.lora import BlendedConv2d  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.discovery import get_degradation  # noqa: E402
-from air_restore.registry.local import BUNDLED_ORDER, bundled_adapters  # noqa: E402
+from air_restore.registry.store import BUNDLED_ORDER, bundled_adapters  # noqa: E402
 from air_restore.registry.store import bundled_base_path, load_base  # noqa: E402
 
 MIXED = (("haze", "noise"), ("noise", "blur"), ("rain", "lowlight"))

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import MIXED, stacked  # noqa: E402
 from quality import ROWS, degrade  # noqa: E402
 
-from air_restore.cli.evaluate import paired_samples  # noqa: E402
+from air_restore.core.evaluation import paired_samples  # noqa: E402
 from air_restore.core.metrics import psnr, quantize8  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402

@@ -10,7 +10,7 @@ Seconds per image too.
         --out benchmarks/results/quality_cbsd68.json
     python benchmarks/quality.py --clean DIR --limit 1 --bm3d     # tiny run (the test suite does this)
 
-Metrics: `air_restore.cli.evaluate.psnr_ssim` (torchmetrics' PSNR, data range 1, and SSIM, Gaussian
+Metrics: `air_restore.core.evaluation.psnr_ssim` (torchmetrics' PSNR, data range 1, and SSIM, Gaussian
 window 11, σ 1.5, on RGB in [0, 1], quantized to 8 bits as a saved file would be), as `air eval` uses.
 """
 

@@ -1,3 +1,3 @@
 """Deprecated location: the degradation map lives in :mod:`air_restore.core.explain`."""
 
-from air_restore.core.explain import class_colours, class_shares, degradation_map  # noqa: F401
+from ..core.explain import class_colours, class_shares, degradation_map  # noqa: F401

@@ -1,3 +1,3 @@
 """Deprecated location: NIQE lives in :mod:`air_restore.core.niqe`."""
 
-from air_restore.core.niqe import PATCH, PristineModel, niqe, niqe_y, pristine_model  # noqa: F401
+from ..core.niqe import PATCH, PristineModel, niqe, niqe_y, pristine_model  # noqa: F401

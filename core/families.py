@@ -24,8 +24,8 @@ from typing import Sequence
 
 import torch
 
-from air_restore.core import degradations as D
-from air_restore.core.cutmix import Synthesizer
+from . import degradations as D
+from .cutmix import Synthesizer
 
 
 def _rain_over_haze(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:

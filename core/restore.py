@@ -6,8 +6,9 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from air_restore.core.arch import AirUNet
-from air_restore.core.tiling import tiled_forward
+from .arch import AirUNet
+from .tiling import tiled_forward
+from .errors import InvalidValueError
 
 
 class RestoreResult(NamedTuple):
@@ -20,9 +21,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+        raise InvalidValueError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
+        raise InvalidValueError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
 
 

@@ -2,7 +2,7 @@
 
 A plugin package needs only this module and ``air_restore.core``::
 
-    from air_restore.plugins.api import DegradationPlugin, PluginManifest, severity_tensor, uniform
+    from .api import DegradationPlugin, PluginManifest, severity_tensor, uniform
 
     def synthesize(clean, g, severity):      # [B, 3, H, W] in [0, 1], a torch.Generator, float or [B]
         s = severity_tensor(severity, clean.shape[0], clean.device)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from air_restore.core import degradations as D
-from air_restore.plugins.api import DegradationPlugin, PluginManifest
+from ..core import degradations as D
+from .api import DegradationPlugin, PluginManifest
 
 try:
     _VERSION = version("air-restore")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from air_restore.core import degradations as D
-from air_restore.plugins import api
-from air_restore.plugins.builtin import _builtin
+from ..core import degradations as D
+from . import api
+from .builtin import _builtin
 
 SNOW_WHITE = (0.93, 0.95, 1.0)
 # far → near: (flake radius px, defocus σ px, flakes per pixel at severity 1, opacity, fall streak px)

@@ -1,7 +1,7 @@
 """The plugin contract as a pytest suite, for plugin authors to run in their own CI.
 
     # test_my_plugin.py
-    from air_restore.plugins.testing import DegradationContract
+    from .testing import DegradationContract
     import my_plugin
 
     class TestMyPlugin(DegradationContract):

@@ -14,7 +14,7 @@ and predicts a residual correction of the restored image:
 - refiner body: a 3-level NAFNet-block U-Net on [input, restored] whose two decoder levels get e
   (broadcast over the image) concatenated before them; the residual head is zero-initialised.
 
-Training (``air train udair``, :mod:`air_restore.cli.train_udair`) uses L1 + λ·CSCL (cross-sample
+Training (``air train udair``, :mod:`air_restore.plugins.udair_training`) uses L1 + λ·CSCL (cross-sample
 contrastive loss on z) + VQ losses, and stores per-degradation **anchors** (mean of z and mean
 per-image covariance of F over the training crops) from the best validation checkpoint.
 
@@ -43,9 +43,10 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from air_restore.core.arch import Block, LayerNorm2d
-from air_restore.core.tiling import tiled_forward
-from air_restore.plugins.api import PluginManifest, RefinerPlugin
+from ..core.arch import Block, LayerNorm2d
+from ..core.tiling import tiled_forward
+from .api import PluginManifest, RefinerPlugin
+from ..core.errors import UserError
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "udair-v1.safetensors"
@@ -415,7 +416,7 @@ def _tiled_decode(net: UdairNet, x: torch.Tensor, y: torch.Tensor, e: torch.Tens
 # ------------------------------------------------------------------------------------- weights file
 
 
-class UdairFileError(Exception):
+class UdairFileError(UserError):
     """A UDAIR weights file is missing, unreadable or not a UDAIR refiner. One-line message."""
 
 
@@ -426,8 +427,8 @@ def bundled_path() -> Path:
 def save_udair(net: UdairNet, anchors: Anchors, path: str | Path, *, base_fingerprint: str, adapters: list[str],
                training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> str:
     """Write the refiner (fp16 network, fp32 anchors) with self-describing metadata; returns its fingerprint."""
-    from air_restore.core.arch import fingerprint
-    from air_restore.registry.store import _atomic_save
+    from ..core.arch import fingerprint
+    from ..core.io.weights import save_tensors
 
     tensors = {f"net.{k}": v.detach().cpu().half().contiguous() for k, v in net.state_dict().items()}
     tensors["anchors.mean"] = anchors.mean.detach().cpu().float().contiguous()
@@ -445,7 +446,7 @@ def save_udair(net: UdairNet, anchors: Anchors, path: str | Path, *, base_finger
         "training": json.dumps(training or {}),
         "metrics": json.dumps(metrics or {}),
     }
-    _atomic_save(tensors, Path(path), metadata)
+    save_tensors(tensors, Path(path), metadata)
     return fp
 
 
@@ -454,7 +455,7 @@ def read_udair(path: str | Path) -> tuple[UdairNet, Anchors, dict[str, Any]]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from air_restore.core.arch import fingerprint
+    from ..core.arch import fingerprint
 
     path = Path(path)
     if not path.is_file():

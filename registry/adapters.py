@@ -11,13 +11,14 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from air_restore.core.lora import LoRAFactors
-from air_restore.registry.store import first_non_finite
+from ..core.lora import LoRAFactors
+from ..core.io.weights import first_non_finite
+from ..core.errors import UserError
 
 PREFIX = "base_model.model."
 
 
-class AdapterFileError(Exception):
+class AdapterFileError(UserError):
     """An adapter folder is missing, unreadable or not a LoRA adapter we can blend. One-line message."""
 
 

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from air_restore.core.io.images import (
+from ..core.io.images import (
     IMAGE_SUFFIXES, ImageReadError, read_image, sweep_temporaries, write_image,
 )
+from ..core.errors import UserError
 
 ERRORS_FILE = "_air_errors.jsonl"
 
 
-class BatchError(ValueError):
+class BatchError(UserError, ValueError):
     """The job cannot start (input missing or not a folder, Ray not reachable). One line."""
 
 
@@ -108,7 +109,7 @@ class RestoreWorker:
     def __init__(self) -> None:
         import torch
 
-        from air_restore.registry.pipeline import load_pipeline
+        from .pipeline import load_pipeline
 
         cfg = self.CFG
         torch.set_num_threads(cfg["threads"])

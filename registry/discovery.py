@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
-from air_restore.plugins.api import DegradationPlugin, RefinerPlugin
+from ..plugins.api import DegradationPlugin, RefinerPlugin
+from ..core.errors import UserError, UnknownNameError
 
 GROUP = "air_restore.plugins"
 
 
-class PluginLoadError(Exception):
+class PluginLoadError(UserError):
     """A plugin could not be imported or is not a valid plugin object."""
 
 
@@ -77,10 +78,10 @@ def _get(name: str, cls: type, kind: str):
             if r.plugin is None:
                 raise PluginLoadError(f"plugin {r.display} is broken: {r.error}")
             if not isinstance(r.plugin, cls):
-                raise KeyError(f"plugin {name!r} is a {r.plugin.manifest.kind}, not a {kind}")
+                raise UnknownNameError(f"plugin {name!r} is a {r.plugin.manifest.kind}, not a {kind}")
             return r.plugin
     available = ", ".join(r.entry_point.name for r in discover() if isinstance(r.plugin, cls)) or "none"
-    raise KeyError(f"no {kind} plugin named {name!r}; available: {available}")
+    raise UnknownNameError(f"no {kind} plugin named {name!r}; available: {available}")
 
 
 def get_degradation(name: str) -> DegradationPlugin:

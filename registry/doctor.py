@@ -17,13 +17,14 @@ class Finding:
 
 
 def check_everything() -> list[Finding]:
-    from air_restore.registry.adapters import AdapterFileError, load_for_base
-    from air_restore.registry.discovery import discover
-    from air_restore.registry.local import (
+    from .adapters import AdapterFileError, load_for_base
+    from .discovery import discover
+    from .store import (
         air_home, all_adapters, bundled_estimator_path, leftovers, local_estimator_path,
     )
-    from air_restore.registry.pipeline import PipelineError, load_udair_refiner, pick_estimator
-    from air_restore.registry.store import ModelFileError, bundled_base_path, load_base, read_estimator
+    from .pipeline import PipelineError, load_udair_refiner, pick_estimator
+    from ..core.io.weights import ModelFileError, read_estimator
+    from .store import bundled_base_path, load_base
 
     out: list[Finding] = []
     try:
@@ -72,3 +73,58 @@ def check_everything() -> list[Finding]:
                            f"({', '.join(sorted(p.name for p in left)[:3])}); the next install, pull or "
                            "add-degradation removes those older than a day"))
     return out
+
+
+def check_plugin(name: str) -> tuple[list[str], list[str]]:
+    """``air plugins validate NAME``: load every plugin of that name and check it (entry point, manifest,
+    base fingerprint, and its synthesizer's shape, range and seeded reproducibility). Returns (lines
+    describing what was found, problems); an unknown name is an UnknownNameError."""
+    import torch
+
+    from ..core.errors import UnknownNameError
+    from ..core.io.weights import ModelFileError, read_base_info
+    from .discovery import discover
+    from .store import bundled_base_path
+
+    records = [r for r in discover() if r.entry_point.name == name]
+    if not records:
+        installed = ", ".join(r.entry_point.name for r in discover()) or "none"
+        raise UnknownNameError(f"no plugin named {name!r}; installed: {installed}")
+    try:
+        base_fp = read_base_info(bundled_base_path()).fingerprint
+    except ModelFileError:
+        base_fp = None
+    lines, problems = [], []
+    for r in records:
+        if r.plugin is None:
+            problems.append(f"{r.display}: {r.error}")
+            continue
+        m = r.plugin.manifest
+        lines.append(f"{r.display}: {m.kind} plugin {m.name} {m.version} — {m.description}")
+        if m.base_fingerprint and base_fp and m.base_fingerprint != base_fp:
+            problems.append(f"{r.display}: made for base {m.base_fingerprint}, the installed base is {base_fp}")
+        synth = getattr(r.plugin, "synthesize", None)
+        if synth is None:
+            continue
+        x = torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+        try:
+            outs = [synth(x, torch.Generator().manual_seed(1), s) for s in (0.0, 1.0)]
+            again = synth(x, torch.Generator().manual_seed(1), 1.0)
+        except Exception as e:  # third-party code
+            problems.append(f"{r.display}: synthesizer failed: {type(e).__name__}: {e}")
+            continue
+        for s, y in zip((0.0, 1.0), outs):
+            if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+                problems.append(f"{r.display}: synthesizer returned {getattr(y, 'shape', type(y))} for input "
+                                f"{tuple(x.shape)} at severity {s}")
+            elif not bool(torch.isfinite(y).all()) or float(y.min()) < 0 or float(y.max()) > 1:
+                problems.append(f"{r.display}: synthesizer output at severity {s} is not finite in [0, 1]")
+        if not problems and not torch.equal(outs[1], again):
+            problems.append(f"{r.display}: synthesizer is not reproducible from the generator (uses global RNG?)")
+        if not problems:
+            lines.append(f"  synthesizer: ok (shape, range [0, 1], reproducible from its generator; "
+                         f"change at severity 1: {float((outs[1] - x).abs().mean()):.3f})")
+    if len(records) > 1:
+        problems.append(f"name conflict: {len(records)} plugins are named {name!r}: "
+                        + ", ".join(r.display for r in records))
+    return lines, problems

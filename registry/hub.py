@@ -15,7 +15,7 @@ A repo made by ``air push`` holds one adapter::
 ``air pull`` resolves the revision asked for to a commit sha and reads everything at that sha. Before
 anything is downloaded it refuses a repo that holds a pickle-like file; it refuses an adapter made for
 another base before downloading its weights; it checks every file against ``air_files.json``; then it
-registers the adapter with :func:`air_restore.registry.local.install_adapter` (atomic). Files pass
+registers the adapter with :func:`air_restore.registry.store.install_adapter` (atomic). Files pass
 through the Hugging Face cache, so a pulled revision can be re-installed with ``HF_HUB_OFFLINE=1``.
 
 What the hashes protect against: a file changed, truncated or swapped after the push without
@@ -31,7 +31,6 @@ code (no network, no token, unknown repo or revision, pickle files) come before 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import shutil
@@ -43,26 +42,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from ..core.training import VIEWS_FILE  # estimator views beside an adapter, optional
+from .card import (  # noqa: F401  (the card's names, also used from here)
+    LIBRARY, SAMPLE_FILES, SAMPLE_SEVERITY, SAMPLE_SIZE, TAGS, before_after, card_samples, metrics_table, model_card,
+    png_bytes, sample_photo, square_crop, synthesizer_for,
+)
+from ..core.errors import UserError, InvalidValueError
+
 if TYPE_CHECKING:
     import torch
 
-    from air_restore.registry.local import InstalledAdapter
+    from .store import InstalledAdapter
 
 # torch, the store and huggingface_hub are imported where they are used: a command that fails on the
 # network or on a refused repo answers before paying for torch's import (seconds on a small machine).
 
-LIBRARY = "air-restore"
-TAGS = ("image-restoration", "lora", "air-restore")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "air_manifest.json")
-# Estimator views stored beside an adapter trained on real pairs (cli/train_estimator.save_views); pushed
-# and pulled when present, hash-checked like the adapter files.
-VIEWS_FILE = "air_estimator_views.safetensors"
 OPTIONAL_FILES = (VIEWS_FILE,)
 INDEX_FILE = "air_files.json"
 INDEX_FORMAT = 1
-SAMPLE_FILES = {"input": "samples/input.png", "base": "samples/base.png", "adapter": "samples/adapter.png"}
-SAMPLE_SIZE = 256
-SAMPLE_SEVERITY = 0.5
 # Formats that can run code when loaded (pickle and its wrappers); a repo holding one is refused whole.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -72,7 +70,7 @@ READ_TIMEOUT = 30.0  # seconds without a byte before a request fails
 META_TIMEOUT = 10.0  # whole-request limit for small metadata requests (repo info, file HEAD)
 
 
-class HubError(Exception):
+class HubError(UserError):
     """A Hub operation failed or was refused. One-line message that says what to do."""
 
 
@@ -104,7 +102,7 @@ def parse_repo_spec(spec: str) -> tuple[str, str | None]:
     """``ORG/NAME[@REVISION]`` → (repo id, revision or None); anything else is a ValueError naming the form."""
     repo, sep, rev = spec.partition("@")
     if not REPO_RE.match(repo) or ".." in repo or (sep and not rev) or "@" in rev or rev.startswith("/"):
-        raise ValueError(f"{spec!r} is not ORG/NAME or ORG/NAME@REVISION "
+        raise InvalidValueError(f"{spec!r} is not ORG/NAME or ORG/NAME@REVISION "
                          "(e.g. alice/air-snow, alice/air-snow@main, alice/air-snow@<commit sha>)")
     return repo, rev or None
 
@@ -112,7 +110,7 @@ def parse_repo_spec(spec: str) -> tuple[str, str | None]:
 def push_repo_id(repo_id: str) -> str:
     """A repo to push to: ``ORG/NAME``, no revision (the branch is given separately)."""
     if "@" in repo_id:
-        raise ValueError(f"--repo {repo_id!r}: give ORG/NAME, and the branch with --revision")
+        raise InvalidValueError(f"--repo {repo_id!r}: give ORG/NAME, and the branch with --revision")
     return parse_repo_spec(repo_id)[0]
 
 
@@ -165,7 +163,7 @@ def parse_index(raw: bytes, where: str) -> dict[str, Any]:
 
 def check_views(path: Path, where: str) -> None:
     """Refuse a views file that is not one uint8 tensor ``views`` [N, V, 3, S, S] in safetensors (N samples of
-    V views each, as ``cli/train_estimator.save_views`` writes them)."""
+    V views each, as ``core.training.estimator.save_views`` writes them)."""
     from safetensors import SafetensorError, safe_open
 
     shape = dtype = None
@@ -203,7 +201,7 @@ def _intact(folder: Path) -> bool:
 
 def installed_from(repo_id: str, *, commit: str | None = None, requested: str | None = None) -> InstalledAdapter | None:
     """The intact store adapter pulled from ``repo_id`` at ``commit`` (or asked for as ``requested``)."""
-    from air_restore.registry.local import local_adapters
+    from .store import local_adapters
 
     for a in local_adapters():
         s = a.source
@@ -213,153 +211,6 @@ def installed_from(repo_id: str, *, commit: str | None = None, requested: str | 
             if _intact(a.path):
                 return a
     return None
-
-
-# ------------------------------------------------------------------------------------- samples, card
-
-
-def sample_photo(size: int = SAMPLE_SIZE) -> torch.Tensor | None:
-    """scikit-image's astronaut (bundled with it, offline) at size × size, [3, H, W] in [0, 1]; None without it."""
-    import torch
-
-    try:
-        from skimage import data
-    except ImportError:
-        return None
-    return square_crop(torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255, size)
-
-
-def square_crop(rgb: torch.Tensor, size: int = SAMPLE_SIZE) -> torch.Tensor:
-    """Centre square of ``rgb`` [3, H, W], resized to size × size (antialiased)."""
-    import torch
-
-    _, h, w = rgb.shape
-    s = min(h, w)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    crop = rgb[:, y0:y0 + s, x0:x0 + s][None]
-    return torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", antialias=True)[0].clamp(0, 1)
-
-
-def synthesizer_for(manifest: dict) -> tuple[str, Callable] | None:
-    """The plugin synthesizer that makes this adapter's degradation: the one it was trained with, else the
-    plugin of the same name; None if there is none."""
-    from air_restore.registry.discovery import PluginLoadError, get_degradation
-
-    data = (manifest.get("training") or {}).get("data") or {}
-    for name in dict.fromkeys([data.get("plugin"), manifest.get("name")]):
-        if not name:
-            continue
-        try:
-            synth = get_degradation(name).synthesize
-        except (KeyError, PluginLoadError):
-            continue
-        if synth is not None:
-            return name, synth
-    return None
-
-
-def before_after(model, name: str, clean: torch.Tensor, synth: Callable | None, *, seed: int = 0,
-                 severity: float = SAMPLE_SEVERITY) -> dict[str, torch.Tensor]:
-    """{"input", "base", "adapter"} images [3, H, W]: ``clean`` degraded by ``synth`` (or as is), restored by
-    the base alone (weight 0) and by the base with adapter ``name`` at weight 1. ``model`` must have the
-    adapter attached (``core.lora.attach``)."""
-    import torch
-
-    from air_restore.core.lora import adapter_names, blend
-    from air_restore.core.restore import restore
-
-    with torch.no_grad():
-        if synth is None:
-            degraded = clean
-        else:
-            degraded = synth(clean[None], torch.Generator().manual_seed(seed), severity)[0].clamp(0, 1)
-        names = adapter_names(model)
-        one = torch.tensor([[1.0 if n == name else 0.0 for n in names]])
-        with blend(model, torch.zeros_like(one)):
-            base = restore(model, degraded).image
-        with blend(model, one):
-            adapted = restore(model, degraded).image
-    return {"input": degraded, "base": base, "adapter": adapted}
-
-
-def png_bytes(rgb: torch.Tensor) -> bytes:
-    from PIL import Image
-
-    arr = (rgb.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-
-def metrics_table(metrics: dict[str, Any]) -> str:
-    """Markdown table of the manifest's metrics (held-out PSNR before/after, else every scalar)."""
-    keys = ("heldout_psnr_input", "heldout_psnr_base", "heldout_psnr_adapter")
-    if all(isinstance(metrics.get(k), (int, float)) for k in keys):
-        inp, base, ad = (float(metrics[k]) for k in keys)
-        n = metrics.get("heldout_images", "?")
-        return ("| held-out images | input | base | base + adapter | gain over base |\n"
-                "|---:|---:|---:|---:|---:|\n"
-                f"| {n} | {inp:.2f} dB | {base:.2f} dB | {ad:.2f} dB | {ad - base:+.2f} dB |")
-    rows = [(k, v) for k, v in sorted(metrics.items()) if isinstance(v, (int, float, str))]
-    if not rows:
-        return "_No metrics recorded in the manifest._"
-    return "| metric | value |\n|---|---:|\n" + "\n".join(f"| {k} | {_fmt(v)} |" for k, v in rows)
-
-
-def model_card(manifest: dict, index: dict, *, repo_id: str, samples_note: str | None, branch: str = "main") -> str:
-    """README.md for the repo: Hub metadata (library, tags, base fingerprint) and a short card."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    name, fp = manifest["name"], manifest["base_fingerprint"]
-    data = ModelCardData(
-        library_name=LIBRARY, tags=list(TAGS), pipeline_tag="image-to-image",
-        air_restore={"adapter": name, "base_fingerprint": fp, "rank": manifest.get("rank"),
-                     "format_version": manifest.get("format_version")},
-    )
-    training = manifest.get("training") or {}
-    tdata = training.get("data") or {}
-    source = ", ".join(f"{k}: {v}" for k, v in tdata.items()) or "not recorded"
-    spec = repo_id if branch == "main" else f"{repo_id}@{branch}"
-    lines = [
-        f"# {name}: an air-restore LoRA adapter", "",
-        f"A LoRA adapter (rank {manifest.get('rank', '?')}) for air-restore, the all-in-one blind image restorer: "
-        f"it teaches the base restorer one more degradation, **{name}**.", "",
-        "## Use", "",
-        "```bash",
-        f"air pull {spec}    # or {repo_id}@<commit sha> to pin one version",
-        f"air restore photo.jpg --adapters {name}=1",
-        "air train estimator --install    # blend it automatically, per image",
-        "```", "",
-        "It is a plain PEFT LoRA folder, so `peft.PeftModel.from_pretrained(base, folder)` loads it on the "
-        "air-restore base model (`air_restore.registry.store.load_base()`).", "",
-        "## Base model", "",
-        f"Trained for the base with fingerprint `{fp}`. `air pull` refuses it on any other base.", "",
-        "## Metrics", "",
-        "Held-out PSNR recorded in the manifest when the adapter was trained:", "",
-        metrics_table(manifest.get("metrics") or {}), "",
-    ]
-    if samples_note is not None:
-        lines += [
-            "## Before / after", "",
-            f"| input | base alone | base + {name} |", "|:---:|:---:|:---:|",
-            "| " + " | ".join(f"![{k}]({p})" for k, p in SAMPLE_FILES.items()) + " |", "",
-            samples_note, "",
-        ]
-    lines += [
-        "## Training", "",
-        f"Data: {source}. Steps: {training.get('steps', '?')}, batch {training.get('batch_size', '?')}, "
-        f"crop {training.get('crop', '?')}, learning rate {training.get('lr', '?')}, seed {training.get('seed', '?')}.", "",
-        "## Files", "",
-        f"`air pull` checks each file against `{INDEX_FILE}` (recorded at push time) before installing it.", "",
-        "| file | sha256 | bytes |", "|---|---|---:|",
-        *(f"| {p} | `{e['sha256']}` | {e['size']} |" for p, e in index["files"].items()), "",
-    ]
-    card = ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(lines))
-    return str(card)
 
 
 # ------------------------------------------------------------------------------------------ network
@@ -464,7 +315,7 @@ def _offline() -> bool:
 def adapter_payload(folder: Path) -> tuple[dict, dict[str, bytes]]:
     """(manifest, {path: bytes}) of the adapter files to upload. ``air_manifest.json`` is written from the
     safetensors metadata, so the two cannot disagree."""
-    from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
+    from .adapters import AdapterFileError, read_manifest, read_peft_adapter
 
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -511,7 +362,7 @@ def ensure_repo(repo_id: str, *, private: bool = False, branch: str | None = Non
 def check_pushable(name: str) -> None:
     """Refuse to push a bundled adapter: `air pull` refuses bundled names (they would shadow them), so such
     a repo could never be pulled back. Called before anything is created on the Hub."""
-    from air_restore.registry.local import BUNDLED_ORDER
+    from .store import BUNDLED_ORDER
 
     if name in BUNDLED_ORDER:
         raise HubError(f"{name!r} is a bundled adapter: it already ships with air-restore, and a repo of it could "
@@ -551,7 +402,7 @@ def push_adapter(folder: Path, repo_id: str, *, private: bool = False, branch: s
 
 def check_manifest(manifest_path: Path, index: dict, where: str) -> dict:
     """The downloaded ``air_manifest.json``, checked: JSON object, valid name, a base fingerprint."""
-    from air_restore.plugins.api import NAME_RE
+    from ..plugins.api import NAME_RE
 
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -623,9 +474,10 @@ def pull_adapter(spec: str, *, base_fingerprint: str | None = None, weights: Pat
     check_file(manifest_path, index["files"]["air_manifest.json"], "air_manifest.json", where)
     manifest = check_manifest(manifest_path, index, where)
     name, need = manifest["name"], manifest["base_fingerprint"]
-    from air_restore.registry.adapters import AdapterFileError, read_manifest, read_peft_adapter
-    from air_restore.registry.local import BUNDLED_ORDER, air_home, install_adapter, local_adapters
-    from air_restore.registry.store import ModelFileError, bundled_base_path, read_base_info
+    from .adapters import AdapterFileError, read_manifest, read_peft_adapter
+    from .store import BUNDLED_ORDER, air_home, install_adapter, local_adapters
+    from ..core.io.weights import ModelFileError, read_base_info
+    from .store import bundled_base_path
 
     if base_fingerprint is None:
         try:

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import torch
 
-from air_restore.core.arch import AirUNet
-from air_restore.core.io.images import MAX_PIXELS
-from air_restore.core.lora import attach, blend
-from air_restore.core.metrics import psnr
-from air_restore.core.restore import RestoreResult, restore
-from air_restore.registry.adapters import load_for_base
-from air_restore.registry.local import (
-    InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path,
-)
-from air_restore.registry.store import BaseModelInfo, ModelFileError, load_base, read_estimator
+from ..core.arch import AirUNet
+from ..core.io.images import MAX_PIXELS
+from ..core.lora import attach, blend
+from ..core.metrics import psnr
+from ..core.restore import RestoreResult, restore
+from .adapters import load_for_base
+from .store import InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
+from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
+from .store import load_base
+from ..core.errors import UserError, UnknownNameError
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Restorer:
         """[K] weights from ``{name: weight}`` (others 0); unknown names are refused, listing the installed ones."""
         unknown = sorted(set(given) - set(self.adapters))
         if unknown:
-            raise KeyError(f"no active adapter named {', '.join(map(repr, unknown))}; "
+            raise UnknownNameError(f"no active adapter named {', '.join(map(repr, unknown))}; "
                            f"active: {', '.join(self.adapters) or 'none'}")
         return torch.tensor([float(given.get(n, 0.0)) for n in self.adapters])
 
@@ -166,7 +166,7 @@ def restorer_for(names: list[str], folders: dict[str, Path] | None = None) -> Re
     return r
 
 
-class PipelineError(ValueError):
+class PipelineError(UserError, ValueError):
     """A pipeline cannot be built as asked (a refiner that is missing or made for another base). One line."""
 
 
@@ -183,7 +183,7 @@ class Restored:
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
-        from air_restore.core.explain import degradation_map
+        from ..core.explain import degradation_map
 
         if self.seg_probs is None:
             raise ValueError("no segmentation: restore with explain=True")
@@ -193,7 +193,7 @@ class Restored:
 def load_udair_refiner(base_fingerprint: str):
     """The ``udair`` refiner plugin (through the plugin registry, as a third-party one would be found);
     refused with one line when it is missing, broken or trained on another base."""
-    from air_restore.registry.discovery import get_refiner
+    from .discovery import get_refiner
 
     try:
         refiner = get_refiner("udair").load()
@@ -209,7 +209,7 @@ class Pipeline:
     """What ``air restore`` runs, as one Python object: read → estimate → blend → tiles → refine → write.
     The CLI, ``air serve`` and ``air batch`` all restore through :meth:`run`.
 
-        from air_restore.registry import load_pipeline
+        from . import load_pipeline
         pipe = load_pipeline()                        # bundled base, installed adapters, estimator
         pipe("photo.jpg", "photo_restored.jpg")       # a file, as `air restore photo.jpg -o ...`
         out = pipe.restore(array)                     # H×W×3 uint8/uint16/float numpy, or a [3, H, W] tensor
@@ -256,7 +256,7 @@ class Pipeline:
             overlap: int = 128, explain: bool = False, progress=None) -> Restored:
         """Restore one image ``rgb`` [3, H, W] in [0, 1]: estimate (unless ``adapters``), blend, tiles, then
         the refiner if the pipeline has one. ``explain`` also returns the segmentation and class shares."""
-        from air_restore.core.explain import class_shares
+        from ..core.explain import class_shares
 
         w = self.weights(rgb, adapters)
         res = self.restorer.restore(rgb, w, tile=tile, overlap=overlap, explain=explain or self.refiner is not None,
@@ -267,7 +267,7 @@ class Pipeline:
                        "given" if adapters is not None else ("estimator" if names else "none"),
                        res.seg_probs if explain else None, shares if explain else None)
         if self.refiner is not None:
-            from air_restore.plugins.udair import degradation_weights
+            from ..plugins.udair import degradation_weights
 
             refined, info = self.refiner.refine(rgb, res.image, degradation_weights(names, w.tolist(), shares))
             mix = ", ".join(f"{k} {v:.2f}" for k, v in info["anchor_mix"].items() if v >= 0.01)
@@ -303,7 +303,7 @@ class Pipeline:
                  max_pixels: int = MAX_PIXELS) -> Path:
         """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
         format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""
-        from air_restore.core.io.images import output_path_for, read_image, write_image
+        from ..core.io.images import output_path_for, read_image, write_image
 
         src = Path(src)
         dst = output_path_for(src, Path(dst) if dst is not None else None, is_batch=False)
@@ -319,7 +319,7 @@ def load_pipeline(weights: str | Path | None = None, *, device: str = "auto", us
                   tta: bool = False) -> Pipeline:
     """The pipeline ``air restore`` runs: the bundled base (or ``weights``), every active adapter and the
     matching estimator, on ``device`` (auto: a GPU if there is one); ``tta`` adds the UDAIR refiner."""
-    from air_restore.core.restore import resolve_device
+    from ..core.restore import resolve_device
 
     restorer = load_restorer(weights, device=resolve_device(device), use_adapters=use_adapters)
     return Pipeline(restorer, refiner=load_udair_refiner(restorer.info.fingerprint) if tta else None)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -26,9 +27,10 @@ def test_blending_script(tmp_path):
     assert [r["task"] for r in res["single"]] == list(mod.SINGLE)
     assert [r["task"] for r in res["mixed"]] == ["noise+blur", "haze+noise", "rain+lowlight", "lowlight+noise"]
     for r in res["single"] + res["mixed"]:
-        assert 0 < r["input"] < 60 and 0 < r["blended"] < 60 and 0 <= r["top1"] <= 1
+        assert 0 < r["input"] < 60 and 0 < r["blended"] < 60
+        assert r["top1"] in (0.0, 1.0)  # one image per task: the estimator's first choice is right or wrong
         assert set(r["mean_weights"]) == set(res["adapters"])
-    assert 0 <= res["estimator_top1_single"] <= 1
+    assert res["estimator_top1_single"] == pytest.approx(sum(r["top1"] for r in res["single"]) / len(res["single"]))
 
 
 def test_add_degradation_script(tmp_path):
@@ -45,4 +47,4 @@ def test_add_degradation_script(tmp_path):
                     "--crop", "32", "--out", str(tmp_path / "a.json")])
     tasks = {t["task"]: t for t in res["tasks"]}
     assert tasks["snow"]["new"] and set(tasks) == {"snow", "noise", "blur", "haze", "rain", "lowlight"}
-    assert res["command_wall_s"] > 0 and res["adapter"]["name"] == "snow"
+    assert res["adapter"]["name"] == "snow"

@@ -352,7 +352,7 @@ def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
 def test_temporary_files_of_killed_writers_are_swept(tmp_path):
     """SIGKILL during a write leaves `.NAME.xxxx.tmp`; the next write of that output removes it once it is
     an hour old, and leaves younger ones (a live writer's) and other files alone."""
-    from air_restore.core.io.images import STALE_TMP_S, atomic_write
+    from air_restore.core.io.files import STALE_TMP_S, atomic_write
 
     dest = tmp_path / "p_restored.png"
     stale, young, other = (tmp_path / ".p_restored.png.dead0000.tmp", tmp_path / ".p_restored.png.live0000.tmp",

@@ -9,7 +9,7 @@ import torch
 
 from air_restore.core.estimator import Estimator, EstimatorConfig, estimator_batch, views
 from air_restore.registry.discovery import get_degradation
-from air_restore.registry.store import ModelFileError, load_estimator, save_estimator
+from air_restore.core.io.weights import ModelFileError, load_estimator, save_estimator
 
 NAMES = ("noise", "blur", "haze", "rain", "lowlight")
 
@@ -117,7 +117,7 @@ def test_the_pool_holds_clean_crops_with_every_target_off():
     """--clean-share: a share of the estimator's examples are clean photos whose targets are all 0."""
     from skimage import data
 
-    from air_restore.cli.train_estimator import Source, build_pool
+    from air_restore.core.training.estimator import Source, build_pool
     from air_restore.core.degradations import noise
 
     photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
@@ -134,7 +134,7 @@ def test_the_pool_holds_clean_crops_with_every_target_off():
 
 def test_synthesizing_the_views_reports_progress():
     """#13.8: the views are most of an estimator's training time; they must not pass in silence."""
-    from air_restore.cli.train_estimator import train_estimator
+    from air_restore.core.training.estimator import train_estimator
     from air_restore.core.degradations import noise
 
     photo = torch.rand(3, 128, 128, generator=torch.Generator().manual_seed(0))
@@ -149,7 +149,7 @@ def _bundled_restorer_and_noisy_crops():
 
     from air_restore.core.degradations import noise
     from air_restore.registry.pipeline import Restorer
-    from air_restore.registry.local import bundled_adapters
+    from air_restore.registry.store import bundled_adapters
     from air_restore.registry.store import load_base
 
     r = Restorer(*load_base())
@@ -193,7 +193,7 @@ def test_targets_judged_by_restoration_pick_the_best_subset_of_what_is_present()
 def test_the_pool_can_take_judged_targets():
     from skimage import data
 
-    from air_restore.cli.train_estimator import Source, build_pool
+    from air_restore.core.training.estimator import Source, build_pool
     from air_restore.core.degradations import haze, noise
 
     photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255

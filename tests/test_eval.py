@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from air_restore.cli.evaluate import parse_degrade
+from air_restore.core.evaluation import parse_degrade
 from air_restore.core.metrics import psnr_ssim
 from air_restore.cli.main import app
 

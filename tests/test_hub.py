@@ -26,10 +26,10 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load, load_file, save, save_file
 
-from air_restore.cli.train_adapter import TrainAdapterConfig, build_manifest, save_adapter, synthetic_sampler, train_adapter
+from air_restore.core.training.adapter import TrainAdapterConfig, build_manifest, save_adapter, synthetic_sampler, train_adapter
 from air_restore.registry import hub as hubmod
 from air_restore.registry.discovery import get_degradation
-from air_restore.registry.local import install_adapter, remove_adapter
+from air_restore.registry.store import install_adapter, remove_adapter
 from air_restore.registry.store import load_base
 
 from hub_server import HubServer
@@ -114,7 +114,7 @@ def with_manifest(weights: bytes, tensors_fn=None, **manifest_changes) -> tuple[
 
 @contextmanager
 def store_at(home: Path):
-    """Point registry.local at ``home`` for in-process calls."""
+    """Point registry.store at ``home`` for in-process calls."""
     old = os.environ.get("AIR_HOME")
     os.environ["AIR_HOME"] = str(home)
     try:
@@ -348,9 +348,9 @@ def test_estimator_views_travel_with_the_adapter(server, adapters, tmp_path):
     so the puller's `air train estimator` has examples of it without its plugin."""
     from skimage import data
 
-    from air_restore.cli.add_degradation import estimator_sources
-    from air_restore.cli.train_estimator import load_views, save_views
-    from air_restore.registry.local import local_adapters
+    from air_restore.registry.add_degradation import estimator_sources
+    from air_restore.core.training.estimator import load_views, save_views
+    from air_restore.registry.store import local_adapters
 
     folder = tmp_path / "src" / "grain"
     shutil.copytree(adapters["v1"], folder)

@@ -13,7 +13,7 @@ import torch
 from air_restore.plugins import builtin, snow
 from air_restore.plugins.api import DegradationPlugin, PluginManifest
 from air_restore.plugins.testing import DegradationContract
-from air_restore.registry.local import bundled_dir
+from air_restore.registry.store import bundled_dir
 
 
 class TestSnowContract(DegradationContract):

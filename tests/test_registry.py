@@ -23,13 +23,8 @@ from air_restore.core.arch import FORMAT_VERSION, AirUNet, AirUNetConfig, finger
 from air_restore.registry import discovery
 from air_restore.registry.discovery import GROUP, PluginLoadError, discover, find, get_degradation, load
 from air_restore.plugins.api import DegradationPlugin, PluginManifest
-from air_restore.registry.store import (
-    ModelFileError,
-    bundled_base_path,
-    load_base,
-    read_base_info,
-    save_base,
-)
+from air_restore.core.io.weights import ModelFileError, read_base_info, save_base
+from air_restore.registry.store import bundled_base_path, load_base
 
 TINY = AirUNetConfig(width=8, enc_blocks=(1,), dec_blocks=(1,), middle_blocks=1)
 BUILTINS = ("blur", "haze", "lowlight", "noise", "rain")

@@ -18,12 +18,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
-from air_restore.cli.train_adapter import (
+from air_restore.core.training.adapter import (
     TrainAdapterConfig, build_manifest, save_adapter, synthetic_sampler, train_adapter,
 )
 from air_restore.registry.adapters import AdapterFileError
 from air_restore.registry.discovery import get_degradation
-from air_restore.registry.local import (
+from air_restore.registry.store import (
     BUNDLED_ORDER, LEFTOVER_AGE_S, active_adapters, adapters_dir, air_home, all_adapters, bundled_adapters,
     install_adapter,
 )
@@ -359,8 +359,8 @@ def test_removing_an_adapter_warns_that_the_local_estimator_is_stale(tiny_adapte
     """After `air remove`, the estimator trained for the removed adapter is no longer used, and both
     `air remove` and `air restore` say so instead of silently falling back."""
     from air_restore.core.estimator import Estimator, EstimatorConfig
-    from air_restore.registry.local import local_estimator_path
-    from air_restore.registry.store import save_estimator
+    from air_restore.registry.store import local_estimator_path
+    from air_restore.core.io.weights import save_estimator
 
     install_adapter(tiny_adapter)
     save_estimator(Estimator(config=EstimatorConfig(adapters=(*BUNDLED_ORDER, "snow"), width=8)),
@@ -383,7 +383,7 @@ def test_air_doctor_names_every_problem_and_its_fix(tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from air_restore.registry.local import adapters_dir, air_home, bundled_dir, local_estimator_path
+    from air_restore.registry.store import adapters_dir, air_home, bundled_dir, local_estimator_path
 
     r = CliRunner().invoke(app, ["doctor"])
     assert r.exit_code == 0 and "all good" in r.output, r.output
@@ -425,7 +425,7 @@ def test_a_damaged_local_estimator_is_ignored_for_the_bundled_one(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from air_restore.registry.local import bundled_dir, bundled_estimator_path, local_estimator_path
+    from air_restore.registry.store import bundled_dir, bundled_estimator_path, local_estimator_path
 
     src = bundled_dir() / "estimator.safetensors"
     with safe_open(str(src), framework="pt") as f:

@@ -1,4 +1,4 @@
-"""Tests for Phase I training (air_restore.cli.train): a tiny real run on real photos, then a resume.
+"""Tests for Phase I training (air_restore.core.training.base): a tiny real run on real photos, then a resume.
 
 The photos come from scikit-image's bundled samples, shrunk to about 80×100 px. The model is a
 one-level, 8-channel AirUNet, so the whole module runs in seconds on a CPU.
@@ -16,10 +16,11 @@ from PIL import Image
 from safetensors import safe_open
 from skimage import data as skdata
 
-from air_restore.cli.train import TrainBaseConfig, _lr_at, load_clean_folder, random_crops, train_base
+from air_restore.core.training.base import TrainBaseConfig, _lr_at, load_clean_folder, random_crops, train_base
 from air_restore.core.arch import AirUNetConfig
 from air_restore.registry.discovery import get_degradation
-from air_restore.registry.store import load_base, read_base_info
+from air_restore.core.io.weights import read_base_info
+from air_restore.registry.store import load_base
 
 TINY = AirUNetConfig(width=8, enc_blocks=(1,), dec_blocks=(1,), middle_blocks=1)
 CLASSES = TINY.classes[1:]  # noise, blur, haze, rain, lowlight
@@ -150,7 +151,7 @@ def _chunk_config(steps: int, **kw) -> TrainBaseConfig:
 
 
 def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_path: Path) -> None:
-    from air_restore.cli.train import read_chunk_state, train_base_chunk
+    from air_restore.core.training.base import read_chunk_state, train_base_chunk
 
     run = tmp_path / "base-v2"
     first = train_base_chunk(photo_dir, run, config=_chunk_config(8), time_budget=25, log=lambda s: None)
@@ -182,9 +183,9 @@ def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_pat
 
 
 def test_a_chunk_starts_from_init_weights_and_refuses_a_finished_run(photo_dir: Path, tmp_path: Path) -> None:
-    from air_restore.cli.train import train_base_chunk
+    from air_restore.core.training.base import train_base_chunk
     from air_restore.core.arch import AirUNet
-    from air_restore.registry.store import save_base
+    from air_restore.core.io.weights import save_base
 
     init = tmp_path / "init.safetensors"
     torch.manual_seed(0)
@@ -199,7 +200,7 @@ def test_a_chunk_starts_from_init_weights_and_refuses_a_finished_run(photo_dir: 
 
 
 def test_chunk_learning_rate_rewarms_after_a_resume_and_follows_one_cosine() -> None:
-    from air_restore.cli.train import chunk_lr
+    from air_restore.core.training.base import chunk_lr
 
     cfg = TrainBaseConfig(lr=1e-3, warmup=10, rewarm=4, steps=100, model=TINY)
     assert chunk_lr(0, 0, cfg) == pytest.approx(_lr_at(0, 100, cfg))  # the run's own warm-up first

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
-from air_restore.cli.train_adapter import Over, TrainAdapterConfig, save_adapter, synthetic_sampler, train_adapter
+from air_restore.core.training.adapter import Over, TrainAdapterConfig, save_adapter, synthetic_sampler, train_adapter
 from air_restore.core.lora import attach, blend
 from air_restore.registry.adapters import read_peft_adapter
 from air_restore.registry.discovery import get_degradation

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from air_restore.cli.train_udair import TrainUdairConfig, train_udair
+from air_restore.plugins.udair_training import TrainUdairConfig, train_udair
 from air_restore.plugins import udair as U
 from air_restore.registry import discovery
 from air_restore.plugins.api import PluginManifest, RefinerPlugin
@@ -256,7 +256,8 @@ def test_tiny_training_run_finishes_and_returns_anchors() -> None:
 @pytest.mark.skipif(not U.bundled_path().is_file(), reason="udair-v1.safetensors not shipped yet")
 def test_shipped_weights_refine_a_real_image() -> None:
     from air_restore.core.io.images import read_image
-    from air_restore.registry.store import bundled_base_path, read_base_info
+    from air_restore.core.io.weights import read_base_info
+    from air_restore.registry.store import bundled_base_path
 
     ref = U.load_refiner()
     assert ref.base_fingerprint == read_base_info(bundled_base_path()).fingerprint

@@ -1,7 +1,7 @@
 """``air serve``: the web page (Gradio). Drop photos, compare before and after, see what the model saw
 where, move the adapter weights. Imported only by ``air serve`` and by a Space's ``app.py``:
 
-    from air_restore.web import build_app
+    from . import build_app
     build_app().launch()
 
 Every restoration goes through :meth:`air_restore.registry.pipeline.Pipeline.run` and
@@ -43,7 +43,7 @@ def _preview(rgb: torch.Tensor) -> Image.Image:
 
 def _adapter_table(fingerprint: str) -> str:
     """The installed adapters as `air list` shows them, as a Markdown table."""
-    from air_restore.registry.local import all_adapters
+    from air_restore.registry.store import all_adapters
 
     rows = ["| adapter | origin | held-out PSNR base → adapter | status |", "|---|---|---|---|"]
     for a in all_adapters(fingerprint):

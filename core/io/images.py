@@ -19,17 +19,12 @@ and 16-bit planar ("separate") TIFF.
 
 from __future__ import annotations
 
-import glob
 import os
-import re
-import secrets
 import struct
 import sys
-import tempfile
 import threading
-import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +33,9 @@ from typing import BinaryIO
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from .files import atomic_write, check_writable, sweep_temporaries
+from ..errors import UserError, InvalidValueError, MissingPathError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -75,7 +73,7 @@ _ICC_SPACE = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
-class ImageReadError(Exception):
+class ImageReadError(UserError):
     """An input image cannot be read. The message is one line: ``"<path>: <reason>"``."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
@@ -341,16 +339,16 @@ def write_image(
     fmt = (format or IMAGE_SUFFIXES.get(dest.suffix.lower()) or img.format).upper()
     fmt = _FORMAT_ALIASES.get(fmt, fmt)
     if fmt not in _FORMATS:
-        raise ValueError(f"{dest}: cannot write format {fmt!r} (supported: {', '.join(_FORMATS)})")
+        raise InvalidValueError(f"{dest}: cannot write format {fmt!r} (supported: {', '.join(_FORMATS)})")
     depth = bit_depth or img.bit_depth
     if depth not in (8, 16):
-        raise ValueError(f"{dest}: bit_depth must be 8 or 16, not {depth}")
+        raise InvalidValueError(f"{dest}: bit_depth must be 8 or 16, not {depth}")
     if depth == 16 and fmt not in ("PNG", "TIFF"):
         if bit_depth == 16:
-            raise ValueError(f"{dest}: {fmt} cannot store 16-bit images; write .png or .tiff instead")
+            raise InvalidValueError(f"{dest}: {fmt} cannot store 16-bit images; write .png or .tiff instead")
         depth = 8
     if img.alpha is not None and fmt == "JPEG":
-        raise ValueError(f"{dest}: JPEG cannot store the alpha channel of {img.path.name}; write .png, .webp or .tiff")
+        raise InvalidValueError(f"{dest}: JPEG cannot store the alpha channel of {img.path.name}; write .png, .webp or .tiff")
     pixels = _to_pixels(img, rgb, depth)
 
     if not overwrite and dest.exists():
@@ -397,92 +395,6 @@ def save_png(image: Image.Image, dest: Path, *, overwrite: bool = False) -> Path
         raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)")
     atomic_write(dest, lambda f: image.save(f, format="PNG"), replace=overwrite)
     return dest
-
-
-#: A hidden temporary file this old was left by a killed writer (no live write takes an hour).
-STALE_TMP_S = 3600
-
-
-#: The temporary names atomic_write uses: ``.NAME.xxxxxxxx.tmp`` beside NAME.
-_TMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
-
-
-def sweep_temporaries(root: Path) -> list[Path]:
-    """Remove every temporary file of atomic_write below ``root``, whatever its age: for a caller that owns
-    ``root`` (``air batch`` and its OUTPUT), where no other writer can be running. Returns what it removed."""
-    removed = []
-    for p in Path(root).rglob(".*.tmp"):
-        if _TMP_NAME.match(p.name) and p.is_file() and not p.is_symlink():
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
-
-
-def _sweep_stale_tmp(dest: Path) -> None:
-    """Delete ``.NAME.xxxxxxxx.tmp`` files that a writer of ``dest`` killed outright left behind."""
-    now = time.time()
-    for p in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
-        with suppress(OSError):
-            if p.is_file() and not p.is_symlink() and now - p.lstat().st_mtime > STALE_TMP_S:
-                p.unlink()
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and check that files can be created in it (by creating an anonymous
-    temporary file there), so that a read-only output is refused before any work, naming the folder."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise OSError(f"{folder}: cannot write in this folder ({e.strerror or e})") from None
-
-
-def atomic_write(dest: Path, write: Callable[[BinaryIO], None], *, replace: bool = True) -> None:
-    """Write via a hidden temporary file in ``dest``'s folder, fsync, then move it to ``dest``.
-
-    With ``replace`` the move is ``os.replace``; without, it is a hard link that fails if ``dest``
-    appeared meanwhile (another run writing the same output), so nothing is ever overwritten silently.
-    The temporary file is created with ``os.open(..., 0o666)`` so the result gets the usual
-    umask-derived permissions (``tempfile`` would make it private, 0o600). Temporary files of ``dest``
-    left by a killed writer more than an hour ago are removed first.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_tmp(dest)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:  # name the folder the user chose, not our temporary file
-            raise OSError(f"{dest.parent}: cannot write in this folder ({e.strerror})") from None
-    try:
-        with open(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, dest)
-            return
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            raise FileExistsError(f"{dest}: already exists (written meanwhile by another run; pass --overwrite "
-                                  "to replace it)") from None
-        except OSError:  # a file system without hard links: check, then rename
-            if dest.exists():
-                raise FileExistsError(f"{dest}: already exists (pass --overwrite to replace it)") from None
-            os.replace(tmp, dest)
-            return
-        os.unlink(tmp)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _encode(f: BinaryIO, pixels: np.ndarray, fmt: str, depth: int, icc: bytes | None, exif: bytes | None) -> None:
@@ -605,7 +517,7 @@ def iter_image_paths(inputs: list[Path]) -> list[Path]:
         elif entry.exists():
             candidates = [entry]
         else:
-            raise FileNotFoundError(f"{entry}: no such file or directory")
+            raise MissingPathError(f"{entry}: no such file or directory")
         for candidate in candidates:
             key = candidate.resolve()
             if key not in seen:

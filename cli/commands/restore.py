@@ -1,0 +1,136 @@
+"""``air restore``: the main job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..options import check_tiles, open_pipeline
+from ..ui import console, error, fail, flag, say, stdout
+
+
+def restore(
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images.", show_default=False),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output",
+        help="Output file (one input) or folder. Default: NAME_restored.EXT beside each input.",
+    ),
+    overwrite: bool = flag("--overwrite", help="Replace existing outputs (and the input, if -o names it)."),
+    device: str = typer.Option("auto", help="auto (GPU if there is one), cpu or cuda."),
+    tile: int = typer.Option(512, help="Tile side in pixels; smaller uses less memory. Multiple of 8."),
+    overlap: int = typer.Option(128, help="Overlap between tiles in pixels (128 keeps tiles seamless). Multiple of 8."),
+    explain: bool = flag(
+        "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."
+    ),
+    weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
+    adapters: Optional[str] = typer.Option(
+        None, "--adapters",
+        help="Set the adapter weights yourself instead of the estimator, e.g. noise=1,rain=0.5 (others 0). "
+             "See `air list` for the installed adapters.",
+    ),
+    no_adapters: bool = flag("--no-adapters", help="Use the base model alone (no adapters, no estimator)."),
+    adapter: Optional[list[str]] = typer.Option(
+        None, "--adapter",
+        help="Also apply an adapter folder that is not installed, as PATH or PATH=WEIGHT (default 1). Repeatable.",
+    ),
+    max_pixels: int = typer.Option(
+        64_000_000, "--max-pixels",
+        help="Refuse images with more pixels than this (64 MP needs about 4 GB of memory; 60 bytes per pixel)."),
+    tta: bool = flag(
+        "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
+    ),
+) -> None:
+    """Restore photos: removes noise, blur, haze, rain and low light without being told which.
+
+    Examples:
+
+      air restore photo.jpg                  # writes photo_restored.jpg beside it
+
+      air restore shots/ -o clean/           # every image of a folder, into clean/
+
+      air restore photo.jpg --explain        # also photo_restored_map.png and the adapter weights
+
+      air restore photo.jpg --adapters rain=1,lowlight=0.5   # choose the adapters yourself
+
+    By default the estimator looks at each photo and weights every installed adapter (`air list`);
+    the weights are blended into one pass of the base model. The output keeps the input's format, bit depth, gray/colour mode and alpha channel. Nothing is
+    overwritten unless you pass --overwrite. Exit code 1 if any image failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ...core.io.images import ImageReadError
+    from ...registry import jobs
+
+    check_tiles(tile, overlap)
+    plan = jobs.plan(inputs, output)
+    if plan.skipped:
+        say(f"skipping {len(plan.skipped)} earlier output(s) (*_restored*); name them to restore them", out=console)
+    if no_adapters and (adapters or adapter):
+        fail("--no-adapters cannot be combined with --adapters or --adapter")
+    pipe, fixed = open_pipeline(weights, device, no_adapters, tta, adapters, adapter or [])
+    failed = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal, transient=True) as bar:
+        task = bar.add_task("restoring", total=len(plan.jobs), visible=plan.is_batch)
+        tiles = bar.add_task("  tiles", total=None)
+        for job in plan.jobs:
+            bar.update(task, description=f"restoring {job.src.name}")
+            bar.reset(tiles, total=None)
+            try:
+                done = jobs.restore_file(pipe, job, adapters=fixed, tile=tile, overlap=overlap, explain=explain,
+                                         overwrite=overwrite, max_pixels=max_pixels,
+                                         progress=lambda d, t: bar.update(tiles, completed=d, total=t))
+            except (ImageReadError, FileExistsError, ValueError, OSError) as e:
+                failed += 1
+                error(str(e), out=bar.console)
+                bar.advance(task)
+                continue
+            say(f"{job.src} → {job.dest}")
+            if explain:
+                failed += _report_explain(done)
+            bar.advance(task)
+    if plan.is_batch or failed:
+        stdout.print(f"{len(plan.jobs) - failed} restored, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _report_explain(done) -> int:
+    """--explain's lines for one restored file; returns 1 if its map could not be written."""
+    r, name = done.restored, done.job.src.name
+    if r.tta is not None:
+        say(f"{name}: {r.tta}")
+    if r.seg_probs is None:
+        return 0
+    if done.map_error:
+        error(done.map_error)
+    print_explain(stdout, name, r)
+    say(f"degradation map → {done.job.map_path}")
+    return int(done.map_error is not None)
+
+
+def print_explain(out: Console, name: str, result) -> None:
+    """--explain's tables: each class's share of the image, and the adapter weights and who chose them."""
+    from rich.table import Table
+
+    # Titles as lines of their own: a table title wraps to the (narrow) table's width.
+    out.print(escape(f"{name}: share of the image per class"), highlight=False, soft_wrap=True)
+    table = Table(show_edge=False)
+    table.add_column("class")
+    table.add_column("share", justify="right")
+    for cls, share in result.shares.items():
+        table.add_row(cls, f"{100 * share:.1f}%")
+    out.print(table)
+    if result.weights:
+        how = "given by --adapters" if result.weights_source == "given" else "chosen by the estimator"
+        out.print(escape(f"{name}: adapter weights ({how})"), highlight=False, soft_wrap=True)
+        wt = Table(show_edge=False)
+        wt.add_column("adapter")
+        wt.add_column("weight", justify="right")
+        for adapter, w in result.weights.items():
+            wt.add_row(escape(adapter), f"{w:.2f}")
+        out.print(wt)

@@ -1,0 +1,92 @@
+"""What every ``air`` command shares: where output goes, how an option looks, how a problem is told.
+
+Results (what was written where, tables, summaries) go to stdout; progress, warnings and errors to
+stderr, so that ``air restore ... > log.txt`` keeps the results. A command never formats an error
+itself: it raises (or lets through) :class:`~air_restore.core.errors.UserError`, and
+:func:`user_errors` prints ``error: <message>`` and exits 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..core.errors import UserError
+
+console = Console(stderr=True)
+stdout = Console()
+
+F = TypeVar("F", bound=Callable)
+
+
+def flag(*decls: str, help: str, **kw) -> bool:
+    """An on/off option (default off). Shown without typer's ``<bool>`` type column, which would read as if
+    the flag took a value."""
+    return typer.Option(False, *decls, help=help, metavar="", **kw)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with a one-line message (exit code 2)."""
+    raise UserError(message)
+
+
+def say(text: str, *, out: Console = stdout) -> None:
+    """Print plain text (no markup, no highlighting, no hard wrapping of long paths)."""
+    out.print(escape(text), highlight=False, soft_wrap=True)
+
+
+def warn(text: str, *, out: Console = console) -> None:
+    out.print(f"[yellow]warning[/yellow]: {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def error(text: str, *, out: Console = console) -> None:
+    out.print(f"[red]error[/red]: {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def user_errors(fn: F) -> F:
+    """Wrap a command so that any UserError it raises becomes ``error: <message>`` and exit code 2."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            error(str(e))
+            raise typer.Exit(2) from None
+
+    return run  # type: ignore[return-value]
+
+
+class StageBars:
+    """Progress bars for a job that reports ``progress(stage, done, total)``: one bar per stage, shown in
+    the order the stages first report, labelled from ``labels`` (the stage name if absent)."""
+
+    def __init__(self, labels: dict[str, str] | None = None, *, fields: bool = False) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        if fields:
+            columns.append(TextColumn("{task.fields[info]}"))
+        self.bar = Progress(*columns, console=console)
+        self.labels = labels or {}
+        self.tasks: dict[str, object] = {}
+
+    def __enter__(self) -> "StageBars":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int | None, info: str = "") -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(self.labels.get(stage, stage), total=total, info="")
+        self.bar.update(self.tasks[stage], completed=done, total=total, **({"info": info} if info else {}))
+
+    def log(self, text: str) -> None:
+        """A line printed above the bars."""
+        say(text, out=self.bar.console)

@@ -1,0 +1,183 @@
+"""Phase II: train one LoRA adapter on the frozen base restorer (``air train adapter``).
+
+The adapter is a peft LoRA (rank 4 by default) on the 1×1 convs named in the base config
+(``lora_targets``; depthwise convs excluded), trained with L1 on paired crops: real pairs from a
+``degraded/`` + ``clean/`` folder, or clean photos degraded on the fly by a plugin's synthesizer.
+It is saved in PEFT's layout (``adapter_config.json`` + ``adapter_model.safetensors``, loadable by
+``peft.PeftModel.from_pretrained``) with our manifest in the safetensors ``__metadata__`` (key
+``air_manifest``) and beside it as ``air_manifest.json``. Writes go to a temporary folder that is
+renamed into place only when training finished, so an interrupted run never leaves a half adapter.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file, save_file
+
+from ..arch import FORMAT_VERSION, AirUNet
+from ..metrics import psnr
+
+PairSampler = Callable[[int, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+class TrainAdapterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(4, ge=1, le=64, description="LoRA rank (ABAIR found 4 best).")
+    alpha: float = Field(4.0, gt=0, description="LoRA alpha; the update is scaled by alpha / rank.")
+    steps: int = Field(500, ge=1)
+    batch_size: int = Field(8, ge=1)
+    crop: int = Field(96, ge=16)
+    lr: float = Field(5e-4, gt=0)
+    seed: int = 0
+
+
+def paired_sampler(degraded: list[torch.Tensor], clean: list[torch.Tensor]) -> PairSampler:
+    """Aligned random crops from lists of [3, H, W] pairs (each at least crop × crop)."""
+
+    def sample(batch: int, crop: int, g: torch.Generator):
+        xs, ys = [], []
+        for _ in range(batch):
+            i = int(torch.randint(0, len(clean), (1,), generator=g))
+            _, h, w = clean[i].shape
+            y0 = int(torch.randint(0, h - crop + 1, (1,), generator=g))
+            x0 = int(torch.randint(0, w - crop + 1, (1,), generator=g))
+            xs.append(degraded[i][:, y0 : y0 + crop, x0 : x0 + crop])
+            ys.append(clean[i][:, y0 : y0 + crop, x0 : x0 + crop])
+        return torch.stack(xs), torch.stack(ys)
+
+    return sample
+
+
+@dataclass
+class Over:
+    """Train an adapter for a degradation that comes on top of others (noise on a hazy or rainy photo).
+
+    A share of the crops is first degraded by one of ``synths`` at a random severity; the target of such a
+    crop is ``base``'s output on it *before* the adapter's own degradation is added: what the base gives
+    when this degradation is absent. The adapter so learns to remove its own degradation and to leave the
+    rest to the base and the other adapters, instead of being trained on clean backgrounds only (where,
+    blended with the others on a stacked image, it can do much worse than the base alone).
+    """
+
+    synths: Sequence[Callable]
+    share: float
+    base: torch.nn.Module
+    min_severity: float = 0.1
+
+    @torch.no_grad()
+    def apply(self, clean: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(background, target) for a batch of clean crops."""
+        x, y = clean.clone(), clean.clone()
+        picked = torch.nonzero(torch.rand((clean.shape[0],), generator=g) < self.share).flatten().tolist()
+        for i in picked:
+            k = int(torch.randint(0, len(self.synths), (1,), generator=g))
+            s = self.min_severity + (1 - self.min_severity) * torch.rand((1,), generator=g)
+            x[i : i + 1] = self.synths[k](clean[i : i + 1], g, s).clamp(0, 1)
+        if picked:  # AirUNet has no dropout or batch norm: train and eval mode give the same output
+            y[picked] = self.base(x[picked]).image.clamp(0, 1)
+        return x, y
+
+
+def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_severity: float = 0.1,
+                      over: Over | None = None) -> PairSampler:
+    """Random clean crops degraded by ``synthesize`` at random severities (over other degradations too,
+    with ``over``)."""
+    crops = paired_sampler(clean, clean)
+
+    def sample(batch: int, crop: int, g: torch.Generator):
+        _, y = crops(batch, crop, g)
+        x = y
+        if over is not None:
+            x, y = over.apply(y, g)
+        severity = min_severity + (1 - min_severity) * torch.rand((batch,), generator=g)
+        return synthesize(x, g, severity).clamp(0, 1), y
+
+    return sample
+
+
+@torch.no_grad()
+def heldout_psnr(fn: Callable[[torch.Tensor], torch.Tensor], pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean PSNR of ``fn`` (batch [1, 3, H, W] → restored batch) on whole held-out pairs."""
+    return statistics.fmean(psnr(fn(d[None])[0], c).item() for d, c in pairs) if pairs else float("nan")
+
+
+def train_adapter(
+    base: AirUNet,
+    sampler: PairSampler,
+    *,
+    config: TrainAdapterConfig,
+    progress: Callable[[int, int, float], None] | None = None,
+):
+    """Train a LoRA adapter on a frozen copy of ``base``; returns the peft model (base untouched)."""
+    import peft
+
+    cfg = config
+    model = peft.get_peft_model(
+        copy.deepcopy(base).train(),
+        peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(base.config.lora_targets)),
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
+    g = torch.Generator().manual_seed(cfg.seed)
+    for step in range(1, cfg.steps + 1):
+        degraded, clean = sampler(cfg.batch_size, cfg.crop, g)
+        loss = F.l1_loss(model(degraded).image, clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress:
+            progress(step, cfg.steps, loss.item())
+    return model.eval()
+
+
+def save_adapter(peft_model, folder: Path, manifest: dict, *, overwrite: bool = False) -> Path:
+    """Save in PEFT's layout plus our manifest, atomically (temp folder, then rename)."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder}: already exists (pass --overwrite to replace it)")
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        peft_model.save_pretrained(str(tmp))
+        weights = tmp / "adapter_model.safetensors"
+        tensors = load_file(str(weights))
+        full = {"format_version": FORMAT_VERSION, **manifest}
+        save_file(tensors, str(weights), metadata={"format": "pt", "air_manifest": json.dumps(full)})
+        (tmp / "air_manifest.json").write_text(json.dumps(full, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def build_manifest(name: str, base_fingerprint: str, cfg: TrainAdapterConfig, targets, *, data: dict,
+                   metrics: dict, wall_s: float) -> dict:
+    return {
+        "name": name,
+        "kind": "degradation",
+        "base_fingerprint": base_fingerprint,
+        "rank": cfg.rank,
+        "alpha": cfg.alpha,
+        "targets": list(targets),
+        "training": {"data": data, "steps": cfg.steps, "batch_size": cfg.batch_size, "crop": cfg.crop,
+                     "lr": cfg.lr, "seed": cfg.seed, "wall_s": round(wall_s, 1)},
+        "metrics": metrics,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

@@ -1,0 +1,188 @@
+"""Phase III: train the tiny estimator (``air train estimator``, and inside ``air add-degradation``).
+
+Every adapter needs examples of its degradation. A :class:`Source` gives them in one of three ways:
+a plugin's synthesizer applied to clean crops, real degraded photos (the ``degraded/`` side of the
+adapter's pairs), or views stored with the adapter (``air_estimator_views.safetensors``, written by
+``air add-degradation`` for adapters trained on real pairs, since those photos are not kept). The pool
+holds the estimator's two 64×64 views of each sample as uint8, so it stays small.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ..estimator import Estimator, EstimatorConfig, paired_views
+from ..metrics import quantize8
+from . import VIEWS_FILE
+
+
+@dataclass
+class Source:
+    """Where the examples of one adapter's degradation come from (exactly one field set)."""
+
+    synth: Callable | None = None
+    degraded: Sequence[torch.Tensor] | None = None  # [3, H, W] photos
+    views: torch.Tensor | None = None  # uint8 [N, 2, 3, v, v]
+
+    @property
+    def kind(self) -> str:
+        return "synthesizer" if self.synth else "photos" if self.degraded is not None else "stored views"
+
+
+def _crop(im: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    _, h, w = im.shape
+    s = min(size, h, w)
+    y0 = int(torch.randint(0, h - s + 1, (1,), generator=g))
+    x0 = int(torch.randint(0, w - s + 1, (1,), generator=g))
+    crop = im[:, y0 : y0 + s, x0 : x0 + s]
+    return F.interpolate(crop[None], size=(size, size))[0] if s != size else crop
+
+
+def _u8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+#: judge(degraded [B, 3, s, s], clean [B, 3, s, s], present [B, K]) → targets [B, K]; see
+#: :meth:`air_restore.registry.pipeline.Restorer.best_subsets`.
+Judge = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return x[..., (h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
+
+
+def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
+               batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
+               min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
+               progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
+    ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
+    crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
+    the targets of synthesized samples are the adapters that actually restore them (judged on the central
+    ``judge_size``² of the crop against its clean version), not every degradation present.
+    ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time."""
+    k = len(sources)
+    synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
+    pool = []
+    for _ in range(batches):
+        size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
+        vs, ts, judged = [], [], []  # judged: (sample index, degraded crop, clean crop)
+        for _ in range(batch_size):
+            if p_clean and float(torch.rand((1,), generator=g)) < p_clean:
+                img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                vs.append(_u8(paired_views(img, view)[0]))
+                ts.append(torch.zeros(k))
+                continue
+            first = int(torch.randint(0, k, (1,), generator=g))
+            target = torch.zeros(k)
+            target[first] = 1
+            src = sources[first]
+            if src.views is not None:
+                vs.append(src.views[int(torch.randint(0, len(src.views), (1,), generator=g))])
+                ts.append(target)
+                continue
+            if src.degraded is not None:
+                img = _crop(src.degraded[int(torch.randint(0, len(src.degraded), (1,), generator=g))], size, g)[None]
+            else:
+                img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                clean_img = img
+                chain = [first]
+                if len(synth_ids) > 1 and float(torch.rand((1,), generator=g)) < p_mix:
+                    second = synth_ids[int(torch.randint(0, len(synth_ids), (1,), generator=g))]
+                    if second != first:
+                        chain.append(second)
+                        target[second] = 1
+                for j in chain:
+                    sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
+                    img = sources[j].synth(img, g, sev).clamp(0, 1)
+                if judge is not None:
+                    js = min(judge_size, size)
+                    judged.append((len(vs), _centre(img[0], js), _centre(clean_img[0], js)))
+            vs.append(_u8(paired_views(img, view)[0]))
+            ts.append(target)
+        if judged:
+            idx = [i for i, _, _ in judged]
+            degraded = quantize8(torch.stack([d for _, d, _ in judged]))  # as a photo file holds it
+            new = judge(degraded, torch.stack([c for _, _, c in judged]), torch.stack([ts[i] for i in idx]))
+            for i, t in zip(idx, new):
+                ts[i] = t
+        pool.append((torch.stack(vs), torch.stack(ts)))
+        if progress:
+            progress(len(pool), batches)
+    return pool
+
+
+def train_estimator(
+    names: Sequence[str], sources: Sequence[Source | Callable], photos: Sequence[torch.Tensor], *,
+    batches: int = 600, steps: int = 5000, lr: float = 2e-3, seed: int = 0, init: Estimator | None = None,
+    p_clean: float = 0.0, judge: Judge | None = None, progress: Callable[[int, int], None] | None = None,
+    pool_progress: Callable[[int, int], None] | None = None,
+) -> tuple[Estimator, dict]:
+    """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
+    synthesizers. With ``init`` (the current estimator), training starts from its weights. ``p_clean``: share
+    of clean training crops (all weights 0). ``judge``: targets judged by restoration (:func:`build_pool`).
+    ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
+    the steps."""
+    sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
+    g = torch.Generator().manual_seed(seed)
+    started = time.perf_counter()
+    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, progress=pool_progress)
+    synth_s = time.perf_counter() - started
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
+        torch.manual_seed(seed)
+        est = Estimator(config=EstimatorConfig(adapters=tuple(names)))
+    fresh = est.inherit(init) if init is not None else list(names)
+    opt = torch.optim.AdamW(est.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    est.train()
+    for step in range(steps):
+        v, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
+        if step % 2:
+            v = v.flip(-1)
+        loss = F.binary_cross_entropy_with_logits(est.forward_views(v), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress:
+            progress(step + 1, steps)
+    targets = torch.cat([y for _, y in pool])
+    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": steps, "seed": seed, "p_clean": p_clean,
+            "targets": "judged by restoration" if judge else "degradations present",
+            "target_means": dict(zip(names, (round(float(m), 3) for m in targets.mean(0)))),
+            "sources": {n: s.kind for n, s in zip(names, sources)},
+            "warm_start": init is not None, "fresh_outputs": fresh,
+            "synth_s": round(synth_s, 1), "train_s": round(time.perf_counter() - started - synth_s, 1)}
+    return est.eval(), info
+
+
+@torch.no_grad()
+def top1(est: Estimator, samples: Sequence[tuple[torch.Tensor, int]]) -> float:
+    """Share of (image [3, H, W], adapter index) samples whose largest weight is the right adapter."""
+    if not samples:
+        return float("nan")
+    return sum(int(est.weights(x[None]).argmax()) == k for x, k in samples) / len(samples)
+
+
+def save_views(folder: Path, degraded: Sequence[torch.Tensor], g: torch.Generator, *, count: int = 48,
+               view: int = 64) -> Path:
+    """Store ``count`` estimator views of real degraded photos beside an adapter (uint8, ~1 MB)."""
+    sizes = torch.randint(96, 225, (count,), generator=g)
+    vs = [_u8(paired_views(_crop(degraded[i % len(degraded)], int(s), g)[None], view)[0])
+          for i, s in enumerate(sizes)]
+    path = Path(folder) / VIEWS_FILE
+    save_file({"views": torch.stack(vs).contiguous()}, str(path), metadata={"format": "pt", "view": str(view)})
+    return path
+
+
+def load_views(folder: Path) -> torch.Tensor | None:
+    path = Path(folder) / VIEWS_FILE
+    return load_file(str(path))["views"] if path.is_file() else None

@@ -1,0 +1,279 @@
+"""``air add-degradation NAME``: teach the installed model a new degradation, end to end.
+
+1. data: real pairs (``degraded/`` + ``clean/``, matched by file name) or clean photos degraded by a
+   plugin's synthesizer; a seeded share is held out;
+2. phase II: a LoRA adapter on the frozen base (``train_adapter``);
+3. phase III: the estimator retrained over every active adapter plus the new one, warm-started from the
+   current estimator (a few hundred steps instead of thousands);
+4. before/after: held-out PSNR of the full pipeline (estimator-blended adapters) on the new task and on
+   every old task, with the old set and with the new one;
+5. install: the adapter and the estimator go into ``$AIR_HOME``, each by one rename, only after all of
+   the above succeeded; an interrupted run leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..core.metrics import quantize8
+from ..core.io.images import iter_image_paths, read_image
+from ..core.training.adapter import heldout_psnr
+from ..core.training.estimator import Source, load_views
+from .discovery import discover
+from .store import adapters_dir, local_estimator_path, sweep_leftovers
+from .pipeline import Restorer
+from ..core.errors import InvalidValueError
+
+
+def load_pairs(folder: Path, *, max_pixels: int = 50_000_000) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, degraded, clean) for every pair of ``folder``; any unmatched file or size mismatch is an error."""
+    deg_dir, clean_dir = folder / "degraded", folder / "clean"
+    for d in (folder, deg_dir, clean_dir):
+        if not d.is_dir():
+            raise InvalidValueError(f"{folder}: expected a folder with sub-folders degraded/ and clean/ ({d} is missing)")
+    deg = {p.name: p for p in iter_image_paths([deg_dir])}
+    cln = {p.name: p for p in iter_image_paths([clean_dir])}
+    if not deg or not cln:
+        raise InvalidValueError(f"{folder}: {'degraded/' if not deg else 'clean/'} holds no images")
+    for a, b, side in ((deg, cln, "clean"), (cln, deg, "degraded")):
+        missing = sorted(set(a) - set(b))
+        if missing:
+            raise InvalidValueError(f"{folder}: {len(missing)} image(s) have no {side} partner of the same name, "
+                             f"e.g. {missing[0]}")
+    out = []
+    for name in sorted(deg):
+        d, c = read_image(deg[name], max_pixels=max_pixels).rgb, read_image(cln[name], max_pixels=max_pixels).rgb
+        if d.shape != c.shape:
+            raise InvalidValueError(f"{name}: degraded {d.shape[2]}×{d.shape[1]} and clean {c.shape[2]}×{c.shape[1]} "
+                             "sizes differ")
+        out.append((name, d, c))
+    return out
+
+
+def split(n: int, holdout: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices: a seeded random ``holdout`` share (at least one of each)."""
+    if n < 2:
+        raise InvalidValueError(f"need at least 2 images (one to train on, one held out), got {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    k = min(n - 1, max(1, round(holdout * n)))
+    return sorted(perm[k:]), sorted(perm[:k])
+
+
+@dataclass
+class Task:
+    """A held-out evaluation task: (degraded, clean) image pairs for one adapter's degradation."""
+
+    name: str
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    note: str = ""
+
+
+def synthetic_task(name: str, synth: Callable, clean: list[torch.Tensor], *, severity: float = 0.5,
+                   seed: int = 0, size: int = 256) -> Task:
+    """Held-out clean photos (centre crops of ``size``) degraded by ``synth`` at a fixed seed and severity."""
+    pairs = []
+    for i, c in enumerate(clean):
+        _, h, w = c.shape
+        s = min(size, h, w) // 8 * 8
+        y0, x0 = (h - s) // 2, (w - s) // 2
+        c = c[:, y0 : y0 + s, x0 : x0 + s]
+        g = torch.Generator().manual_seed(seed + i)
+        pairs.append((quantize8(synth(c[None], g, severity)[0]), c))
+    return Task(name, pairs, note=f"synthetic, severity {severity}, seeds {seed}…{seed + len(clean) - 1}")
+
+
+def pipeline_psnr(restorer: Restorer, task: Task) -> float:
+    """Mean PSNR of the full pipeline (estimator-chosen weights) on a task."""
+    return heldout_psnr(lambda x: restorer.restore(x[0]).image[None], task.pairs)
+
+
+def synthesizers() -> dict[str, Callable]:
+    """Working degradation plugins that have a synthesizer, by name."""
+    return {r.plugin.name: r.plugin.synthesize for r in discover()
+            if r.plugin is not None and getattr(r.plugin, "synthesize", None) is not None}
+
+
+def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
+    """A :class:`Source` per installed adapter (its plugin's synthesizer, else its stored views); the names
+    of adapters with neither are returned too."""
+    synths = synthesizers()
+    out, missing = {}, []
+    for a in adapters:
+        if a.name in synths:
+            out[a.name] = Source(synth=synths[a.name])
+        elif (v := load_views(a.path)) is not None:
+            out[a.name] = Source(views=v)
+        else:
+            missing.append(a.name)
+    return out, missing
+
+
+class Staging:
+    """A hidden folder in ``$AIR_HOME`` for the new adapter and estimator; ``commit`` renames both into
+    place, anything else (an error, Ctrl-C) deletes it. Nothing half-made is ever visible to ``air list``."""
+
+    def __init__(self, name: str) -> None:
+        self.root = adapters_dir().parent / f".staging-{name}-{uuid.uuid4().hex[:8]}"
+        self.adapter = self.root / name
+        self.estimator = self.root / "estimator.safetensors"
+
+    def __enter__(self) -> "Staging":
+        sweep_leftovers()
+        self.root.mkdir(parents=True)
+        return self
+
+    def commit(self, name: str, overwrite: bool) -> Path:
+        dest = adapters_dir() / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        old = None
+        if dest.exists():
+            if not overwrite:
+                raise FileExistsError(f"adapter {name!r} appeared in {dest.parent} meanwhile; nothing installed")
+            old = dest.with_name(f".{name}.{uuid.uuid4().hex[:8]}.old")
+            dest.rename(old)
+        self.adapter.rename(dest)
+        os.replace(self.estimator, local_estimator_path())
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return dest
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+
+@dataclass
+class Report:
+    """What ``air add-degradation`` did: the before/after rows and what it installed."""
+
+    name: str
+    dest: Path
+    source: dict
+    manifest: dict
+    estimator: dict
+    rows: list[tuple[Task, float, float, float]]  # (task, input PSNR, before, after)
+    top1: int
+    n_eval: int
+    wall_s: float
+
+
+def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400, rank: int = 4,
+        batch_size: int = 8, crop: int = 96, holdout: float = 0.1, estimator_steps: int = 800,
+        eval_images: int = 8, seed: int = 0, overwrite: bool = False,
+        progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> Report:
+    """Train the adapter, retrain the estimator over every adapter, compare before/after, install both.
+    ``progress(stage, done, total)``: stages "adapter", "views", "estimator", "compare". Nothing is
+    installed unless every step succeeded (an exception or Ctrl-C leaves the store as it was)."""
+    import time
+
+    from ..core.errors import UserError
+    from ..core.io.weights import save_estimator
+    from ..core.training.adapter import (
+        TrainAdapterConfig, build_manifest, paired_sampler, save_adapter, synthetic_sampler, train_adapter,
+    )
+    from ..core.training.estimator import save_views, train_estimator
+    from ..plugins.api import NAME_RE
+    from .discovery import get_degradation
+    from .pipeline import load_restorer
+    from .store import BUNDLED_ORDER, active_adapters
+
+    if not NAME_RE.match(name):
+        raise UserError(f"name {name!r} must be lowercase letters, digits or '_', starting with a letter")
+    if name in BUNDLED_ORDER:
+        raise UserError(f"{name!r} is a bundled adapter; give the new degradation another name")
+    if (adapters_dir() / name).exists() and not overwrite:
+        raise UserError(f"adapter {name!r} is already installed ({adapters_dir() / name}); pass --overwrite to "
+                        "retrain it")
+    if not 0 < holdout < 1:
+        raise UserError(f"--holdout must lie between 0 and 1, got {holdout}")
+    started = time.time()
+    cfg = TrainAdapterConfig(rank=rank, alpha=float(rank), steps=steps, batch_size=batch_size, crop=crop, seed=seed)
+    before = load_restorer()
+    info = before.info
+    try:
+        if synthetic is not None:
+            synth = get_degradation(synthetic).synthesize
+            if synth is None:
+                raise UserError(f"plugin {synthetic!r} has no synthesizer; give real pairs with --data instead")
+            paths = iter_image_paths([data])
+            if not paths:
+                raise UserError(f"{data}: no images")
+            clean = [read_image(p).rgb for p in paths]
+            tr, ho = split(len(clean), holdout, seed)
+            train_clean, held_clean = [clean[i] for i in tr], [clean[i] for i in ho]
+            sampler = synthetic_sampler(train_clean, synth)
+            new_task = synthetic_task(name, synth, held_clean[:eval_images], seed=10_000 + seed)
+            new_source = Source(synth=synth)
+            source = {"kind": "synthetic", "plugin": synthetic, "folder": data.name, "images": len(clean)}
+        else:
+            pairs = load_pairs(data)
+            tr, ho = split(len(pairs), holdout, seed)
+            train_pairs, held_pairs = [pairs[i] for i in tr], [pairs[i] for i in ho]
+            train_clean, held_clean = [c for _, _, c in train_pairs], [c for _, _, c in held_pairs]
+            sampler = paired_sampler([d for _, d, _ in train_pairs], train_clean)
+            new_task = Task(name, [(d, c) for _, d, c in held_pairs[:eval_images]], note="real pairs")
+            new_source = Source(degraded=[d for _, d, _ in train_pairs])
+            source = {"kind": "pairs", "folder": data.name, "images": len(pairs)}
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    small = sum(min(c.shape[1:]) < crop for c in train_clean)
+    if small:
+        raise UserError(f"{small} training image(s) are smaller than --crop {crop}; lower --crop")
+    old = [a for a in active_adapters(info.fingerprint) if a.name != name]
+    sources, missing = estimator_sources(old)
+    sources[name] = new_source
+    if missing:
+        raise UserError(f"no training examples for adapter(s) {missing} (no plugin synthesizer, no stored views); "
+                        "remove them with `air remove` or reinstall them")
+    names = ([a.name for a in old if a.origin == "bundled"]
+             + sorted([a.name for a in old if a.origin != "bundled"] + [name]))
+    old_tasks = [synthetic_task(a.name, sources[a.name].synth, held_clean[:eval_images], seed=20_000 + seed)
+                 for a in old if sources[a.name].synth is not None]
+    with Staging(name) as stage:
+        after = load_restorer(use_adapters=False)  # the pipeline after; for now the bare base
+        bare = after.model
+        progress("adapter", 0, cfg.steps)
+        model = train_adapter(bare, sampler, config=cfg, progress=lambda s, t, loss: progress("adapter", s, t))
+        held = new_task.pairs
+        metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
+                   "heldout_psnr_base": heldout_psnr(lambda x: bare(x).image, held),
+                   "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
+        manifest = build_manifest(name, info.fingerprint, cfg, bare.config.lora_targets,
+                                  data={**source, "train_images": len(tr), "heldout_images": len(ho),
+                                        "heldout_seed": seed},
+                                  metrics=metrics, wall_s=time.time() - started)
+        save_adapter(model, stage.adapter, manifest)
+        if new_source.degraded is not None:
+            save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
+        # The pipeline after: every old adapter and the new one, in the estimator's order; it judges the
+        # estimator's targets by restoration (`air train estimator --targets restored`).
+        folders = {**{a.name: a.path for a in old}, name: stage.adapter}
+        for n in names:
+            after.attach_folder(folders[n])
+        pool = max(10, estimator_steps // 4)
+        progress("views", 0, pool)  # judging the views takes minutes: show the bar before the first is done
+        progress("estimator", 0, estimator_steps)
+        est, est_info = train_estimator(
+            names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
+            batches=pool, seed=seed, p_clean=0.15, judge=after.best_subsets,
+            progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t))
+        after.estimator = est
+        tasks = [new_task] + old_tasks
+        rows = []
+        for i, task in enumerate(tasks):
+            b, a = pipeline_psnr(before, task), pipeline_psnr(after, task)
+            rows.append((task, heldout_psnr(lambda x: x, task.pairs), b, a))
+            progress("compare", i + 1, len(tasks))
+        top1 = sum(int(est.weights(d[None]).argmax()) == names.index(t.name) for t in tasks for d, _ in t.pairs)
+        n_eval = sum(len(t.pairs) for t in tasks)
+        save_estimator(est, stage.estimator, training={**est_info, "data": {"folder": data.name}},
+                       metrics={"heldout_top1": top1 / n_eval, "heldout_images": n_eval})
+        dest = stage.commit(name, overwrite)
+    return Report(name, dest, source, manifest, est_info, rows, top1, n_eval, time.time() - started)

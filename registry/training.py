@@ -1,0 +1,203 @@
+"""Training jobs as ``air train ...`` runs them: names and folders resolved through the registry (plugins,
+the store, the bundled weights), data read, the trainers of :mod:`air_restore.core.training` called,
+results written. The CLI only draws progress and prints what comes back.
+
+``progress(stage, done, total)`` is called with a short stage name ("adapter", "views", "estimator",
+"udair"); ``log(text)`` receives the trainers' occasional lines.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..core.errors import UserError
+from ..core.io.images import iter_image_paths, read_image
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def read_photos(folder: Path) -> list[torch.Tensor]:
+    """Every image of ``folder`` as an RGB tensor; none is a UserError."""
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder}: no such folder")
+    photos = [read_image(p).rgb for p in iter_image_paths([Path(folder)])]
+    if not photos:
+        raise UserError(f"{folder}: no images")
+    return photos
+
+
+@dataclass
+class AdapterRun:
+    out: Path
+    held: int
+    metrics: dict[str, float]
+    wall_s: float
+
+
+def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str | None = None,
+            clean: Path | None = None, over: list[str] = (), over_share: float = 0.3, steps: int = 500,
+            rank: int = 4, batch_size: int = 8, crop: int = 96, lr: float = 5e-4, holdout: float = 0.1,
+            weights: Path | None = None, seed: int = 0, overwrite: bool = False,
+            progress: Progress = _quiet) -> AdapterRun:
+    """``air train adapter``: one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer;
+    the last ``holdout`` share of the images is held out for the before/after metrics."""
+    from ..core.evaluation import paired_samples
+    from ..core.training.adapter import (
+        Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
+        train_adapter,
+    )
+    from ..plugins.api import NAME_RE
+    from .discovery import get_degradation
+    from .store import load_base
+
+    over = list(over)
+    if over and synthetic is None:
+        raise UserError("--over needs --synthetic: real pairs cannot be put on top of other degradations")
+    if synthetic in over:
+        raise UserError(f"--over {','.join(over)}: list the other degradations, not {synthetic!r} itself")
+    if not NAME_RE.match(name):
+        raise UserError(f"adapter name {name!r} must be lowercase letters, digits or '_', starting with a letter")
+    if (pairs is None) == (synthetic is None):
+        raise UserError("give exactly one of --pairs DIR or --synthetic PLUGIN --clean DIR")
+    if synthetic is not None and clean is None:
+        raise UserError("--synthetic needs --clean DIR (clean photos to degrade)")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
+    cfg = TrainAdapterConfig(rank=rank, steps=steps, batch_size=batch_size, crop=crop, lr=lr, seed=seed,
+                             alpha=float(rank))
+    base, info = load_base(weights)
+    if pairs is not None:
+        try:
+            data = [(s.degraded, s.clean) for s in paired_samples(pairs)]
+        except (ValueError, FileNotFoundError) as e:
+            raise UserError(str(e)) from None
+        source = {"kind": "pairs", "folder": pairs.name}
+    else:
+        synth = get_degradation(synthetic).synthesize
+        g = torch.Generator().manual_seed(seed + 1)
+        data = [(synth(c[None], g, 0.5)[0].clamp(0, 1), c) for c in read_photos(clean)]
+        source = {"kind": "synthetic", "plugin": synthetic, "folder": clean.name, "heldout_severity": 0.5}
+        under = [get_degradation(n).synthesize for n in over]
+        if over:
+            source.update(over=over, over_share=over_share)
+    small = [i for i, (d, _) in enumerate(data) if min(d.shape[1:]) < crop]
+    if small:
+        raise UserError(f"{len(small)} image(s) are smaller than --crop {crop}; lower --crop")
+    n_hold = max(1, round(holdout * len(data))) if len(data) > 1 else 0
+    held, train = data[len(data) - n_hold:], data[: len(data) - n_hold]
+    if not train:
+        raise UserError("need at least 2 images (one to train on, one held out)")
+    if pairs is not None:
+        sampler = paired_sampler([d for d, _ in train], [c for _, c in train])
+    else:
+        sampler = synthetic_sampler([c for _, c in train], synth,
+                                    over=Over(under, over_share, base) if over else None)
+    started = time.time()
+    model = train_adapter(base, sampler, config=cfg, progress=lambda s, t, loss: progress("adapter", s, t))
+    metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
+               "heldout_psnr_base": heldout_psnr(lambda x: base(x).image, held),
+               "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
+    manifest = build_manifest(name, info.fingerprint, cfg, base.config.lora_targets,
+                              data={**source, "train_images": len(train), "heldout_images": len(held)},
+                              metrics=metrics, wall_s=time.time() - started)
+    save_adapter(model, out, manifest, overwrite=overwrite)
+    return AdapterRun(out, len(held), metrics, time.time() - started)
+
+
+def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
+              adapters: list[str] = ("noise", "blur", "haze", "rain", "lowlight"), steps: int = 5000,
+              batches: int = 600, seed: int = 0, clean_share: float = 0.15, targets: str = "restored",
+              overwrite: bool = False, progress: Progress = _quiet) -> tuple[list[str], Path]:
+    """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
+    written into the store); returns (adapter names in order, file written)."""
+    from ..core.io.weights import read_base_info, save_estimator
+    from ..core.training.estimator import Source, train_estimator
+    from .add_degradation import estimator_sources, synthesizers
+    from .pipeline import restorer_for
+    from .store import active_adapters, bundled_base_path, local_estimator_path
+
+    if (out is None) == (not install):
+        raise UserError("give exactly one of --out FILE or --install")
+    if targets not in ("restored", "present"):
+        raise UserError(f"--targets {targets!r}: use restored or present")
+    if out is not None and out.exists() and not overwrite:
+        raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
+    if not clean.is_dir():
+        raise UserError(f"{clean}: no such folder")
+    synths = synthesizers()
+    if install:
+        found = active_adapters(read_base_info(bundled_base_path()).fingerprint)
+        names = [a.name for a in found]
+        if not names:
+            raise UserError("no adapters are installed (see `air list`)")
+        by_name, missing = estimator_sources(found)
+        if missing:
+            raise UserError(f"adapter(s) {missing} have no plugin synthesizer and no stored examples; remove "
+                            "them with `air remove NAME` or install their plugins")
+        sources = [by_name[n] for n in names]
+        out = local_estimator_path()
+    else:
+        names = list(adapters)
+        if len(set(names)) != len(names) or not names:
+            raise UserError(f"--adapters {','.join(names)!r}: give unique, comma-separated names")
+        missing = [n for n in names if n not in synths]
+        if missing:
+            raise UserError(f"no plugin with a synthesizer for {missing}; available: {', '.join(sorted(synths))}")
+        sources = [Source(synth=synths[n]) for n in names]
+    photos = read_photos(clean)
+    judge = restorer_for(names).best_subsets if targets == "restored" else None
+    est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
+                                p_clean=clean_share, judge=judge,
+                                progress=lambda s, t: progress("estimator", s, t),
+                                pool_progress=lambda d, t: progress("views", d, t))
+    save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
+    return names, out
+
+
+@dataclass
+class UdairRun:
+    fingerprint: str
+    adapters: list[str]
+    metrics: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+
+def udair(clean: Path, out: Path, *, steps: int, time_budget: float | None, max_severity: float, codebook: int,
+          seed: int, weights: Path | None = None, threads: int = 0, overwrite: bool = False,
+          progress: Callable[[int, int, dict], None] | None = None,
+          log: Callable[[str], None] = print) -> UdairRun:
+    """``air train udair``: the UDAIR refiner on the frozen restorer (base + installed adapters)."""
+    from ..plugins.udair import UdairConfig, save_udair
+    from ..plugins.udair_training import TrainUdairConfig, restorer_fn, train_udair
+    from .discovery import get_degradation
+    from .pipeline import load_restorer
+
+    if out.exists() and not overwrite:
+        raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
+    if not clean.is_dir():
+        raise UserError(f"{clean}: no such folder")
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = TrainUdairConfig(steps=steps, time_budget=time_budget, max_severity=max_severity, seed=seed,
+                           model=UdairConfig(codebook=codebook))
+    synths = [get_degradation(n).synthesize for n in cfg.model.classes[1:]]
+    photos = read_photos(clean)
+    restorer = load_restorer(weights)
+    if any(s is None for s in synths):
+        raise UserError("every built-in degradation needs a synthesizer to make training images")
+    for w in restorer.warnings:
+        log(f"warning: {w}")
+    net, anchors, info = train_udair(photos, synths, restorer_fn(restorer), config=cfg, progress=progress, log=log)
+    info["training"]["data"] = {"folder": Path(clean).name, "images": len(photos)}
+    fp = save_udair(net, anchors, out, base_fingerprint=restorer.info.fingerprint, adapters=restorer.adapters,
+                    training=info["training"], metrics=info["metrics"])
+    return UdairRun(fp, list(restorer.adapters), info["metrics"])
