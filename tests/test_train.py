@@ -151,7 +151,7 @@ def _chunk_config(steps: int, **kw) -> TrainBaseConfig:
 
 
 def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_path: Path) -> None:
-    from air_restore.core.training.base import read_chunk_state, train_base_chunk
+    from air_restore.core.training.chunks import read_chunk_state, train_base_chunk
 
     run = tmp_path / "base-v2"
     first = train_base_chunk(photo_dir, run, config=_chunk_config(8), time_budget=25, log=lambda s: None)
@@ -183,7 +183,7 @@ def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_pat
 
 
 def test_a_chunk_starts_from_init_weights_and_refuses_a_finished_run(photo_dir: Path, tmp_path: Path) -> None:
-    from air_restore.core.training.base import train_base_chunk
+    from air_restore.core.training.chunks import train_base_chunk
     from air_restore.core.arch import AirUNet
     from air_restore.core.io.weights import save_base
 
@@ -200,7 +200,7 @@ def test_a_chunk_starts_from_init_weights_and_refuses_a_finished_run(photo_dir: 
 
 
 def test_chunk_learning_rate_rewarms_after_a_resume_and_follows_one_cosine() -> None:
-    from air_restore.core.training.base import chunk_lr
+    from air_restore.core.training.chunks import chunk_lr
 
     cfg = TrainBaseConfig(lr=1e-3, warmup=10, rewarm=4, steps=100, model=TINY)
     assert chunk_lr(0, 0, cfg) == pytest.approx(_lr_at(0, 100, cfg))  # the run's own warm-up first

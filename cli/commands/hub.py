@@ -29,21 +29,23 @@ def push_cmd(
     """
     from ...core.io.weights import read_base_info
     from ...registry import hub
+    from ...registry.card import card_samples
     from ...registry.store import bundled_base_path, find_adapter
+    from ...registry.transfer import check_pushable, ensure_repo, push_adapter, write_token
 
     hub.push_repo_id(repo)
-    hub.check_pushable(name)
-    token = hub.write_token()
+    check_pushable(name)
+    token = write_token()
     fingerprint = read_base_info(weights or bundled_base_path()).fingerprint
     a = find_adapter(name, fingerprint)
     if a.error:
         fail(f"adapter {name!r} cannot be pushed: {a.error}")
     hub.configure_http()
-    hub.ensure_repo(repo, private=private, branch=revision, token=token)  # token, rights, network: before work
-    samples, note = hub.card_samples(name, a.path, fingerprint, sample=sample, weights=weights)
+    ensure_repo(repo, private=private, branch=revision, token=token)  # token, rights, network: before work
+    samples, note = card_samples(name, a.path, fingerprint, sample=sample, weights=weights)
     if samples is None:
         say("note: no before/after samples (install scikit-image, or give --sample PHOTO)", out=console)
-    result = hub.push_adapter(a.path, repo, private=private, branch=revision, samples=samples, samples_note=note,
+    result = push_adapter(a.path, repo, private=private, branch=revision, samples=samples, samples_note=note,
                               token=token)
     say(f"pushed {name} to {result.repo_id}@{result.branch}: commit {result.commit}")
     say(f"pull this exact version with:  air pull {result.repo_id}@{result.commit}")
@@ -62,9 +64,10 @@ def pull_cmd(
       air pull alice/air-snow            air pull alice/air-snow@<commit sha>
     """
     from ...registry import hub
+    from ...registry.transfer import pull_adapter
 
     hub.configure_http()
-    r = hub.pull_adapter(spec, weights=weights, overwrite=overwrite)
+    r = pull_adapter(spec, weights=weights, overwrite=overwrite)
     at = f"{r.repo_id}@{r.commit[:12]}"
     if r.status == "already installed":
         offline = " (HF_HUB_OFFLINE=1: from the local store, not checked against the Hub)" if r.offline else ""

@@ -45,7 +45,8 @@ def base(
     With --chunked, a long run is made of short GPU spans: CONTRIBUTING.md has the recipe of base v2.
     """
     from ...core.families import CUTMIX, RECIPES
-    from ...core.training.base import TrainBaseConfig, train_base, train_base_chunk
+    from ...core.training.base import TrainBaseConfig, train_base
+    from ...core.training.chunks import train_base_chunk
     from ...registry.discovery import get_degradation
 
     if not data.is_dir():

@@ -3,7 +3,8 @@
 Runs through accelerate, so ``accelerate launch -m air_restore.cli.main train base ...`` scales it to
 several GPUs. Clean photos are loaded once onto the device; crops, CutMix and the degradations are
 made there, on the fly, from a seeded generator. Checkpoints (safetensors: model, EMA, optimizer
-state) are written atomically and a run resumes from its last one.
+state) are written atomically and a run resumes from its last one. Short resumable spans on a borrowed
+GPU (``--chunked``) are :mod:`.chunks`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ..io.files import atomic_write_text
 from ..io.images import iter_image_paths
 from ..arch import AirUNet, AirUNetConfig, count_parameters
 from ..cutmix import Synthesizer, cutmix_batch
@@ -332,174 +332,3 @@ def train_base(
 # folder that is committed with the code: the EMA weights (fp16, a few MB), training-state.json
 # (step, chunk, schedule, config, metrics) and log.jsonl. The optimizer state (twice the weights in
 # fp32) is not kept: each chunk rebuilds it with ``rewarm`` steps of linear warm-up.
-
-STATE_FILE = "training-state.json"
-STATE_VERSION = 1
-
-
-def read_chunk_state(run_dir: Path) -> dict | None:
-    """The state of a chunked run, or None when ``run_dir`` has none yet."""
-    path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
-        return None
-    state = json.loads(path.read_text())
-    if state.get("state_version") != STATE_VERSION:
-        raise InvalidValueError(f"{path}: state version {state.get('state_version')!r}, expected {STATE_VERSION}")
-    return state
-
-
-def chunk_lr(step: int, chunk_step: int, cfg: TrainBaseConfig) -> float:
-    """Cosine schedule over the whole run (``cfg.steps``), times a short linear warm-up at the start
-    of every resumed chunk (its optimizer starts empty)."""
-    lr = _lr_at(step, cfg.steps, cfg)
-    if step >= cfg.warmup and cfg.rewarm and chunk_step < cfg.rewarm:
-        lr *= (chunk_step + 1) / cfg.rewarm
-    return lr
-
-
-def train_base_chunk(
-    data_dir: Path,
-    run_dir: Path,
-    *,
-    config: TrainBaseConfig,
-    time_budget: float,
-    init: Path | None = None,
-    change_recipe: bool = False,
-    synthesizer_for: Callable[[str], Synthesizer] | None = None,
-    progress: Callable[[int, int, dict], None] | None = None,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Train one chunk of at most ``time_budget`` seconds (wall clock, start-up included), resuming
-    from ``run_dir`` when it holds a state; returns the new state.
-
-    The first chunk starts from ``init`` (base weights) or from scratch and takes ``config``; later
-    chunks take the config recorded in the state, except ``steps`` (may be raised to extend the
-    schedule) and, only with ``change_recipe``, ``config.recipe`` (the change is logged per chunk).
-    ``synthesizer_for`` maps a class name to its synthesizer (the plugins'; the CLI passes the registry's)
-    for the recipes that are not one of ``core.families.RECIPES``.
-    """
-    from accelerate import Accelerator
-
-    from ..families import DIM_TARGET_RECIPES, RECIPES, widened
-
-    started = time.time()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = read_chunk_state(run_dir)
-    if state is not None:
-        recorded = TrainBaseConfig.model_validate(state["config"])
-        update = {"steps": max(recorded.steps, config.steps), "mixed_precision": config.mixed_precision,
-                  "compile": config.compile}
-        if change_recipe and config.recipe != recorded.recipe:
-            update["recipe"] = config.recipe
-            log(f"recipe changes from {recorded.recipe} to {config.recipe} at step {state['step']}")
-        cfg = recorded.model_copy(update=update)
-    else:
-        cfg = config
-    if cfg.recipe in RECIPES:
-        synthesizers, stack_with = widened(cfg.model.classes, cfg.recipe)
-    else:
-        if synthesizer_for is None:
-            raise ValueError(f"recipe {cfg.recipe!r} takes the plugins' synthesizers: pass synthesizer_for")
-        synthesizers = [synthesizer_for(c) for c in cfg.model.classes[1:]]
-        stack_with = synthesizer_for("noise")
-    step = state["step"] if state else 0
-    chunk = state["chunks"] + 1 if state else 1
-    if step >= cfg.steps:
-        raise InvalidValueError(f"{run_dir}: the run is complete ({step} of {cfg.steps} steps); raise --steps to go on")
-
-    acc = Accelerator(mixed_precision=cfg.mixed_precision)
-    dev = acc.device
-    data, names = load_clean_folder(Path(data_dir), min_side=cfg.crop)
-    n_val = min(cfg.val_images, len(names) // 5)
-    train_data, val_data = data[: len(names) - n_val].to(dev), data[len(names) - n_val:].to(dev)
-    log(f"chunk {chunk} from step {step}: {len(names) - n_val} training photos, {n_val} held out, on {dev}")
-
-    # Every chunk draws fresh crops: the data position is the chunk number.
-    g = torch.Generator(device=dev).manual_seed(cfg.seed * 1000 + chunk * 7919 + acc.process_index)
-    gv = torch.Generator(device=dev).manual_seed(12345)  # the same held-out crops in every chunk
-    val_batch = None
-    if n_val:
-        vc = random_crops(val_data, 4 * n_val, cfg.crop, gv)
-        val_batch = (vc, *cutmix_batch(vc, synthesizers, gv, stack_with=stack_with,
-                                       p_clean=cfg.p_clean, p_stack=cfg.p_stack))
-
-    model = AirUNet(config=cfg.model)
-    start_from = run_dir / "base.safetensors" if state else (Path(init) if init else None)
-    if start_from is not None:
-        loaded, info = load_base(start_from)
-        if loaded.config != cfg.model:
-            raise InvalidValueError(f"{start_from}: its model config differs from the run's")
-        model.load_state_dict(loaded.state_dict())
-        log(f"weights from {start_from} ({info.fingerprint})")
-    model = model.to(dev)
-    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    model, opt, fwd, raw, ema_params, live_params = _prepare(model, opt, ema, cfg, acc)
-
-    def validate(net: AirUNet) -> dict:
-        return _evaluate(net, val_batch, acc)
-
-    def ema_model() -> AirUNet:
-        net = AirUNet(config=cfg.model).to(dev)
-        net.load_state_dict(ema)
-        return net
-
-    rows = []
-    if not state:  # where the run starts, so the log shows what the first chunk changed
-        rows.append({"step": step, "chunk": 0, **validate(ema_model())})
-        log(json.dumps(rows[-1]))
-    reserve = 20.0  # seconds kept for validation and saving
-    chunk_step, loss = 0, torch.zeros(())
-    while step < cfg.steps and time.time() - started < time_budget - reserve:
-        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, dim_targets=cfg.recipe in DIM_TARGET_RECIPES)
-        loss_l1, _, loss = _train_step(fwd, model, opt, acc, batch, chunk_lr(step, chunk_step, cfg), cfg)
-        step += 1
-        chunk_step += 1
-        if cfg.ema:
-            # A short EMA horizon right after a resume: the average restarts from the loaded weights.
-            decay = min(cfg.ema, (1 + chunk_step) / (10 + chunk_step))
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, [p.detach().float() for p in live_params], 1 - decay)
-        if progress:
-            progress(step, cfg.steps, {"loss": loss.item()} if step % 50 == 0 else {})
-        if step % cfg.val_every == 0:
-            rows.append({"step": step, "chunk": chunk, "lr": opt.param_groups[0]["lr"],
-                         "loss_l1": loss_l1.item(), "elapsed_s": round(time.time() - started, 1),
-                         **validate(ema_model())})
-            log(json.dumps(rows[-1]))
-
-    final = ema_model() if cfg.ema else raw
-    metrics = validate(final)
-    rows.append({"step": step, "chunk": chunk, "lr": opt.param_groups[0]["lr"],
-                 "elapsed_s": round(time.time() - started, 1), **metrics})
-    log(json.dumps(rows[-1]))
-    chunk_s = round(time.time() - started, 1)
-    device_name = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
-    chunks_log = (state["chunk_log"] if state else []) + [
-        {"chunk": chunk, "steps": chunk_step, "to_step": step, "wall_s": chunk_s, "device": device_name,
-         "recipe": cfg.recipe}
-    ]
-    new_state = {
-        "state_version": STATE_VERSION,
-        "step": step,
-        "chunks": chunk,
-        "lr_next": chunk_lr(step, cfg.rewarm, cfg),
-        "seed_position": {"seed": cfg.seed, "next_chunk": chunk + 1},
-        "init": state["init"] if state else (Path(init).name if init else None),
-        "wall_s_total": round((state["wall_s_total"] if state else 0) + chunk_s, 1),
-        "metrics": metrics,
-        "config": json.loads(cfg.model_dump_json()),
-        "chunk_log": chunks_log,
-    }
-    if acc.is_main_process:
-        training = {
-            "data": {"folder": Path(data_dir).name, "images": len(names) - n_val, "held_out": n_val, "crop": cfg.crop},
-            "recipe": cfg.recipe, "steps": step, "chunks": chunk, "init": new_state["init"], "weights": "ema",
-            "wall_s": new_state["wall_s_total"], "device": device_name,
-        }
-        save_base(final, run_dir / "base.safetensors", training=training, metrics=metrics)
-        with open(run_dir / "log.jsonl", "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        atomic_write_text(run_dir / STATE_FILE, json.dumps(new_state, indent=1) + "\n")
-    return new_state
