@@ -25,3 +25,6 @@ blur = _builtin("blur", "Camera-shake motion blur and defocus blur.", D.blur)
 haze = _builtin("haze", "Haze and fog by the atmospheric scattering model.", D.haze)
 rain = _builtin("rain", "Layered, slanted rain streaks with a veil.", D.rain)
 lowlight = _builtin("lowlight", "Under-exposure with sensor noise.", D.lowlight)
+# Most photos users have are JPEGs, many recompressed: blocks, ringing and chroma smear from baseline JPEG
+# (4:2:0, the standard tables), quality 95 at severity 0 down to about 8 at severity 1 (q 20 ≈ severity 0.9).
+jpeg = _builtin("jpeg", "JPEG compression artefacts: 8×8 blocks, ringing, chroma smear (quality 95 → 8).", D.jpeg)

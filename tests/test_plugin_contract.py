@@ -20,6 +20,10 @@ class TestSnowContract(DegradationContract):
     plugin = snow.plugin
 
 
+class TestJpegContract(DegradationContract):
+    plugin = builtin.jpeg
+
+
 class TestNoiseWithItsAdapter(DegradationContract):
     plugin = builtin.noise
     adapter_dir = bundled_dir() / "adapters" / "noise"
