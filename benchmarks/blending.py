@@ -10,7 +10,9 @@ lowlight+noise), each at 0.5; with ``--stacks all`` every pair of the six built-
 instead, each stacked in physical order (scene → optics → exposure → sensor → compression). Real pairs: Rain100H and PolyU (the adapters never saw them). Columns:
 input; the base alone (adapter weights 0); blended (the estimator's weights); the oracle (weight 1 on
 the right adapter, 0 elsewhere; for a mixed task, 1 on both). Also the estimator's top-1 on the
-single-degradation images. All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
+single-degradation images. Every column is the pipeline as `air restore` runs it, with its clean-pixel gate
+(``core.restore``; ``--no-gate`` turns it off here too); ``blended_ungated`` is the estimator's blend
+without the gate. All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
 ``--baseline-estimator FILE`` every row also gets the blend chosen by that estimator, side by side; an
 adapter it was not trained for gets weight 0 (as `air restore` does with an estimator older than an adapter),
 so an estimator from before an adapter was added measures the pipeline as it was.
@@ -96,6 +98,8 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None) -> dict:
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
         acc["blended"].append(_psnr(r.restore(degraded, w).image, clean))
+        if r.gate:  # the same blend without the clean-pixel gate, side by side
+            acc.setdefault("blended_ungated", []).append(_psnr(r.restore(degraded, w, gate=False).image, clean))
         acc["oracle"].append(_psnr(r.restore(degraded, oracle_w).image, clean))
     mean_w = torch.stack(weights).mean(0)
     return {"task": task, "images": len(samples), **{k: statistics.fmean(v) for k, v in acc.items()},
@@ -116,10 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
                     "(e.g. the previous one)")
     ap.add_argument("--stacks", choices=("default", "all"), default="default",
                     help="default: the four mixed tasks above; all: every pair of the built-ins and four triples")
+    ap.add_argument("--no-gate", action="store_true", help="every column without the clean-pixel gate")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     started = time.time()
     r = load_restorer()
+    r.gate = not args.no_gate
     if args.estimator is not None:
         r.estimator, r.estimator_path = read_estimator(args.estimator), args.estimator
         if list(r.estimator.config.adapters) != r.adapters:
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         "clean_set": args.clean.name, "images_per_task": len(clean), "severity": SEVERITY,
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
         "baseline_estimator": str(args.baseline_estimator) if baseline is not None else None, "stacks": args.stacks,
-        "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(),
+        "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,
         "single": rows, "mixed": mixed, "clean": clean_row, "real": real,
         "estimator_top1_single": statistics.fmean(x["top1"] for x in rows),
         "wall_s": round(time.time() - started, 1),

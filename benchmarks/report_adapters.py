@@ -8,13 +8,16 @@ from __future__ import annotations
 
 def _table(rows: list[dict], first: str) -> list[str]:
     before = "blended_baseline" in rows[0]
+    ungated = "blended_ungated" in rows[0]
     out = [f"| {first} | images | input | base alone | "
            + ("blended (previous estimator) | " if before else "")
+           + ("blended, no gate | " if ungated else "")
            + "blended (estimator) | oracle adapter | blended − base | top-1 |",
-           "|---|---|---|---|---|---|---|---|" + ("---|" if before else "")]
+           "|---|---|---|---|---|---|---|---|" + ("---|" if before else "") + ("---|" if ungated else "")]
     for r in rows:
         out.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | "
                    + (f"{r['blended_baseline']:.2f} | " if before else "")
+                   + (f"{r['blended_ungated']:.2f} | " if ungated else "")
                    + f"**{r['blended']:.2f}** | {r['oracle']:.2f} | {r['blended'] - r['base']:+.2f} | "
                    f"{100 * r['top1']:.0f}% |")
     return out
@@ -38,6 +41,9 @@ def blending_section(b: dict) -> list[str]:
         f"{b['wall_s'] / 60:.0f} min. PSNR in dB. *Base alone* = adapter weights 0; *blended* = the weights "
         "the estimator chose for each image (what `air restore` does); *oracle* = weight 1 on the right "
         "adapter. *Top-1* = images whose largest estimator weight is the right adapter."
+        + (" Every column runs the pipeline as `air restore` does, with the clean-pixel gate (pixels the "
+           "segmentation head sees as clean are kept); *blended, no gate* is the estimator's blend without it."
+           if b.get("gate") else "")
         + (f" *Previous estimator*: the blend chosen by {b['baseline_estimator']} on the same images, same run."
            if b.get("baseline_estimator") else ""),
         "",
@@ -46,9 +52,10 @@ def blending_section(b: dict) -> list[str]:
         f"Estimator top-1 over the {len(b['single'])} single-degradation tasks: "
         f"**{100 * b['estimator_top1_single']:.1f}%**.",
         "",
-        ("Stacked degradations (every pair of the built-ins and three triples, each plugin at severity 0.5, "
-         "applied in physical order: scene, optics, exposure, sensor; the oracle puts weight 1 on each; "
-         "top-1 counts the first one):" if b.get("stacks") == "all" else
+        (f"Stacked degradations (every pair of the built-ins and {sum('+' in r['task'] and r['task'].count('+') == 2 for r in b['mixed'])} "
+         "triples, each plugin at severity 0.5, applied in physical order: scene, optics, exposure, sensor, "
+         "compression; the oracle puts weight 1 on each that has an adapter; top-1 counts the first one):"
+         if b.get("stacks") == "all" else
          "Mixed degradations (two plugins stacked, each at severity 0.5; the oracle puts weight 1 on both; "
          "top-1 counts the first one):"),
         "",
@@ -59,6 +66,7 @@ def blending_section(b: dict) -> list[str]:
         c = b["clean"]
         lines += [f"Clean photos ({c['images']}, nothing wrong with them): the base alone gives them back at "
                   f"{c['base']:.2f} dB, the estimator's blend at {c['blended']:.2f} dB"
+                  + (f" ({c['blended_ungated']:.2f} dB without the gate)" if "blended_ungated" in c else "")
                   + (f" (previous estimator {c['blended_baseline']:.2f} dB)" if "blended_baseline" in c else "") + "; "
                   f"{100 * c['top1']:.0f}% of them get every adapter weight below 0.5.", ""]
     if b.get("real"):

@@ -35,9 +35,17 @@ def restore(
     tile: int = 512,
     overlap: int = 128,
     explain: bool = False,
+    gate: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
-    """Restore one image rgb [3, H, W] in [0, 1] with ``model`` (on its own device), tile by tile."""
+    """Restore one image rgb [3, H, W] in [0, 1] with ``model`` (on its own device), tile by tile.
+
+    ``gate``: keep the input where the segmentation head sees nothing wrong. Each output pixel is
+    ``x + (1 − p_clean)·(restored − x)``, with ``p_clean`` the head's probability of the clean class
+    there, so a clean photo (or the clean part of one) comes back as it went in instead of through the
+    network's small losses on perfect pixels (CBSD68: 39.8 → 50.5 dB on clean photos, measured in
+    BENCHMARKS.md, with no loss on degraded ones). It costs the segmentation head (7% of the work).
+    """
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
     device = next(model.parameters()).device
@@ -45,9 +53,15 @@ def restore(
     # 512² and 1024², 2 threads; BENCHMARKS.md). Converting the model is a no-op once it is done.
     model.to(memory_format=torch.channels_last)
 
+    clean = model.config.classes.index("clean") if gate else None
+
     def fn(patch: torch.Tensor):
-        out = model(patch.contiguous(memory_format=torch.channels_last), segment=explain)
-        return out.image.clamp(0, 1).contiguous(), (out.seg_logits.softmax(1).contiguous() if explain else None)
+        out = model(patch.contiguous(memory_format=torch.channels_last), segment=explain or gate)
+        image = out.image.clamp(0, 1)
+        probs = out.seg_logits.softmax(1) if out.seg_logits is not None else None
+        if gate:
+            image = patch + (1 - probs[:, clean : clean + 1]) * (image - patch)
+        return image.contiguous(), (probs.contiguous() if explain else None)
 
     res = tiled_forward(fn, rgb.float().cpu(), tile=tile, overlap=overlap, align=model.config.pad_multiple,
                         device=device, progress=progress)

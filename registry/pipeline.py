@@ -29,6 +29,7 @@ class Restorer:
     estimator_path: Path | None = None
     warnings: list[str] = field(default_factory=list)
     mode: str = "merged"  # one image at a time: merging the adapters into W0 costs nothing per pixel
+    gate: bool = True  # keep the input's pixels where the segmentation head sees nothing wrong (core.restore)
 
     @torch.no_grad()
     def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -92,8 +93,9 @@ class Restorer:
         return targets
 
     def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, **kw) -> RestoreResult:
-        """Restore one image; ``weights`` [K] default to the estimator's."""
+        """Restore one image; ``weights`` [K] default to the estimator's; ``gate`` defaults to ``self.gate``."""
         w = self.estimate(rgb) if weights is None else weights
+        kw.setdefault("gate", self.gate)
         with blend(self.model, w[None].to(next(self.model.parameters()).device), mode=self.mode):
             return restore(self.model, rgb, **kw)
 
@@ -316,10 +318,12 @@ class Pipeline:
 
 
 def load_pipeline(weights: str | Path | None = None, *, device: str = "auto", use_adapters: bool = True,
-                  tta: bool = False) -> Pipeline:
+                  tta: bool = False, gate: bool = True) -> Pipeline:
     """The pipeline ``air restore`` runs: the bundled base (or ``weights``), every active adapter and the
-    matching estimator, on ``device`` (auto: a GPU if there is one); ``tta`` adds the UDAIR refiner."""
+    matching estimator, on ``device`` (auto: a GPU if there is one); ``tta`` adds the UDAIR refiner;
+    ``gate=False`` lets the network change pixels the segmentation head sees as clean."""
     from ..core.restore import resolve_device
 
     restorer = load_restorer(weights, device=resolve_device(device), use_adapters=use_adapters)
+    restorer.gate = gate
     return Pipeline(restorer, refiner=load_udair_refiner(restorer.info.fingerprint) if tta else None)

@@ -208,11 +208,31 @@ def test_list_and_version_show_builtins():
     assert r.exit_code == 0 and "air-restore" in r.output and "[noise]" in r.output
 
 
+def _nested_venv(env_dir: Path) -> Path:
+    """A fresh venv that sees the packages of the interpreter running the tests (torch, and air-restore as
+    installed there) as a venv made with ``system_site_packages`` sees the system's; returns its python.
+    ``system_site_packages`` itself would give the *base* interpreter's packages, which lack torch when the
+    tests run in a virtual environment (README's command on a fresh machine, issue #13); here a .pth file
+    runs ``site.addsitedir`` on this interpreter's site directories, after the venv's own."""
+    import site
+    import sysconfig
+
+    venv.create(env_dir, system_site_packages=False, with_pip=True)
+    py = env_dir / "bin" / "python"
+    inner = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    outer = [d for d in dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+                                       *site.getsitepackages()]) if Path(d).is_dir()]
+    (Path(inner) / "_outer_site.pth").write_text(f"import site; list(map(site.addsitedir, {outer!r}))\n")
+    return py
+
+
 @pytest.mark.slow
 def test_pip_install_in_fresh_venv_gives_working_air(tmp_path):
     """A non-editable install (wheel built from the source tree) carries the weights and `air restore` works.
 
-    The venv sees the test environment's packages (torch etc.) but gets its own copy of air-restore.
+    The venv sees the test environment's packages (torch etc.) but gets its own copy of air-restore
+    (:func:`_nested_venv`).
     """
     if shutil.which("git") is None:
         pytest.skip("git is needed to copy the tracked source tree")
@@ -224,8 +244,7 @@ def test_pip_install_in_fresh_venv_gives_working_air(tmp_path):
             (src / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, src / f)
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=True)
-    py = env_dir / "bin" / "python"
+    py = _nested_venv(env_dir)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     # Build the wheel as `pip install .` does (isolated build), then install it into the venv.
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(src)],
@@ -255,8 +274,7 @@ def test_third_party_plugin_package_is_discovered(tmp_path):
     """A real plugin package (tests/plugin_package), built and pip-installed into a venv, is found through
     its entry point; its broken entry points are listed with their reason and stop nothing."""
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=True)
-    py = env_dir / "bin" / "python"
+    py = _nested_venv(env_dir)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "COLUMNS": "200"}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),
                     str(REPO / "tests" / "plugin_package")], check=True, env=env, capture_output=True)

@@ -644,3 +644,34 @@ def test_the_segmentation_head_runs_only_when_asked():
     hook.remove()
     assert calls and explained.seg_probs.shape == (len(model.config.classes), 96, 80)
     assert torch.equal(plain.image, explained.image)
+
+
+@pytest.mark.parametrize("clean_logit, expected", [(30.0, "input"), (-30.0, "network")])
+def test_gate_keeps_the_input_exactly_where_the_head_sees_clean(clean_logit, expected):
+    """restore(gate=True) outputs x + (1 − p_clean)·(network − x): a head certain of "clean" returns the
+    input, a head certain of a degradation returns the network's image; tiles do not change that."""
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    with torch.no_grad():
+        last = model.seg_head[-1]
+        last.weight.zero_()
+        last.bias.fill_(-clean_logit)
+        last.bias[0] = clean_logit
+        model.ending.weight.normal_(0, 0.05, generator=_gen(1))  # a network that changes the image
+    x = _photo(40, 56)
+    network = restore(model, x, tile=24, overlap=8).image
+    gated = restore(model, x, tile=24, overlap=8, gate=True).image
+    assert (network - x).abs().max() > 0.01
+    want = x if expected == "input" else network
+    assert torch.allclose(gated, want, atol=1e-5)
+
+
+def test_gate_mixes_per_pixel_by_the_clean_probability():
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    with torch.no_grad():
+        model.ending.weight.normal_(0, 0.05, generator=_gen(1))
+    x = _photo(32, 32, "coffee")
+    res = restore(model, x, explain=True)
+    gated = restore(model, x, gate=True).image
+    p = res.seg_probs[0:1]
+    assert 0.05 < float(p.mean()) < 0.95  # a random head: neither all clean nor none
+    assert torch.allclose(gated, x + (1 - p) * (res.image - x), atol=1e-5)

@@ -43,6 +43,9 @@ def restore(
     tta: bool = flag(
         "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
     ),
+    no_gate: bool = flag(
+        "--no-gate", help="Let the network change every pixel, also where it sees nothing wrong (by default "
+        "those pixels are kept as they are, so a clean photo comes back unchanged)."),
 ) -> None:
     """Restore photos: removes noise, blur, haze, rain and low light without being told which.
 
@@ -71,7 +74,7 @@ def restore(
         say(f"skipping {len(plan.skipped)} earlier output(s) (*_restored*); name them to restore them", out=console)
     if no_adapters and (adapters or adapter):
         fail("--no-adapters cannot be combined with --adapters or --adapter")
-    pipe, fixed = open_pipeline(weights, device, no_adapters, tta, adapters, adapter or [])
+    pipe, fixed = open_pipeline(weights, device, no_adapters, tta, adapters, adapter or [], gate=not no_gate)
     failed = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=not console.is_terminal, transient=True) as bar:
