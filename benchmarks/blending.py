@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--baseline-estimator", type=Path, default=None,
                     help="another estimator (for these adapters or some of them), whose blend is measured beside "
                     "(e.g. the previous one)")
+    ap.add_argument("--baseline-label", default=None, help="how the report names the baseline estimator")
     ap.add_argument("--stacks", choices=("default", "all"), default="default",
                     help="default: the four mixed tasks above; all: every pair of the built-ins and four triples")
     ap.add_argument("--no-gate", action="store_true", help="every column without the clean-pixel gate")
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "clean_set": args.clean.name, "images_per_task": len(clean), "severity": SEVERITY,
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
-        "baseline_estimator": str(args.baseline_estimator) if baseline is not None else None, "stacks": args.stacks,
+        "baseline_estimator": (args.baseline_label or str(args.baseline_estimator)) if baseline is not None else None,
+        "stacks": args.stacks,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,
         "single": rows, "mixed": mixed, "clean": clean_row, "real": real,
         "estimator_top1_single": statistics.fmean(x["top1"] for x in rows),

@@ -268,9 +268,13 @@ def test_peer_script_scratch(photos, tmp_path):
             "--warmup", "1", "--out", str(tmp_path / "peer.json")]
     res = _module("peer").main(args)
     b, n = res["budget"], res["parameters"]
-    assert b["peer_steps"] == b["base_steps"] + 5 * b["adapter_steps_each"] == 7
+    from air_restore.registry.store import BUNDLED_ORDER
+
+    steps = 2 + len(BUNDLED_ORDER)  # the base's 2 steps and one per bundled adapter, trained from scratch
+    assert b["adapters"] == list(BUNDLED_ORDER) and b["peer_steps"] == steps
+    assert b["peer_steps"] == b["base_steps"] + len(b["adapters"]) * b["adapter_steps_each"]
     assert b["adapter_crops"] == {"haze": (64, 1)}  # twice the crop, the batch cut to keep the pixels per step
-    assert res["training"]["peer"]["steps"] == 7 and res["training"]["abair_base"]["steps"] == 2
+    assert res["training"]["peer"]["steps"] == steps and res["training"]["abair_base"]["steps"] == 2
     assert n["abair_base"] < n["peer"] < n["abair_base"] + n["abair_adapters"] + n["estimator"] + 100_000
     assert sorted(p.name for p in (work / "abair" / "adapters").iterdir()) == sorted(b["adapters"])
     rows = {r["row"]: r for r in res["rows"]}

@@ -40,7 +40,8 @@ def test_cli_trains_saves_and_reports(clean_dir, tmp_path):
     r = runner.invoke(app, ["train", "adapter", "haze", "--synthetic", "haze", "--clean", str(clean_dir),
                             "--out", str(out), "--steps", "3", "--batch-size", "2", "--crop", "32"])
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
+    # PEFT's empty card template is not kept: an adapter's card is made by `air push` from its manifest
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors",
                                                      "air_manifest.json"]
     base, info = load_base()
     with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:

@@ -153,6 +153,7 @@ def save_adapter(peft_model, folder: Path, manifest: dict, *, overwrite: bool = 
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         peft_model.save_pretrained(str(tmp))
+        (tmp / "README.md").unlink(missing_ok=True)  # PEFT's empty card template ("Model Card for Model ID")
         weights = tmp / "adapter_model.safetensors"
         tensors = load_file(str(weights))
         full = {"format_version": FORMAT_VERSION, **manifest}
