@@ -10,6 +10,7 @@
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
     git show a6613b2:registry/weights/estimator.safetensors > /tmp/previous_estimator.safetensors  # five adapters, before jpeg
     python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --pairs-limit 10 --stacks all --baseline-estimator /tmp/previous_estimator.safetensors --baseline-label "the previous estimator (five adapters, no jpeg; a6613b2)" --out benchmarks/results/blending.json
+    python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --limit 6 --out benchmarks/results/gate.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer_lr1e-4 --lr 1e-4 --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer_lr5e-4.json

@@ -44,7 +44,7 @@ def restore(
     ``x + (1 − p_clean)·(restored − x)``, with ``p_clean`` the head's probability of the clean class
     there, so a clean photo (or the clean part of one) comes back as it went in instead of through the
     network's small losses on perfect pixels (6 clean CBSD68 photos: 39.8 → 50.5 dB; single degradations at
-    severity 0.5 within 0.03 dB; benchmarks/results/NOTES.md). It costs the segmentation head (7% of the work).
+    severity 0.5 within 0.04 dB; benchmarks/results/NOTES.md). It costs the segmentation head (7% of the work).
     """
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")

@@ -358,3 +358,14 @@ def test_promote_script_passes_the_same_base_and_refuses_a_worse_one(clean_dir, 
     psnr_rows = [r for r in res["rows"] if r["metric"] == "psnr"]
     assert sum(r["candidate"] < r["reference"] - 0.1 for r in psnr_rows) >= len(psnr_rows) - 1
     assert any("stacked / haze + noise" in loss for loss in res["losses"])
+
+
+def test_gate_script(clean_dir, tmp_path):
+    """The gate keeps a clean photo closer to itself than the network alone, and changes the noisy rows little."""
+    import json
+
+    rows = _module("gate").main(["--clean", str(clean_dir), "--limit", "1", "--out", str(tmp_path / "g.json")])
+    by = {(r["task"], r["severity"]): r for r in rows}
+    assert by[("clean", 0.0)]["gated"] > by[("clean", 0.0)]["ungated"]
+    assert abs(by[("noise", 0.5)]["gated"] - by[("noise", 0.5)]["ungated"]) < 0.5
+    assert json.loads((tmp_path / "g.json").read_text())["rows"] == rows
