@@ -369,3 +369,19 @@ def test_gate_script(clean_dir, tmp_path):
     assert by[("clean", 0.0)]["gated"] > by[("clean", 0.0)]["ungated"]
     assert abs(by[("noise", 0.5)]["gated"] - by[("noise", 0.5)]["ungated"]) < 0.5
     assert json.loads((tmp_path / "g.json").read_text())["rows"] == rows
+
+
+def test_speed_paths_script(tmp_path):
+    """#15: the fused layer norm gives the reference's output; a too-small overlap is caught by its PSNR."""
+    import json
+
+    res = _module("speed_paths").main(["--sizes", "64", "--tiled", "128", "--runs", "1", "--tile", "64",
+                                       "--overlaps", "32", "8", "--threads", "1", "--out", str(tmp_path / "s.json")])
+    rf = res["receptive_field"]
+    assert rf["r99"] <= rf["r999"] <= rf["extent"] and 40 <= rf["extent"] <= 200
+    rows = {(r["size"], r["mode"], r["layer_norm"]): r for r in res["rows"]}
+    assert rows[(64, "whole", "fused")]["psnr_vs_reference"] >= 90  # the same numbers within float rounding
+    assert rows[(128, "tiled 64/32", "fused")]["psnr_vs_reference"] >= 60
+    assert rows[(128, "tiled 64/8", "fused")]["psnr_vs_reference"] < 45  # far below the receptive field: seams
+    assert (128, "tiled 64/8", "unfused") not in rows
+    assert json.loads((tmp_path / "s.json").read_text())["rows"] == res["rows"]

@@ -675,3 +675,23 @@ def test_gate_mixes_per_pixel_by_the_clean_probability():
     p = res.seg_probs[0:1]
     assert 0.05 < float(p.mean()) < 0.95  # a random head: neither all clean nor none
     assert torch.allclose(gated, x + (1 - p) * (res.image - x), atol=1e-5)
+
+
+def test_channels_last_takes_the_fused_layer_norm_with_the_same_numbers():
+    """#15: in channels-last layout LayerNorm2d runs torch's fused layer_norm; the results match the
+    channels-first path (what training uses) within float rounding, for a block and the whole network."""
+    from air_restore.core.arch import LayerNorm2d
+
+    ln = LayerNorm2d(8)
+    with torch.no_grad():
+        ln.weight.normal_(generator=_gen(2))
+        ln.bias.normal_(generator=_gen(3))
+    x = torch.randn(2, 8, 12, 10, generator=_gen(4)) * 3 + 1
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(ln(cl), ln(x), atol=1e-5) and ln(cl).is_contiguous(memory_format=torch.channels_last)
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    img = _photo(40, 56)[None]
+    with torch.no_grad():
+        a = model(img).image
+        b = model.to(memory_format=torch.channels_last)(img.contiguous(memory_format=torch.channels_last)).image
+    assert torch.allclose(a, b, atol=1e-5)
