@@ -11,8 +11,8 @@ instead, each stacked in physical order (scene → optics → exposure → senso
 input; the base alone (adapter weights 0); blended (the estimator's weights); the oracle (weight 1 on
 the right adapter, 0 elsewhere; for a mixed task, 1 on both). Also the estimator's top-1 on the
 single-degradation images. Every column is the pipeline as `air restore` runs it, with its clean-pixel gate
-(``core.restore``; ``--no-gate`` turns it off here too); ``blended_ungated`` is the estimator's blend
-without the gate. All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
+(``core.restore``; ``--no-gate`` turns it off here too) and the estimator's strength; ``blended_ungated`` is
+the estimator's blend without the gate, ``blended_full`` at strength 1 (for an estimator with a strength output). All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
 ``--baseline-estimator FILE`` every row also gets the blend chosen by that estimator, side by side; an
 adapter it was not trained for gets weight 0 (as `air restore` does with an estimator older than an adapter),
 so an estimator from before an adapter was added measures the pipeline as it was.
@@ -85,25 +85,32 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None) -> dict:
     estimator for the same adapters) also the blend it chooses."""
     oracle_w = r.weights_from({p: 1.0 for p in parts if p in r.adapters})  # none for a degradation without one
     acc = {"input": [], "base": [], "blended": [], "oracle": []}
-    weights, top1 = [], 0
+    weights, strengths, top1 = [], [], 0
     zero = torch.zeros(len(r.adapters))
     for degraded, clean in samples:
-        w = r.estimate(degraded)
+        w, strength = r.assess(degraded)
         weights.append(w)
+        strengths.append(strength)
         if baseline is not None:
             wb = torch.zeros(len(r.adapters))
-            wb[[r.adapters.index(n) for n in baseline.config.adapters]] = baseline.weights(degraded[None])[0]
-            acc.setdefault("blended_baseline", []).append(_psnr(r.restore(degraded, wb).image, clean))
+            b_w, b_strength = baseline.predict(degraded[None])
+            wb[[r.adapters.index(n) for n in baseline.config.adapters]] = b_w[0]
+            acc.setdefault("blended_baseline", []).append(
+                _psnr(r.restore(degraded, wb, strength=float(b_strength[0])).image, clean))
         top1 += (r.adapters[int(w.argmax())] == parts[0]) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
-        acc["blended"].append(_psnr(r.restore(degraded, w).image, clean))
+        acc["blended"].append(_psnr(r.restore(degraded, w, strength=strength).image, clean))
+        if r.estimator is not None and r.estimator.config.strength:  # the same blend at full strength
+            acc.setdefault("blended_full", []).append(_psnr(r.restore(degraded, w).image, clean))
         if r.gate:  # the same blend without the clean-pixel gate, side by side
-            acc.setdefault("blended_ungated", []).append(_psnr(r.restore(degraded, w, gate=False).image, clean))
+            acc.setdefault("blended_ungated", []).append(
+                _psnr(r.restore(degraded, w, gate=False, strength=strength).image, clean))
         acc["oracle"].append(_psnr(r.restore(degraded, oracle_w).image, clean))
     mean_w = torch.stack(weights).mean(0)
     return {"task": task, "images": len(samples), **{k: statistics.fmean(v) for k, v in acc.items()},
-            "top1": top1 / len(samples), "mean_weights": dict(zip(r.adapters, map(float, mean_w)))}
+            "top1": top1 / len(samples), "mean_weights": dict(zip(r.adapters, map(float, mean_w))),
+            "mean_strength": statistics.fmean(strengths)}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -103,8 +103,8 @@ def tta_restorer(blended):
     refiner = load_refiner()
 
     def fn(x: torch.Tensor) -> torch.Tensor:
-        w = blended.estimate(x)
-        restored = blended.restore(x, w).image
+        w, strength = blended.assess(x)
+        restored = blended.restore(x, w, strength=strength).image
         out, _ = refiner.refine(x, restored, degradation_weights(blended.adapters, w.tolist()))
         return out.float().cpu()
 

@@ -38,7 +38,8 @@ import subprocess
 from pathlib import Path
 
 try:  # run as a script (python benchmarks/report.py) or imported by path (tests)
-    from report_adapters import add_snow_section, blending_section, over_section, peer_section, peer_variants
+    from report_adapters import (add_snow_section, blending_section, gate_section, over_section, peer_section,
+                                 peer_variants)
 except ImportError:
     import importlib.util as _ilu
 
@@ -46,7 +47,7 @@ except ImportError:
     _mod = _ilu.module_from_spec(_spec)
     _spec.loader.exec_module(_mod)
     add_snow_section, blending_section, peer_section = _mod.add_snow_section, _mod.blending_section, _mod.peer_section
-    over_section, peer_variants = _mod.over_section, _mod.peer_variants
+    over_section, peer_variants, gate_section = _mod.over_section, _mod.peer_variants, _mod.gate_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -515,7 +516,8 @@ def main(argv: list[str] | None = None) -> str:
             lines += section(data)
     lines += pairs_section(args.results)
     for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
-                          ("blending.json", blending_section), ("add_snow.json", add_snow_section),
+                          ("blending.json", blending_section), ("gate.json", gate_section),
+                          ("add_snow.json", add_snow_section),
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),

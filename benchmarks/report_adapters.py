@@ -9,15 +9,19 @@ from __future__ import annotations
 def _table(rows: list[dict], first: str) -> list[str]:
     before = "blended_baseline" in rows[0]
     ungated = "blended_ungated" in rows[0]
+    full = "blended_full" in rows[0]
     out = [f"| {first} | images | input | base alone | "
            + ("blended (previous estimator) | " if before else "")
            + ("blended, no gate | " if ungated else "")
+           + ("blended, strength 1 | " if full else "")
            + "blended (estimator) | oracle adapter | blended − base | top-1 |",
-           "|---|---|---|---|---|---|---|---|" + ("---|" if before else "") + ("---|" if ungated else "")]
+           "|---|---|---|---|---|---|---|---|" + ("---|" if before else "") + ("---|" if ungated else "")
+           + ("---|" if full else "")]
     for r in rows:
         out.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | "
                    + (f"{r['blended_baseline']:.2f} | " if before else "")
                    + (f"{r['blended_ungated']:.2f} | " if ungated else "")
+                   + (f"{r['blended_full']:.2f} | " if full else "")
                    + f"**{r['blended']:.2f}** | {r['oracle']:.2f} | {r['blended'] - r['base']:+.2f} | "
                    f"{100 * r['top1']:.0f}% |")
     return out
@@ -25,9 +29,12 @@ def _table(rows: list[dict], first: str) -> list[str]:
 
 def _weights(rows: list[dict]) -> list[str]:
     names = list(rows[0]["mean_weights"])
-    out = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    strength = "mean_strength" in rows[0]
+    out = ["| task | " + " | ".join(names) + (" | strength" if strength else "") + " |",
+           "|---|" + "---|" * (len(names) + strength)]
     for r in rows:
-        out.append(f"| {r['task']} | " + " | ".join(f"{r['mean_weights'][n]:.2f}" for n in names) + " |")
+        out.append(f"| {r['task']} | " + " | ".join(f"{r['mean_weights'][n]:.2f}" for n in names)
+                   + (f" | {r['mean_strength']:.2f}" if strength else "") + " |")
     return out
 
 
@@ -44,6 +51,8 @@ def blending_section(b: dict) -> list[str]:
         + (" Every column runs the pipeline as `air restore` does, with the clean-pixel gate (pixels the "
            "segmentation head sees as clean are kept); *blended, no gate* is the estimator's blend without it."
            if b.get("gate") else "")
+        + (" The estimator also chooses a strength per image (the share of the restoration kept); *blended, "
+           "strength 1* is its blend at full strength." if "blended_full" in b["single"][0] else "")
         + (f" *Previous estimator*: the blend chosen by {b['baseline_estimator']} on the same images, same run."
            if b.get("baseline_estimator") else ""),
         "",
@@ -75,6 +84,31 @@ def blending_section(b: dict) -> list[str]:
     lines += ["Mean estimator weights per task:", "",
               *_weights(b["single"] + b["mixed"] + ([b["clean"]] if b.get("clean") else []) + b.get("real", [])), ""]
     return lines
+
+
+def gate_section(g: dict) -> list[str]:
+    """results/gate.json (benchmarks/gate.py): clean photos and mild inputs through the pipeline."""
+    rows = g["rows"]
+    full = "gated_full" in rows[0]
+    lines = [
+        "## Clean in, clean out; mild inputs",
+        "",
+        f"`benchmarks/gate.py`: {rows[0]['images']} CBSD68 photos per row, clean or degraded by one plugin at the "
+        f"severity shown (seeded); adapters {', '.join(g['adapters'])}. PSNR in dB against the clean photo (a clean "
+        "input counts as 100). *No gate* / *pipeline*: the estimator's blend without / with the clean-pixel gate"
+        + (", both at the estimator's strength; *strength 1*: gated, at full strength" if full else "")
+        + ". *p_clean*: the segmentation head's mean probability that a pixel is clean.",
+        "",
+        "| input | severity | input PSNR | no gate | " + ("strength 1 | " if full else "") + "**pipeline** | "
+        "pipeline − input | " + ("strength | " if full else "") + "p_clean |",
+        "|---|---|---|---|---|---|" + ("---|---|" if full else "") + "---|",
+    ]
+    for r in rows:
+        gain = "" if r["input"] >= 100 else f"{r['gated'] - r['input']:+.2f}"
+        lines.append(f"| {r['task']} | {r['severity']} | {r['input']:.2f} | {r['ungated']:.2f} | "
+                     + (f"{r['gated_full']:.2f} | " if full else "") + f"**{r['gated']:.2f}** | {gain} | "
+                     + (f"{r['strength']:.2f} | " if full else "") + f"{r['p_clean']:.2f} |")
+    return lines + [""]
 
 
 def add_snow_section(a: dict) -> list[str]:

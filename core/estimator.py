@@ -6,6 +6,10 @@ cues that down-scaling averages away: noise, blur, rain streaks). Pooled feature
 linear head to K logits; the weights are their sigmoids, so several adapters can be on at once for a
 mixed degradation. Its adapter names are part of its config: an estimator only serves the adapter set
 it was trained for.
+
+With ``strength`` in its config, one more output says how much of the restoration to keep: the pipeline
+returns ``input + strength·(restored − input)``. Its training target is the strength that restores each
+crop best (:func:`best_strength`), so a mild input that the network would make worse stays close to itself.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class EstimatorConfig(BaseModel):
     adapters: tuple[str, ...] = Field(description="Adapter names, in the order of the output weights.")
     view: int = Field(64, ge=16, description="Side of both views in pixels.")
     width: int = Field(32, ge=4, description="Channels of the first conv; doubled twice.")
+    strength: bool = Field(False, description="One more output after the adapters' weights: the share of the "
+                                              "restoration to keep (1 = all of it, 0 = the input).")
 
 
 def views(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -55,14 +61,15 @@ class Estimator(nn.Module):
             nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.GELU(),
             nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1), nn.GELU(),
         )
-        self.head = nn.Sequential(nn.Linear(2 * 2 * 4 * c, 64), nn.GELU(), nn.Linear(64, len(cfg.adapters)))
+        outputs = len(cfg.adapters) + int(cfg.strength)
+        self.head = nn.Sequential(nn.Linear(2 * 2 * 4 * c, 64), nn.GELU(), nn.Linear(64, outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images [B, 3, H, W] in [0, 1] → logits [B, K]."""
+        """Images [B, 3, H, W] in [0, 1] → logits [B, K] (K + 1 with ``strength``, the strength last)."""
         return self.forward_views(paired_views(x, self.config.view))
 
     def forward_views(self, v: torch.Tensor) -> torch.Tensor:
-        """Precomputed views [B, 2, 3, s, s] (global, local; float in [0, 1] or uint8) → logits [B, K]."""
+        """Precomputed views [B, 2, 3, s, s] (global, local; float in [0, 1] or uint8) → logits [B, K(+1)]."""
         if v.dtype == torch.uint8:
             v = v.float() / 255
         b = v.shape[0]
@@ -72,8 +79,10 @@ class Estimator(nn.Module):
 
     def inherit(self, old: "Estimator") -> list[str]:
         """Warm start from an estimator with the same shape: copy its tower and hidden layer, and the output
-        rows of the adapters both know. Returns the names that start fresh."""
-        if old.config.model_copy(update={"adapters": self.config.adapters}) != self.config:
+        rows of the adapters both know (and of the strength, when both have one). Returns the names that
+        start fresh."""
+        same = {"adapters": self.config.adapters, "strength": self.config.strength}
+        if old.config.model_copy(update=same) != self.config:
             return list(self.config.adapters)
         own = self.state_dict()
         for k, v in old.state_dict().items():
@@ -84,13 +93,33 @@ class Estimator(nn.Module):
                 j = old.config.adapters.index(name)
                 own["head.2.weight"][i] = old.head[2].weight[j].detach()
                 own["head.2.bias"][i] = old.head[2].bias[j].detach()
+        if self.config.strength and old.config.strength:
+            own["head.2.weight"][-1] = old.head[2].weight[-1].detach()
+            own["head.2.bias"][-1] = old.head[2].bias[-1].detach()
         self.load_state_dict(own)
         return [n for n in self.config.adapters if n not in old.config.adapters]
 
     @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image adapter weights [B, K] and strengths [B], all in [0, 1] (strength 1 without the output)."""
+        p = torch.sigmoid(self(x))
+        k = len(self.config.adapters)
+        return p[:, :k], (p[:, k] if self.config.strength else torch.ones(len(p), device=p.device))
+
+    @torch.no_grad()
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """Per-image adapter weights [B, K] in [0, 1]."""
-        return torch.sigmoid(self(x))
+        return self.predict(x)[0]
+
+
+def best_strength(degraded: torch.Tensor, restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """[B] strengths s in [0, 1] for which ``degraded + s·(restored − degraded)`` is closest to ``clean`` in
+    mean squared error (all [B, 3, H, W]): the least-squares step along the restoration, clipped.
+    s = <clean − degraded, d> / <d, d> with d = restored − degraded; 1 where the restoration changes nothing."""
+    d = (restored - degraded).flatten(1)
+    num = ((clean - degraded).flatten(1) * d).sum(1)
+    den = (d * d).sum(1)
+    return torch.where(den > 0, num / den.clamp_min(1e-12), torch.ones_like(den)).clamp(0, 1)
 
 
 def estimator_batch(

@@ -27,6 +27,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def apply_gate(x: torch.Tensor, restored: torch.Tensor, p_clean: torch.Tensor) -> torch.Tensor:
+    """The clean-pixel gate: ``x + (1 − p_clean)·(restored − x)``, ``p_clean`` [B, 1, H, W] from the head."""
+    return x + (1 - p_clean) * (restored - x)
+
+
 @torch.no_grad()
 def restore(
     model: AirUNet,
@@ -36,6 +41,7 @@ def restore(
     overlap: int = 128,
     explain: bool = False,
     gate: bool = False,
+    strength: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
     """Restore one image rgb [3, H, W] in [0, 1] with ``model`` (on its own device), tile by tile.
@@ -45,9 +51,14 @@ def restore(
     there, so a clean photo (or the clean part of one) comes back as it went in instead of through the
     network's small losses on perfect pixels (6 clean CBSD68 photos: 39.8 → 50.5 dB; single degradations at
     severity 0.5 within 0.04 dB; benchmarks/results/NOTES.md). It costs the segmentation head (7% of the work).
+
+    ``strength`` in [0, 1]: how much of the (gated) restoration to keep, ``x + strength·(restored − x)``; the
+    estimator predicts it per image where it was trained to (``core.estimator.best_strength``).
     """
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
+    if not 0.0 <= strength <= 1.0:
+        raise InvalidValueError(f"strength {strength}: use a number from 0 (the input) to 1 (all of the restoration)")
     device = next(model.parameters()).device
     # channels_last: the 1×1 and depthwise convs run ~1.5× faster on the CPU in that layout (measured at
     # 512² and 1024², 2 threads; BENCHMARKS.md). Converting the model is a no-op once it is done.
@@ -60,7 +71,9 @@ def restore(
         image = out.image.clamp(0, 1)
         probs = out.seg_logits.softmax(1) if out.seg_logits is not None else None
         if gate:
-            image = patch + (1 - probs[:, clean : clean + 1]) * (image - patch)
+            image = apply_gate(patch, image, probs[:, clean : clean + 1])
+        if strength != 1.0:
+            image = patch + strength * (image - patch)
         return image.contiguous(), (probs.contiguous() if explain else None)
 
     res = tiled_forward(fn, rgb.float().cpu(), tile=tile, overlap=overlap, align=model.config.pad_multiple,

@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -260,9 +261,11 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
         pool = max(10, estimator_steps // 4)
         progress("views", 0, pool)  # judging the views takes minutes: show the bar before the first is done
         progress("estimator", 0, estimator_steps)
+        strength = before.estimator is not None and before.estimator.config.strength  # keep what it had
         est, est_info = train_estimator(
             names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
-            batches=pool, seed=seed, p_clean=0.15, judge=after.best_subsets,
+            batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
+            strength=strength,
             progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t))
         after.estimator = est
         tasks = [new_task] + old_tasks

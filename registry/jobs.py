@@ -74,7 +74,7 @@ class FileResult:
 
 def restore_file(pipe, job: FileJob, *, adapters: dict[str, float] | None = None, tile: int = 512,
                  overlap: int = 128, explain: bool = False, overwrite: bool = False, max_pixels: int = MAX_PIXELS,
-                 progress: Callable[[int, int], None] | None = None) -> FileResult:
+                 strength: float | None = None, progress: Callable[[int, int], None] | None = None) -> FileResult:
     """Read, restore and write one file (and its map with ``explain``). Nothing is overwritten unless
     ``overwrite``; an existing output is refused before the work. Raises ImageReadError,
     FileExistsError, OSError or ValueError for this file only."""
@@ -83,7 +83,8 @@ def restore_file(pipe, job: FileJob, *, adapters: dict[str, float] | None = None
     if explain and job.map_path.exists() and not overwrite:
         raise FileExistsError(f"{job.map_path}: already exists (pass --overwrite to replace it)")
     img = read_image(job.src, max_pixels=max_pixels)
-    result = pipe.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap, explain=explain, progress=progress)
+    result = pipe.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap, explain=explain, strength=strength,
+                      progress=progress)
     write_image(img, result.image, job.dest, overwrite=overwrite)
     out = FileResult(job, result)
     if explain and result.seg_probs is not None:

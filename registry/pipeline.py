@@ -12,7 +12,8 @@ from ..core.arch import AirUNet
 from ..core.io.images import MAX_PIXELS
 from ..core.lora import attach, blend
 from ..core.metrics import psnr
-from ..core.restore import RestoreResult, restore
+from ..core.estimator import best_strength
+from ..core.restore import RestoreResult, apply_gate, restore
 from .adapters import load_for_base
 from .store import InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -32,16 +33,21 @@ class Restorer:
     gate: bool = True  # keep the input's pixels where the segmentation head sees nothing wrong (core.restore)
 
     @torch.no_grad()
-    def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
-        """Per-adapter weights [K] for one image [3, H, W] (zeros for adapters the estimator does not know)."""
+    def assess(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The estimator's per-adapter weights [K] for one image [3, H, W] (zeros for adapters it does not
+        know) and its strength (1 without an estimator, or with one trained without a strength output)."""
         w = torch.zeros(len(self.adapters))
         if self.estimator is None:
-            return w
+            return w, 1.0
         dev = next(self.estimator.parameters()).device
-        est_w = self.estimator.weights(rgb[None].to(dev).float())[0].cpu()
-        for name, v in zip(self.estimator.config.adapters, est_w):
+        est_w, strength = self.estimator.predict(rgb[None].to(dev).float())
+        for name, v in zip(self.estimator.config.adapters, est_w[0].cpu()):
             w[self.adapters.index(name)] = v
-        return w
+        return w, float(strength[0])
+
+    def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Per-adapter weights [K] for one image [3, H, W] (see :meth:`assess`)."""
+        return self.assess(rgb)[0]
 
     def attach_folder(self, folder: str | Path) -> str:
         """Attach one more adapter folder (e.g. ``--adapter PATH``); the estimator gives it weight 0."""
@@ -60,14 +66,17 @@ class Restorer:
 
     @torch.no_grad()
     def best_subsets(self, degraded: torch.Tensor, clean: torch.Tensor, present: torch.Tensor, *,
-                     keep_db: float = -0.05) -> torch.Tensor:
+                     keep_db: float = -0.05, strength: bool = False) -> torch.Tensor:
         """The estimator's training targets judged by restoration: for each crop of ``degraded`` [B, 3, H, W]
         (whose degradations are the on entries of ``present`` [B, K]), the subset of those adapters whose
         blend at weight 1 restores it best against ``clean``, the base alone (the empty subset) included.
         Each adapter in a subset is credited ``keep_db`` of PSNR: with ``keep_db`` > 0 an adapter of a
         degradation present stays on unless it costs more than that; with ``keep_db`` < 0 it must earn
         that much to be switched on. Returns 0/1 targets [B, K]: an adapter that makes its crop worse (one
-        undoing the base's correction of another degradation on a stacked photo, say) is switched off."""
+        undoing the base's correction of another degradation on a stacked photo, say) is switched off.
+        With ``strength``, two more columns [B, K + 2]: the strength that brings the best subset's output,
+        through the gate as the pipeline applies it, closest to ``clean`` (``core.estimator.best_strength``),
+        and the mean squared change of that output (how much a wrong strength costs in squared error there)."""
         from itertools import combinations
 
         dev = next(self.model.parameters()).device
@@ -79,22 +88,40 @@ class Restorer:
                     askers.setdefault(subset, []).append(i)
         subsets = list(askers)
         scores = torch.full((len(degraded), len(subsets)), -float("inf"))
+        best_out = degraded.clone()  # each sample's output for its best subset so far (gated as restore() does)
+        clean_class = self.model.config.classes.index("clean")
         for j, subset in enumerate(subsets):
             idx = torch.tensor(askers[subset])
             w = torch.zeros(len(self.adapters))
             w[list(subset)] = 1.0
             with blend(self.model, w[None].to(dev), mode=self.mode):
-                out = self.model(degraded[idx].to(dev), segment=False).image.cpu()
+                res = self.model(degraded[idx].to(dev), segment=strength and self.gate)
+            out = res.image.cpu()
             scores[idx, j] = psnr(out, clean[idx]) + keep_db * len(subset)
+            if strength:
+                better = scores[idx, j] > scores[idx, :j].amax(1) if j else torch.ones(len(idx), dtype=torch.bool)
+                out = out.clamp(0, 1)
+                if self.gate:
+                    p_clean = res.seg_logits.softmax(1)[:, clean_class : clean_class + 1].cpu()
+                    out = apply_gate(degraded[idx], out, p_clean)
+                best_out[idx[better]] = out[better]
         best = scores.argmax(1)
-        targets = torch.zeros_like(present, dtype=torch.float32)
+        targets = torch.zeros((len(present), present.shape[1] + 2 * int(strength)))
         for i, j in enumerate(best.tolist()):
             targets[i, list(subsets[j])] = 1.0
+        if strength:
+            targets[:, -2] = best_strength(degraded, best_out, clean)
+            targets[:, -1] = (best_out - degraded).pow(2).flatten(1).mean(1)
         return targets
 
     def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, **kw) -> RestoreResult:
-        """Restore one image; ``weights`` [K] default to the estimator's; ``gate`` defaults to ``self.gate``."""
-        w = self.estimate(rgb) if weights is None else weights
+        """Restore one image; ``weights`` [K] default to the estimator's, and then so does ``strength`` (1 with
+        given weights); ``gate`` defaults to ``self.gate``."""
+        if weights is None:
+            w, strength = self.assess(rgb)
+            kw.setdefault("strength", strength)
+        else:
+            w = weights
         kw.setdefault("gate", self.gate)
         with blend(self.model, w[None].to(next(self.model.parameters()).device), mode=self.mode):
             return restore(self.model, rgb, **kw)
@@ -182,6 +209,8 @@ class Restored:
     seg_probs: torch.Tensor | None = None  # [C, H, W] per-pixel class probabilities (explain=True)
     shares: dict[str, float] | None = None  # each class's share of the image (explain=True)
     tta: str | None = None  # the refiner's one-line report (tta=True)
+    strength: float = 1.0  # share of the restoration kept (the estimator's, or 1 with given weights)
+    strength_source: str = "none"  # "estimator", "given" (strength= or adapters=) or "none"
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -246,28 +275,39 @@ class Pipeline:
     def weights(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None) -> torch.Tensor:
         """The adapter weights [K] used for ``rgb``: the estimator's, or ``adapters`` (others 0); attached
         folders keep their own weight either way."""
+        return self.assess(rgb, adapters)[0]
+
+    def assess(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None) -> tuple[torch.Tensor, float]:
+        """The weights (:meth:`weights`) and the strength for ``rgb``: the estimator's, or 1 with ``adapters``."""
         if adapters is not None:
-            return self.restorer.weights_from({**adapters, **self.fixed})
-        w = self.restorer.estimate(rgb)
+            return self.restorer.weights_from({**adapters, **self.fixed}), 1.0
+        w, strength = self.restorer.assess(rgb)
         for name, v in self.fixed.items():
             w[self.restorer.adapters.index(name)] = v
-        return w
+        return w, strength
 
     @torch.no_grad()
     def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int = 512,
-            overlap: int = 128, explain: bool = False, progress=None) -> Restored:
+            overlap: int = 128, explain: bool = False, strength: float | None = None, progress=None) -> Restored:
         """Restore one image ``rgb`` [3, H, W] in [0, 1]: estimate (unless ``adapters``), blend, tiles, then
-        the refiner if the pipeline has one. ``explain`` also returns the segmentation and class shares."""
+        the refiner if the pipeline has one. ``explain`` also returns the segmentation and class shares.
+        ``strength`` (0 = the input, 1 = all of the restoration) replaces the estimator's choice."""
         from ..core.explain import class_shares
 
-        w = self.weights(rgb, adapters)
+        w, chosen = self.assess(rgb, adapters)
+        source = "given" if adapters is not None else ("estimator" if self.restorer.adapters else "none")
+        est = self.restorer.estimator
+        learned = adapters is None and est is not None and est.config.strength
+        strength_source = "given" if strength is not None or adapters is not None else (
+            "estimator" if learned else "none")
+        strength = chosen if strength is None else strength
         res = self.restorer.restore(rgb, w, tile=tile, overlap=overlap, explain=explain or self.refiner is not None,
-                                    progress=progress)
+                                    strength=strength, progress=progress)
         shares = class_shares(res.seg_probs, self.classes) if res.seg_probs is not None else None
         names = self.restorer.adapters
-        out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())},
-                       "given" if adapters is not None else ("estimator" if names else "none"),
-                       res.seg_probs if explain else None, shares if explain else None)
+        out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
+                       res.seg_probs if explain else None, shares if explain else None, strength=strength,
+                       strength_source=strength_source)
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 
@@ -278,9 +318,10 @@ class Pipeline:
                        f"{info['steps']} steps (anchors: {mix})")
         return out
 
-    def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128):
+    def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128,
+                strength: float | None = None):
         """Restore an image given as a numpy array (H×W×3, uint8, uint16 or float in [0, 1]) or a tensor
-        [3, H, W] in [0, 1]; returns the same kind (numpy: same dtype)."""
+        [3, H, W] in [0, 1]; returns the same kind (numpy: same dtype). ``strength``: as in :meth:`run`."""
         import numpy as np
 
         if isinstance(image, torch.Tensor):
@@ -297,12 +338,12 @@ class Pipeline:
             else:
                 rgb = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)
                 back = lambda t: t.permute(1, 2, 0).numpy()  # noqa: E731
-        out = self.run(rgb, adapters=adapters, tile=tile, overlap=overlap).image
+        out = self.run(rgb, adapters=adapters, tile=tile, overlap=overlap, strength=strength).image
         return back(out.clamp(0, 1))
 
     def __call__(self, src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False,
                  adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128,
-                 max_pixels: int = MAX_PIXELS) -> Path:
+                 max_pixels: int = MAX_PIXELS, strength: float | None = None) -> Path:
         """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
         format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""
         from ..core.io.images import output_path_for, read_image, write_image
@@ -313,7 +354,7 @@ class Pipeline:
             raise FileExistsError(f"{dst}: already exists (pass overwrite=True, --overwrite in `air restore`, "
                                   "to replace it)")
         img = read_image(src, max_pixels=max_pixels)
-        out = self.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap)
+        out = self.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap, strength=strength)
         return write_image(img, out.image, dst, overwrite=overwrite)
 
 

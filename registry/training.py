@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -114,21 +115,26 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
 
 
 def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
-              adapters: list[str] = ("noise", "blur", "haze", "rain", "lowlight"), steps: int = 5000,
+              adapters: list[str] | None = None, steps: int = 5000,
               batches: int = 600, seed: int = 0, clean_share: float = 0.15, targets: str = "restored",
-              overwrite: bool = False, progress: Progress = _quiet) -> tuple[list[str], Path]:
+              strength: bool | None = None, min_severity: float = 0.2, overwrite: bool = False,
+              progress: Progress = _quiet) -> tuple[list[str], Path]:
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
-    written into the store); returns (adapter names in order, file written)."""
+    written into the store); returns (adapter names in order, file written). ``strength`` (the estimator's
+    strength output) defaults to on with targets judged by restoration, which it needs."""
     from ..core.io.weights import read_base_info, save_estimator
     from ..core.training.estimator import Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
     from .pipeline import restorer_for
-    from .store import active_adapters, bundled_base_path, local_estimator_path
+    from .store import BUNDLED_ORDER, active_adapters, bundled_base_path, local_estimator_path
 
     if (out is None) == (not install):
         raise UserError("give exactly one of --out FILE or --install")
     if targets not in ("restored", "present"):
         raise UserError(f"--targets {targets!r}: use restored or present")
+    if strength and targets != "restored":
+        raise UserError("the strength output is judged by restoration: use --targets restored, or --no-strength")
+    strength = targets == "restored" if strength is None else strength
     if out is not None and out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
     if not clean.is_dir():
@@ -146,7 +152,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         sources = [by_name[n] for n in names]
         out = local_estimator_path()
     else:
-        names = list(adapters)
+        names = list(BUNDLED_ORDER if adapters is None else adapters)
         if len(set(names)) != len(names) or not names:
             raise UserError(f"--adapters {','.join(names)!r}: give unique, comma-separated names")
         missing = [n for n in names if n not in synths]
@@ -154,9 +160,9 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
             raise UserError(f"no plugin with a synthesizer for {missing}; available: {', '.join(sorted(synths))}")
         sources = [Source(synth=synths[n]) for n in names]
     photos = read_photos(clean)
-    judge = restorer_for(names).best_subsets if targets == "restored" else None
+    judge = partial(restorer_for(names).best_subsets, strength=strength) if targets == "restored" else None
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
-                                p_clean=clean_share, judge=judge,
+                                p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
     save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})

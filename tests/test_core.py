@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from skimage import data as skdata
 
 from air_restore.core import degradations as D
+from air_restore.core.errors import InvalidValueError
 from air_restore.core.arch import AirUNet, AirUNetConfig, Block, count_parameters, fingerprint
 from air_restore.core.cutmix import cutmix_batch
 from air_restore.core.restore import resolve_device, restore
@@ -675,6 +676,23 @@ def test_gate_mixes_per_pixel_by_the_clean_probability():
     p = res.seg_probs[0:1]
     assert 0.05 < float(p.mean()) < 0.95  # a random head: neither all clean nor none
     assert torch.allclose(gated, x + (1 - p) * (res.image - x), atol=1e-5)
+
+
+def test_strength_moves_the_output_along_the_restoration():
+    """restore(strength=s) = x + s·(network − x): 0 gives the input back, 1 the network's image, and
+    a value outside [0, 1] is refused."""
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    with torch.no_grad():
+        model.ending.weight.normal_(0, 0.05, generator=_gen(1))
+    x = _photo(40, 56)
+    full = restore(model, x, tile=24, overlap=8).image
+    assert (full - x).abs().max() > 0.01
+    assert torch.allclose(restore(model, x, tile=24, overlap=8, strength=0.0).image, x, atol=1e-6)
+    half = restore(model, x, tile=24, overlap=8, strength=0.5).image
+    assert torch.allclose(half, (x + full) / 2, atol=1e-5)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InvalidValueError, match="strength"):
+            restore(model, x, strength=bad)
 
 
 def test_channels_last_takes_the_fused_layer_norm_with_the_same_numbers():

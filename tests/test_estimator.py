@@ -21,8 +21,9 @@ def test_views_and_output_shapes():
     assert torch.equal(v[3:], x[:, :, 18:82, 43:107])  # native-resolution centre crops
     est = Estimator(config=EstimatorConfig(adapters=NAMES))
     assert est(x).shape == (3, 5)
-    w = est.weights(torch.rand(1, 3, 40, 30))  # smaller than the view: resized, not an error
-    assert w.shape == (1, 5) and bool(((w >= 0) & (w <= 1)).all())
+    small = torch.rand(1, 3, 40, 30)
+    w = est.weights(small)  # smaller than the view: resized, not an error
+    assert w.shape == (1, 5) and torch.equal(w, torch.sigmoid(est(small)))
     assert sum(p.numel() for p in est.parameters()) <= 500_000
 
 
@@ -209,3 +210,115 @@ def test_the_pool_can_take_judged_targets():
     assert not torch.cat([t for _, t in pool]).any()
     assert len(seen) == 3 and all(d[1:] == (3, 48, 48) and c == d for d, c, _ in seen)
     assert all(bool((p.sum(1) >= 1).all()) for _, _, p in seen)  # clean crops are not judged
+
+
+def test_best_strength_is_the_least_squares_step_along_the_restoration():
+    from air_restore.core.estimator import best_strength
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(4, 3, 16, 16, generator=g)
+    x = clean + 0.1 * torch.randn(4, 3, 16, 16, generator=g)
+    restored = torch.stack([clean[0],                          # perfect: keep it all
+                            x[1] + 2 * (clean[1] - x[1]),      # overshoots twice: half of it
+                            x[2] - (clean[2] - x[2]),          # goes the wrong way: keep the input
+                            x[3]])                             # changes nothing: 1 (no harm either way)
+    s = best_strength(x, restored, clean)
+    assert torch.allclose(s, torch.tensor([1.0, 0.5, 0.0, 1.0]), atol=1e-5)
+
+
+def test_strength_output_predicts_and_inherits():
+    plain = Estimator(config=EstimatorConfig(adapters=NAMES, width=8))
+    x = torch.rand(2, 3, 80, 80)
+    w, s = plain.predict(x)
+    assert w.shape == (2, 5) and torch.equal(s, torch.ones(2))  # an estimator without the output: strength 1
+    est = Estimator(config=EstimatorConfig(adapters=NAMES, width=8, strength=True))
+    assert est(x).shape == (2, 6)
+    w, s = est.predict(x)
+    assert w.shape == (2, 5) and s.shape == (2,)
+    assert torch.allclose(s, torch.sigmoid(est(x)[:, 5])) and torch.equal(est.weights(x), w)
+    grown = Estimator(config=EstimatorConfig(adapters=NAMES + ("snow",), width=8, strength=True))
+    assert grown.inherit(est) == ["snow"]
+    assert torch.equal(grown.head[2].weight[-1], est.head[2].weight[-1])  # the strength row comes along
+    assert torch.equal(grown.head[2].weight[:5], est.head[2].weight[:5])
+
+
+def test_strength_targets_judged_by_restoration():
+    """#14: a clean crop's strength target is 0 (the network can only lose there), heavy noise's is near 1;
+    the strength column is the least-squares strength of the best subset's gated output."""
+    from air_restore.core.estimator import best_strength
+    from air_restore.core.metrics import psnr
+
+    r, clean, noisy = _bundled_restorer_and_noisy_crops()
+    k = len(r.adapters)
+    present = torch.zeros(3, k)
+    present[:, r.adapters.index("noise")] = 1
+    plain = r.best_subsets(noisy, clean, present)
+    targets = r.best_subsets(noisy, clean, present, strength=True)
+    assert targets.shape == (3, k + 2) and torch.equal(targets[:, :k], plain)  # the subsets do not change
+    assert bool((targets[:, k] > 0.8).all())
+    for i in range(3):  # the target beats the full restoration and the input
+        w = targets[i, :k]
+        full = r.restore(noisy[i], w).image
+        best = r.restore(noisy[i], w, strength=float(targets[i, k])).image
+        assert psnr(best, clean[i]) >= psnr(full, clean[i]) - 1e-3
+        assert psnr(best, clean[i]) > psnr(noisy[i], clean[i])
+    # The cost column is the mean squared change of the judged output: heavy noise changes far more.
+    for i in range(3):
+        w = targets[i, :k]
+        change = r.restore(noisy[i], w).image - noisy[i]
+        assert torch.isclose(targets[i, k + 1], change.pow(2).mean(), rtol=0.05)
+    on_clean = r.best_subsets(clean, clean, torch.zeros(3, k), strength=True)
+    assert not on_clean[:, :k].any() and bool((on_clean[:, k] < 0.05).all())
+    assert bool((on_clean[:, k + 1] < targets[:, k + 1] / 10).all())
+    assert torch.allclose(best_strength(clean, clean, clean), torch.ones(3))
+
+
+def test_the_pool_gets_a_strength_column():
+    from skimage import data
+
+    from air_restore.core.training.estimator import Source, build_pool
+    from air_restore.core.degradations import noise
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+
+    seen = []
+
+    def judge(degraded, clean, present):
+        assert present.shape[1] == 2
+        seen.append(present.clone())
+        return torch.cat([present, torch.full((len(present), 1), 0.25), torch.full((len(present), 1), 0.01)], 1)
+
+    sources = [Source(synth=noise), Source(synth=noise)]
+    with pytest.raises(ValueError, match="judge"):
+        build_pool([photo], sources, torch.Generator().manual_seed(0), batches=1, strength=True)
+    pool = build_pool([photo], sources, torch.Generator().manual_seed(0), batches=3, batch_size=8, p_clean=0.4,
+                      judge=judge, judge_size=48, strength=True)
+    t = torch.cat([y for _, y in pool])
+    clean = t[:, :2].sum(1) == 0
+    assert t.shape == (24, 4) and clean.any() and (~clean).any()
+    assert bool((t[:, 2] == 0.25).all()) and bool((t[:, 3] == 0.01).all())  # every crop judged, clean ones too
+    assert sum(len(p) for p in seen) == 24 and any(not p.any() for p in torch.cat(seen))
+
+
+def test_training_learns_the_strength_where_it_costs():
+    """The strength output is trained beside the weights, its error weighted by each crop's cost: here
+    noisy crops must keep all of the restoration and hazy ones none; crops of cost 0 teach nothing."""
+    from skimage import data
+
+    from air_restore.core.degradations import haze, noise
+    from air_restore.core.training.estimator import train_estimator
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+
+    def judge(degraded, clean, present):
+        noisy = present[:, :1]
+        return torch.cat([present, noisy, torch.ones(len(present), 1)], 1)
+
+    est, info = train_estimator(["noise", "haze"], [noise, haze], [photo], batches=6, steps=120, judge=judge,
+                                strength=True)
+    assert est.config.strength and set(info["target_means"]) == {"noise", "haze", "strength", "strength_cost"}
+    g = torch.Generator().manual_seed(5)
+    crops = photo[None, :, :96, :96].repeat(8, 1, 1, 1)
+    _, s_noise = est.predict(noise(crops, g, 0.6).clamp(0, 1))
+    _, s_haze = est.predict(haze(crops, g, 0.6).clamp(0, 1))
+    assert float(s_noise.mean()) > float(s_haze.mean()) + 0.3

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from air_restore.cli.main import app
 from air_restore.registry import load_pipeline
+from air_restore.registry.store import BUNDLED_ORDER
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hazy_chelsea.png"
 
@@ -28,7 +29,7 @@ def test_a_file_through_the_pipeline_equals_air_restore(pipe, tmp_path):
     assert ours == tmp_path / "api.png" and np.array_equal(a, b)
     with pytest.raises(FileExistsError, match="--overwrite"):
         pipe(EXAMPLE, tmp_path / "api.png")
-    assert pipe.adapters == ["noise", "blur", "haze", "rain", "lowlight"]
+    assert pipe.adapters == list(BUNDLED_ORDER)
 
 
 def test_arrays_come_back_in_their_own_dtype(pipe, tmp_path):

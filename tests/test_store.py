@@ -179,16 +179,52 @@ def test_pipeline_uses_the_estimator_and_blends():
 
     clean = torch.from_numpy(data.astronaut()[100:228, 150:278].copy()).permute(2, 0, 1).float() / 255
     noisy = get_degradation("noise").synthesize(clean[None], torch.Generator().manual_seed(0), 0.6)[0].clamp(0, 1)
-    w = r.estimate(noisy)
-    assert w.shape == (5,) and int(w.argmax()) == 0 and float(w[0]) > 0.5
+    w, strength = r.assess(noisy)
+    assert torch.equal(w, r.estimate(noisy))
+    assert w.shape == (len(BUNDLED_ORDER),) and int(w.argmax()) == 0 and float(w[0]) > 0.5
     out = r.restore(noisy).image
-    base = r.restore(noisy, torch.zeros(5)).image
-    by_hand = r.restore(noisy, w).image
+    base = r.restore(noisy, torch.zeros(len(BUNDLED_ORDER))).image
+    by_hand = r.restore(noisy, w, strength=strength).image
     assert torch.equal(out, by_hand) and not torch.equal(out, base)
     bare = load_restorer(use_adapters=False)
     assert torch.allclose(bare.restore(noisy).image, base, atol=1e-5)  # weight 0 = the base exactly
     with pytest.raises(KeyError, match="snowstorm"):
         r.weights_from({"snowstorm": 1})
+
+
+def test_pipeline_applies_the_estimators_strength(tmp_path):
+    """#14: an estimator with a strength output sets how much of the restoration the pipeline keeps; given
+    weights (--adapters) keep all of it; `air restore --explain` prints the strength."""
+    from air_restore.core.estimator import Estimator, EstimatorConfig
+    from air_restore.core.io.weights import save_estimator
+    from air_restore.registry import load_pipeline
+    from air_restore.registry.store import local_estimator_path
+
+    est = Estimator(config=EstimatorConfig(adapters=BUNDLED_ORDER, width=8, strength=True))
+    with torch.no_grad():
+        est.head[2].bias[-1] = -20.0  # "keep the input"
+        est.head[2].weight[-1].zero_()
+    save_estimator(est, local_estimator_path())
+    pipe = load_pipeline(device="cpu")
+    assert pipe.restorer.estimator.config.strength
+    x = torch.from_numpy(np.array(photos()["chelsea"])).permute(2, 0, 1).float() / 255
+    x = get_degradation("noise").synthesize(x[None], torch.Generator().manual_seed(0), 0.6)[0].clamp(0, 1)
+    kept = pipe.run(x)
+    assert kept.strength < 1e-6 and torch.allclose(kept.image, x, atol=1e-4)
+    given = pipe.run(x, adapters={"noise": 1.0})
+    assert given.strength == 1.0 and (given.image - x).abs().mean() > 0.01
+    half = pipe.run(x, strength=0.5)
+    assert half.strength_source == "given" and torch.allclose(half.image, (x + pipe.run(x, strength=1.0).image) / 2,
+                                                              atol=1e-4)
+    Image.fromarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / "n.png")
+    r = runner.invoke(app, ["restore", str(tmp_path / "n.png"), "--explain", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "strength 0.00 (share of the restoration kept, chosen by the estimator)" in " ".join(r.output.split())
+    r = runner.invoke(app, ["restore", str(tmp_path / "n.png"), "-o", str(tmp_path / "h.png"), "--strength", "0.5",
+                            "--explain", "--device", "cpu"])
+    assert r.exit_code == 0 and "strength 0.50 (share of the restoration kept, given)" in " ".join(r.output.split())
+    r = runner.invoke(app, ["restore", str(tmp_path / "n.png"), "-o", str(tmp_path / "x.png"), "--strength", "2"])
+    assert r.exit_code == 2 and not (tmp_path / "x.png").exists()
 
 
 def test_restore_cli_adapter_options(tmp_path):

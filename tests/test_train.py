@@ -76,7 +76,6 @@ def test_a_tiny_run_writes_base_weights_with_its_training_record(first_run, phot
     assert info.training["weights"] in ("ema", "last")
     assert set(info.metrics) == {"val_psnr_input", "val_psnr", "val_seg_acc"}
     assert all(np.isfinite(v) for v in info.metrics.values())
-    assert 0 <= info.metrics["val_seg_acc"] <= 1
     with safe_open(str(path), framework="pt") as f:
         assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())
     model, loaded = load_base(path)  # the fingerprint in the file matches its tensors

@@ -43,6 +43,10 @@ def restore(
     tta: bool = flag(
         "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
     ),
+    strength: Optional[float] = typer.Option(
+        None, "--strength", min=0.0, max=1.0,
+        help="How much of the restoration to keep, from 0 (the input as it is) to 1 (all of it). Default: the "
+        "estimator's choice for each photo (1 with --adapters)."),
     no_gate: bool = flag(
         "--no-gate", help="Let the network change every pixel, also where it sees nothing wrong (by default "
         "those pixels are kept as they are, so a clean photo comes back unchanged)."),
@@ -58,6 +62,8 @@ def restore(
       air restore photo.jpg --explain        # also photo_restored_map.png and the adapter weights
 
       air restore photo.jpg --adapters rain=1,lowlight=0.5   # choose the adapters yourself
+
+      air restore photo.jpg --strength 0.5   # a lighter touch: half-way between the input and the restoration
 
     By default the estimator looks at each photo and weights every installed adapter (`air list`);
     the weights are blended into one pass of the base model. The output keeps the input's format, bit depth, gray/colour mode and alpha channel. Nothing is
@@ -85,7 +91,7 @@ def restore(
             bar.reset(tiles, total=None)
             try:
                 done = jobs.restore_file(pipe, job, adapters=fixed, tile=tile, overlap=overlap, explain=explain,
-                                         overwrite=overwrite, max_pixels=max_pixels,
+                                         overwrite=overwrite, max_pixels=max_pixels, strength=strength,
                                          progress=lambda d, t: bar.update(tiles, completed=d, total=t))
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
@@ -137,3 +143,7 @@ def print_explain(out: Console, name: str, result) -> None:
         for adapter, w in result.weights.items():
             wt.add_row(escape(adapter), f"{w:.2f}")
         out.print(wt)
+    if result.strength_source != "none":
+        how = "given" if result.strength_source == "given" else "chosen by the estimator"
+        out.print(escape(f"{name}: strength {result.strength:.2f} (share of the restoration kept, {how})"),
+                  highlight=False, soft_wrap=True)

@@ -140,9 +140,9 @@ def estimator(
     out: Optional[Path] = typer.Option(None, "--out", help="Estimator file to write (.safetensors)."),
     install: bool = flag("--install", help="Train for the installed adapters (`air list`) and "
                                  "install it in the local store, where `air restore` finds it."),
-    adapters: str = typer.Option("noise,blur,haze,rain,lowlight",
-                                 help="Comma-separated adapter names, in order; each needs a plugin with a synthesizer "
-                                 "(ignored with --install)."),
+    adapters: Optional[str] = typer.Option(
+        None, help="Comma-separated adapter names, in order; each needs a plugin with a synthesizer (ignored with "
+        "--install; default: the bundled adapters, in their order)."),
     steps: int = typer.Option(5000, help="Optimizer steps."),
     batches: int = typer.Option(600, help="Training pool size, in batches of 16 degraded crops."),
     seed: int = typer.Option(0),
@@ -154,6 +154,12 @@ def estimator(
         help="restored: each training crop's targets are the installed adapters that actually restore it best "
         "(the base alone included), so an adapter that would make a stacked or mild degradation worse is "
         "switched off; needs the adapters installed. present: every degradation present, on."),
+    strength: Optional[bool] = typer.Option(
+        None, "--strength/--no-strength", metavar="", show_default=False,
+        help="Also learn how much of the restoration to keep per image, so a mild input the network would "
+        "make worse stays close to itself (default: on with --targets restored, which it needs)."),
+    min_severity: float = typer.Option(0.2, "--min-severity", min=0.0, max=1.0,
+                                       help="Severity of the mildest synthesized degradation."),
     overwrite: bool = flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
@@ -174,8 +180,10 @@ def estimator(
         bars("views", 0, batches)
         bars("estimator", 0, steps)
         names, written = training.estimator(
-            clean, out, install=install, adapters=[n.strip() for n in adapters.split(",") if n.strip()], steps=steps,
-            batches=batches, seed=seed, clean_share=clean_share, targets=targets, overwrite=overwrite, progress=bars)
+            clean, out, install=install, steps=steps,
+            adapters=None if adapters is None else [n.strip() for n in adapters.split(",") if n.strip()],
+            batches=batches, seed=seed, clean_share=clean_share, targets=targets, strength=strength,
+            min_severity=min_severity, overwrite=overwrite, progress=bars)
     say(f"estimator for {names} → {written}")
 
 

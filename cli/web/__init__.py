@@ -93,7 +93,8 @@ def build_app(*, device: str = "auto", max_pixels: int = MAX_PIXELS, tile: int =
                            explain=True, progress=progress)
         write_image(img, res.image, item["out"], overwrite=True)
         item.update(before=_preview(img.rgb), after=_preview(res.image), weights=res.weights,
-                    source=res.weights_source, shares=res.shares, tta=res.tta,
+                    source=res.weights_source, shares=res.shares, tta=res.tta, strength=res.strength,
+                    strength_source=res.strength_source,
                     map=res.degradation_map(img.rgb, pipe.classes))
         if adapters is None and not no_adapters:
             item["estimated"] = dict(res.weights)
@@ -109,6 +110,8 @@ def build_app(*, device: str = "auto", max_pixels: int = MAX_PIXELS, tile: int =
         w = it["weights"]
         how = {"given": "your weights", "estimator": "the estimator's weights", "none": "the base model alone"}
         lines = [note, f"**{it['label']}**: restored with {how[it['source']]}"
+                 + (f", keeping {100 * it['strength']:.0f}% of the restoration (the estimator's strength)"
+                    if it.get("strength_source") == "estimator" else "")
                  + (f"; {it['tta']}" if it.get("tta") else "")]
         return (session, "\n\n".join(filter(None, lines)),
                 gr.update(choices=session.names(), value=it["label"]), (it["before"], it["after"]), it["map"],

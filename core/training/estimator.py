@@ -62,14 +62,22 @@ def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
 def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
                min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
+               strength: bool = False,
                progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
     crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
     the targets of synthesized samples are the adapters that actually restore them (judged on the central
     ``judge_size``² of the crop against its clean version), not every degradation present.
+    With ``strength`` (needs ``judge``, which then returns two more columns), targets have two last columns:
+    the strength judged by restoration and how much its error costs (the restoration's mean squared change;
+    :meth:`~air_restore.registry.pipeline.Restorer.best_subsets`), for synthesized and clean crops alike (a
+    clean crop is judged with no degradation present); real photos and stored views get strength 1 at cost 0.
     ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time."""
+    if strength and judge is None:
+        raise ValueError("strength targets are judged by restoration: give a judge")
     k = len(sources)
+    width = k + 2 * int(strength)
     synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
     pool = []
     for _ in range(batches):
@@ -78,12 +86,17 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         for _ in range(batch_size):
             if p_clean and float(torch.rand((1,), generator=g)) < p_clean:
                 img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                if strength:  # what would the network do to it?
+                    js = min(judge_size, size)
+                    judged.append((len(vs), _centre(img[0], js), _centre(img[0], js)))
                 vs.append(_u8(paired_views(img, view)[0]))
-                ts.append(torch.zeros(k))
+                ts.append(torch.zeros(width))
                 continue
             first = int(torch.randint(0, k, (1,), generator=g))
-            target = torch.zeros(k)
+            target = torch.zeros(width)
             target[first] = 1
+            if strength:
+                target[k] = 1.0  # cost 0: no strength lesson from a photo without its clean version
             src = sources[first]
             if src.views is not None:
                 vs.append(src.views[int(torch.randint(0, len(src.views), (1,), generator=g))])
@@ -111,7 +124,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         if judged:
             idx = [i for i, _, _ in judged]
             degraded = quantize8(torch.stack([d for _, d, _ in judged]))  # as a photo file holds it
-            new = judge(degraded, torch.stack([c for _, _, c in judged]), torch.stack([ts[i] for i in idx]))
+            new = judge(degraded, torch.stack([c for _, _, c in judged]), torch.stack([ts[i][:k] for i in idx]))
             for i, t in zip(idx, new):
                 ts[i] = t
         pool.append((torch.stack(vs), torch.stack(ts)))
@@ -123,22 +136,29 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
 def train_estimator(
     names: Sequence[str], sources: Sequence[Source | Callable], photos: Sequence[torch.Tensor], *,
     batches: int = 600, steps: int = 5000, lr: float = 2e-3, seed: int = 0, init: Estimator | None = None,
-    p_clean: float = 0.0, judge: Judge | None = None, progress: Callable[[int, int], None] | None = None,
+    p_clean: float = 0.0, judge: Judge | None = None, strength: bool = False, min_severity: float = 0.2,
+    progress: Callable[[int, int], None] | None = None,
     pool_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Estimator, dict]:
     """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
     synthesizers. With ``init`` (the current estimator), training starts from its weights. ``p_clean``: share
-    of clean training crops (all weights 0). ``judge``: targets judged by restoration (:func:`build_pool`).
+    of clean training crops (all weights 0). ``judge``: targets judged by restoration (:func:`build_pool`);
+    with ``strength`` the estimator also learns the strength (the judge must return that column).
+    The strength's loss is its squared error weighted by what that error costs on each crop (the image's
+    squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
+    the mildest synthesized degradation.
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
     the steps."""
     sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
+    k = len(sources)
     g = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, progress=pool_progress)
+    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
+                      min_severity=min_severity, progress=pool_progress)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
-        est = Estimator(config=EstimatorConfig(adapters=tuple(names)))
+        est = Estimator(config=EstimatorConfig(adapters=tuple(names), strength=strength))
     fresh = est.inherit(init) if init is not None else list(names)
     opt = torch.optim.AdamW(est.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -147,7 +167,13 @@ def train_estimator(
         v, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
         if step % 2:
             v = v.flip(-1)
-        loss = F.binary_cross_entropy_with_logits(est.forward_views(v), y)
+        logits = est.forward_views(v)
+        if strength:  # the strength as one more output, its error weighted by what it costs on each crop
+            cost = y[:, -1] / y[:, -1].mean().clamp_min(1e-12)
+            loss = (k * F.binary_cross_entropy_with_logits(logits[:, :k], y[:, :k])
+                    + F.binary_cross_entropy_with_logits(logits[:, k], y[:, k], weight=cost)) / (k + 1)
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -156,8 +182,9 @@ def train_estimator(
             progress(step + 1, steps)
     targets = torch.cat([y for _, y in pool])
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": steps, "seed": seed, "p_clean": p_clean,
-            "targets": "judged by restoration" if judge else "degradations present",
-            "target_means": dict(zip(names, (round(float(m), 3) for m in targets.mean(0)))),
+            "min_severity": min_severity, "targets": "judged by restoration" if judge else "degradations present",
+            "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
+                                     (round(float(m), 4) for m in targets.mean(0)))),
             "sources": {n: s.kind for n, s in zip(names, sources)},
             "warm_start": init is not None, "fresh_outputs": fresh,
             "synth_s": round(synth_s, 1), "train_s": round(time.perf_counter() - started - synth_s, 1)}
