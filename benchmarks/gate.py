@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from air_restore.core.io.images import iter_image_paths, read_image
+from air_restore.core.io.weights import read_estimator
 from air_restore.core.metrics import psnr, quantize8
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.pipeline import load_restorer
@@ -28,9 +29,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clean", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=6)
+    ap.add_argument("--estimator", type=Path, default=None, help="an estimator file instead of the one "
+                    "`air restore` would pick (for the same adapters)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     r = load_restorer()
+    if args.estimator is not None:
+        r.estimator, r.estimator_path = read_estimator(args.estimator), args.estimator
     imgs = [read_image(p).rgb for p in iter_image_paths([args.clean])[: args.limit or None]]
     rows = []
     for t, (name, plugin, sev) in enumerate(TASKS):
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"adapters": r.adapters, "rows": rows}, indent=1))
+        est = r.estimator_path.name if r.estimator_path else None
+        args.out.write_text(json.dumps({"adapters": r.adapters, "estimator": est, "rows": rows}, indent=1))
     return rows
 
 

@@ -22,6 +22,7 @@
     python benchmarks/over.py --adapter runs/over_r8/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over_rank8.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
+    python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
     python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
     python benchmarks/batch.py --photos ../shared/data/eval/CBSD68 --limit 32 --runs 3 --out benchmarks/results/batch.json
     python benchmarks/promote.py --candidate training/base-v2/base.safetensors --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_STEPS.json
@@ -316,6 +317,29 @@ def estimator_section(e: dict) -> list[str]:
     return lines + [""]
 
 
+def speed_paths_section(sp: dict) -> list[str]:
+    """results/speed_paths.json: inference paths before and after, side by side in one run (#15)."""
+    m, rf = sp.get("machine", {}), sp["receptive_field"]
+    lines = [
+        "## Inference paths, before and after (CPU)",
+        "",
+        f"`benchmarks/speed_paths.py` at {sp['commit']}" + (f" on {m['cpu_model']}" if m.get("cpu_model") else "")
+        + f", {sp['threads']} threads, median of {sp['runs']} runs after a warm-up, every row through `restore()` in "
+        "channels-last layout on a real photo. *unfused*: LayerNorm2d as eight elementwise passes (before); "
+        "*fused*: torch's layer_norm over the channels (after). PSNR of each output against the reference "
+        "(unfused, whole image or overlap 128): the speed issue asks ≥ 45 dB of every fast path. The network's "
+        f"receptive field reaches {rf['extent']} px; {rf['r99']} px hold 99% of an output pixel's input gradient, "
+        f"{rf['r999']} px 99.9%.",
+        "",
+        "| size | mode | layer norm | median s | ms / megapixel | PSNR vs reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sp["rows"]:
+        lines.append(f"| {r['size']}² | {r['mode']} | {r['layer_norm']} | {r['median_s']:.3f} | "
+                     f"{r['ms_per_megapixel']:.0f} | {r['psnr_vs_reference']:.1f} dB |")
+    return lines + [""]
+
+
 def speed_section(sp: dict) -> list[str]:
     m = sp["machine"]
     lines = [
@@ -521,7 +545,8 @@ def main(argv: list[str] | None = None) -> str:
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
-                          ("speed.json", speed_section), ("speed_gpu.json", speed_gpu_section),
+                          ("speed.json", speed_section), ("speed_paths.json", speed_paths_section),
+                          ("speed_gpu.json", speed_gpu_section),
                           ("web.json", web_section),
                           ("batch.json", batch_section)):
         data = _load(args.results / name)
