@@ -107,11 +107,16 @@ def _download_href(driver, name: str, old: str | None = None) -> str:
     """The download link for ``name`` once the page shows it (a new one when ``old`` is given)."""
     from selenium.webdriver.common.by import By
 
+    from selenium.common.exceptions import StaleElementReferenceException
+
     def find():
-        for a in driver.find_elements(By.CSS_SELECTOR, "#air-download a"):
-            href = a.get_attribute("href") or ""
-            if href.split("?")[0].endswith(name) and href != old:
-                return href
+        try:
+            for a in driver.find_elements(By.CSS_SELECTOR, "#air-download a"):
+                href = a.get_attribute("href") or ""
+                if href.split("?")[0].endswith(name) and href != old:
+                    return href
+        except StaleElementReferenceException:  # the list was re-rendered while we read it: look again
+            pass
         return None
     return _wait(find)
 
