@@ -107,6 +107,15 @@ def test_cli_train_estimator(tmp_path):
                             "--adapters", "noise,snow", "--steps", "1", "--batches", "1", "--targets", "present"])
     assert r.exit_code == 0, r.output
     assert training_of(tmp_path / "s")["targets"] == "degradations present"
+    assert not load_estimator(out, ("noise", "haze")).config.strength  # the strength output is opt-in
+    r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "st"),
+                            "--adapters", "noise,haze", "--steps", "2", "--batches", "1", "--strength"])
+    assert r.exit_code == 0, r.output
+    assert load_estimator(tmp_path / "st", ("noise", "haze")).config.strength
+    r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "sp"),
+                            "--adapters", "noise", "--steps", "1", "--batches", "1", "--strength",
+                            "--targets", "present"])
+    assert r.exit_code == 2 and "--targets restored" in r.output and not (tmp_path / "sp").exists()
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(out)])
     assert r.exit_code == 2 and "--overwrite" in r.output
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "e2"),

@@ -154,10 +154,9 @@ def estimator(
         help="restored: each training crop's targets are the installed adapters that actually restore it best "
         "(the base alone included), so an adapter that would make a stacked or mild degradation worse is "
         "switched off; needs the adapters installed. present: every degradation present, on."),
-    strength: Optional[bool] = typer.Option(
-        None, "--strength/--no-strength", metavar="", show_default=False,
-        help="Also learn how much of the restoration to keep per image, so a mild input the network would "
-        "make worse stays close to itself (default: on with --targets restored, which it needs)."),
+    strength: bool = flag(
+        "--strength", help="Also learn how much of the restoration to keep per image (needs --targets restored). "
+        "Experimental: so far it stayed near 1 and cost low light 0.85 dB (benchmarks/results/NOTES.md)."),
     min_severity: float = typer.Option(0.2, "--min-severity", min=0.0, max=1.0,
                                        help="Severity of the mildest synthesized degradation."),
     overwrite: bool = flag("--overwrite", help="Replace an existing file."),
