@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -30,19 +29,20 @@ from air_restore.core.restore import restore
 from air_restore.registry.store import load_base
 
 
-def _photo(h: int, w: int) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
-    from skimage import data
+def _sibling(name: str):
+    """Another script of benchmarks/ as a module (run as a script or loaded by path in the tests)."""
+    import importlib.util
 
-    im = Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def receptive_field(model, size: int = 256) -> dict:
+def receptive_field(model, photo, size: int = 256) -> dict:
     """How far an output pixel's input gradient reaches: the largest distance with any gradient and the
     radius holding 99% / 99.9% of it (Chebyshev distance, centre pixel of a noisy photo)."""
-    x = (_photo(size, size) + 0.05 * torch.randn(3, size, size, generator=torch.Generator().manual_seed(0)))[None]
+    x = (photo(size, size) + 0.05 * torch.randn(3, size, size, generator=torch.Generator().manual_seed(0)))[None]
     x.requires_grad_(True)
     params = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -81,10 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    speed, report = _sibling("speed"), _sibling("report")
     torch.set_num_threads(args.threads)
     model, info = load_base(device="cpu")
     model.eval()
-    rf = receptive_field(model)
+    rf = receptive_field(model, speed._photo)
     print(json.dumps({"receptive_field": rf}), flush=True)
     rows = []
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     cases += [(s, args.tile, o, f"tiled {args.tile}/{o}") for s in args.tiled for o in args.overlaps]
     refs: dict[int, torch.Tensor] = {}
     for size, tile, overlap, mode in cases:
-        x = _photo(size, size)
+        x = speed._photo(size, size)
         for fused in (False, True):
             if mode != "whole" and overlap != args.overlaps[0] and not fused:
                 continue  # the smaller overlaps only on the fused path (the candidate)
@@ -112,30 +113,13 @@ def main(argv: list[str] | None = None) -> dict:
                          "median_s": sec, "ms_per_megapixel": 1000 * sec / mp,
                          "psnr_vs_reference": min(psnr(out, refs[size]).item(), 100.0)})
             print(json.dumps(rows[-1]), flush=True)
-    result = {"commit": _commit(), "machine": _cpu(), "threads": torch.get_num_threads(), "runs": args.runs,
+    result = {"commit": report._commit(), "machine": speed.cpu_model(), "threads": torch.get_num_threads(),
+              "runs": args.runs,
               "base_fingerprint": info.fingerprint, "receptive_field": rf, "rows": rows}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))
     return result
-
-
-def _cpu() -> dict:
-    """speed.py's record of the CPU model and its SIMD features."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("speed", Path(__file__).with_name("speed.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.cpu_model()
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":
