@@ -8,9 +8,8 @@
     air eval --pairs ../shared/data/pairs/rain_Rain100H --csv benchmarks/results/eval_rain100h.csv
     air eval --pairs ../shared/data/pairs/noise_real_PolyU --csv benchmarks/results/eval_polyu.csv
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
-    git show a6613b2:registry/weights/estimator.safetensors > /tmp/previous_estimator.safetensors  # five adapters, before jpeg
-    python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --pairs-limit 10 --stacks all --baseline-estimator /tmp/previous_estimator.safetensors --baseline-label "the previous estimator (five adapters, no jpeg; a6613b2)" --out benchmarks/results/blending.json
-    python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --limit 6 --out benchmarks/results/gate.json
+    python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --stacks all --out benchmarks/results/blending.json
+    python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/gate.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer_lr1e-4 --lr 1e-4 --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer_lr5e-4.json
@@ -20,6 +19,10 @@
     python benchmarks/over.py --adapter runs/over_ll/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over_lowlight.json
     air train adapter noise --synthetic noise --over haze,rain --rank 8 --clean ../shared/data/train/clean --out runs/over_r8/noise --steps 500
     python benchmarks/over.py --adapter runs/over_r8/noise --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/over_rank8.json
+    air train adapter noise --synthetic noise --family --clean ../shared/data/train/clean --out runs/noise_fam --steps 400
+    python benchmarks/family.py --adapter runs/noise_fam --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_noise.json
+    air train adapter rain --synthetic rain --family --clean runs/clean200 --out runs/rain_fam --steps 300
+    python benchmarks/family.py --adapter runs/rain_fam --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_rain.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
@@ -39,8 +42,8 @@ import subprocess
 from pathlib import Path
 
 try:  # run as a script (python benchmarks/report.py) or imported by path (tests)
-    from report_adapters import (add_snow_section, blending_section, gate_section, over_section, peer_section,
-                                 peer_variants)
+    from report_adapters import (add_snow_section, blending_section, family_section, gate_section, over_section,
+                                 peer_section, peer_variants)
 except ImportError:
     import importlib.util as _ilu
 
@@ -49,6 +52,7 @@ except ImportError:
     _spec.loader.exec_module(_mod)
     add_snow_section, blending_section, peer_section = _mod.add_snow_section, _mod.blending_section, _mod.peer_section
     over_section, peer_variants, gate_section = _mod.over_section, _mod.peer_variants, _mod.gate_section
+    family_section = _mod.family_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -544,6 +548,7 @@ def main(argv: list[str] | None = None) -> str:
                           ("add_snow.json", add_snow_section),
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
+                          *((f.name, family_section) for f in sorted(args.results.glob("family_*.json"))),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section), ("speed_paths.json", speed_paths_section),
                           ("speed_gpu.json", speed_gpu_section),

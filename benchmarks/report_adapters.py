@@ -49,7 +49,8 @@ def blending_section(b: dict) -> list[str]:
         "the estimator chose for each image (what `air restore` does); *oracle* = weight 1 on the right "
         "adapter. *Top-1* = images whose largest estimator weight is the right adapter."
         + (" Every column runs the pipeline as `air restore` does, with the clean-pixel gate (pixels the "
-           "segmentation head sees as clean are kept); *blended, no gate* is the estimator's blend without it."
+           "segmentation head sees as clean are kept, and the input over a photo that looks clean as a whole); "
+           "*blended, no gate* is the estimator's blend without it."
            if b.get("gate") else "")
         + (" The estimator also chooses a strength per image (the share of the restoration kept); *blended, "
            "strength 1* is its blend at full strength." if "blended_full" in b["single"][0] else "")
@@ -90,24 +91,33 @@ def gate_section(g: dict) -> list[str]:
     """results/gate.json (benchmarks/gate.py): clean photos and mild inputs through the pipeline."""
     rows = g["rows"]
     full = "gated_full" in rows[0]
+    pixel = "pixel_gate" in rows[0]  # runs from before the whole-image part have no such column
     lines = [
         "## Clean in, clean out; mild inputs",
         "",
-        f"`benchmarks/gate.py`: {rows[0]['images']} CBSD68 photos per row, clean or degraded by one plugin at the "
-        f"severity shown (seeded); adapters {', '.join(g['adapters'])}. PSNR in dB against the clean photo (a clean "
-        "input counts as 100). *No gate* / *pipeline*: the estimator's blend without / with the clean-pixel gate"
-        + (", both at the estimator's strength; *strength 1*: gated, at full strength" if full else "")
+        f"`benchmarks/gate.py`: {rows[0]['images']} CBSD68 photos per row, clean or degraded at the severity shown "
+        f"(seeded; by a plugin, or for light rain and camera noise by `core.degradations`, which no bundled adapter "
+        f"was trained on), and held-out real pairs; adapters {', '.join(g['adapters'])}. PSNR in dB against the "
+        "clean photo (a clean input counts as 100). *No gate* / *pipeline*: the estimator's blend without / with "
+        "the clean-pixel gate"
+        + ("; *pixel gate*: its per-pixel part alone, without keeping the input over a photo that looks clean as "
+           "a whole (*share*: the mean share kept that way, `core.restore.clean_share`)" if pixel else "")
+        + (", all at the estimator's strength; *strength 1*: gated, at full strength" if full else "")
         + ". *p_clean*: the segmentation head's mean probability that a pixel is clean.",
         "",
-        "| input | severity | input PSNR | no gate | " + ("strength 1 | " if full else "") + "**pipeline** | "
-        "pipeline − input | " + ("strength | " if full else "") + "p_clean |",
-        "|---|---|---|---|---|---|" + ("---|---|" if full else "") + "---|",
+        "| input | severity | input PSNR | no gate | " + ("pixel gate | " if pixel else "")
+        + ("strength 1 | " if full else "") + "**pipeline** | pipeline − input | " + ("strength | " if full else "")
+        + "p_clean |" + (" share |" if pixel else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if pixel else "") + ("---|---|" if full else "") + "---|",
     ]
     for r in rows:
         gain = "" if r["input"] >= 100 else f"{r['gated'] - r['input']:+.2f}"
-        lines.append(f"| {r['task']} | {r['severity']} | {r['input']:.2f} | {r['ungated']:.2f} | "
+        sev = "" if r["severity"] is None else r["severity"]
+        lines.append(f"| {r['task']} | {sev} | {r['input']:.2f} | {r['ungated']:.2f} | "
+                     + (f"{r['pixel_gate']:.2f} | " if pixel else "")
                      + (f"{r['gated_full']:.2f} | " if full else "") + f"**{r['gated']:.2f}** | {gain} | "
-                     + (f"{r['strength']:.2f} | " if full else "") + f"{r['p_clean']:.2f} |")
+                     + (f"{r['strength']:.2f} | " if full else "") + f"{r['p_clean']:.2f} |"
+                     + (f" {r['share']:.2f} |" if pixel else ""))
     return lines + [""]
 
 
@@ -263,3 +273,26 @@ def peer_variants(main: dict, others: list[dict]) -> list[str]:
     return ["Peer runs side by side (the table above is the first row):", "",
             "| peer learning rate | steps | weights kept | peer, mean of single rows (dB) | ABAIR blended | rows where blended wins |",
             "|---|---|---|---|---|---|", summary(main), *map(summary, others), ""]
+
+
+def family_section(f: dict) -> list[str]:
+    """`air train adapter --family` (benchmarks/family.py): an adapter trained on a widened family, alone."""
+    t, name = f["training"], f["adapter"]
+    lines = [
+        f"## `air train adapter {name} --family`: a {name} adapter trained on its widened family",
+        "",
+        f"`benchmarks/family.py`: the bundled {name} adapter and one trained with `--synthetic {name} --family` "
+        f"({t.get('steps')} steps × {t.get('batch_size')} × {t.get('crop')}², otherwise as the bundled one), each "
+        "alone at weight 1 with the clean-pixel gate, beside the base alone. The family rows are the new "
+        "adapter's own training distribution; only the real pairs (held out, neither adapter saw them) and the "
+        f"clean row test it independently. {f['images_per_task']} {f['clean_set']} images per synthetic row, "
+        "PSNR (dB).",
+        "",
+        "| task | images | input | base alone | bundled adapter | --family adapter | --family − bundled |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in f["rows"]:
+        lines.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | {r['bundled']:.2f} | "
+                     f"{r['new']:.2f} | {r['new'] - r['bundled']:+.2f} |")
+    lines.append("")
+    return lines

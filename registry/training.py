@@ -36,6 +36,15 @@ def read_photos(folder: Path) -> list[torch.Tensor]:
     return photos
 
 
+def family_synthesizer(name: str):
+    """The widened family of built-in class ``name`` (``core.families``); unknown is a UserError."""
+    from ..core.families import FAMILIES, family
+
+    if name not in FAMILIES:
+        raise UserError(f"--family: no widened family for {name!r}; known: {', '.join(FAMILIES)}")
+    return family(name)
+
+
 @dataclass
 class AdapterRun:
     out: Path
@@ -47,10 +56,11 @@ class AdapterRun:
 def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str | None = None,
             clean: Path | None = None, over: list[str] = (), over_share: float = 0.3, steps: int = 500,
             rank: int = 4, batch_size: int = 8, crop: int = 96, lr: float = 5e-4, holdout: float = 0.1,
-            weights: Path | None = None, seed: int = 0, overwrite: bool = False,
+            weights: Path | None = None, seed: int = 0, family: bool = False, overwrite: bool = False,
             progress: Progress = _quiet) -> AdapterRun:
-    """``air train adapter``: one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer;
-    the last ``holdout`` share of the images is held out for the before/after metrics."""
+    """``air train adapter``: one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer
+    (with ``family``, the widened family of that built-in class, :mod:`air_restore.core.families`); the last
+    ``holdout`` share of the images is held out for the before/after metrics, degraded the same way."""
     from ..core.evaluation import paired_samples
     from ..core.training.adapter import (
         Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
@@ -71,6 +81,8 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
         raise UserError("give exactly one of --pairs DIR or --synthetic PLUGIN --clean DIR")
     if synthetic is not None and clean is None:
         raise UserError("--synthetic needs --clean DIR (clean photos to degrade)")
+    if family and synthetic is None:
+        raise UserError("--family needs --synthetic NAME (a built-in degradation with a widened family)")
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
     cfg = TrainAdapterConfig(rank=rank, steps=steps, batch_size=batch_size, crop=crop, lr=lr, seed=seed,
@@ -83,10 +95,12 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
             raise UserError(str(e)) from None
         source = {"kind": "pairs", "folder": pairs.name}
     else:
-        synth = get_degradation(synthetic).synthesize
+        synth = family_synthesizer(synthetic) if family else get_degradation(synthetic).synthesize
         g = torch.Generator().manual_seed(seed + 1)
         data = [(synth(c[None], g, 0.5)[0].clamp(0, 1), c) for c in read_photos(clean)]
         source = {"kind": "synthetic", "plugin": synthetic, "folder": clean.name, "heldout_severity": 0.5}
+        if family:
+            source["family"] = "widened"
         under = [get_degradation(n).synthesize for n in over]
         if over:
             source.update(over=over, over_share=over_share)
@@ -117,11 +131,12 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
 def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
               adapters: list[str] | None = None, steps: int = 5000,
               batches: int = 600, seed: int = 0, clean_share: float = 0.15, targets: str = "restored",
-              strength: bool = False, min_severity: float = 0.2, overwrite: bool = False,
+              strength: bool = False, min_severity: float = 0.2, family: bool = False, overwrite: bool = False,
               progress: Progress = _quiet) -> tuple[list[str], Path]:
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
     written into the store); returns (adapter names in order, file written). ``strength`` adds the strength
-    output (judged by restoration; off by default: measured, it cost low light 0.85 dB, NOTES.md)."""
+    output (judged by restoration; off by default: measured, it cost low light 0.85 dB, NOTES.md). With
+    ``family``, every adapter named after a built-in class with a widened family is shown that family."""
     from ..core.io.weights import read_base_info, save_estimator
     from ..core.training.estimator import Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
@@ -158,13 +173,19 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         if missing:
             raise UserError(f"no plugin with a synthesizer for {missing}; available: {', '.join(sorted(synths))}")
         sources = [Source(synth=synths[n]) for n in names]
+    if family:
+        from ..core.families import FAMILIES
+
+        sources = [Source(synth=family_synthesizer(n)) if n in FAMILIES and s.synth is not None else s
+                   for n, s in zip(names, sources)]
     photos = read_photos(clean)
     judge = partial(restorer_for(names).best_subsets, strength=strength) if targets == "restored" else None
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
-    save_estimator(est, out, training={**info, "data": {"folder": clean.name, "images": len(photos)}})
+    data = {"folder": clean.name, "images": len(photos), **({"family": "widened"} if family else {})}
+    save_estimator(est, out, training={**info, "data": data})
     return names, out
 
 

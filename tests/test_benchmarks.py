@@ -314,6 +314,26 @@ def test_over_script(clean_dir, tmp_path):
     assert "--over haze,rain" in text and "| haze+noise |" in text
 
 
+def test_family_script(clean_dir, tmp_path):
+    """benchmarks/family.py: a --family adapter beside the bundled one of its name, alone, row per family variant."""
+    from typer.testing import CliRunner
+
+    from air_restore.cli.main import app
+
+    ad = tmp_path / "rain"
+    r = CliRunner().invoke(app, ["train", "adapter", "rain", "--synthetic", "rain", "--family", "--clean",
+                                 str(clean_dir), "--out", str(ad), "--steps", "2", "--batch-size", "2", "--crop", "32",
+                                 "--lr", "1e-2"])
+    assert r.exit_code == 0, r.output
+    res = _module("family").main(["--adapter", str(ad), "--clean", str(clean_dir), "--limit", "1", "--size", "64"])
+    tasks = [row["task"] for row in res["rows"]]
+    assert tasks == ["rain 0.5", "rain 0.15", "family: drizzle 0.5", "family: rain_over_haze 0.5", "clean"]
+    rain = res["rows"][0]
+    assert rain["new"] != rain["bundled"] and rain["input"] < rain["base"]  # the base removes some rain
+    text = "\n".join(_module("report_adapters").family_section(res))
+    assert "--family" in text and "| family: drizzle 0.5 |" in text
+
+
 def test_promote_script_passes_the_same_base_and_refuses_a_worse_one(clean_dir, tmp_path):
     """The promotion gate on a tiny run: the bundled base against itself changes no row (PROMOTE);
     a candidate with its output layer damaged loses every row and is refused, with the rows named."""

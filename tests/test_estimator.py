@@ -104,9 +104,11 @@ def test_cli_train_estimator(tmp_path):
                             "--adapters", "noise,snow", "--steps", "1", "--batches", "1"])
     assert r.exit_code == 2 and "snow" in r.output and "--targets present" in r.output
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "s"),
-                            "--adapters", "noise,snow", "--steps", "1", "--batches", "1", "--targets", "present"])
+                            "--adapters", "noise,snow", "--steps", "1", "--batches", "1", "--targets", "present",
+                            "--family"])
     assert r.exit_code == 0, r.output
     assert training_of(tmp_path / "s")["targets"] == "degradations present"
+    assert training_of(tmp_path / "s")["data"]["family"] == "widened" and "family" not in training["data"]
     assert not load_estimator(out, ("noise", "haze")).config.strength  # the strength output is opt-in
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "st"),
                             "--adapters", "noise,haze", "--steps", "2", "--batches", "1", "--strength"])

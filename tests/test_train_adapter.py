@@ -111,6 +111,30 @@ def test_cli_over_is_recorded(clean_dir, tmp_path):
     assert data["over"] == ["haze", "rain"] and data["over_share"] == 0.5
 
 
+def test_family_draws_other_ways_the_degradation_looks():
+    """--family: the noise family also holds JPEG, which leaves a flat grey crop almost as it is; the noise
+    plugin's own synthesizer never does."""
+    from air_restore.registry.training import family_synthesizer
+
+    grey = torch.full((32, 3, 32, 32), 0.5)
+    plain = get_degradation("noise").synthesize(grey, torch.Generator().manual_seed(0), 0.5)
+    wide = family_synthesizer("noise")(grey, torch.Generator().manual_seed(0), 0.5)
+    spread = lambda x: (x - grey).flatten(1).std(1)  # noqa: E731
+    assert spread(plain).min() > 0.05
+    assert (spread(wide) < 0.01).sum() >= 2 and (spread(wide) > 0.05).sum() >= 10
+
+
+def test_cli_family_is_recorded_and_used(clean_dir, tmp_path):
+    args = ["--clean", str(clean_dir), "--steps", "1", "--batch-size", "2", "--crop", "32"]
+    for out, extra in ((tmp_path / "plain", []), (tmp_path / "wide", ["--family"])):
+        r = runner.invoke(app, ["train", "adapter", "rain", "--synthetic", "rain", *extra, *args, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+    plain, wide = (json.loads((tmp_path / n / "air_manifest.json").read_text()) for n in ("plain", "wide"))
+    assert wide["training"]["data"]["family"] == "widened" and "family" not in plain["training"]["data"]
+    # Same seed, other synthesizer: the held-out photo is degraded differently.
+    assert wide["metrics"]["heldout_psnr_input"] != plain["metrics"]["heldout_psnr_input"]
+
+
 def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
     base, _ = load_base()
 
@@ -136,6 +160,8 @@ def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
         (["snow", "--pairs", "{c}", "--over", "haze"], "--over needs --synthetic"),
         (["noise", "--synthetic", "noise", "--clean", "{c}", "--over", "haze,noise"], "not 'noise' itself"),
         (["noise", "--synthetic", "noise", "--clean", "{c}", "--over", "fog"], "no degradation plugin named 'fog'"),
+        (["snow", "--pairs", "{c}", "--family"], "--family needs --synthetic"),
+        (["jpeg", "--synthetic", "jpeg", "--clean", "{c}", "--family"], "no widened family for 'jpeg'"),
     ],
 )
 def test_cli_errors(clean_dir, tmp_path, args, message):

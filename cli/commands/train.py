@@ -103,6 +103,11 @@ def adapter(
     holdout: float = typer.Option(0.1, help="Share of the images held out for the before/after metrics."),
     weights: Optional[Path] = typer.Option(None, help="Base weights (default: the bundled model)."),
     seed: int = typer.Option(0),
+    family: bool = flag(
+        "--family", help="With --synthetic NAME of a built-in degradation: draw each crop from its widened family "
+        "(noise: also camera noise and JPEG; blur: also Gaussian; haze: also flat and noisy haze; rain: also "
+        "drizzle and rain over haze; lowlight: also dim and dark-and-noisy), so the adapter is not fitted to one "
+        "synthesizer's quirks."),
     overwrite: bool = flag("--overwrite", help="Replace an existing adapter folder."),
 ) -> None:
     """Phase II: train one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer.
@@ -123,8 +128,8 @@ def adapter(
     with StageBars({"adapter": f"training {name}"}) as bars:
         run = training.adapter(name, out, pairs=pairs, synthetic=synthetic, clean=clean, over=over_names,
                                over_share=over_share, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
-                               lr=lr, holdout=holdout, weights=weights, seed=seed, overwrite=overwrite,
-                               progress=bars)
+                               lr=lr, holdout=holdout, weights=weights, seed=seed, family=family,
+                               overwrite=overwrite, progress=bars)
     m = run.metrics
     table = Table(title=f"{name}: held-out PSNR ({run.held} images)", show_edge=False)
     for col in ("input", "base", "base + adapter", "gain over base"):
@@ -159,6 +164,8 @@ def estimator(
         "Experimental: so far it stayed near 1 and cost low light 0.85 dB (benchmarks/results/NOTES.md)."),
     min_severity: float = typer.Option(0.2, "--min-severity", min=0.0, max=1.0,
                                        help="Severity of the mildest synthesized degradation."),
+    family: bool = flag("--family", help="Show each built-in degradation's widened family (as `air train "
+                        "adapter --family` trains on), not only its plugin's synthesizer."),
     overwrite: bool = flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
@@ -182,7 +189,7 @@ def estimator(
             clean, out, install=install, steps=steps,
             adapters=None if adapters is None else [n.strip() for n in adapters.split(",") if n.strip()],
             batches=batches, seed=seed, clean_share=clean_share, targets=targets, strength=strength,
-            min_severity=min_severity, overwrite=overwrite, progress=bars)
+            min_severity=min_severity, family=family, overwrite=overwrite, progress=bars)
     say(f"estimator for {names} → {written}")
 
 
