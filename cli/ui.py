@@ -23,6 +23,20 @@ stdout = Console()
 F = TypeVar("F", bound=Callable)
 
 
+def _untyped_help(get_help_option: Callable) -> Callable:
+    def get(self, ctx):
+        option = get_help_option(self, ctx)
+        if option is not None:
+            option.metavar = ""  # typer 0.29 with click 8.5 shows `--help <bool>`, as if it took a value
+        return option
+
+    return get
+
+
+for _cls in (typer.core.TyperCommand, typer.core.TyperGroup):
+    _cls.get_help_option = _untyped_help(_cls.get_help_option)
+
+
 def flag(*decls: str, help: str, **kw) -> bool:
     """An on/off option (default off). Shown without typer's ``<bool>`` type column, which would read as if
     the flag took a value."""

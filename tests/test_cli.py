@@ -51,6 +51,24 @@ def test_help_teaches():
     assert "restore" in r.output and "train" in r.output
 
 
+def test_no_help_page_shows_a_value_for_an_on_off_option():
+    """Every command's --help, groups included: flags (and --help itself) show no `<bool>` type, which
+    reads as if they took a value."""
+    import typer
+
+    def walk(cmd, path):
+        yield path
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    pages = list(walk(typer.main.get_command(app), []))
+    assert len(pages) > 15
+    for path in pages:
+        r = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        assert r.exit_code == 0, (path, r.output)
+        assert "--help" in r.output and "<bool>" not in r.output, (path, r.output)
+
+
 def test_restore_example_improves_it(tmp_path):
     """The shipped noisy example gets closer to the clean photo it was made from."""
     from skimage import data
