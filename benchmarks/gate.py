@@ -1,8 +1,12 @@
-"""The clean-pixel gate (``core.restore``, on by default): PSNR of the pipeline's blend with and without it,
-on clean photos, mild degradations and each single degradation at severity 0.5, plus the mean p_clean.
+"""The clean-pixel gate (``core.restore``, on by default): PSNR of the pipeline's blend without it, with its
+per-pixel part alone, and whole (per pixel, plus the input kept over a photo that looks clean as a whole,
+``core.restore.clean_share``), on clean photos, mild degradations (also light rain without a veil and camera
+noise from ``core.degradations``, which no bundled adapter was trained on), each single degradation at severity
+0.5 and the held-out real pairs; plus the head's mean p_clean and the whole-image share kept.
 With an estimator that has a strength output, also the gated blend at full strength and the mean strength.
 
-    python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --limit 6 --out benchmarks/results/gate.json
+    python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 \
+        --out benchmarks/results/gate.json
 """
 
 from __future__ import annotations
@@ -13,22 +17,30 @@ from pathlib import Path
 
 import torch
 
+from air_restore.core import degradations as D
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.core.io.weights import read_estimator
 from air_restore.core.metrics import psnr, quantize8
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.pipeline import load_restorer
+from air_restore.core.restore import clean_share
 
 TASKS = (("clean", None, 0.0), ("noise", "noise", 0.1), ("noise", "noise", 0.2), ("jpeg", "jpeg", 0.1),
          ("jpeg", "jpeg", 0.2), ("rain", "rain", 0.2),
          ("noise", "noise", 0.5), ("blur", "blur", 0.5), ("haze", "haze", 0.5), ("rain", "rain", 0.5),
-         ("lowlight", "lowlight", 0.5), ("jpeg", "jpeg", 0.5))
+         ("lowlight", "lowlight", 0.5), ("jpeg", "jpeg", 0.5),
+         # Not from a plugin: light rain with no veil and camera noise (core.degradations' wider families)
+         ("light rain (drizzle)", D.drizzle, 0.3), ("camera noise", D.camera_noise, 0.3), ("jpeg", "jpeg", 0.9))
+#: Real pairs, the last 20 of each by name (held out, as in blending.py).
+PAIRS = ("noise_real_PolyU", "rain_Rain100H")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clean", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=6)
+    ap.add_argument("--pairs", type=Path, default=None, help="folder holding the real paired sets")
+    ap.add_argument("--pairs-limit", type=int, default=20)
     ap.add_argument("--estimator", type=Path, default=None, help="an estimator file instead of the one "
                     "`air restore` would pick (for the same adapters)")
     ap.add_argument("--out", type=Path, default=None)
@@ -37,24 +49,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.estimator is not None:
         r.estimator, r.estimator_path = read_estimator(args.estimator), args.estimator
     imgs = [read_image(p).rgb for p in iter_image_paths([args.clean])[: args.limit or None]]
+    sets = []
+    for t, (name, synth, sev) in enumerate(TASKS):
+        if isinstance(synth, str):
+            synth = get_degradation(synth).synthesize
+        sets.append((name, sev, [(c if synth is None else quantize8(
+            synth(c[None], torch.Generator().manual_seed(100 * t + i), sev)[0].clamp(0, 1)), c)
+            for i, c in enumerate(imgs)]))
+    for folder in PAIRS if args.pairs is not None else ():
+        root = args.pairs / folder
+        if root.is_dir():
+            names = [p.name for p in iter_image_paths([root / "degraded"])][-args.pairs_limit:]
+            sets.append((f"real: {folder} (held out)", None, [
+                (read_image(root / "degraded" / n).rgb, read_image(root / "clean" / n).rgb) for n in names]))
     rows = []
-    for t, (name, plugin, sev) in enumerate(TASKS):
-        learned = r.estimator is not None and r.estimator.config.strength
-        acc = {"input": 0.0, "ungated": 0.0, "gated": 0.0, "p_clean": 0.0,
+    learned = r.estimator is not None and r.estimator.config.strength
+    for name, sev, samples in sets:
+        acc = {"input": 0.0, "ungated": 0.0, "pixel_gate": 0.0, "gated": 0.0, "p_clean": 0.0, "share": 0.0,
                **({"gated_full": 0.0, "strength": 0.0} if learned else {})}
-        for i, c in enumerate(imgs):
-            x = c if plugin is None else quantize8(
-                get_degradation(plugin).synthesize(c[None], torch.Generator().manual_seed(100 * t + i), sev)[0])
+        for x, c in samples:
             gated = r.restore(x, explain=True, gate=True)
             acc["input"] += min(psnr(x, c, quantize=True).item(), 100.0)
             acc["ungated"] += psnr(r.restore(x, gate=False).image, c, quantize=True).item()
+            acc["pixel_gate"] += psnr(r.restore(x, gate=True, clean_ramp=None).image, c, quantize=True).item()
             acc["gated"] += psnr(gated.image, c, quantize=True).item()
             acc["p_clean"] += gated.seg_probs[0].mean().item()
+            acc["share"] += clean_share(gated.seg_probs[0].mean().item())
             if learned:
                 w, strength = r.assess(x)
                 acc["gated_full"] += psnr(r.restore(x, w, gate=True).image, c, quantize=True).item()
                 acc["strength"] += strength
-        rows.append({"task": name, "severity": sev, "images": len(imgs), **{k: v / len(imgs) for k, v in acc.items()}})
+        rows.append({"task": name, "severity": sev, "images": len(samples),
+                     **{k: v / len(samples) for k, v in acc.items()}})
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

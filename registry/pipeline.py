@@ -211,6 +211,7 @@ class Restored:
     tta: str | None = None  # the refiner's one-line report (tta=True)
     strength: float = 1.0  # share of the restoration kept (the estimator's, or 1 with given weights)
     strength_source: str = "none"  # "estimator", "given" (strength= or adapters=) or "none"
+    clean_share: float = 0.0  # share of the photo the gate kept as it was because it looks clean as a whole
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -307,7 +308,7 @@ class Pipeline:
         names = self.restorer.adapters
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
-                       strength_source=strength_source)
+                       strength_source=strength_source, clean_share=res.clean_share)
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 

@@ -69,6 +69,21 @@ def test_no_help_page_shows_a_value_for_an_on_off_option():
         assert "--help" in r.output and "<bool>" not in r.output, (path, r.output)
 
 
+def test_a_clean_photo_comes_back_as_it_went_in_and_explain_says_why(tmp_path):
+    from skimage import data
+
+    src = tmp_path / "cat.png"
+    Image.fromarray(np.ascontiguousarray(data.chelsea()[:256, :320])).save(src)
+    out = tmp_path / "out.png"
+    r = _air("restore", str(src), "-o", str(out), "--explain")
+    assert r.exit_code == 0, r.output
+    assert "looks clean as a whole, so the gate kept 100% of the input" in r.output.replace("\n", " ")
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(src)))
+    r = _air("restore", str(src), "-o", str(tmp_path / "raw.png"), "--no-gate", "--explain")
+    assert r.exit_code == 0 and "looks clean" not in r.output
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "raw.png")), np.asarray(Image.open(src)))
+
+
 def test_restore_example_improves_it(tmp_path):
     """The shipped noisy example gets closer to the clean photo it was made from."""
     from skimage import data

@@ -6,6 +6,7 @@ Everything runs on the CPU with small tensors. The restore tests use the shipped
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -676,6 +677,42 @@ def test_gate_mixes_per_pixel_by_the_clean_probability():
     p = res.seg_probs[0:1]
     assert 0.05 < float(p.mean()) < 0.95  # a random head: neither all clean nor none
     assert torch.allclose(gated, x + (1 - p) * (res.image - x), atol=1e-5)
+
+
+def test_clean_share_ramps_between_its_two_points():
+    from air_restore.core.restore import CLEAN_RAMP, clean_share
+
+    lo, hi = CLEAN_RAMP
+    assert clean_share(0.0) == 0.0 and clean_share(lo) == 0.0 and clean_share(hi) == 1.0 and clean_share(1.0) == 1.0
+    assert clean_share((lo + hi) / 2) == pytest.approx(0.5)
+    assert clean_share(0.7, (0.5, 0.9)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("tile", [512, 24])
+def test_a_photo_that_looks_clean_as_a_whole_keeps_more_of_its_input(tile):
+    """Where the head's mean p_clean over the photo reaches the ramp, the gate keeps the input over the whole
+    photo in proportion: keep = p_clean + (1 − p_clean)·clean_share(mean p_clean); `clean_ramp=None` is the
+    per-pixel gate alone. The share is taken over the whole photo, not per tile."""
+    from air_restore.core.restore import clean_share
+
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    classes = len(TINY.classes)
+    p = 0.7  # the head says "clean" with probability 0.7 at every pixel: logit log(p·(C−1)/(1−p)) against 0
+    with torch.no_grad():
+        last = model.seg_head[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[0] = math.log(p * (classes - 1) / (1 - p))
+        model.ending.weight.normal_(0, 0.05, generator=_gen(1))
+    x = _photo(40, 56)
+    network = restore(model, x, tile=tile, overlap=8).image
+    assert (network - x).abs().max() > 0.01
+    keep = p + (1 - p) * clean_share(p)
+    assert 0 < clean_share(p) < 1
+    gated = restore(model, x, tile=tile, overlap=8, gate=True).image
+    assert torch.allclose(gated, (x + (1 - keep) * (network - x)).clamp(0, 1), atol=1e-5)
+    pixel = restore(model, x, tile=tile, overlap=8, gate=True, clean_ramp=None).image
+    assert torch.allclose(pixel, (x + (1 - p) * (network - x)).clamp(0, 1), atol=1e-5)
 
 
 def test_strength_moves_the_output_along_the_restoration():

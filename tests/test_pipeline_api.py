@@ -83,6 +83,10 @@ def test_a_clean_photo_comes_back_unchanged_and_a_noisy_one_is_still_restored(pi
     gated, ungated = pipe.restorer.restore(clean).image, pipe.restorer.restore(clean, gate=False).image
     assert psnr(gated, clean, quantize=True) >= 40
     assert psnr(gated, clean, quantize=True) > psnr(ungated, clean, quantize=True) + 3
+    # The head sees chelsea as clean as a whole (mean p_clean ≈ 0.85), so the gate keeps all of the input,
+    # where the per-pixel gate alone still lets the network's small changes through.
+    pixel = pipe.restorer.restore(clean, clean_ramp=None).image
+    assert torch.equal(quantize8(gated), quantize8(clean)) and not torch.equal(quantize8(pixel), quantize8(clean))
     noisy = quantize8(D.noise(clean[None], torch.Generator().manual_seed(0), 0.5)[0])
     g, u = pipe.restorer.restore(noisy).image, pipe.restorer.restore(noisy, gate=False).image
     assert psnr(g, clean) > psnr(noisy, clean) + 5

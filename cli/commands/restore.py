@@ -143,6 +143,10 @@ def print_explain(out: Console, name: str, result) -> None:
         for adapter, w in result.weights.items():
             wt.add_row(escape(adapter), f"{w:.2f}")
         out.print(wt)
+    if result.clean_share > 0:
+        out.print(escape(f"{name}: looks clean as a whole, so the gate kept {100 * result.clean_share:.0f}% of the "
+                         "input everywhere, and more where a pixel looks clean (--no-gate turns this off)"),
+                  highlight=False, soft_wrap=True)
     if result.strength_source != "none":
         how = "given" if result.strength_source == "given" else "chosen by the estimator"
         out.print(escape(f"{name}: strength {result.strength:.2f} (share of the restoration kept, {how})"),
