@@ -26,6 +26,7 @@
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
+    python benchmarks/profile_restore.py --sizes 512 2048 --threads 2 --out benchmarks/results/profile.json
     python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
     python benchmarks/batch.py --photos ../shared/data/eval/CBSD68 --limit 32 --runs 3 --out benchmarks/results/batch.json
     python benchmarks/promote.py --candidate training/base-v2/base.safetensors --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_STEPS.json
@@ -344,6 +345,28 @@ def speed_paths_section(sp: dict) -> list[str]:
     return lines + [""]
 
 
+def profile_section(p: dict) -> list[str]:
+    """results/profile.json (benchmarks/profile_restore.py): where `air restore`'s CPU time goes (#15)."""
+    cpu = p.get("cpu", {}).get("cpu_model", "")
+    lines = [
+        "## Where the CPU time goes (profile)",
+        "",
+        f"`benchmarks/profile_restore.py`: torch.profiler over one restore by the bundled pipeline (estimator, "
+        f"{len(p.get('adapters', []))} adapters merged, tiles of 512 with overlap 128, the gate), after a warm-up; "
+        f"{p['threads']} threads" + (f", {cpu}" if cpu else "") + f", torch {p['torch']}. Self CPU time per "
+        "operator group as a share of all profiled time (convolutions split by weight shape). Read the shares: "
+        "the wall times are single runs under the profiler, which about doubles them (the speed tables above "
+        "are the unprofiled times).",
+        "",
+    ]
+    for r in p["rows"]:
+        lines += [f"{r['size']}²: {r['wall_s']:.2f} s, {r['ms_per_mp']:.0f} ms per megapixel.", "",
+                  "| operator | self s | share |", "|---|---|---|"]
+        lines += [f"| {o['op']} | {o['self_s']:.2f} | {100 * o['share']:.1f}% |" for o in r["ops"]]
+        lines.append("")
+    return lines
+
+
 def speed_section(sp: dict) -> list[str]:
     m = sp["machine"]
     lines = [
@@ -551,6 +574,7 @@ def main(argv: list[str] | None = None) -> str:
                           *((f.name, family_section) for f in sorted(args.results.glob("family_*.json"))),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section), ("speed_paths.json", speed_paths_section),
+                          ("profile.json", profile_section),
                           ("speed_gpu.json", speed_gpu_section),
                           ("web.json", web_section),
                           ("batch.json", batch_section)):

@@ -334,6 +334,17 @@ def test_family_script(clean_dir, tmp_path):
     assert "--family" in text and "| family: drizzle 0.5 |" in text
 
 
+def test_profile_script_splits_the_convolutions_by_kind():
+    """benchmarks/profile_restore.py: operator groups of one profiled restore, the convolutions told apart by
+    their weight shapes (the base has 1×1 and depthwise 3×3 convs, and a few others)."""
+    res = _module("profile_restore").main(["--sizes", "64", "--threads", "1", "--top", "30"])
+    row = res["rows"][0]
+    ops = {o["op"]: o for o in row["ops"]}
+    assert {"conv 1×1", "conv depthwise 3×3", "conv other"} <= set(ops)
+    assert row["ms_per_mp"] == pytest.approx(1000 * row["wall_s"] / (64 * 64 / 1e6))
+    assert not [op for op in ops if "conv" in op and not op.startswith("conv ")]  # every conv backend op sorted
+
+
 def test_promote_script_passes_the_same_base_and_refuses_a_worse_one(clean_dir, tmp_path):
     """The promotion gate on a tiny run: the bundled base against itself changes no row (PROMOTE);
     a candidate with its output layer damaged loses every row and is refused, with the rows named."""
