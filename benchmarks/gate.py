@@ -21,9 +21,9 @@ from air_restore.core import degradations as D
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.core.io.weights import read_estimator
 from air_restore.core.metrics import psnr, quantize8
+from air_restore.core.restore import clean_share
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.pipeline import load_restorer
-from air_restore.core.restore import clean_share
 
 TASKS = (("clean", None, 0.0), ("noise", "noise", 0.1), ("noise", "noise", 0.2), ("jpeg", "jpeg", 0.1),
          ("jpeg", "jpeg", 0.2), ("rain", "rain", 0.2),
