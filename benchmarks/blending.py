@@ -71,6 +71,14 @@ def pipeline(weights: Path | None = None, folders: list[Path] | None = None) -> 
     return r
 
 
+def held_out_pairs(root: Path, limit: int, size: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(degraded, clean) of the last ``limit`` pairs by name of a paired folder (the split the real-pair
+    adapters hold out), centre-cropped to ``size``."""
+    names = [p.name for p in iter_image_paths([root / "degraded"])][-limit:]
+    return [(_crop(read_image(root / "degraded" / n).rgb, size), _crop(read_image(root / "clean" / n).rgb, size))
+            for n in names]
+
+
 def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
     if not size:
         return x
@@ -165,10 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
             root = args.pairs / folder
             if not root.is_dir():
                 continue
-            names = [p.name for p in iter_image_paths([root / "degraded"])][-args.pairs_limit:]
-            samples = [(_crop(read_image(root / "degraded" / n).rgb, args.size),
-                        _crop(read_image(root / "clean" / n).rgb, args.size)) for n in names]
-            real.append(_row(r, folder, parts, samples, baseline))
+            real.append(_row(r, folder, parts, held_out_pairs(root, args.pairs_limit, args.size), baseline))
             print(json.dumps(real[-1]), flush=True)
     result = {
         "clean_set": args.clean.name, "images_per_task": len(clean), "severity": SEVERITY,

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blending import PAIRS, _crop, _psnr  # noqa: E402  (as the blending table)
+from blending import PAIRS, _crop, _psnr, held_out_pairs  # noqa: E402  (as the blending table)
 
 from air_restore.core.families import FAMILIES  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
@@ -74,10 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
             root = args.pairs / folder
             if parts != (name,) or not root.is_dir():
                 continue
-            names = [p.name for p in iter_image_paths([root / "degraded"])][-args.pairs_limit:]
-            sets.append((f"real: {folder} (held out)", [(_crop(read_image(root / "degraded" / n).rgb, args.size),
-                                                         _crop(read_image(root / "clean" / n).rgb, args.size))
-                                                        for n in names]))
+            sets.append((f"real: {folder} (held out)", held_out_pairs(root, args.pairs_limit, args.size)))
     for row, fn, severity in rows_for(name):
         seed = zlib.crc32(row.encode())
         sets.append((row, [(quantize8(fn(c[None], torch.Generator().manual_seed(seed + i), severity)[0].clamp(0, 1)), c)

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
-from air_restore.core import degradations as D
-from air_restore.core.io.images import iter_image_paths, read_image
-from air_restore.core.io.weights import read_estimator
-from air_restore.core.metrics import psnr, quantize8
-from air_restore.core.restore import clean_share
-from air_restore.registry.discovery import get_degradation
-from air_restore.registry.pipeline import load_restorer
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blending import PAIRS, held_out_pairs  # noqa: E402  (the same held-out real pairs)
+
+from air_restore.core import degradations as D  # noqa: E402
+from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
+from air_restore.core.io.weights import read_estimator  # noqa: E402
+from air_restore.core.metrics import psnr, quantize8  # noqa: E402
+from air_restore.core.restore import clean_share  # noqa: E402
+from air_restore.registry.discovery import get_degradation  # noqa: E402
+from air_restore.registry.pipeline import load_restorer  # noqa: E402
 
 TASKS = (("clean", None, 0.0), ("noise", "noise", 0.1), ("noise", "noise", 0.2), ("jpeg", "jpeg", 0.1),
          ("jpeg", "jpeg", 0.2), ("rain", "rain", 0.2),
@@ -31,8 +35,6 @@ TASKS = (("clean", None, 0.0), ("noise", "noise", 0.1), ("noise", "noise", 0.2),
          ("lowlight", "lowlight", 0.5), ("jpeg", "jpeg", 0.5),
          # Not from a plugin: light rain with no veil and camera noise (core.degradations' wider families)
          ("light rain (drizzle)", D.drizzle, 0.3), ("camera noise", D.camera_noise, 0.3), ("jpeg", "jpeg", 0.9))
-#: Real pairs, the last 20 of each by name (held out, as in blending.py).
-PAIRS = ("noise_real_PolyU", "rain_Rain100H")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -59,9 +61,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for folder in PAIRS if args.pairs is not None else ():
         root = args.pairs / folder
         if root.is_dir():
-            names = [p.name for p in iter_image_paths([root / "degraded"])][-args.pairs_limit:]
-            sets.append((f"real: {folder} (held out)", None, [
-                (read_image(root / "degraded" / n).rgb, read_image(root / "clean" / n).rgb) for n in names]))
+            sets.append((f"real: {folder} (held out)", None, held_out_pairs(root, args.pairs_limit)))
     rows = []
     learned = r.estimator is not None and r.estimator.config.strength
     for name, sev, samples in sets:

@@ -40,11 +40,15 @@ def clean_share(mean_p_clean: float, ramp: tuple[float, float] = CLEAN_RAMP) -> 
     return min(1.0, max(0.0, (mean_p_clean - lo) / (hi - lo)))
 
 
-def apply_gate(x: torch.Tensor, restored: torch.Tensor, p_clean: torch.Tensor, whole: float = 0.0) -> torch.Tensor:
+def apply_gate(x: torch.Tensor, restored: torch.Tensor, p_clean: torch.Tensor, whole: float = 0.0, *,
+               inplace: bool = False) -> torch.Tensor:
     """The clean-pixel gate: ``x + (1 − keep)·(restored − x)`` with ``keep = p_clean + (1 − p_clean)·whole``,
-    ``p_clean`` [B, 1, H, W] (or [1, H, W]) from the head, ``whole`` from :func:`clean_share`."""
-    keep = p_clean + (1 - p_clean) * whole if whole else p_clean
-    return x + (1 - keep) * (restored - x)
+    ``p_clean`` [B, 1, H, W] (or [1, H, W]) from the head, ``whole`` from :func:`clean_share`. ``inplace``
+    writes into ``restored`` (on a large photo each whole-image temporary costs 12 bytes per pixel)."""
+    change = (1 - p_clean) * (1 - whole)  # = 1 − keep
+    if inplace:
+        return restored.sub_(x).mul_(change).add_(x)
+    return x + change * (restored - x)
 
 
 @torch.no_grad()
@@ -97,14 +101,13 @@ def restore(
     x = rgb.float().cpu()
     res = tiled_forward(fn, x, tile=tile, overlap=overlap, align=model.config.pad_multiple, device=device,
                         progress=progress)
-    # In place from here on: on a large photo each whole-image temporary costs 4–12 bytes per pixel.
+    # In place from here on: on a large photo each whole-image temporary costs 12 bytes per pixel.
     image = res.image.clamp_(0, 1)
     whole = 0.0
-    if gate:  # after stitching: the whole-image share needs every tile's p_clean (apply_gate, in place)
+    if gate:  # after stitching: the whole-image share needs every tile's p_clean
         p_clean = res.seg_probs[clean : clean + 1]
         whole = clean_share(float(p_clean.mean()), clean_ramp) if clean_ramp is not None else 0.0
-        change = (1 - p_clean) if explain else p_clean.neg_().add_(1)  # the map is returned with explain
-        image.sub_(x).mul_(change.mul_(1 - whole)).add_(x)
+        apply_gate(x, image, p_clean, whole, inplace=True)
     if strength != 1.0:
         image.sub_(x).mul_(strength).add_(x)
     return RestoreResult(image.clamp_(0, 1), res.seg_probs if explain else None, whole)
