@@ -281,8 +281,21 @@ def test_peer_script_scratch(photos, tmp_path):
     assert len(rows) == 11 and "haze+noise" in rows
     for r in rows.values():
         assert 0 < r["peer_psnr"] < 60 and 0 < r["abair_blended_ssim"] <= 1 and r["peer_s"] > 0
-    # The blended column really blends: with untrained-but-nonzero adapters it differs from the base alone.
-    assert any(r["abair_blended_psnr"] != r["abair_base_psnr"] for r in rows.values())
+    # The blended column really blends. One optimizer step moves an image by ~1e-7, below 8-bit rounding,
+    # so check the parts instead: the estimator gives the adapters weight and each adapter moves the convs.
+    import torch
+
+    from air_restore.core.io.images import read_image
+    from air_restore.core.lora import BlendedConv2d
+
+    r = _module("blending").pipeline(work / "abair" / "base.safetensors",
+                                     [work / "abair" / "adapters" / n for n in BUNDLED_ORDER])
+    w, _ = r.assess(read_image(next(photos.iterdir())).rgb)
+    assert w.sum() > 0
+    convs = [m for m in r.model.modules() if isinstance(m, BlendedConv2d)]
+    eye = torch.eye(len(BUNDLED_ORDER))
+    for k in range(len(BUNDLED_ORDER)):
+        assert any(not torch.equal(m.merge(eye[k]), m.merge(torch.zeros(len(BUNDLED_ORDER)))) for m in convs)
     # A second run reuses the finished parts instead of retraining them.
     before = (work / "peer" / "base.safetensors").stat().st_mtime_ns
     _module("peer").main(args[:-2] + ["--only", "peer"])
