@@ -1,6 +1,7 @@
 """The clean-pixel gate (``core.restore``, on by default): PSNR of the pipeline's blend without it, with its
 per-pixel part alone, and whole (per pixel, plus the input kept over a photo that looks clean as a whole,
-``core.restore.clean_share``), on clean photos, mild degradations (also light rain without a veil and camera
+``core.restore.clean_share``), and the whole gate without the fallback adapter (``core.routing``: the weight the
+estimator leaves unassigned goes to the noise adapter, and its mean), on clean photos, mild degradations (also light rain without a veil and camera
 noise from ``core.degradations``, which no bundled adapter was trained on), each single degradation at severity
 0.5 and the held-out real pairs; plus the head's mean p_clean and the whole-image share kept.
 With an estimator that has a strength output, also the gated blend at full strength and the mean strength.
@@ -65,10 +66,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     learned = r.estimator is not None and r.estimator.config.strength
     for name, sev, samples in sets:
-        acc = {"input": 0.0, "ungated": 0.0, "pixel_gate": 0.0, "gated": 0.0, "p_clean": 0.0, "share": 0.0,
-               **({"gated_full": 0.0, "strength": 0.0} if learned else {})}
+        acc = {"input": 0.0, "ungated": 0.0, "pixel_gate": 0.0, "gated": 0.0, "no_fallback": 0.0, "fallback": 0.0,
+               "p_clean": 0.0, "share": 0.0, **({"gated_full": 0.0, "strength": 0.0} if learned else {})}
         for x, c in samples:
+            w, _, extra = r.route(x)
             gated = r.restore(x, explain=True, gate=True)
+            est_only = w.clone()
+            if extra:
+                est_only[r.adapters.index(r.fallback.adapter)] -= extra
+            acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True).image, c, quantize=True).item() if extra
+                                   else psnr(gated.image, c, quantize=True).item())
+            acc["fallback"] += extra
             acc["input"] += min(psnr(x, c, quantize=True).item(), 100.0)
             acc["ungated"] += psnr(r.restore(x, gate=False).image, c, quantize=True).item()
             acc["pixel_gate"] += psnr(r.restore(x, gate=True, clean_ramp=None).image, c, quantize=True).item()

@@ -92,6 +92,7 @@ def gate_section(g: dict) -> list[str]:
     rows = g["rows"]
     full = "gated_full" in rows[0]
     pixel = "pixel_gate" in rows[0]  # runs from before the whole-image part have no such column
+    fb = "no_fallback" in rows[0]  # runs from before the fallback adapter (core.routing) have no such column
     lines = [
         "## Clean in, clean out; mild inputs",
         "",
@@ -103,19 +104,24 @@ def gate_section(g: dict) -> list[str]:
         + ("; *pixel gate*: its per-pixel part alone, without keeping the input over a photo that looks clean as "
            "a whole (*share*: the mean share kept that way, `core.restore.clean_share`)" if pixel else "")
         + (", all at the estimator's strength; *strength 1*: gated, at full strength" if full else "")
+        + ("; *no fallback*: the pipeline without the fallback adapter (`core.routing`: the noise adapter takes "
+           "the weight the estimator leaves unassigned, except on a photo that looks dark; *fallback*: the mean "
+           "weight it took)" if fb else "")
         + ". *p_clean*: the segmentation head's mean probability that a pixel is clean.",
         "",
         "| input | severity | input PSNR | no gate | " + ("pixel gate | " if pixel else "")
-        + ("strength 1 | " if full else "") + "**pipeline** | pipeline − input | " + ("strength | " if full else "")
-        + "p_clean |" + (" share |" if pixel else ""),
-        "|---|---|---|---|---|---|" + ("---|---|" if pixel else "") + ("---|---|" if full else "") + "---|",
+        + ("strength 1 | " if full else "") + ("no fallback | " if fb else "") + "**pipeline** | pipeline − input | "
+        + ("fallback | " if fb else "") + ("strength | " if full else "") + "p_clean |" + (" share |" if pixel else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if pixel else "") + ("---|---|" if full else "")
+        + ("---|---|" if fb else "") + "---|",
     ]
     for r in rows:
         gain = "" if r["input"] >= 100 else f"{r['gated'] - r['input']:+.2f}"
         sev = "" if r["severity"] is None else r["severity"]
         lines.append(f"| {r['task']} | {sev} | {r['input']:.2f} | {r['ungated']:.2f} | "
                      + (f"{r['pixel_gate']:.2f} | " if pixel else "")
-                     + (f"{r['gated_full']:.2f} | " if full else "") + f"**{r['gated']:.2f}** | {gain} | "
+                     + (f"{r['gated_full']:.2f} | " if full else "") + (f"{r['no_fallback']:.2f} | " if fb else "")
+                     + f"**{r['gated']:.2f}** | {gain} | " + (f"{r['fallback']:.2f} | " if fb else "")
                      + (f"{r['strength']:.2f} | " if full else "") + f"{r['p_clean']:.2f} |"
                      + (f" {r['share']:.2f} |" if pixel else ""))
     return lines + [""]

@@ -14,6 +14,7 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
+from ..core.routing import Fallback, apply_fallback
 from .adapters import load_for_base
 from .store import InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -31,19 +32,31 @@ class Restorer:
     warnings: list[str] = field(default_factory=list)
     mode: str = "merged"  # one image at a time: merging the adapters into W0 costs nothing per pixel
     gate: bool = True  # keep the input's pixels where the segmentation head sees nothing wrong (core.restore)
+    # Who takes the weight the estimator leaves unassigned (core.routing); off by itself where the noise or
+    # low-light adapter is missing, None turns it off.
+    fallback: Fallback | None = field(default_factory=Fallback)
 
     @torch.no_grad()
     def assess(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """The estimator's per-adapter weights [K] for one image [3, H, W] (zeros for adapters it does not
-        know) and its strength (1 without an estimator, or with one trained without a strength output)."""
+        """The per-adapter weights [K] for one image [3, H, W] (zeros for adapters the estimator does not
+        know) and the strength (1 without an estimator, or with one trained without a strength output)."""
+        w, strength, _ = self.route(rgb)
+        return w, strength
+
+    @torch.no_grad()
+    def route(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned."""
         w = torch.zeros(len(self.adapters))
         if self.estimator is None:
-            return w, 1.0
+            return w, 1.0, 0.0
         dev = next(self.estimator.parameters()).device
         est_w, strength = self.estimator.predict(rgb[None].to(dev).float())
         for name, v in zip(self.estimator.config.adapters, est_w[0].cpu()):
             w[self.adapters.index(name)] = v
-        return w, float(strength[0])
+        extra = 0.0
+        if self.fallback is not None and self.fallback.applies(self.model, self.adapters):
+            w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback)
+        return w, float(strength[0]), extra
 
     def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
         """Per-adapter weights [K] for one image [3, H, W] (see :meth:`assess`)."""
@@ -212,6 +225,7 @@ class Restored:
     strength: float = 1.0  # share of the restoration kept (the estimator's, or 1 with given weights)
     strength_source: str = "none"  # "estimator", "given" (strength= or adapters=) or "none"
     clean_share: float = 0.0  # share of the photo the gate kept as it was because it looks clean as a whole
+    fallback: float = 0.0  # weight the fallback adapter took of what the estimator left (core.routing)
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -280,12 +294,17 @@ class Pipeline:
 
     def assess(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None) -> tuple[torch.Tensor, float]:
         """The weights (:meth:`weights`) and the strength for ``rgb``: the estimator's, or 1 with ``adapters``."""
+        w, strength, _ = self.route(rgb, adapters)
+        return w, strength
+
+    def route(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None) -> tuple[torch.Tensor, float, float]:
+        """:meth:`assess`, and the weight the fallback adapter took (:meth:`Restorer.route`; 0 with ``adapters``)."""
         if adapters is not None:
-            return self.restorer.weights_from({**adapters, **self.fixed}), 1.0
-        w, strength = self.restorer.assess(rgb)
+            return self.restorer.weights_from({**adapters, **self.fixed}), 1.0, 0.0
+        w, strength, extra = self.restorer.route(rgb)
         for name, v in self.fixed.items():
             w[self.restorer.adapters.index(name)] = v
-        return w, strength
+        return w, strength, extra
 
     @torch.no_grad()
     def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int = 512,
@@ -295,7 +314,7 @@ class Pipeline:
         ``strength`` (0 = the input, 1 = all of the restoration) replaces the estimator's choice."""
         from ..core.explain import class_shares
 
-        w, chosen = self.assess(rgb, adapters)
+        w, chosen, fallback = self.route(rgb, adapters)
         source = "given" if adapters is not None else ("estimator" if self.restorer.adapters else "none")
         est = self.restorer.estimator
         learned = adapters is None and est is not None and est.config.strength
@@ -308,7 +327,7 @@ class Pipeline:
         names = self.restorer.adapters
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
-                       strength_source=strength_source, clean_share=res.clean_share)
+                       strength_source=strength_source, clean_share=res.clean_share, fallback=fallback)
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 

@@ -91,3 +91,44 @@ def test_a_clean_photo_comes_back_unchanged_and_a_noisy_one_is_still_restored(pi
     g, u = pipe.restorer.restore(noisy).image, pipe.restorer.restore(noisy, gate=False).image
     assert psnr(g, clean) > psnr(noisy, clean) + 5
     assert abs(psnr(g, clean) - psnr(u, clean)) < 0.1
+
+
+def test_the_fallback_rule():
+    """core.routing: the fallback takes the unassigned weight, all of it unless the photo looks dark to the
+    estimator or to the head, none of it when either is sure."""
+    import torch
+
+    from air_restore.core.routing import Fallback, fallback_share
+
+    rule = Fallback()
+    assert fallback_share(0.0, 0.0, rule) == 1.0
+    assert fallback_share(rule.est_limit, 0.0, rule) == 0.0 and fallback_share(0.0, rule.head_ramp[1], rule) == 0.0
+    assert 0 < fallback_share(0.05, 0.3, rule) < fallback_share(0.0, 0.3, rule) < 1
+    assert Fallback().applies(load_pipeline(device="cpu").restorer.model, list(BUNDLED_ORDER))
+    assert not Fallback().applies(load_pipeline(device="cpu").restorer.model, ["noise", "haze"])
+
+
+def test_the_noise_adapter_takes_what_the_estimator_leaves_but_not_on_a_dark_photo(pipe):
+    """Mild noise: the estimator assigns little, the rest goes to the noise adapter (CBSD68, σ≈5: 32.25 →
+    37.56 dB, benchmarks/gate.py), and the result is closer to the clean photo than the estimator's weights
+    alone give. A dark photo gives the fallback nothing (the noise adapter would undo the brightening)."""
+    import torch
+    from skimage import data
+
+    from air_restore.core import degradations as D
+    from air_restore.core.metrics import psnr, quantize8
+
+    clean = torch.from_numpy(np.ascontiguousarray(data.astronaut()[96:352, 128:384])).permute(2, 0, 1).float() / 255
+    mild = quantize8(D.noise(clean[None], torch.Generator().manual_seed(3), 0.1)[0])
+    r = pipe.restorer
+    w, _, extra = r.route(mild)
+    est_only = w.clone()
+    est_only[r.adapters.index("noise")] -= extra
+    assert extra > 0.2 and abs(float(w.sum()) - 1) < 1e-2  # the estimator left a lot; (nearly) all went to noise
+    assert psnr(r.restore(mild, w).image, clean) > psnr(r.restore(mild, est_only).image, clean) + 0.5
+    res = pipe.run(mild)
+    assert res.fallback == pytest.approx(extra) and res.weights["noise"] == pytest.approx(float(w[0]))
+    dark = quantize8(D.lowlight(clean[None], torch.Generator().manual_seed(3), 0.3)[0])
+    assert r.route(dark)[2] == 0.0
+    given = pipe.run(mild, adapters={"haze": 0.5})  # given weights are used as given
+    assert given.fallback == 0.0 and given.weights["noise"] == 0.0

@@ -143,6 +143,10 @@ def print_explain(out: Console, name: str, result) -> None:
         for adapter, w in result.weights.items():
             wt.add_row(escape(adapter), f"{w:.2f}")
         out.print(wt)
+        if result.fallback > 0:
+            out.print(escape(f"{name}: {result.fallback:.2f} of the noise weight is the share the estimator left "
+                             "unassigned: the noise adapter restores mild, unclear degradations better than the base "
+                             "alone (never given on a dark photo)"), highlight=False, soft_wrap=True)
     if result.clean_share > 0:
         out.print(escape(f"{name}: looks clean as a whole, so the gate kept {100 * result.clean_share:.0f}% of the "
                          "input everywhere, and more where a pixel looks clean (--no-gate turns this off)"),
