@@ -13,6 +13,9 @@ when it gets the rest). Two signals say "dark", and either one stops the fallbac
   adapters off (a ramp over ``head_ramp``). The head needs native pixels: on a downscaled photo it reads
   sensor noise no longer and misses mild low light.
 
+Nor does it act on a photo the same crops say is clean as a whole: the gate gives such a photo back as it
+came, and the noise adapter would only move the head's judgement of it (a clean cat photo: kept 100% → 47%).
+
 Measured by ``benchmarks/gate.py`` and ``benchmarks/blending.py`` (BENCHMARKS.md, NOTES.md).
 """
 
@@ -24,7 +27,7 @@ import torch
 
 from .arch import AirUNet
 from .lora import adapter_names, blend
-from .restore import restore
+from .restore import clean_share, restore
 
 
 @dataclass(frozen=True)
@@ -41,30 +44,31 @@ class Fallback:
         return {self.adapter, self.unless} <= set(adapters) and self.unless in model.config.classes
 
 
-def head_share(model: AirUNet, rgb: torch.Tensor, cls: str, crop: int = 128) -> float:
-    """Mean probability of class ``cls`` from the segmentation head over four native-resolution crops of
+def head_means(model: AirUNet, rgb: torch.Tensor, crop: int = 128) -> torch.Tensor:
+    """Mean probability of each class [C] from the segmentation head over four native-resolution crops of
     ``rgb`` [3, H, W] (centred at 30%/70% of each side; the whole photo when it is smaller), adapters off."""
     _, h, w = rgb.shape
     c = min(crop, h, w)
     ys = sorted({min(max(0, round(h * f) - c // 2), h - c) for f in (0.3, 0.7)})
     xs = sorted({min(max(0, round(w * f) - c // 2), w - c) for f in (0.3, 0.7)})
-    k = model.config.classes.index(cls)
     zero = torch.zeros(1, len(adapter_names(model)))
     probs = []
     with torch.no_grad(), blend(model, zero.to(next(model.parameters()).device)):
         for y in ys:
             for x in xs:
-                res = restore(model, rgb[:, y : y + c, x : x + c], explain=True)
-                probs.append(float(res.seg_probs[k].mean()))
-    return sum(probs) / len(probs)
+                probs.append(restore(model, rgb[:, y : y + c, x : x + c], explain=True).seg_probs.mean((1, 2)))
+    return torch.stack(probs).mean(0)
 
 
-def fallback_share(w_unless: float, p_unless: float, rule: Fallback) -> float:
-    """How much of the unassigned weight the fallback adapter takes, 0–1."""
+def fallback_share(w_unless: float, p_unless: float, p_clean: float, rule: Fallback) -> float:
+    """How much of the unassigned weight the fallback adapter takes, 0–1: none on a photo that looks dark
+    (``w_unless``, ``p_unless``), and none on one that looks clean as a whole to the head with the adapters
+    off (``p_clean``, :func:`core.restore.clean_share`), which the gate then gives back as it came: the
+    fallback would only move the head's judgement of it."""
     lo, hi = rule.head_ramp
     by_estimator = max(0.0, 1.0 - w_unless / rule.est_limit)
     by_head = min(1.0, max(0.0, (hi - p_unless) / (hi - lo)))
-    return by_estimator * by_head
+    return by_estimator * by_head * (1.0 - clean_share(p_clean))
 
 
 def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, adapters: list[str],
@@ -75,7 +79,9 @@ def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, ada
     w_unless = float(weights[adapters.index(rule.unless)])
     if rest == 0.0 or w_unless >= rule.est_limit:  # nothing to give, or dark: skip the head's crops
         return weights, 0.0
-    extra = rest * fallback_share(w_unless, head_share(model, rgb, rule.unless, rule.crop), rule)
+    p = head_means(model, rgb, rule.crop)
+    classes = model.config.classes
+    extra = rest * fallback_share(w_unless, float(p[classes.index(rule.unless)]), float(p[classes.index("clean")]), rule)
     out = weights.clone()
     out[adapters.index(rule.adapter)] += extra
     return out, extra

@@ -95,15 +95,18 @@ def test_a_clean_photo_comes_back_unchanged_and_a_noisy_one_is_still_restored(pi
 
 def test_the_fallback_rule():
     """core.routing: the fallback takes the unassigned weight, all of it unless the photo looks dark to the
-    estimator or to the head, none of it when either is sure."""
+    estimator or to the head, or clean to the head; none of it when one of them is sure."""
     import torch
 
     from air_restore.core.routing import Fallback, fallback_share
 
     rule = Fallback()
-    assert fallback_share(0.0, 0.0, rule) == 1.0
-    assert fallback_share(rule.est_limit, 0.0, rule) == 0.0 and fallback_share(0.0, rule.head_ramp[1], rule) == 0.0
-    assert 0 < fallback_share(0.05, 0.3, rule) < fallback_share(0.0, 0.3, rule) < 1
+    assert fallback_share(0.0, 0.0, 0.0, rule) == 1.0
+    assert fallback_share(rule.est_limit, 0.0, 0.0, rule) == 0.0
+    assert fallback_share(0.0, rule.head_ramp[1], 0.0, rule) == 0.0
+    assert fallback_share(0.0, 0.0, 0.9, rule) == 0.0  # looks clean as a whole: the gate keeps it anyway
+    assert 0 < fallback_share(0.05, 0.3, 0.0, rule) < fallback_share(0.0, 0.3, 0.0, rule) < 1
+    assert 0 < fallback_share(0.0, 0.0, 0.7, rule) < 1
     assert Fallback().applies(load_pipeline(device="cpu").restorer.model, list(BUNDLED_ORDER))
     assert not Fallback().applies(load_pipeline(device="cpu").restorer.model, ["noise", "haze"])
 
