@@ -116,6 +116,12 @@ def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
     return out, missing
 
 
+#: With a time budget: the adapter's share of the time left when it starts, and the share of the time left
+#: after the adapter that is kept for the before/after comparison (the estimator gets the rest).
+ADAPTER_SHARE = 0.45
+COMPARE_SHARE = 0.2
+
+
 class Staging:
     """A hidden folder in ``$AIR_HOME`` for the new adapter and estimator; ``commit`` renames both into
     place, anything else (an error, Ctrl-C) deletes it. Nothing half-made is ever visible to ``air list``."""
@@ -167,11 +173,14 @@ class Report:
 
 def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400, rank: int = 4,
         batch_size: int = 8, crop: int = 96, holdout: float = 0.1, estimator_steps: int = 800,
-        eval_images: int = 8, seed: int = 0, overwrite: bool = False,
+        eval_images: int = 8, seed: int = 0, overwrite: bool = False, time_budget: float | None = None,
         progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> Report:
     """Train the adapter, retrain the estimator over every adapter, compare before/after, install both.
     ``progress(stage, done, total)``: stages "adapter", "views", "estimator", "compare". Nothing is
-    installed unless every step succeeded (an exception or Ctrl-C leaves the store as it was)."""
+    installed unless every step succeeded (an exception or Ctrl-C leaves the store as it was).
+    ``time_budget`` (seconds, the whole job): the adapter gets :data:`ADAPTER_SHARE` of what is left when it
+    starts, the estimator all but :data:`COMPARE_SHARE` of what is left then; each runs the steps that fit
+    (fewer than asked, never more; the manifest and the summary record how many ran)."""
     import time
 
     from ..core.errors import UserError
@@ -241,7 +250,12 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
         after = load_restorer(use_adapters=False)  # the pipeline after; for now the bare base
         bare = after.model
         progress("adapter", 0, cfg.steps)
-        model = train_adapter(bare, sampler, config=cfg, progress=lambda s, t, loss: progress("adapter", s, t))
+        left = None if time_budget is None else time_budget - (time.time() - started)
+        if left is not None and left <= 0:
+            raise UserError(f"--time-budget: {time_budget / 60:.1f} min were spent loading the data; give more")
+        model = train_adapter(bare, sampler, config=cfg, progress=lambda s, t, loss: progress("adapter", s, t),
+                              time_budget=None if left is None else ADAPTER_SHARE * left)
+        cfg = cfg.model_copy(update={"steps": model.steps_run})  # what ran, for the manifest
         held = new_task.pairs
         metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
                    "heldout_psnr_base": heldout_psnr(lambda x: bare(x).image, held),
@@ -266,7 +280,9 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
             names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
             strength=strength,
-            progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t))
+            progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t),
+            time_budget=None if time_budget is None else max(
+                1.0, (1 - COMPARE_SHARE) * (time_budget - (time.time() - started))))
         after.estimator = est
         tasks = [new_task] + old_tasks
         rows = []

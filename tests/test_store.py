@@ -330,6 +330,24 @@ def test_add_degradation_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
+def test_add_degradation_keeps_to_its_time_budget(tmp_path):
+    """`--time-budget`: asked for far more steps than fit, the job ends near its budget, installs, and the
+    manifest and the report record the steps that ran."""
+    pairs = _write_pairs(tmp_path / "fog", n=4)
+    report = tmp_path / "r.json"
+    started = time.monotonic()
+    r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs), "--steps", "100000", "--crop", "32",
+                            "--batch-size", "2", "--estimator-steps", "100000", "--holdout", "0.25",
+                            "--eval-images", "1", "--time-budget", "0.5", "--report", str(report)])
+    took = time.monotonic() - started
+    assert r.exit_code == 0, r.output
+    assert took < 0.5 * 60 + 60  # the budget, the data loading and the before/after table
+    rep = json.loads(report.read_text())
+    assert 1 <= rep["adapter"]["training"]["steps"] < 100_000 and 1 <= rep["estimator"]["steps"] < 100_000
+    assert load_restorer().adapters[-1] == "fog"
+
+
+@pytest.mark.slow
 def test_add_degradation_interrupted_installs_nothing(tmp_path):
     clean = tmp_path / "clean"
     clean.mkdir()

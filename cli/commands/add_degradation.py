@@ -28,6 +28,9 @@ def add_degradation(
     seed: int = typer.Option(0),
     overwrite: bool = flag("--overwrite", help="Replace an installed adapter of the same name."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the before/after table as JSON here."),
+    time_budget: Optional[float] = typer.Option(
+        None, "--time-budget", min=0.1, help="Minutes for the whole job: the adapter and the estimator run the "
+        "steps that fit (fewer than --steps / --estimator-steps, never more)."),
 ) -> None:
     """Teach air-restore a new degradation: train its adapter, retrain the estimator, install both.
 
@@ -36,6 +39,8 @@ def add_degradation(
       air add-degradation snow --synthetic snow --data ../shared/data/train/clean
 
       air add-degradation underwater --data ../shared/data/pairs/underwater_EUVP
+
+      air add-degradation snow --synthetic snow --data photos/ --time-budget 10
 
     A share of the images is held out; the table at the end compares the held-out PSNR of the whole
     pipeline before and after, on the new task and on every old one. Nothing is installed until
@@ -55,7 +60,7 @@ def add_degradation(
         with StageBars(labels) as bars:
             r = run(name, data, synthetic=synthetic, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
                     holdout=holdout, estimator_steps=estimator_steps, eval_images=eval_images, seed=seed,
-                    overwrite=overwrite, progress=bars)
+                    overwrite=overwrite, progress=bars, time_budget=None if time_budget is None else 60 * time_budget)
     except KeyboardInterrupt:
         say("interrupted: nothing was installed; your adapters are as they were", out=console)
         raise typer.Exit(130)

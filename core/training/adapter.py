@@ -119,28 +119,41 @@ def train_adapter(
     *,
     config: TrainAdapterConfig,
     progress: Callable[[int, int, float], None] | None = None,
+    time_budget: float | None = None,
 ):
-    """Train a LoRA adapter on a frozen copy of ``base``; returns the peft model (base untouched)."""
+    """Train a LoRA adapter on a frozen copy of ``base``; returns the peft model (base untouched).
+    ``time_budget`` (seconds): run only the steps that fit (:class:`~.budget.StepBudget`; ``progress``
+    gets the shrinking total, the learning rate anneals over it); ``model.steps_run`` says how many ran."""
     import peft
 
+    from .budget import StepBudget
+
     cfg = config
+    budget = StepBudget(cfg.steps, time_budget)  # its clock starts here: setting up counts too
     model = peft.get_peft_model(
         copy.deepcopy(base).train(),
         peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(base.config.lora_targets)),
     )
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
+    if time_budget is None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, budget.cosine(floor=0.05))
     g = torch.Generator().manual_seed(cfg.seed)
-    for step in range(1, cfg.steps + 1):
+    step = 0
+    while step < budget.total:
+        step += 1
         degraded, clean = sampler(cfg.batch_size, cfg.crop, g)
         loss = F.l1_loss(model(degraded).image, clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        budget.step_done(step)
         if progress:
-            progress(step, cfg.steps, loss.item())
+            progress(step, budget.total, loss.item())
+    model.steps_run = step
     return model.eval()
 
 

@@ -62,7 +62,7 @@ def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
 def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
                min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
-               strength: bool = False,
+               strength: bool = False, deadline: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
@@ -73,7 +73,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     the strength judged by restoration and how much its error costs (the restoration's mean squared change;
     :meth:`~air_restore.registry.pipeline.Restorer.best_subsets`), for synthesized and clean crops alike (a
     clean crop is judged with no degradation present); real photos and stored views get strength 1 at cost 0.
-    ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time."""
+    ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time.
+    ``deadline`` (a ``time.monotonic()`` value): no new batch after it, once 4 are done."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
     k = len(sources)
@@ -81,6 +82,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
     pool = []
     for _ in range(batches):
+        if deadline is not None and len(pool) >= 4 and time.monotonic() >= deadline:
+            break
         size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
         vs, ts, judged = [], [], []  # judged: (sample index, degraded crop, clean crop)
         for _ in range(batch_size):
@@ -130,6 +133,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         pool.append((torch.stack(vs), torch.stack(ts)))
         if progress:
             progress(len(pool), batches)
+    if progress and len(pool) < batches:  # stopped by the deadline: the bar ends where the views did
+        progress(len(pool), len(pool))
     return pool
 
 
@@ -139,6 +144,7 @@ def train_estimator(
     p_clean: float = 0.0, judge: Judge | None = None, strength: bool = False, min_severity: float = 0.2,
     progress: Callable[[int, int], None] | None = None,
     pool_progress: Callable[[int, int], None] | None = None,
+    time_budget: float | None = None,
 ) -> tuple[Estimator, dict]:
     """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
     synthesizers. With ``init`` (the current estimator), training starts from its weights. ``p_clean``: share
@@ -148,22 +154,32 @@ def train_estimator(
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
     the mildest synthesized degradation.
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
-    the steps."""
+    the steps. ``time_budget`` (seconds): the views get at most 60% of it (at least 4 batches), the steps
+    what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran."""
+    from .budget import StepBudget
+
     sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
     k = len(sources)
     g = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
+    deadline = None if time_budget is None else time.monotonic() + 0.6 * time_budget
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
-                      min_severity=min_severity, progress=pool_progress)
+                      min_severity=min_severity, progress=pool_progress, deadline=deadline)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
         est = Estimator(config=EstimatorConfig(adapters=tuple(names), strength=strength))
     fresh = est.inherit(init) if init is not None else list(names)
     opt = torch.optim.AdamW(est.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    budget = StepBudget(steps, None if time_budget is None else max(1.0, time_budget - synth_s))
+    if time_budget is None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, budget.cosine())
     est.train()
-    for step in range(steps):
+    step = -1
+    while step + 1 < budget.total:
+        step += 1
         v, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
         if step % 2:
             v = v.flip(-1)
@@ -178,10 +194,11 @@ def train_estimator(
         loss.backward()
         opt.step()
         sched.step()
+        budget.step_done(step + 1)
         if progress:
-            progress(step + 1, steps)
+            progress(step + 1, budget.total)
     targets = torch.cat([y for _, y in pool])
-    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": steps, "seed": seed, "p_clean": p_clean,
+    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": step + 1, "seed": seed, "p_clean": p_clean,
             "min_severity": min_severity, "targets": "judged by restoration" if judge else "degradations present",
             "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
                                      (round(float(m), 4) for m in targets.mean(0)))),
