@@ -12,7 +12,8 @@ input; the base alone (adapter weights 0); blended (the estimator's weights); th
 the right adapter, 0 elsewhere; for a mixed task, 1 on both). Also the estimator's top-1 on the
 single-degradation images. Every column is the pipeline as `air restore` runs it, with its clean-pixel gate
 (``core.restore``; ``--no-gate`` turns it off here too) and the estimator's strength; ``blended_ungated`` is
-the estimator's blend without the gate, ``blended_full`` at strength 1 (for an estimator with a strength output). All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
+the estimator's blend without the gate, ``blended_no_fallback`` without the fallback adapter's share
+(``core.routing``), ``blended_full`` at strength 1 (for an estimator with a strength output). All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
 ``--baseline-estimator FILE`` every row also gets the blend chosen by that estimator, side by side; an
 adapter it was not trained for gets weight 0 (as `air restore` does with an estimator older than an adapter),
 so an estimator from before an adapter was added measures the pipeline as it was.
@@ -96,8 +97,14 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None) -> dict:
     weights, strengths, top1 = [], [], 0
     zero = torch.zeros(len(r.adapters))
     for degraded, clean in samples:
-        w, strength = r.assess(degraded)
+        w, strength, extra = r.route(degraded)
         weights.append(w)
+        if r.fallback is not None:  # the estimator's weights alone, without the fallback's part (core.routing)
+            est_only = w.clone()
+            if extra:
+                est_only[r.adapters.index(r.fallback.adapter)] -= extra
+            acc.setdefault("blended_no_fallback", []).append(
+                _psnr(r.restore(degraded, est_only, strength=strength).image, clean) if extra else None)
         strengths.append(strength)
         if baseline is not None:
             wb = torch.zeros(len(r.adapters))
@@ -115,6 +122,8 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None) -> dict:
             acc.setdefault("blended_ungated", []).append(
                 _psnr(r.restore(degraded, w, gate=False, strength=strength).image, clean))
         acc["oracle"].append(_psnr(r.restore(degraded, oracle_w).image, clean))
+    if "blended_no_fallback" in acc:  # where the fallback took nothing, the blend is the same image
+        acc["blended_no_fallback"] = [b if v is None else v for v, b in zip(acc["blended_no_fallback"], acc["blended"])]
     mean_w = torch.stack(weights).mean(0)
     return {"task": task, "images": len(samples), **{k: statistics.fmean(v) for k, v in acc.items()},
             "top1": top1 / len(samples), "mean_weights": dict(zip(r.adapters, map(float, mean_w))),

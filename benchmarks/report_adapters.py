@@ -10,17 +10,20 @@ def _table(rows: list[dict], first: str) -> list[str]:
     before = "blended_baseline" in rows[0]
     ungated = "blended_ungated" in rows[0]
     full = "blended_full" in rows[0]
+    nofb = "blended_no_fallback" in rows[0]
     out = [f"| {first} | images | input | base alone | "
            + ("blended (previous estimator) | " if before else "")
            + ("blended, no gate | " if ungated else "")
+           + ("blended, no fallback | " if nofb else "")
            + ("blended, strength 1 | " if full else "")
            + "blended (estimator) | oracle adapter | blended − base | top-1 |",
            "|---|---|---|---|---|---|---|---|" + ("---|" if before else "") + ("---|" if ungated else "")
-           + ("---|" if full else "")]
+           + ("---|" if nofb else "") + ("---|" if full else "")]
     for r in rows:
         out.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | "
                    + (f"{r['blended_baseline']:.2f} | " if before else "")
                    + (f"{r['blended_ungated']:.2f} | " if ungated else "")
+                   + (f"{r['blended_no_fallback']:.2f} | " if nofb else "")
                    + (f"{r['blended_full']:.2f} | " if full else "")
                    + f"**{r['blended']:.2f}** | {r['oracle']:.2f} | {r['blended'] - r['base']:+.2f} | "
                    f"{100 * r['top1']:.0f}% |")
@@ -52,6 +55,9 @@ def blending_section(b: dict) -> list[str]:
            "segmentation head sees as clean are kept, and the input over a photo that looks clean as a whole); "
            "*blended, no gate* is the estimator's blend without it."
            if b.get("gate") else "")
+        + (" Where the estimator's weights sum to less than 1, the rest goes to the noise adapter unless the photo "
+           "looks dark or clean (`core.routing`); *blended, no fallback* is the estimator's weights alone."
+           if "blended_no_fallback" in b["single"][0] else "")
         + (" The estimator also chooses a strength per image (the share of the restoration kept); *blended, "
            "strength 1* is its blend at full strength." if "blended_full" in b["single"][0] else "")
         + (f" *Previous estimator*: the blend chosen by {b['baseline_estimator']} on the same images, same run."
