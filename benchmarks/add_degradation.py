@@ -2,6 +2,8 @@
 
     python benchmarks/add_degradation.py --data ../shared/data/train/clean --out benchmarks/results/add_snow.json
     python benchmarks/add_degradation.py --data DIR --steps 2 --estimator-steps 2 --eval-images 1   # tiny
+    python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --time-budget 8 \
+        --out benchmarks/results/add_snow_budget.json
 
 Runs the real command in a subprocess with ``AIR_HOME`` pointing at a temporary folder (your own store
 is not touched), so the wall time includes everything a user waits for: loading the photos, training
@@ -30,13 +32,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--estimator-steps", type=int, default=800)
     ap.add_argument("--eval-images", type=int, default=16)
     ap.add_argument("--crop", type=int, default=96)
+    ap.add_argument("--time-budget", type=float, default=None, help="minutes, passed on (air add-degradation)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as home:
         report = Path(home) / "report.json"
         cmd = [sys.executable, "-m", "air_restore.cli.main", "add-degradation", args.name, "--synthetic", args.plugin,
                "--data", str(args.data), "--steps", str(args.steps), "--estimator-steps", str(args.estimator_steps),
-               "--eval-images", str(args.eval_images), "--crop", str(args.crop), "--report", str(report)]
+               "--eval-images", str(args.eval_images), "--crop", str(args.crop),
+               *(["--time-budget", str(args.time_budget)] if args.time_budget is not None else []),
+               "--report", str(report)]
         started = time.perf_counter()
         proc = subprocess.run(cmd, env={**os.environ, "AIR_HOME": home}, capture_output=True, text=True)
         wall = time.perf_counter() - started

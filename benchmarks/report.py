@@ -3,6 +3,7 @@
     python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d --tta --reuse benchmarks/results/quality_cbsd68.json --out benchmarks/results/quality_cbsd68.json
     python benchmarks/plots.py
     python benchmarks/no_reference.py --real ../shared/data/real --limit 6 --out benchmarks/results/no_reference.json
+    python benchmarks/reliability.py --examples 200 --out benchmarks/results/reliability.json
     python benchmarks/niqe_check.py --basicsr /tmp/bsr/basicsr-1.4.2 --out benchmarks/results/niqe_check.json
     python benchmarks/segmentation.py --clean ../shared/data/eval/CBSD68 --out benchmarks/results/segmentation.json
     air eval --pairs ../shared/data/pairs/rain_Rain100H --csv benchmarks/results/eval_rain100h.csv
@@ -11,6 +12,7 @@
     python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --stacks all --out benchmarks/results/blending.json
     python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/gate.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
+    python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --time-budget 8 --out benchmarks/results/add_snow_budget.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer_lr1e-4 --lr 1e-4 --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer_lr5e-4.json
     air train adapter noise --synthetic noise --over haze,rain --clean ../shared/data/train/clean --out runs/over/noise --steps 500
@@ -345,6 +347,28 @@ def speed_paths_section(sp: dict) -> list[str]:
     return lines + [""]
 
 
+def reliability_section(r: dict) -> list[str]:
+    """results/reliability.json (benchmarks/reliability.py): the bad-input suite's fuzz counts."""
+    lines = [
+        "## Reliability: fuzzed bad input",
+        "",
+        f"`benchmarks/reliability.py`: up to {r['examples_per_class']} inputs per class from the generators of "
+        "`tests/test_fuzz.py` (hypothesis, derandomized: a rerun tries the same inputs), in a fresh `$AIR_HOME`. "
+        "*Refused*: our error, one line (exit 2 for the CLI; nothing written); *crash*: anything else (a "
+        "traceback, another exception or exit code); *files lost*: files in the working folder that changed or "
+        "vanished. The failure classes found by hand (#13: `air remove` of a path, outputs replaced, NaN "
+        "adapters, weights of NaN/inf/100, the pixel limit, offline search, ...) each have a test that "
+        "reproduced them first (tests/test_store.py, test_cli.py, test_fuzz.py, test_hub.py).",
+        "",
+        "| class | inputs tried | handled (read / restored) | refused clearly | crashes | files lost | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        lines.append(f"| {row['class']} | {row['tried']} | {row['read'] + row['restored']} | {row['refused']} | "
+                     f"**{row['crash']}** | **{row['files_lost']}** | {row['seconds']:.0f} |")
+    return lines + ["", f"Crashes in all: **{r['crashes']}**; files lost: **{r['files_lost']}**.", ""]
+
+
 def profile_section(p: dict) -> list[str]:
     """results/profile.json (benchmarks/profile_restore.py): where `air restore`'s CPU time goes (#15)."""
     cpu = p.get("cpu", {}).get("cpu_model", "")
@@ -568,13 +592,13 @@ def main(argv: list[str] | None = None) -> str:
     lines += pairs_section(args.results)
     for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
                           ("blending.json", blending_section), ("gate.json", gate_section),
-                          ("add_snow.json", add_snow_section),
+                          ("add_snow.json", add_snow_section), ("add_snow_budget.json", add_snow_section),
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           *((f.name, family_section) for f in sorted(args.results.glob("family_*.json"))),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section), ("speed_paths.json", speed_paths_section),
-                          ("profile.json", profile_section),
+                          ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),
                           ("web.json", web_section),
                           ("batch.json", batch_section)):

@@ -140,7 +140,7 @@ def add_snow_section(a: dict) -> list[str]:
     old = [t for t in tasks if not t["new"]]
     worst = min(old, key=lambda t: t["after"] - t["before"]) if old else None
     lines = [
-        f"## `air add-degradation {a['name']}`",
+        f"## `air add-degradation {a['name']}`" + (" with `--time-budget`" if "--time-budget" in a["command"] else ""),
         "",
         f"`benchmarks/add_degradation.py` ran `{a['command']}` in a fresh `$AIR_HOME`: "
         f"**{a['command_wall_s'] / 60:.1f} min** wall on the CPU ({a['threads']} thread(s), machine shared "

@@ -429,3 +429,20 @@ def test_speed_paths_script(tmp_path):
     assert rows[(128, "tiled 64/8", "fused")]["psnr_vs_reference"] < 45  # far below the receptive field: seams
     assert (128, "tiled 64/8", "unfused") not in rows
     assert json.loads((tmp_path / "s.json").read_text())["rows"] == res["rows"]
+
+
+def test_reliability_script_counts_outcomes(monkeypatch):
+    """benchmarks/reliability.py counts each fuzzed input's outcome; a reader that crashes is counted as such."""
+    mod = _module("reliability")
+    res = mod.main(["--examples", "3"])
+    assert [r["class"] for r in res["rows"]][:2] == ["image reader: random bytes", "image reader: damaged files"]
+    for r in res["rows"]:
+        assert r["tried"] >= 1 and r["tried"] == r["read"] + r["restored"] + r["refused"] + r["crash"]
+    assert res["crashes"] == 0 and res["files_lost"] == 0
+
+    def broken(path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(mod, "read_image", broken)
+    bad = mod.main(["--examples", "3"])["rows"][0]
+    assert bad["crash"] == bad["tried"] >= 1
