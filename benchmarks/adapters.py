@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from air_restore.core.io.files import atomic_write_text
+
 SETS = {"rain_Rain100H": "rain_real", "noise_real_PolyU": "noise_real"}
 
 
@@ -50,8 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["sets"].append(row)
         print(json.dumps(row), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.out, json.dumps(results, indent=1))
     return results
 
 

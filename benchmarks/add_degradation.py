@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from air_restore.core.io.files import atomic_write_text
+
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,8 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["command_wall_s"] = round(wall, 1)
     print(json.dumps({k: result[k] for k in ("command_wall_s", "tasks")}), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

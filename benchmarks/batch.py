@@ -23,6 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from air_restore.core.io.files import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 AIR = [sys.executable, "-m", "air_restore.cli.main"]
 
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
                                    text=True).stdout.strip()
     print(json.dumps(res, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(res, indent=1) + "\n")
+        atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
     return res
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from air_restore.core.io.files import atomic_write_text
 from air_restore.core.metrics import psnr, quantize8
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.registry.discovery import get_degradation
@@ -195,8 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
         "wall_s": round(time.time() - started, 1),
     }
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from air_restore.core.io.files import atomic_write_text
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.core.training.estimator import train_estimator
 from air_restore.registry.discovery import get_degradation
@@ -54,8 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps(result), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import PAIRS, _crop, _psnr, held_out_pairs  # noqa: E402  (as the blending table)
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.families import FAMILIES  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.metrics import quantize8  # noqa: E402
@@ -95,8 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
               "clean_set": args.clean.name, "images_per_task": len(clean), "crop": args.size or "whole",
               "rows": rows, "wall_s": round(time.time() - started, 1)}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import PAIRS, held_out_pairs  # noqa: E402  (the same held-out real pairs)
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core import degradations as D  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.io.weights import read_estimator  # noqa: E402
@@ -91,9 +92,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                      **{k: v / len(samples) for k, v in acc.items()}})
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         est = r.estimator_path.name if r.estimator_path else None
-        args.out.write_text(json.dumps({"adapters": r.adapters, "estimator": est, "rows": rows}, indent=1))
+        atomic_write_text(args.out, json.dumps({"adapters": r.adapters, "estimator": est, "rows": rows}, indent=1))
     return rows
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from air_restore.core.io.files import atomic_write_text
+
 
 def reference(basicsr: Path, dtype: str):
     """BasicSR's ``calculate_niqe`` (BGR, HWC, [0, 255]) run from its source in float32 or float64."""
@@ -92,8 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     res = {"basicsr": args.basicsr.name, "rows": rows,
            **{f"max_abs_diff_{m}": max(abs(r["ours"] - r[f"basicsr_{m}"]) for r in rows) for m in refs}}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
+        atomic_write_text(args.out, json.dumps(res, indent=1, ensure_ascii=False))
     return res
 
 

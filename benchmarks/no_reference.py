@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import blended_restorer  # noqa: E402
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.evaluation import evaluate_no_reference  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         sheet = args.out.with_name("contact_sheet_real.png")
         contact_sheet(sheet_entries).save(sheet)
         results["contact_sheet"] = sheet.name
-        args.out.write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.out, json.dumps(results, indent=1))
     return results
 
 

@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import pipeline, stacked  # noqa: E402
 from quality import ROWS, _load, degrade, metrics  # noqa: E402
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.io.images import iter_image_paths  # noqa: E402
 from air_restore.core.training.base import TrainBaseConfig, load_clean_folder, random_crops, train_base  # noqa: E402
 from air_restore.core.training.adapter import TrainAdapterConfig, build_manifest, save_adapter, train_adapter  # noqa: E402
@@ -262,8 +263,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         ap.error("--clean is needed to evaluate")
     res = evaluate(args)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
+        atomic_write_text(args.out, json.dumps(res, indent=1, ensure_ascii=False))
     return res
 
 

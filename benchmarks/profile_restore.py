@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import _photo, cpu_model  # noqa: E402  (the same photo and CPU record as speed.py)
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.registry.pipeline import load_restorer  # noqa: E402
 
 
@@ -79,8 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"cpu": cpu_model(), "threads": args.threads, "torch": torch.__version__,
               "base_fingerprint": restorer.info.fingerprint, "adapters": restorer.adapters, "rows": rows}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

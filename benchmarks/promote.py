@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import MIXED, stacked  # noqa: E402
 from quality import ROWS, degrade  # noqa: E402
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.evaluation import paired_samples  # noqa: E402
 from air_restore.core.metrics import psnr, quantize8  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
@@ -153,8 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(markdown(rows))
     print(("PROMOTE" if ok else "REFUSE") + ("" if ok else ": " + "; ".join(losses)))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

@@ -31,6 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines import dark_channel_prior, lime  # noqa: E402
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.metrics import psnr_ssim as metrics  # noqa: E402
 from air_restore.core.metrics import quantize8 as _q8  # noqa: E402
 from air_restore.core.io.images import iter_image_paths  # noqa: E402
@@ -197,8 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["rows"].append(summary)
         print(json.dumps(summary, ensure_ascii=False), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+        atomic_write_text(args.out, json.dumps(results, indent=1, ensure_ascii=False))
     return results
 
 

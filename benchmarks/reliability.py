@@ -40,6 +40,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 import test_fuzz as fz  # noqa: E402  (the generators the tests use)
 
+from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.cli.main import app  # noqa: E402
 from air_restore.core.io.images import ImageReadError, read_image  # noqa: E402
 
@@ -141,8 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     res = {"examples_per_class": args.examples, "rows": rows,
            "crashes": sum(r["crash"] for r in rows), "files_lost": sum(r["files_lost"] for r in rows)}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(res, indent=1) + "\n")
+        atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
     return res
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from air_restore.core.io.files import atomic_write_text
 from air_restore.core.io.images import iter_image_paths
 from air_restore.core.cutmix import cutmix_batch
 from air_restore.registry.discovery import get_degradation
@@ -68,8 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps({k: v for k, v in result.items() if k != "confusion"}), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from air_restore.core.io.files import atomic_write_text
 from air_restore.core.restore import restore
 from air_restore.registry.store import load_base
 
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.big:
         results["big_image"] = big_image_memory(args.big)
     if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
+        atomic_write_text(args.out, json.dumps(results, indent=1))
     return results
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from air_restore.core.io.files import atomic_write_text
 from air_restore.core.arch import LayerNorm2d
 from air_restore.core.metrics import psnr
 from air_restore.core.restore import restore
@@ -117,8 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
               "runs": args.runs,
               "base_fingerprint": info.fingerprint, "receptive_field": rf, "rows": rows}
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

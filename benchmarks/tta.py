@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from air_restore.core.io.files import atomic_write_text
 from air_restore.core import metrics
 from air_restore.core.explain import class_shares
 from air_restore.core.metrics import quantize8
@@ -253,8 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     result["wall_s"] = round(time.perf_counter() - started, 1)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from air_restore.core.io.files import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 AIR = [sys.executable, "-m", "air_restore.cli.main"]
 
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps(res, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(res, indent=1) + "\n")
+        atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
     return res
 
 
