@@ -93,7 +93,7 @@ def test_a_clean_photo_comes_back_unchanged_and_a_noisy_one_is_still_restored(pi
     assert abs(psnr(g, clean) - psnr(u, clean)) < 0.1
 
 
-def test_the_fallback_rule():
+def test_the_fallback_rule(pipe):
     """core.routing: the fallback takes the unassigned weight, all of it unless the photo looks dark to the
     estimator or to the head, or clean to the head; none of it when one of them is sure."""
     import torch
@@ -107,8 +107,8 @@ def test_the_fallback_rule():
     assert fallback_share(0.0, 0.0, 0.9, rule) == 0.0  # looks clean as a whole: the gate keeps it anyway
     assert 0 < fallback_share(0.05, 0.3, 0.0, rule) < fallback_share(0.0, 0.3, 0.0, rule) < 1
     assert 0 < fallback_share(0.0, 0.0, 0.7, rule) < 1
-    assert Fallback().applies(load_pipeline(device="cpu").restorer.model, list(BUNDLED_ORDER))
-    assert not Fallback().applies(load_pipeline(device="cpu").restorer.model, ["noise", "haze"])
+    assert Fallback().applies(pipe.restorer.model, list(BUNDLED_ORDER))
+    assert not Fallback().applies(pipe.restorer.model, ["noise", "haze"])
 
 
 def test_the_noise_adapter_takes_what_the_estimator_leaves_but_not_on_a_dark_photo(pipe):
