@@ -48,14 +48,15 @@ def check_tiles(tile: int, overlap: int) -> None:
 
 
 def open_pipeline(weights, device: str, no_adapters: bool, tta: bool, spec: str | None, folders: list[str],
-                  gate: bool = True):
+                  gate: bool = True, precision: str = "auto"):
     """The pipeline `air restore` and `air batch` run, with --adapter folders attached, and the --adapters
     weights parsed and their names checked before any image is read; warnings printed. Returns
     (pipeline, weights given or None)."""
     from ..registry.pipeline import load_pipeline
 
     fixed = parse_weights(spec) if spec is not None else None
-    pipe = load_pipeline(weights, device=device, use_adapters=not no_adapters, tta=tta, gate=gate)
+    pipe = load_pipeline(weights, device=device, use_adapters=not no_adapters, tta=tta, gate=gate,
+                         precision=precision)
     for folder, w in map(parse_folder_spec, folders):
         pipe.attach(Path(folder), w)
     if fixed is not None:

@@ -7,8 +7,10 @@ from typing import Callable, NamedTuple
 import torch
 
 from .arch import AirUNet
-from .tiling import tiled_forward
 from .errors import InvalidValueError
+from .runtime import keep_freed_memory, resolve_precision
+from .defaults import OVERLAP, TILE
+from .tiling import tiled_forward
 
 
 class RestoreResult(NamedTuple):
@@ -56,12 +58,13 @@ def restore(
     model: AirUNet,
     rgb: torch.Tensor,
     *,
-    tile: int = 512,
-    overlap: int = 128,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
     explain: bool = False,
     gate: bool = False,
     clean_ramp: tuple[float, float] | None = CLEAN_RAMP,
     strength: float = 1.0,
+    precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
     """Restore one image rgb [3, H, W] in [0, 1] with ``model`` (on its own device), tile by tile.
@@ -78,12 +81,19 @@ def restore(
 
     ``strength`` in [0, 1]: how much of the (gated) restoration to keep, ``x + strength·(restored − x)``; the
     estimator predicts it per image where it was trained to (``core.estimator.best_strength``).
+
+    ``precision``: one of ``core.runtime.PRECISIONS``; ``auto`` computes in fp32 on a CPU without native
+    bf16 (where bf16 runs 21× slower) and in bf16/fp16 autocast where it is fast. Tiles, stitching and the
+    gate stay fp32.
     """
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
     if not 0.0 <= strength <= 1.0:
         raise InvalidValueError(f"strength {strength}: use a number from 0 (the input) to 1 (all of the restoration)")
     device = next(model.parameters()).device
+    dtype = resolve_precision(precision, device)
+    if device.type == "cpu":
+        keep_freed_memory()  # 1.3–2.6× faster on the CPU (core.runtime)
     # channels_last: the 1×1 and depthwise convs run ~1.5× faster on the CPU in that layout (measured at
     # 512² and 1024², 2 threads; BENCHMARKS.md). Converting the model is a no-op once it is done.
     model.to(memory_format=torch.channels_last)
@@ -91,9 +101,10 @@ def restore(
     clean = model.config.classes.index("clean") if gate else None
 
     def fn(patch: torch.Tensor):
-        out = model(patch.contiguous(memory_format=torch.channels_last), segment=explain or gate)
-        image = out.image.clamp(0, 1)
-        probs = out.seg_logits.softmax(1) if out.seg_logits is not None else None
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            out = model(patch.contiguous(memory_format=torch.channels_last), segment=explain or gate)
+        image = out.image.float().clamp(0, 1)
+        probs = out.seg_logits.float().softmax(1) if out.seg_logits is not None else None
         if gate and not explain:
             probs = probs[:, clean : clean + 1]  # all the gate needs, stitched over the whole photo
         return image.contiguous(), (probs.contiguous() if probs is not None else None)

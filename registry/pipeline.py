@@ -15,6 +15,7 @@ from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
 from ..core.routing import Fallback, apply_fallback
+from ..core.defaults import OVERLAP, TILE
 from .adapters import load_for_base
 from .store import InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -32,6 +33,7 @@ class Restorer:
     warnings: list[str] = field(default_factory=list)
     mode: str = "merged"  # one image at a time: merging the adapters into W0 costs nothing per pixel
     gate: bool = True  # keep the input's pixels where the segmentation head sees nothing wrong (core.restore)
+    precision: str = "auto"  # compute dtype of the tiles (core.runtime.PRECISIONS)
     # Who takes the weight the estimator leaves unassigned (core.routing); off by itself where the noise or
     # low-light adapter is missing, None turns it off.
     fallback: Fallback | None = field(default_factory=Fallback)
@@ -136,6 +138,7 @@ class Restorer:
         else:
             w = weights
         kw.setdefault("gate", self.gate)
+        kw.setdefault("precision", self.precision)
         with blend(self.model, w[None].to(next(self.model.parameters()).device), mode=self.mode):
             return restore(self.model, rgb, **kw)
 
@@ -307,8 +310,8 @@ class Pipeline:
         return w, strength, extra
 
     @torch.no_grad()
-    def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int = 512,
-            overlap: int = 128, explain: bool = False, strength: float | None = None, progress=None) -> Restored:
+    def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int = TILE,
+            overlap: int = OVERLAP, explain: bool = False, strength: float | None = None, progress=None) -> Restored:
         """Restore one image ``rgb`` [3, H, W] in [0, 1]: estimate (unless ``adapters``), blend, tiles, then
         the refiner if the pipeline has one. ``explain`` also returns the segmentation and class shares.
         ``strength`` (0 = the input, 1 = all of the restoration) replaces the estimator's choice."""
@@ -338,7 +341,7 @@ class Pipeline:
                        f"{info['steps']} steps (anchors: {mix})")
         return out
 
-    def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128,
+    def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = TILE, overlap: int = OVERLAP,
                 strength: float | None = None):
         """Restore an image given as a numpy array (H×W×3, uint8, uint16 or float in [0, 1]) or a tensor
         [3, H, W] in [0, 1]; returns the same kind (numpy: same dtype). ``strength``: as in :meth:`run`."""
@@ -362,7 +365,7 @@ class Pipeline:
         return back(out.clamp(0, 1))
 
     def __call__(self, src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False,
-                 adapters: dict[str, float] | None = None, tile: int = 512, overlap: int = 128,
+                 adapters: dict[str, float] | None = None, tile: int = TILE, overlap: int = OVERLAP,
                  max_pixels: int = MAX_PIXELS, strength: float | None = None) -> Path:
         """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
         format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""
@@ -379,12 +382,16 @@ class Pipeline:
 
 
 def load_pipeline(weights: str | Path | None = None, *, device: str = "auto", use_adapters: bool = True,
-                  tta: bool = False, gate: bool = True) -> Pipeline:
+                  tta: bool = False, gate: bool = True, precision: str = "auto") -> Pipeline:
     """The pipeline ``air restore`` runs: the bundled base (or ``weights``), every active adapter and the
     matching estimator, on ``device`` (auto: a GPU if there is one); ``tta`` adds the UDAIR refiner;
-    ``gate=False`` lets the network change pixels the segmentation head sees as clean."""
+    ``gate=False`` lets the network change pixels the segmentation head sees as clean; ``precision``: one of
+    ``core.runtime.PRECISIONS`` (``auto`` is fp32 on a CPU without native bf16)."""
     from ..core.restore import resolve_device
+    from ..core.runtime import resolve_precision
 
-    restorer = load_restorer(weights, device=resolve_device(device), use_adapters=use_adapters)
-    restorer.gate = gate
+    dev = resolve_device(device)
+    resolve_precision(precision, dev)  # an unknown name is refused before the weights load
+    restorer = load_restorer(weights, device=dev, use_adapters=use_adapters)
+    restorer.gate, restorer.precision = gate, precision
     return Pipeline(restorer, refiner=load_udair_refiner(restorer.info.fingerprint) if tta else None)

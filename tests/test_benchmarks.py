@@ -431,6 +431,21 @@ def test_speed_paths_script(tmp_path):
     assert json.loads((tmp_path / "s.json").read_text())["rows"] == res["rows"]
 
 
+def test_speed_cpu_script_runs_each_variant_in_its_own_process():
+    """#15: every variant in a fresh process, the allocator setting on except in *before*; even tiles give
+    the same output as before's tiling (within float rounding), and the smaller overlaps are caught by
+    their PSNR on a photo tiled far below the receptive field."""
+    res = _module("speed_cpu").main(["--sizes", "64", "--tiled", "200", "--big", "0", "--runs", "1",
+                                     "--threads", "1", "--scale", "8"])
+    rows = {(r["variant"], r["height"]): r for r in res["rows"]}
+    assert [v for v, h in rows if h == 200] == [v[0] for v in _module("speed_cpu").VARIANTS]
+    assert not rows[("before", 200)]["kept_freed_memory"] and rows[("allocator", 200)]["kept_freed_memory"]
+    assert rows[("allocator", 200)]["psnr_vs_before"] == 100.0  # the allocator changes nothing but speed
+    assert rows[("even tiles", 200)]["psnr_vs_before"] >= 60
+    assert rows[("overlap 64", 200)]["mode"] == "tiled 64/8" and rows[("overlap 64", 200)]["psnr_vs_before"] < 45
+    assert all(r["psnr_vs_before"] == 100.0 for (v, h), r in rows.items() if h == 64)  # whole: one tile
+
+
 def test_reliability_script_counts_outcomes(monkeypatch):
     """benchmarks/reliability.py counts each fuzzed input's outcome; a reader that crashes is counted as such."""
     mod = _module("reliability")

@@ -491,8 +491,19 @@ def test_tile_spans_cover_the_length_with_aligned_overlapping_tiles(length: int,
     for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
         assert s0 < s1 and e0 < e1
         assert e0 - s1 >= overlap  # overlap at least `overlap`, so also no gap
-    if length >= tile:
-        assert all(e - s >= tile for s, e in spans)
+    # As few tiles as tiles of `tile` allow, all of one size (the last up to align - 1 longer): no tile is
+    # computed larger than the length needs.
+    fewest = 1 if length <= tile + align - 1 else -(-(length - overlap) // (tile - overlap))
+    assert len(spans) <= fewest
+    sizes = [e - s for s, e in spans]
+    assert max(sizes) - min(sizes) <= align - 1
+
+
+def test_tile_spans_share_the_length_evenly() -> None:
+    # 2048 px in tiles of 512 with overlap 64: five tiles of 464, not four of 512 and a fifth overlapping
+    # the fourth by 448 px (27% fewer pixels computed on a 2048² photo).
+    assert tile_spans(2048, 512, 64, align=8) == [(0, 464), (400, 864), (800, 1264), (1200, 1664), (1584, 2048)]
+    assert tile_spans(2048, 512, 128, align=8) == [(0, 512), (384, 896), (768, 1280), (1152, 1664), (1536, 2048)]
 
 
 @pytest.mark.parametrize("tile, overlap, align", [(64, 64, 1), (32, 64, 1), (100, 16, 8), (64, 12, 8)])
@@ -750,3 +761,41 @@ def test_channels_last_takes_the_fused_layer_norm_with_the_same_numbers():
         a = model(img).image
         b = model.to(memory_format=torch.channels_last)(img.contiguous(memory_format=torch.channels_last)).image
     assert torch.allclose(a, b, atol=1e-5)
+
+
+# -------------------------------------------------------------------------------------------- runtime
+
+
+def test_keep_freed_memory_takes_effect_on_linux_unless_turned_off(monkeypatch) -> None:
+    import platform
+
+    from air_restore.core import runtime
+
+    monkeypatch.setenv(runtime.SYSTEM_MALLOC_ENV, "1")
+    assert runtime.keep_freed_memory.__wrapped__() is False
+    monkeypatch.delenv(runtime.SYSTEM_MALLOC_ENV)
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's; elsewhere the setting is a no-op by design")
+    assert runtime.keep_freed_memory.__wrapped__() is True
+
+
+def test_precision_auto_is_fp32_on_a_cpu_without_native_bf16() -> None:
+    from air_restore.core.runtime import cpu_flags, resolve_precision
+
+    native = bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    assert resolve_precision("auto", torch.device("cpu")) == (torch.bfloat16 if native else torch.float32)
+    assert resolve_precision("fp16", torch.device("cpu")) == torch.float16
+    with pytest.raises(InvalidValueError, match="unknown precision 'fp8'.*auto, fp32, bf16, fp16"):
+        resolve_precision("fp8", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_restore_in_half_precision_stays_close_to_fp32(shipped, noisy_pair, precision) -> None:
+    """The autocast paths (--precision bf16/fp16; auto on hardware that has them) against fp32 on a noisy
+    photo: the speed issue asks ≥ 45 dB of every fast path."""
+    from air_restore.core.metrics import psnr
+
+    ref = restore(shipped, noisy_pair[1], gate=True, precision="fp32").image
+    out = restore(shipped, noisy_pair[1], gate=True, precision=precision).image
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert psnr(out, ref).item() >= 45

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ...core.defaults import OVERLAP, TILE
 from ..options import check_tiles, open_pipeline
 from ..ui import console, error, fail, flag, say
 
@@ -20,8 +21,8 @@ def batch_cmd(
     workers: int = typer.Option(1, help="Model workers (Ray actors), each holding the pipeline once."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker, e.g. 0.5 (0: CPU)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Images per call of a worker."),
-    tile: int = typer.Option(512, help="Tile side in pixels, as in `air restore`."),
-    overlap: int = typer.Option(128, help="Tile overlap in pixels, as in `air restore`."),
+    tile: int = typer.Option(TILE, help="Tile side in pixels, as in `air restore`."),
+    overlap: int = typer.Option(OVERLAP, help="Tile overlap in pixels, as in `air restore`."),
     adapters: Optional[str] = typer.Option(None, "--adapters", help="Your adapter weights instead of the "
                                            "estimator's, e.g. noise=1,rain=0.5 (others 0)."),
     no_adapters: bool = flag("--no-adapters", help="The base model alone."),

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from ...core.defaults import OVERLAP, TILE
 from ..ui import console, fail, flag, say, stdout, warn
 
 
@@ -18,8 +19,8 @@ def eval_cmd(
     seed: int = typer.Option(0, help="With --clean: image i is degraded with seed + i."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image PSNR/SSIM (or NIQE) here."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    tile: int = typer.Option(512, help="Tile side in pixels."),
-    overlap: int = typer.Option(128, help="Tile overlap in pixels."),
+    tile: int = typer.Option(TILE, help="Tile side in pixels."),
+    overlap: int = typer.Option(OVERLAP, help="Tile overlap in pixels."),
     weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),
     no_reference: Optional[Path] = typer.Option(
         None, "--no-reference", help="Folder of real photos without a clean reference: NIQE of input and restored.",
