@@ -9,10 +9,15 @@
    every old task, with the old set and with the new one;
 5. install: the adapter and the estimator go into ``$AIR_HOME``, each by one rename, only after all of
    the above succeeded; an interrupted run leaves the store as it was.
+
+Once phase II is done its adapter is also kept aside (:class:`Resume`): interrupted later, the same command
+run again skips straight to phase III instead of training the adapter again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -28,7 +33,7 @@ from ..core.io.images import iter_image_paths, read_image
 from ..core.training.adapter import heldout_psnr
 from ..core.training.estimator import Source, load_views
 from .discovery import discover
-from .store import adapters_dir, local_estimator_path, sweep_leftovers
+from .store import adapters_dir, air_home, local_estimator_path, sweep_leftovers
 from .pipeline import Restorer
 from ..core.errors import InvalidValueError
 
@@ -156,6 +161,58 @@ class Staging:
 
 
 
+class Resume:
+    """The adapter of a run of ``air add-degradation NAME`` that got past phase II, kept in
+    ``$AIR_HOME/.resume-NAME/`` (``adapter/`` and the ``recipe.json`` it was trained with) until that run
+    installs. The same command run again (same recipe: data, options, base) reuses it instead of training
+    again; any other recipe trains anew and replaces it."""
+
+    def __init__(self, name: str, recipe: dict) -> None:
+        self.root = air_home() / f".resume-{name}"
+        self.recipe = recipe
+
+    def take(self, dest: Path) -> dict | None:
+        """Copy the kept adapter to ``dest`` and return its manifest if it was trained with this recipe; else
+        None (and nothing copied)."""
+        try:
+            kept = json.loads((self.root / "recipe.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if kept != self.recipe or not (self.root / "adapter" / "air_manifest.json").is_file():
+            return None
+        shutil.copytree(self.root / "adapter", dest)
+        return json.loads((dest / "air_manifest.json").read_text())
+
+    def keep(self, adapter: Path) -> None:
+        """Keep a copy of the finished ``adapter`` folder (and the recipe), replacing an older one whole."""
+        tmp = self.root.with_name(f"{self.root.name}.{uuid.uuid4().hex[:8]}.tmp")  # swept if this dies
+        shutil.copytree(adapter, tmp / "adapter")
+        (tmp / "recipe.json").write_text(json.dumps(self.recipe, indent=1))
+        self.clear()
+        tmp.rename(self.root)
+
+    def clear(self) -> None:
+        if self.root.exists():
+            old = self.root.with_name(f"{self.root.name}.{uuid.uuid4().hex[:8]}.old")
+            self.root.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def kept_adapter(name: str) -> Path | None:
+    """The folder holding a finished adapter that an interrupted ``air add-degradation NAME`` kept, if any."""
+    root = air_home() / f".resume-{name}"
+    return root if (root / "recipe.json").is_file() else None
+
+
+def _data_key(paths: list[Path]) -> str:
+    """What identifies the training data: each file's name, size and modification time (not its bytes)."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class Report:
     """What ``air add-degradation`` did: the before/after rows and what it installed."""
@@ -169,18 +226,22 @@ class Report:
     top1: int
     n_eval: int
     wall_s: float
+    resumed: bool = False  # phase II's adapter came from an interrupted run of the same command (Resume)
+    phases_s: dict[str, float] = field(default_factory=dict)  # wall seconds per phase, in order
 
 
 def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400, rank: int = 4,
         batch_size: int = 8, crop: int = 96, holdout: float = 0.1, estimator_steps: int = 800,
         eval_images: int = 8, seed: int = 0, overwrite: bool = False, time_budget: float | None = None,
+        fresh: bool = False,
         progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> Report:
     """Train the adapter, retrain the estimator over every adapter, compare before/after, install both.
     ``progress(stage, done, total)``: stages "adapter", "views", "estimator", "compare". Nothing is
     installed unless every step succeeded (an exception or Ctrl-C leaves the store as it was).
     ``time_budget`` (seconds, the whole job): the adapter gets :data:`ADAPTER_SHARE` of what is left when it
     starts, the estimator all but :data:`COMPARE_SHARE` of what is left then; each runs the steps that fit
-    (fewer than asked, never more; the manifest and the summary record how many ran)."""
+    (fewer than asked, never more; the manifest and the summary record how many ran).
+    An adapter kept by an interrupted run of the same recipe (:class:`Resume`) is reused unless ``fresh``."""
     import time
 
     from ..core.errors import UserError
@@ -215,6 +276,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
             paths = iter_image_paths([data])
             if not paths:
                 raise UserError(f"{data}: no images")
+            data_key = _data_key(paths)
             clean = [read_image(p).rgb for p in paths]
             tr, ho = split(len(clean), holdout, seed)
             train_clean, held_clean = [clean[i] for i in tr], [clean[i] for i in ho]
@@ -224,6 +286,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
             source = {"kind": "synthetic", "plugin": synthetic, "folder": data.name, "images": len(clean)}
         else:
             pairs = load_pairs(data)
+            data_key = _data_key(iter_image_paths([data / "degraded", data / "clean"]))
             tr, ho = split(len(pairs), holdout, seed)
             train_pairs, held_pairs = [pairs[i] for i in tr], [pairs[i] for i in ho]
             train_clean, held_clean = [c for _, _, c in train_pairs], [c for _, _, c in held_pairs]
@@ -246,27 +309,40 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
              + sorted([a.name for a in old if a.origin != "bundled"] + [name]))
     old_tasks = [synthetic_task(a.name, sources[a.name].synth, held_clean[:eval_images], seed=20_000 + seed)
                  for a in old if sources[a.name].synth is not None]
+    resume = Resume(name, {"name": name, "data": str(Path(data).resolve()), "data_key": data_key,
+                           "synthetic": synthetic, "adapter": cfg.model_dump(mode="json"), "holdout": holdout,
+                           "time_budget": time_budget, "base": info.fingerprint})
+    if fresh:
+        resume.clear()
     with Staging(name) as stage:
         after = load_restorer(use_adapters=False)  # the pipeline after; for now the bare base
         bare = after.model
-        progress("adapter", 0, cfg.steps)
-        left = None if time_budget is None else time_budget - (time.time() - started)
-        if left is not None and left <= 0:
-            raise UserError(f"--time-budget: {time_budget / 60:.1f} min were spent loading the data; give more")
-        model = train_adapter(bare, sampler, config=cfg, progress=lambda s, t, loss: progress("adapter", s, t),
-                              time_budget=None if left is None else ADAPTER_SHARE * left)
-        cfg = cfg.model_copy(update={"steps": model.steps_run})  # what ran, for the manifest
-        held = new_task.pairs
-        metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
-                   "heldout_psnr_base": heldout_psnr(lambda x: bare(x).image, held),
-                   "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
-        manifest = build_manifest(name, info.fingerprint, cfg, bare.config.lora_targets,
-                                  data={**source, "train_images": len(tr), "heldout_images": len(ho),
-                                        "heldout_seed": seed},
-                                  metrics=metrics, wall_s=time.time() - started)
-        save_adapter(model, stage.adapter, manifest)
-        if new_source.degraded is not None:
-            save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
+        phases = {"loading": time.time() - started}
+        manifest = resume.take(stage.adapter)
+        resumed = manifest is not None
+        if manifest is not None:  # phase II of an interrupted run of this very command
+            progress("adapter", manifest["training"]["steps"], manifest["training"]["steps"])
+        else:
+            progress("adapter", 0, cfg.steps)
+            left = None if time_budget is None else time_budget - (time.time() - started)
+            if left is not None and left <= 0:
+                raise UserError(f"--time-budget: {time_budget / 60:.1f} min were spent loading the data; give more")
+            model = train_adapter(bare, sampler, config=cfg, progress=lambda s, t, loss: progress("adapter", s, t),
+                                  time_budget=None if left is None else ADAPTER_SHARE * left)
+            cfg = cfg.model_copy(update={"steps": model.steps_run})  # what ran, for the manifest
+            held = new_task.pairs
+            metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
+                       "heldout_psnr_base": heldout_psnr(lambda x: bare(x).image, held),
+                       "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
+            manifest = build_manifest(name, info.fingerprint, cfg, bare.config.lora_targets,
+                                      data={**source, "train_images": len(tr), "heldout_images": len(ho),
+                                            "heldout_seed": seed},
+                                      metrics=metrics, wall_s=time.time() - started)
+            save_adapter(model, stage.adapter, manifest)
+            if new_source.degraded is not None:
+                save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
+            resume.keep(stage.adapter)
+        phases["adapter"] = time.time() - started - sum(phases.values())
         # The pipeline after: every old adapter and the new one, in the estimator's order; it judges the
         # estimator's targets by restoration (`air train estimator --targets restored`).
         folders = {**{a.name: a.path for a in old}, name: stage.adapter}
@@ -284,15 +360,22 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
             time_budget=None if time_budget is None else max(
                 1.0, (1 - COMPARE_SHARE) * (time_budget - (time.time() - started))))
         after.estimator = est
+        spent = time.time() - started - sum(phases.values())  # attaching the adapters, the views, training
+        phases["views"] = est_info["synth_s"]
+        phases["estimator"] = spent - est_info["synth_s"]
         tasks = [new_task] + old_tasks
         rows = []
         for i, task in enumerate(tasks):
             b, a = pipeline_psnr(before, task), pipeline_psnr(after, task)
             rows.append((task, heldout_psnr(lambda x: x, task.pairs), b, a))
             progress("compare", i + 1, len(tasks))
+        phases["compare"] = time.time() - started - sum(phases.values())
         top1 = sum(int(est.weights(d[None]).argmax()) == names.index(t.name) for t in tasks for d, _ in t.pairs)
         n_eval = sum(len(t.pairs) for t in tasks)
         save_estimator(est, stage.estimator, training={**est_info, "data": {"folder": data.name}},
                        metrics={"heldout_top1": top1 / n_eval, "heldout_images": n_eval})
         dest = stage.commit(name, overwrite)
-    return Report(name, dest, source, manifest, est_info, rows, top1, n_eval, time.time() - started)
+    resume.clear()
+    phases["install"] = time.time() - started - sum(phases.values())
+    return Report(name, dest, source, manifest, est_info, rows, top1, n_eval, time.time() - started,
+                  resumed=resumed, phases_s={k: round(v, 1) for k, v in phases.items()})

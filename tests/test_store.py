@@ -348,6 +348,49 @@ def test_add_degradation_keeps_to_its_time_budget(tmp_path):
 
 
 @pytest.mark.slow
+def test_add_degradation_interrupted_after_the_adapter_goes_on_from_it(tmp_path):
+    """#13: Ctrl-C during the estimator used to throw the trained adapter away; the same command run again
+    now reuses it (no adapter step runs), installs, and clears what it kept. Another recipe trains anew."""
+    from air_restore.registry.add_degradation import kept_adapter, run
+
+    pairs = _write_pairs(tmp_path / "fog", n=4)
+    opts = dict(steps=3, crop=32, batch_size=2, estimator_steps=2, holdout=0.25, eval_images=1)
+    calls = []
+
+    def interrupt_at_views(stage, done, total):
+        calls.append((stage, done, total))
+        if stage == "views":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run("fog", pairs, progress=interrupt_at_views, **opts)
+    assert ("adapter", 3, 3) in calls
+    assert not (adapters_dir() / "fog").exists() and not (air_home() / "estimator.safetensors").exists()
+    kept = kept_adapter("fog")
+    assert kept is not None and (kept / "adapter" / "air_estimator_views.safetensors").is_file()
+
+    trained = (kept / "adapter" / "adapter_model.safetensors").read_bytes()
+    r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs), "--steps", "3", "--crop", "32",
+                            "--batch-size", "2", "--estimator-steps", "2", "--holdout", "0.25", "--eval-images", "1"])
+    assert r.exit_code == 0, r.output
+    assert "interrupted run of this command trained (3 steps)" in " ".join(r.output.split())
+    assert (adapters_dir() / "fog" / "adapter_model.safetensors").read_bytes() == trained
+    assert kept_adapter("fog") is None and not [p for p in air_home().iterdir() if p.name.startswith(".")]
+    assert load_restorer().adapters[-1] == "fog"
+
+    # Interrupted again, then run with another seed: not the same recipe, so the adapter trains anew.
+    with pytest.raises(KeyboardInterrupt):
+        run("fog2", pairs, progress=interrupt_at_views, **opts)
+    calls.clear()
+    report = run("fog2", pairs, seed=1, progress=lambda *a: calls.append(a), **opts)
+    assert not report.resumed and ("adapter", 0, 3) in calls and ("adapter", 1, 3) in calls
+    # The phases account for the whole run (#13: where did the time go?).
+    assert list(report.phases_s) == ["loading", "adapter", "views", "estimator", "compare", "install"]
+    assert abs(sum(report.phases_s.values()) - report.wall_s) < 1.0
+    assert kept_adapter("fog2") is None
+
+
+@pytest.mark.slow
 def test_add_degradation_interrupted_installs_nothing(tmp_path):
     clean = tmp_path / "clean"
     clean.mkdir()

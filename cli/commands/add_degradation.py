@@ -31,6 +31,8 @@ def add_degradation(
     time_budget: Optional[float] = typer.Option(
         None, "--time-budget", min=0.1, help="Minutes for the whole job: the adapter and the estimator run the "
         "steps that fit (fewer than --steps / --estimator-steps, never more)."),
+    fresh: bool = flag("--fresh", help="Train the adapter again even if an interrupted run of this same command "
+                       "left one (by default it is reused)."),
 ) -> None:
     """Teach air-restore a new degradation: train its adapter, retrain the estimator, install both.
 
@@ -45,6 +47,9 @@ def add_degradation(
     A share of the images is held out; the table at the end compares the held-out PSNR of the whole
     pipeline before and after, on the new task and on every old one. Nothing is installed until
     everything succeeded (Ctrl-C leaves your adapters as they were). Then `air restore` uses it.
+
+    Interrupted after the adapter was trained, the same command run again goes on from there: it reuses
+    that adapter and retrains only the estimator (--fresh trains the adapter again).
     """
     import json
 
@@ -52,7 +57,7 @@ def add_degradation(
     from rich.table import Table
 
     from ...core.io.files import atomic_write_text
-    from ...registry.add_degradation import run
+    from ...registry.add_degradation import kept_adapter, run
 
     labels = {"adapter": f"1/3 adapter {name}", "views": "2/3 estimator: synthesizing and judging views",
               "estimator": "2/3 estimator: training", "compare": "3/3 before/after"}
@@ -60,9 +65,13 @@ def add_degradation(
         with StageBars(labels) as bars:
             r = run(name, data, synthetic=synthetic, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
                     holdout=holdout, estimator_steps=estimator_steps, eval_images=eval_images, seed=seed,
-                    overwrite=overwrite, progress=bars, time_budget=None if time_budget is None else 60 * time_budget)
+                    overwrite=overwrite, progress=bars, time_budget=None if time_budget is None else 60 * time_budget,
+                    fresh=fresh)
     except KeyboardInterrupt:
         say("interrupted: nothing was installed; your adapters are as they were", out=console)
+        if kept_adapter(name) is not None:
+            say(f"the {name} adapter was trained and is kept ({kept_adapter(name)}): run the same command again "
+                "to go on from it (--fresh trains it again)", out=console)
         raise typer.Exit(130)
     except OSError as e:  # FileExistsError (installed meanwhile), a full or read-only store
         fail(str(e))
@@ -74,11 +83,16 @@ def add_degradation(
         label = f"{task.name} (new)" if task.name == name else task.name
         table.add_row(escape(label), str(len(task.pairs)), f"{inp:.2f}", f"{b:.2f}", f"{a:.2f}", f"{a - b:+.2f}")
     stdout.print(table)
+    if r.resumed:
+        say(f"the {name} adapter is the one an interrupted run of this command trained ({r.manifest['training']['steps']}"
+            " steps); --fresh trains it again")
     say(f"estimator top-1 on these held-out images: {r.top1}/{r.n_eval}")
+    say("time: " + ", ".join(f"{phase} {sec:.0f} s" for phase, sec in r.phases_s.items()))
     if report is not None:
         atomic_write_text(report, json.dumps({
             "name": name, "source": r.source, "adapter": r.manifest, "estimator": r.estimator,
-            "estimator_heldout_top1": r.top1 / r.n_eval, "wall_s": round(r.wall_s, 1),
+            "estimator_heldout_top1": r.top1 / r.n_eval, "wall_s": round(r.wall_s, 1), "phases_s": r.phases_s,
+            "resumed": r.resumed,
             "threads": torch.get_num_threads(),
             "tasks": [{"task": t.name, "new": t.name == name, "images": len(t.pairs), "note": t.note, "input": inp,
                        "before": b, "after": a} for t, inp, b, a in r.rows],
