@@ -3,13 +3,13 @@
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/speed.py --sizes 64 --runs 1 --big 0 --tiling-size 128   # tiny (the tests do this)
 
-- time per image at each size (median of --runs after one warm-up), whole image, no tiling, with
-  milliseconds per megapixel and megapixels per second; on the CPU with torch's thread count stated
+- time per image at each size (median of --runs after one warm-up) through
+  `air_restore.core.restore.restore` with the gate, the whole image as one tile, with milliseconds per megapixel and megapixels per second; on the CPU with torch's thread count stated
   per row, and where CUDA is present on the GPU in fp32 and in bf16 autocast;
 - the same through `air_restore.core.restore.restore` (the default tiles of `air restore`,
   core/defaults.py) for --tiled-sizes;
 - tiled vs whole-image agreement: a photo resized to --tiling-size², restored whole and with 256 px
-  tiles; PSNR between the two outputs (saved as PNGs for looking at);
+  tiles at the default overlap; PSNR between the two outputs (saved as PNGs for looking at);
 - peak memory and wall time of `air restore` on a --big × 3/4·--big JPEG on the CPU, in a fresh process
   (the whole command: start-up, loading the pipeline, reading and writing the file included).
 """
@@ -61,24 +61,20 @@ def cpu_model() -> dict:
 
 def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: str = "fp32",
                tiled: bool = False) -> list[dict]:
-    """Median seconds per image (after one warm-up) at each size; ``tiled`` goes through ``restore``."""
+    """Median seconds per image (after one warm-up) at each size, through ``restore`` with the gate as
+    `air restore` runs it (channels-last, the allocator setting, autocast for ``precision``): the whole
+    image as one tile, or with ``tiled`` the default tiles."""
     rows = []
     for s in sizes:
         x = _photo(s, s)
-        if not tiled:
-            x = x[None].to(device)
+        tile, overlap = (TILE, OVERLAP) if tiled else (s + 8, 8)
         times = []
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16"
-                    else torch.autocast(device_type="cpu", enabled=False))
-        with torch.no_grad(), autocast:
+        with torch.no_grad():
             for i in range(runs + 1):
                 if device == "cuda":
                     torch.cuda.synchronize()
                 t = time.perf_counter()
-                if tiled:
-                    restore(model, x, tile=TILE, overlap=OVERLAP, precision=precision)
-                else:
-                    model(x)
+                restore(model, x, tile=tile, overlap=overlap, gate=True, precision=precision)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 if i:  # the first run is a warm-up
@@ -143,9 +139,9 @@ def tiling_agreement(model, size: int, out_dir: Path | None) -> dict:
     clean = _photo(size, size)
     x = noise(clean[None], torch.Generator().manual_seed(0), 0.5, kind="gaussian")[0]
     whole = restore(model, x, tile=size + 8, overlap=8).image
-    tiled = restore(model, x, tile=256, overlap=128).image
+    tiled = restore(model, x, tile=256, overlap=OVERLAP).image
     mse = (whole - tiled).square().mean().clamp_min(1e-12)
-    row = {"size": size, "tile": 256, "overlap": 128, "psnr_tiled_vs_whole": (-10 * torch.log10(mse)).item(),
+    row = {"size": size, "tile": 256, "overlap": OVERLAP, "psnr_tiled_vs_whole": (-10 * torch.log10(mse)).item(),
            "max_abs_diff": (whole - tiled).abs().max().item()}
     if out_dir:
         for name, t in (("tiling_whole.png", whole), ("tiling_tiled.png", tiled)):
@@ -187,7 +183,7 @@ def big_image_memory(big: int) -> dict:
         # counts the parent's pages it was forked with, so it reported this process's 2048² tensors.
         peak = re.search(r"VmHWM:\s+(\d+) kB", proc.stderr)
         peak_kb = int(peak.group(1)) if peak else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    row = {"width": w, "height": h, "peak_rss_mb": peak_kb / 1024, "wall_s": wall,
+    row = {"width": w, "height": h, "format": "JPEG", "peak_rss_mb": peak_kb / 1024, "wall_s": wall,
            "note": "peak RSS (VmHWM) of the `air restore` process"}
     print(json.dumps(row), flush=True)
     return row
@@ -216,6 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__, **cpu_model()},
         "fingerprint": info.fingerprint,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=Path(__file__).parent).stdout.strip() or None,
     }
     if not args.gpu_only:
         results["cpu"] = (time_sizes(model, args.sizes, args.runs, "cpu")

@@ -10,7 +10,7 @@ holds for a whole process and so does its peak memory:
   (tiles of exactly ``--tile``, the last overlapping its neighbour by whatever is left) and 512/128;
 - *allocator*: the same with freed memory kept for reuse;
 - *even tiles*: and ``core.tiling.tile_spans`` sharing the length evenly among as few tiles as fit;
-- then the same with other tile sizes and overlaps, the defaults among them.
+- then the same with other tile sizes and overlaps; the last is the default (core/defaults.py).
 
 Every row goes through ``core.restore.restore`` with the gate (what ``air restore`` runs, adapters merged
 once per image cost nothing per pixel) on a real photo (scikit-image's astronaut, resized). ``--sizes`` run
@@ -44,6 +44,7 @@ VARIANTS = [
     ("overlap 64", True, True, 512, 64),
     ("tile 768/64", True, True, 768, 64),
     ("tile 1024/96", True, True, 1024, 96),
+    ("tile 768/96", True, True, 768, 96),  # the default (core/defaults.py)
 ]
 
 
