@@ -29,7 +29,7 @@
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
-    python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/96" --out benchmarks/results/speed_cpu_default.json
+    python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
     python benchmarks/profile_restore.py --sizes 512 2048 --threads 2 --out benchmarks/results/profile.json
     python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
     python benchmarks/batch.py --photos ../shared/data/eval/CBSD68 --limit 32 --runs 3 --out benchmarks/results/batch.json
@@ -362,7 +362,7 @@ def speed_cpu_section(sc: dict, more: list[dict] = ()) -> list[str]:
         "variant in a fresh process. *before*: glibc's allocator as it comes and tiles of exactly 512 px "
         "with 128 px overlap; *allocator*: freed memory kept for reuse (`core.runtime.keep_freed_memory`); "
         "*even tiles*: as few tiles as fit, sharing the length evenly; then other tile sizes and overlaps "
-        "(the default is now 768/96). Median of the stated runs; the 4000×3000 photo runs once, first in its "
+        "(the default is now 768/128). Median of the stated runs; the 4000×3000 photo runs once, first in its "
         "process, so *peak MB* (VmHWM) is its own. Rows of the same code vary by ±30% on this shared machine "
         "(the whole-image rows of every variant after *allocator* run the same code). PSNR against *before*'s "
         "output of the same size; the speed issue asks ≥ 45 dB of every fast path.",
@@ -377,7 +377,7 @@ def speed_cpu_section(sc: dict, more: list[dict] = ()) -> list[str]:
                      f"{r['median_s']:.2f} | {r['ms_per_megapixel']:.0f} | {peak} | {r['psnr_vs_before']:.1f} dB |")
     lines.append("")
     before = {(r["threads"], r["height"], r["width"]): r for r in rows if r["variant"] == "before"}
-    default = [r for r in rows if r["variant"] == "tile 768/96" and r["mode"] != "whole"]
+    default = [r for r in rows if r["variant"] == "tile 768/128" and r["mode"] != "whole"]
     for r in default:
         b = before.get((r["threads"], r["height"], r["width"]))
         if b:

@@ -44,7 +44,8 @@ VARIANTS = [
     ("overlap 64", True, True, 512, 64),
     ("tile 768/64", True, True, 768, 64),
     ("tile 1024/96", True, True, 1024, 96),
-    ("tile 768/96", True, True, 768, 96),  # the default (core/defaults.py)
+    ("tile 768/96", True, True, 768, 96),
+    ("tile 768/128", True, True, 768, 128),  # the default (core/defaults.py)
 ]
 
 

@@ -763,6 +763,22 @@ def test_channels_last_takes_the_fused_layer_norm_with_the_same_numbers():
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_default_overlap_leaves_no_seam_on_a_noisy_photo(shipped) -> None:
+    """The default overlap against the whole-image output on a noisy photo (upscaled, as a phone's digital
+    zoom would), cut into tiles of 256 so that many pixels lie near a seam: the worst pixel, not only the
+    mean. Measured on this photo: 64 px of overlap 0.24 of full scale off, 96 px 0.165, 128 px 0.075."""
+    from air_restore.core.defaults import OVERLAP
+    from air_restore.core.metrics import psnr
+
+    a = torch.from_numpy(np.ascontiguousarray(skdata.astronaut())).permute(2, 0, 1).float() / 255
+    clean = F.interpolate(a[None], size=(640, 640), mode="bicubic")[0].clamp(0, 1)
+    x = D.noise(clean[None], _gen(0), 0.5, kind="gaussian")[0]
+    whole = restore(shipped, x, tile=648, overlap=8).image
+    tiled = restore(shipped, x, tile=256, overlap=OVERLAP).image
+    assert psnr(tiled, whole).item() >= 45
+    assert (tiled - whole).abs().max().item() < 0.1
+
+
 # -------------------------------------------------------------------------------------------- runtime
 
 
