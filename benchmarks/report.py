@@ -349,12 +349,13 @@ def speed_paths_section(sp: dict) -> list[str]:
     return lines + [""]
 
 
-def speed_cpu_section(sc: dict, more: list[dict] = ()) -> list[str]:
-    """results/speed_cpu*.json (benchmarks/speed_cpu.py): CPU inference before and after the allocator and
-    tiling changes, each variant in a fresh process (#15)."""
+def speed_cpu_section(sc: dict, title: str = "## CPU inference: the allocator and the tiles, before and after"
+                      ) -> list[str]:
+    """One run of benchmarks/speed_cpu.py (results/speed_cpu*.json): CPU inference before and after the
+    allocator and tiling changes, each variant in a fresh process (#15)."""
     m = sc.get("machine", {})
     lines = [
-        "## CPU inference: the allocator and the tiles, before and after",
+        title,
         "",
         f"`benchmarks/speed_cpu.py` at {sc['commit']}" + (f" on {m['cpu_model']}" if m.get("cpu_model") else "")
         + (f" ({', '.join(m['simd'])})" if m.get("simd") else "")
@@ -370,7 +371,7 @@ def speed_cpu_section(sc: dict, more: list[dict] = ()) -> list[str]:
         "| variant | threads | size | mode | runs | median s | ms / megapixel | peak MB | PSNR vs before |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = [r for run in (sc, *more) for r in run["rows"]]
+    rows = sc["rows"]
     for r in rows:
         peak = f"{r['peak_mb_so_far']:.0f}" if r["height"] * r["width"] > 4096 * 2048 else ""  # the big photo's
         lines.append(f"| {r['variant']} | {r['threads']} | {r['width']}×{r['height']} | {r['mode']} | {r['runs']} | "
@@ -641,8 +642,9 @@ def main(argv: list[str] | None = None) -> str:
                           *((f.name, family_section) for f in sorted(args.results.glob("family_*.json"))),
                           ("adapters.json", adapters_section), ("estimator.json", estimator_section),
                           ("speed.json", speed_section), ("speed_paths.json", speed_paths_section),
-                          ("speed_cpu.json", lambda sc: speed_cpu_section(
-                              sc, [d for f in sorted(args.results.glob("speed_cpu_*.json")) if (d := _load(f))])),
+                          ("speed_cpu.json", speed_cpu_section),
+                          ("speed_cpu_default.json", lambda sc: speed_cpu_section(
+                              sc, "### The default tiles (768/128) against before, 2 and 1 threads, one run")),
                           ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),
                           ("web.json", web_section),

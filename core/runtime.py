@@ -1,7 +1,7 @@
 """Process-level settings that decide CPU inference speed: the allocator and the number format.
 
 Both were measured on the project's 2-core AMD EPYC (AVX2 + FMA, no AVX-512), torch 2.13.0+cpu, 2 threads
-(BENCHMARKS.md, "Speed and memory"):
+(benchmarks/results/NOTES.md, "CPU inference"; BENCHMARKS.md):
 
 - **The allocator.** glibc hands every block over 32 MB (most activations of a 512² tile) back to the
   kernel when it is freed and page-faults fresh zeroed pages for the next one, so a forward pass spent

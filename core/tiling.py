@@ -27,17 +27,17 @@ def tile_spans(length: int, tile: int, overlap: int, *, align: int = 1) -> list[
     the last span runs to the end (up to ``align - 1`` pixels longer than the others).
 
     As few tiles as ``tile`` allows, each shrunk to share the length evenly: 2048 px in tiles of 512
-    with overlap 64 are five of 464 instead of five of 512 (27% fewer pixels computed), since every
-    pixel of a tile costs the same whether it is needed or not."""
+    with overlap 64 are five of 464 instead of five of 512 (18% fewer pixels computed on a 2048² photo),
+    since every pixel of a tile costs the same whether it is needed or not."""
     if tile <= overlap:
         raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
     if tile % align or overlap % align:
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {align}")
     if length <= tile + align - 1:
         return [(0, length)]
-    n = -(-(length - overlap) // (tile - overlap))  # the fewest tiles of `tile` that cover the length
+    n = _ceil_div(length - overlap, tile - overlap)  # the fewest tiles of `tile` that cover the length
     # The smallest size (a multiple of align, ≤ tile) for which n tiles still cover it with that overlap.
-    size = -(-(-(-(length + (n - 1) * overlap) // n)) // align) * align
+    size = _ceil_div(_ceil_div(length + (n - 1) * overlap, n), align) * align
     stride = size - overlap
     starts = list(range(0, length - size, stride))
     last = (length - size) // align * align
@@ -45,6 +45,10 @@ def tile_spans(length: int, tile: int, overlap: int, *, align: int = 1) -> list[
         starts.append(last)
     ends = [s + size for s in starts[:-1]] + [length]
     return list(zip(starts, ends))
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:

@@ -501,7 +501,7 @@ def test_tile_spans_cover_the_length_with_aligned_overlapping_tiles(length: int,
 
 def test_tile_spans_share_the_length_evenly() -> None:
     # 2048 px in tiles of 512 with overlap 64: five tiles of 464, not four of 512 and a fifth overlapping
-    # the fourth by 448 px (27% fewer pixels computed on a 2048² photo).
+    # the fourth by 320 px (18% fewer pixels computed on a 2048² photo).
     assert tile_spans(2048, 512, 64, align=8) == [(0, 464), (400, 864), (800, 1264), (1200, 1664), (1584, 2048)]
     assert tile_spans(2048, 512, 128, align=8) == [(0, 512), (384, 896), (768, 1280), (1152, 1664), (1536, 2048)]
 
