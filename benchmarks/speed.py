@@ -49,14 +49,15 @@ def _photo(h: int, w: int) -> torch.Tensor:
 
 def cpu_model() -> dict:
     """The CPU's model name and the SIMD features that decide fp32/bf16 speed (Linux /proc/cpuinfo)."""
+    from air_restore.core.runtime import cpu_flags
+
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return {}
     name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
     wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
-    return {"cpu_model": name, "simd": [f for f in wanted if f in flags]}
+    return {"cpu_model": name, "simd": [f for f in wanted if f in cpu_flags()]}
 
 
 def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: str = "fp32",

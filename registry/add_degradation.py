@@ -168,7 +168,7 @@ class Resume:
     again; any other recipe trains anew and replaces it."""
 
     def __init__(self, name: str, recipe: dict) -> None:
-        self.root = air_home() / f".resume-{name}"
+        self.root = _resume_root(name)
         self.recipe = recipe
 
     def take(self, dest: Path) -> dict | None:
@@ -198,9 +198,13 @@ class Resume:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _resume_root(name: str) -> Path:
+    return air_home() / f".resume-{name}"
+
+
 def kept_adapter(name: str) -> Path | None:
     """The folder holding a finished adapter that an interrupted ``air add-degradation NAME`` kept, if any."""
-    root = air_home() / f".resume-{name}"
+    root = _resume_root(name)
     return root if (root / "recipe.json").is_file() else None
 
 
