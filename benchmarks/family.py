@@ -1,17 +1,25 @@
-"""An adapter trained on a widened family (`air train adapter --family`) against the bundled one, alone.
+"""An adapter trained on a widened family (`air train adapter --family`) against the bundled one (or
+``--baseline``), alone and, with ``--pipeline``, in the whole pipeline.
 
     air train adapter noise --synthetic noise --family --clean ../shared/data/train/clean \
         --out runs/noise_fam --steps 400
     python benchmarks/family.py --adapter runs/noise_fam --clean ../shared/data/eval/CBSD68 \
         --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_noise.json
+    python benchmarks/family.py --adapter registry/weights/adapters/lowlight --baseline runs/lowlight_before \
+        --pipeline --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 \
+        --out benchmarks/results/family_lowlight.json
     python benchmarks/family.py --adapter DIR --clean DIR --limit 1 --size 64     # tiny (the tests do this)
 
 Each adapter alone at weight 1 (others 0, the clean-pixel gate on, as `air restore` runs it), beside the
 base alone, on: the held-out real pairs of its degradation (the last ``--pairs-limit`` of Rain100H for
 rain, PolyU for noise; neither adapter saw them), its plugin at severity 0.5 and at a mild 0.15, each
-variant of its widened family (``core.families``) at 0.5, and clean photos. The family rows are the new
-adapter's own training distribution, so only the real pairs (and the clean row) are an independent test.
-Image i of a row uses seed crc32(row) + i.
+variant of its widened family (``core.families``) at 0.5, the plugin at 0.5 then JPEG-compressed (quality
+about 90 and 50, as photos are saved), and clean photos. The family rows are the new adapter's own training
+distribution, so only the real pairs (and the clean row) are an independent test.
+With ``--pipeline``, also: the pipeline as `air restore` runs it (every bundled adapter blended by the
+bundled estimator, the fallback and the gate) with the baseline and with the new adapter in its place, the
+estimator's mean weight for it, every stacked degradation of the blending table that holds it, and every
+real paired set. Image i of a row uses seed crc32(row) + i.
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blending import PAIRS, _crop, _psnr, held_out_pairs  # noqa: E402  (as the blending table)
+from blending import ALL_STACKS, PAIRS, _crop, _psnr, held_out_pairs, pipeline, stacked  # noqa: E402
 
+from air_restore.core import degradations as D  # noqa: E402
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.families import FAMILIES  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
@@ -45,12 +54,24 @@ def rows_for(name: str) -> list[tuple[str, object, float]]:
     rows = [(f"{name} 0.5", plugin, 0.5), (f"{name} 0.15", plugin, 0.15)]
     variants = FAMILIES[name][0] if name in FAMILIES else ()
     rows += [(f"family: {fn.__name__.strip('_')} 0.5", fn, 0.5) for fn in variants if fn is not plugin]
+    for q, js in ((90, 0.1), (50, 0.5)):
+        rows.append((f"{name} 0.5 + jpeg q≈{q}", lambda x, g, s, js=js: D.jpeg(plugin(x, g, s).clamp(0, 1), g, js), 0.5))
     return rows
+
+
+def stacked_rows(name: str) -> list[tuple[str, object, float]]:
+    """The stacked degradations of the blending table (``--stacks all``) that hold ``name``."""
+    return [("+".join(parts), lambda x, g, s, parts=parts: stacked(x[0], parts, g, s)[None], 0.5)
+            for parts in ALL_STACKS if name in parts]
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--adapter", type=Path, required=True, help="the new adapter folder (a bundled name)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="the adapter folder to compare with (default: the bundled one of that name)")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also the whole pipeline with each, stacked rows that hold it and every real pair set")
     ap.add_argument("--clean", type=Path, required=True, help="clean photos (CBSD68)")
     ap.add_argument("--pairs", type=Path, default=None, help="folder holding the real paired sets")
     ap.add_argument("--limit", type=int, default=0, help="images per synthetic row (0 = all)")
@@ -64,19 +85,22 @@ def main(argv: list[str] | None = None) -> dict:
     bundled = {a.name: a.path for a in bundled_adapters()}
     if name not in bundled:
         raise SystemExit(f"{args.adapter}: adapter {name!r} is not a bundled one; nothing to compare with")
-    restorers = {}
-    for label, folder in (("bundled", bundled[name]), ("new", args.adapter)):
+    baseline = args.baseline or bundled[name]
+    restorers, pipes = {}, {}
+    for label, folder in (("bundled", baseline), ("new", args.adapter)):
         restorers[label] = Restorer(*load_base())
         restorers[label].attach_folder(folder)
+        if args.pipeline:  # every bundled adapter, this one swapped, and the bundled estimator
+            pipes[label] = pipeline(folders=[folder if a == name else p for a, p in bundled.items()])
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
     sets: list[tuple[str, list]] = []
     if args.pairs is not None:
         for folder, parts in PAIRS.items():
             root = args.pairs / folder
-            if parts != (name,) or not root.is_dir():
+            if (parts != (name,) and not args.pipeline) or not root.is_dir():
                 continue
             sets.append((f"real: {folder} (held out)", held_out_pairs(root, args.pairs_limit, args.size)))
-    for row, fn, severity in rows_for(name):
+    for row, fn, severity in rows_for(name) + (stacked_rows(name) if args.pipeline else []):
         seed = zlib.crc32(row.encode())
         sets.append((row, [(quantize8(fn(c[None], torch.Generator().manual_seed(seed + i), severity)[0].clamp(0, 1)), c)
                            for i, c in enumerate(clean)]))
@@ -90,9 +114,15 @@ def main(argv: list[str] | None = None) -> dict:
             acc["base"].append(_psnr(restorers["bundled"].restore(degraded, zero).image, ref))
             for label, r in restorers.items():
                 acc[label].append(_psnr(r.restore(degraded, one).image, ref))
+            for label, r in pipes.items():
+                w, strength, _ = r.route(degraded)
+                acc.setdefault(f"pipeline_{label}", []).append(_psnr(r.restore(degraded, w, strength=strength).image, ref))
+                acc.setdefault(f"weight_{label}", []).append(float(w[r.adapters.index(name)]))
         rows.append({"task": row, "images": len(samples), **{k: statistics.fmean(v) for k, v in acc.items()}})
         print(json.dumps(rows[-1]), flush=True)
     result = {"adapter": name, "training": manifest.get("training", {}), "metrics": manifest.get("metrics", {}),
+              "baseline": {"path": str(baseline), "created": read_manifest(baseline).get("created")},
+              "pipeline": bool(args.pipeline),
               "clean_set": args.clean.name, "images_per_task": len(clean), "crop": args.size or "whole",
               "rows": rows, "wall_s": round(time.time() - started, 1)}
     if args.out:

@@ -25,6 +25,9 @@
     python benchmarks/family.py --adapter runs/noise_fam --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_noise.json
     air train adapter rain --synthetic rain --family --clean runs/clean200 --out runs/rain_fam --steps 300
     python benchmarks/family.py --adapter runs/rain_fam --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_rain.json
+    mkdir -p runs/lowlight_before && for f in adapter_config.json adapter_model.safetensors air_manifest.json; do git show 74e6138:registry/weights/adapters/lowlight/$f > runs/lowlight_before/$f; done  # the adapter before
+    air train adapter lowlight --synthetic lowlight --family --init runs/lowlight_before --clean ../shared/data/train/clean --out runs/lowlight_fam --steps 500
+    python benchmarks/family.py --adapter registry/weights/adapters/lowlight --baseline runs/lowlight_before --pipeline --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_lowlight.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
@@ -481,7 +484,8 @@ def speed_section(sp: dict) -> list[str]:
         lines.append(
             f"`air restore` on a {b['width']}×{b['height']} {b.get('format', 'PNG')} on the CPU: peak memory "
             f"**{b['peak_rss_mb']:.0f} MB** (RSS of the whole process), **{b['wall_s']:.0f} s** for the whole command "
-            "(start-up, loading the pipeline, reading and writing the file included)."
+            "(start-up, loading the pipeline, reading and writing the file included; written as "
+            f"{b.get('output', 'PNG')})."
         )
     return lines + [""]
 

@@ -288,23 +288,39 @@ def peer_variants(main: dict, others: list[dict]) -> list[str]:
 
 
 def family_section(f: dict) -> list[str]:
-    """`air train adapter --family` (benchmarks/family.py): an adapter trained on a widened family, alone."""
+    """`air train adapter --family` (benchmarks/family.py): an adapter trained on a widened family, alone, and
+    (``--pipeline``) in the whole pipeline beside the adapter it replaces."""
     t, name = f["training"], f["adapter"]
+    init = t.get("data", {}).get("init")
+    before = "bundled" if not f.get("pipeline") else "previous"
     lines = [
         f"## `air train adapter {name} --family`: a {name} adapter trained on its widened family",
         "",
-        f"`benchmarks/family.py`: the bundled {name} adapter and one trained with `--synthetic {name} --family` "
-        f"({t.get('steps')} steps × {t.get('batch_size')} × {t.get('crop')}², otherwise as the bundled one), each "
-        "alone at weight 1 with the clean-pixel gate, beside the base alone. The family rows are the new "
+        f"`benchmarks/family.py`: the {before} {name} adapter and one trained with `--synthetic {name} --family` "
+        f"({t.get('steps')} steps × {t.get('batch_size')} × {t.get('crop')}²"
+        + (f", starting from the {before} adapter (`--init`)" if init else ", otherwise as the bundled one")
+        + (f", over {', '.join(t['data']['over'])} on {t['data']['over_share']:.0%} of the crops" if t.get("data", {}).get("over") else "")
+        + "), each alone at weight 1 with the clean-pixel gate, beside the base alone. The family rows are the new "
         "adapter's own training distribution; only the real pairs (held out, neither adapter saw them) and the "
         f"clean row test it independently. {f['images_per_task']} {f['clean_set']} images per synthetic row, "
         "PSNR (dB).",
         "",
-        "| task | images | input | base alone | bundled adapter | --family adapter | --family − bundled |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for r in f["rows"]:
-        lines.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | {r['bundled']:.2f} | "
-                     f"{r['new']:.2f} | {r['new'] - r['bundled']:+.2f} |")
+    if f.get("pipeline"):
+        lines[-2] += (f" *Pipeline*: `air restore` as it runs, every bundled adapter blended by the bundled estimator "
+                      f"(fallback and gate on), with the {before} or the new {name} adapter; *w*: the estimator's mean "
+                      f"weight for it. Stacked rows as in the blending table (each part at 0.5, physical order).")
+        lines += [f"| task | images | input | base alone | {before} adapter | --family adapter | pipeline, {before} | "
+                  "pipeline, new | new − previous (pipeline) | w |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in f["rows"]:
+            lines.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | {r['bundled']:.2f} | "
+                         f"{r['new']:.2f} | {r['pipeline_bundled']:.2f} | {r['pipeline_new']:.2f} | "
+                         f"{r['pipeline_new'] - r['pipeline_bundled']:+.2f} | {r['weight_new']:.2f} |")
+    else:
+        lines += ["| task | images | input | base alone | bundled adapter | --family adapter | --family − bundled |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in f["rows"]:
+            lines.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | {r['bundled']:.2f} | "
+                         f"{r['new']:.2f} | {r['new'] - r['bundled']:+.2f} |")
     lines.append("")
     return lines

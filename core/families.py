@@ -86,6 +86,40 @@ def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGET
 STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))
 
 
+def then_jpeg(fn: Synthesizer, p: float = 0.5, max_severity: float = 0.6) -> Synthesizer:
+    """``fn``, then JPEG compression on a random share ``p`` of the images (severity 0 → ``max_severity``:
+    quality 95 → about 43), as a phone or camera saves a photo."""
+
+    def synth(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
+        y = fn(x, g, s).clamp(0, 1)
+        b = y.shape[0]
+        pick = torch.rand((b,), generator=g, device=y.device) < p
+        q = max_severity * torch.rand((b,), generator=g, device=y.device)
+        return torch.where(pick.view(-1, 1, 1, 1), D.jpeg(y, g, q), y)
+
+    return synth
+
+
+#: The low-light adapter's family (``air train adapter lowlight --family``): the plugin's synthesizer at
+#: every severity most of the time (what the bundled adapter first learned), dim and dark-and-noisy photos
+#: only clearly dark (LOWLIGHT_FLOOR, as in widened3), and half of all crops JPEG-compressed afterwards.
+#: Base v1 leaves a dark photo dark once it is JPEG-compressed, even at quality 90 (CBSD68, 8 photos:
+#: 9.7 dB in, 9.7 out, against 23.4 without the JPEG step), so the adapter must brighten it itself.
+ADAPTER_FAMILIES: dict[str, Synthesizer] = {
+    "lowlight": then_jpeg(partial(D.pick_per_image, probs=(0.6, 0.2, 0.2), variants=(
+        D.lowlight, partial(_at_least, fn=D.dim, floor=LOWLIGHT_FLOOR),
+        partial(_at_least, fn=_dark_and_noisy, floor=LOWLIGHT_FLOOR)))),
+}
+
+
+def adapter_family(name: str) -> tuple[Synthesizer, str]:
+    """The synthesizer ``air train adapter NAME --family`` draws from, and its name for the manifest: the
+    adapter family of ``name`` where it has one, else its widened family."""
+    if name in ADAPTER_FAMILIES:
+        return ADAPTER_FAMILIES[name], "adapter"
+    return family(name), "widened"
+
+
 def family(name: str, recipe: str = "widened") -> Synthesizer:
     """The widened synthesizer of one class under ``recipe`` (each image draws one variant)."""
     families = FAMILIES_3 if recipe == "widened3" else FAMILIES

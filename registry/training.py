@@ -45,6 +45,15 @@ def family_synthesizer(name: str):
     return family(name)
 
 
+def adapter_family_synthesizer(name: str):
+    """(synthesizer, its name) that ``air train adapter --family`` trains ``name`` on
+    (``core.families.adapter_family``); unknown is a UserError."""
+    from ..core.families import adapter_family
+
+    family_synthesizer(name)  # the same refusal for a class without a family
+    return adapter_family(name)
+
+
 @dataclass
 class AdapterRun:
     out: Path
@@ -56,11 +65,12 @@ class AdapterRun:
 def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str | None = None,
             clean: Path | None = None, over: list[str] = (), over_share: float = 0.3, steps: int = 500,
             rank: int = 4, batch_size: int = 8, crop: int = 96, lr: float = 5e-4, holdout: float = 0.1,
-            weights: Path | None = None, seed: int = 0, family: bool = False, overwrite: bool = False,
-            progress: Progress = _quiet) -> AdapterRun:
+            weights: Path | None = None, seed: int = 0, family: bool = False, init: Path | None = None,
+            overwrite: bool = False, progress: Progress = _quiet) -> AdapterRun:
     """``air train adapter``: one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer
     (with ``family``, the widened family of that built-in class, :mod:`air_restore.core.families`); the last
-    ``holdout`` share of the images is held out for the before/after metrics, degraded the same way."""
+    ``holdout`` share of the images is held out for the before/after metrics, degraded the same way.
+    ``init``: an adapter folder of the same rank, trained on the same base, to start from."""
     from ..core.evaluation import paired_samples
     from ..core.training.adapter import (
         Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
@@ -85,9 +95,19 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
         raise UserError("--family needs --synthetic NAME (a built-in degradation with a widened family)")
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
+    if init is not None and not (init / "adapter_config.json").is_file():
+        raise UserError(f"--init {init}: not an adapter folder (no adapter_config.json)")
     cfg = TrainAdapterConfig(rank=rank, steps=steps, batch_size=batch_size, crop=crop, lr=lr, seed=seed,
                              alpha=float(rank))
     base, info = load_base(weights)
+    started_from = None
+    if init is not None:
+        from .adapters import load_for_base
+
+        init_manifest, _ = load_for_base(init, info.fingerprint)  # made for this base, or a clear refusal
+        if init_manifest.get("rank") != rank:
+            raise UserError(f"--init {init}: rank {init_manifest.get('rank')}, not --rank {rank}")
+        started_from = {"name": init_manifest.get("name"), "created": init_manifest.get("created")}
     if pairs is not None:
         try:
             data = [(s.degraded, s.clean) for s in paired_samples(pairs)]
@@ -95,12 +115,13 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
             raise UserError(str(e)) from None
         source = {"kind": "pairs", "folder": pairs.name}
     else:
-        synth = family_synthesizer(synthetic) if family else get_degradation(synthetic).synthesize
+        synth, family_name = (adapter_family_synthesizer(synthetic) if family
+                              else (get_degradation(synthetic).synthesize, None))
         g = torch.Generator().manual_seed(seed + 1)
         data = [(synth(c[None], g, 0.5)[0].clamp(0, 1), c) for c in read_photos(clean)]
         source = {"kind": "synthetic", "plugin": synthetic, "folder": clean.name, "heldout_severity": 0.5}
         if family:
-            source["family"] = "widened"
+            source["family"] = family_name
         under = [get_degradation(n).synthesize for n in over]
         if over:
             source.update(over=over, over_share=over_share)
@@ -116,8 +137,11 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
     else:
         sampler = synthetic_sampler([c for _, c in train], synth,
                                     over=Over(under, over_share, base) if over else None)
+    if started_from is not None:
+        source["init"] = started_from
     started = time.time()
-    model = train_adapter(base, sampler, config=cfg, progress=lambda s, t, loss: progress("adapter", s, t))
+    model = train_adapter(base, sampler, config=cfg, init=init,
+                          progress=lambda s, t, loss: progress("adapter", s, t))
     metrics = {"heldout_images": len(held), "heldout_psnr_input": heldout_psnr(lambda x: x, held),
                "heldout_psnr_base": heldout_psnr(lambda x: base(x).image, held),
                "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
@@ -136,7 +160,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
     written into the store); returns (adapter names in order, file written). ``strength`` adds the strength
     output (judged by restoration; off by default: measured, it cost low light 0.85 dB, NOTES.md). With
-    ``family``, every adapter named after a built-in class with a widened family is shown that family."""
+    ``family``, every adapter named after a built-in class with a widened family is shown the family its
+    adapter trains on with ``--family`` (:func:`core.families.adapter_family`)."""
     from ..core.io.weights import read_base_info, save_estimator
     from ..core.training.estimator import Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
@@ -176,15 +201,15 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     if family:
         from ..core.families import FAMILIES
 
-        sources = [Source(synth=family_synthesizer(n)) if n in FAMILIES and s.synth is not None else s
-                   for n, s in zip(names, sources)]
+        sources = [Source(synth=adapter_family_synthesizer(n)[0]) if n in FAMILIES and s.synth is not None else s
+                   for n, s in zip(names, sources)]  # what `air train adapter --family` trains each on
     photos = read_photos(clean)
     judge = partial(restorer_for(names).best_subsets, strength=strength) if targets == "restored" else None
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
-    data = {"folder": clean.name, "images": len(photos), **({"family": "widened"} if family else {})}
+    data = {"folder": clean.name, "images": len(photos), **({"family": "adapter"} if family else {})}
     save_estimator(est, out, training={**info, "data": data})
     return names, out
 

@@ -340,11 +340,20 @@ def test_family_script(clean_dir, tmp_path):
     assert r.exit_code == 0, r.output
     res = _module("family").main(["--adapter", str(ad), "--clean", str(clean_dir), "--limit", "1", "--size", "64"])
     tasks = [row["task"] for row in res["rows"]]
-    assert tasks == ["rain 0.5", "rain 0.15", "family: drizzle 0.5", "family: rain_over_haze 0.5", "clean"]
+    assert tasks == ["rain 0.5", "rain 0.15", "family: drizzle 0.5", "family: rain_over_haze 0.5",
+                     "rain 0.5 + jpeg q≈90", "rain 0.5 + jpeg q≈50", "clean"]
     rain = res["rows"][0]
     assert rain["new"] != rain["bundled"] and rain["input"] < rain["base"]  # the base removes some rain
     text = "\n".join(_module("report_adapters").family_section(res))
     assert "--family" in text and "| family: drizzle 0.5 |" in text
+    # --pipeline: the whole pipeline with each (the baseline given here is the new adapter itself, so the
+    # two pipeline columns must agree), the stacked rows that hold rain and the real pairs of every set
+    res = _module("family").main(["--adapter", str(ad), "--baseline", str(ad), "--pipeline", "--clean", str(clean_dir),
+                                  "--limit", "1", "--size", "64"])
+    tasks = [row["task"] for row in res["rows"]]
+    assert "haze+rain" in tasks and "rain+blur+noise" in tasks and "haze+blur" not in tasks
+    assert all(row["pipeline_new"] == row["pipeline_bundled"] and row["new"] == row["bundled"] for row in res["rows"])
+    assert "| pipeline, previous |" in "\n".join(_module("report_adapters").family_section(res))
 
 
 def test_profile_script_splits_the_convolutions_by_kind():

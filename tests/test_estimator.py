@@ -108,7 +108,7 @@ def test_cli_train_estimator(tmp_path):
                             "--family"])
     assert r.exit_code == 0, r.output
     assert training_of(tmp_path / "s")["targets"] == "degradations present"
-    assert training_of(tmp_path / "s")["data"]["family"] == "widened" and "family" not in training["data"]
+    assert training_of(tmp_path / "s")["data"]["family"] == "adapter" and "family" not in training["data"]
     assert not load_estimator(out, ("noise", "haze")).config.strength  # the strength output is opt-in
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "st"),
                             "--adapters", "noise,haze", "--steps", "2", "--batches", "1", "--strength"])

@@ -135,6 +135,51 @@ def test_cli_family_is_recorded_and_used(clean_dir, tmp_path):
     assert wide["metrics"]["heldout_psnr_input"] != plain["metrics"]["heldout_psnr_input"]
 
 
+def test_lowlight_family_compresses_about_half_of_its_dark_crops():
+    """The low-light adapter's family (core.families.ADAPTER_FAMILIES): every crop dark, and about half of them
+    JPEG-compressed afterwards (base v1 leaves a JPEG-compressed dark photo dark, so the adapter must learn it)."""
+    from skimage import data
+
+    from air_restore.core.families import ADAPTER_FAMILIES, then_jpeg
+
+    photo = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)
+    crops = torch.stack([photo[:, 40 * i : 40 * i + 64, 40 * i : 40 * i + 64] for i in range(8)] * 4)
+    s = torch.rand(len(crops), generator=torch.Generator().manual_seed(1))
+    dark = ADAPTER_FAMILIES["lowlight"](crops, torch.Generator().manual_seed(0), s)
+    assert (dark.mean((1, 2, 3)) / crops.mean((1, 2, 3))).max() < 0.6  # every crop much darker
+    # then_jpeg draws after its synthesizer: the same seed gives the same crops, half of them compressed
+    ident = lambda x, g, s: x  # noqa: E731
+    out = then_jpeg(ident)(crops, torch.Generator().manual_seed(0), s)
+    changed = (out - crops).abs().flatten(1).amax(1) > 0
+    assert 8 <= int(changed.sum()) <= 24
+    assert torch.equal(out[~changed], crops[~changed])
+
+
+def test_init_starts_from_the_given_adapter(clean_dir, tmp_path):
+    """--init: training starts from an existing adapter's factors (at a vanishing learning rate it stays
+    there), and the manifest says which; another rank or a folder that is no adapter is refused."""
+    args = ["train", "adapter", "haze", "--synthetic", "haze", "--clean", str(clean_dir), "--batch-size", "2",
+            "--crop", "32"]
+    first = tmp_path / "first"
+    assert runner.invoke(app, [*args, "--steps", "3", "--out", str(first)]).exit_code == 0
+    for out, extra in ((tmp_path / "again", ["--init", str(first)]), (tmp_path / "fresh", [])):
+        r = runner.invoke(app, [*args, *extra, "--steps", "1", "--lr", "1e-12", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+    f0, again, fresh = (read_peft_adapter(tmp_path / n)[1] for n in ("first", "again", "fresh"))
+    assert f0.keys() == again.keys()
+    for k in f0:
+        assert torch.allclose(again[k].B, f0[k].B, atol=1e-8) and torch.allclose(again[k].A, f0[k].A, atol=1e-8)
+    assert all(float(v.B.abs().max()) < 1e-6 for v in fresh.values())  # a fresh LoRA starts at B = 0
+    assert any(float(v.B.abs().max()) > 1e-4 for v in f0.values())
+    data = json.loads((tmp_path / "again" / "air_manifest.json").read_text())["training"]["data"]
+    assert data["init"]["name"] == "haze"
+    for extra, message in ((["--init", str(first), "--rank", "8"], "rank 4, not --rank 8"),
+                           (["--init", str(clean_dir)], "not an adapter folder")):
+        r = runner.invoke(app, [*args, *extra, "--steps", "1", "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2 and message in r.output.replace("\n", " "), r.output
+        assert not (tmp_path / "o").exists()
+
+
 def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
     base, _ = load_base()
 

@@ -106,8 +106,11 @@ def adapter(
     family: bool = flag(
         "--family", help="With --synthetic NAME of a built-in degradation: draw each crop from its widened family "
         "(noise: also camera noise and JPEG; blur: also Gaussian; haze: also flat and noisy haze; rain: also "
-        "drizzle and rain over haze; lowlight: also dim and dark-and-noisy), so the adapter is not fitted to one "
-        "synthesizer's quirks."),
+        "drizzle and rain over haze; lowlight: also dim and dark-and-noisy, and half of the crops JPEG-compressed), "
+        "so the adapter is not fitted to one synthesizer's quirks."),
+    init: Optional[Path] = typer.Option(
+        None, "--init", help="Start from this adapter folder (same base and --rank) instead of a fresh LoRA: "
+        "teach an adapter new data (e.g. with --family) without losing what it learned."),
     overwrite: bool = flag("--overwrite", help="Replace an existing adapter folder."),
 ) -> None:
     """Phase II: train one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer.
@@ -119,6 +122,8 @@ def adapter(
       air train adapter haze --synthetic haze --clean ../shared/data/train/clean --out adapters/haze
 
       air train adapter noise --synthetic noise --over haze,rain --clean DIR --out adapters/noise
+
+      air train adapter lowlight --synthetic lowlight --family --init adapters/lowlight --clean DIR --out new/lowlight
     """
     from rich.table import Table
 
@@ -129,7 +134,7 @@ def adapter(
         run = training.adapter(name, out, pairs=pairs, synthetic=synthetic, clean=clean, over=over_names,
                                over_share=over_share, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
                                lr=lr, holdout=holdout, weights=weights, seed=seed, family=family,
-                               overwrite=overwrite, progress=bars)
+                               init=init, overwrite=overwrite, progress=bars)
     m = run.metrics
     table = Table(title=f"{name}: held-out PSNR ({run.held} images)", show_edge=False)
     for col in ("input", "base", "base + adapter", "gain over base"):

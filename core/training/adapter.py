@@ -120,8 +120,11 @@ def train_adapter(
     config: TrainAdapterConfig,
     progress: Callable[[int, int, float], None] | None = None,
     time_budget: float | None = None,
+    init: Path | None = None,
 ):
     """Train a LoRA adapter on a frozen copy of ``base``; returns the peft model (base untouched).
+    ``init``: an adapter folder (PEFT layout, same rank and targets) to start from instead of a fresh LoRA,
+    to widen an adapter's data without losing what it learned.
     ``time_budget`` (seconds): run only the steps that fit (:class:`~.budget.StepBudget`; ``progress``
     gets the shrinking total, the learning rate anneals over it); ``model.steps_run`` says how many ran."""
     import peft
@@ -130,10 +133,15 @@ def train_adapter(
 
     cfg = config
     budget = StepBudget(cfg.steps, time_budget)  # its clock starts here: setting up counts too
-    model = peft.get_peft_model(
-        copy.deepcopy(base).train(),
-        peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(base.config.lora_targets)),
-    )
+    if init is not None:
+        model = peft.PeftModel.from_pretrained(copy.deepcopy(base).train(), str(init), is_trainable=True)
+        if model.peft_config["default"].r != cfg.rank:
+            raise ValueError(f"{init}: rank {model.peft_config['default'].r}, not the configured {cfg.rank}")
+    else:
+        model = peft.get_peft_model(
+            copy.deepcopy(base).train(),
+            peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(base.config.lora_targets)),
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     if time_budget is None:
