@@ -37,20 +37,12 @@ def read_photos(folder: Path) -> list[torch.Tensor]:
 
 
 def family_synthesizer(name: str):
-    """The widened family of built-in class ``name`` (``core.families``); unknown is a UserError."""
-    from ..core.families import FAMILIES, family
+    """(synthesizer, its name for the manifest) that ``--family`` trains built-in class ``name`` on
+    (``core.families.adapter_family``); a class without a family is a UserError."""
+    from ..core.families import FAMILIES, adapter_family
 
     if name not in FAMILIES:
         raise UserError(f"--family: no widened family for {name!r}; known: {', '.join(FAMILIES)}")
-    return family(name)
-
-
-def adapter_family_synthesizer(name: str):
-    """(synthesizer, its name) that ``air train adapter --family`` trains ``name`` on
-    (``core.families.adapter_family``); unknown is a UserError."""
-    from ..core.families import adapter_family
-
-    family_synthesizer(name)  # the same refusal for a class without a family
     return adapter_family(name)
 
 
@@ -115,7 +107,7 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
             raise UserError(str(e)) from None
         source = {"kind": "pairs", "folder": pairs.name}
     else:
-        synth, family_name = (adapter_family_synthesizer(synthetic) if family
+        synth, family_name = (family_synthesizer(synthetic) if family
                               else (get_degradation(synthetic).synthesize, None))
         g = torch.Generator().manual_seed(seed + 1)
         data = [(synth(c[None], g, 0.5)[0].clamp(0, 1), c) for c in read_photos(clean)]
@@ -201,7 +193,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     if family:
         from ..core.families import FAMILIES
 
-        sources = [Source(synth=adapter_family_synthesizer(n)[0]) if n in FAMILIES and s.synth is not None else s
+        sources = [Source(synth=family_synthesizer(n)[0]) if n in FAMILIES and s.synth is not None else s
                    for n, s in zip(names, sources)]  # what `air train adapter --family` trains each on
     photos = read_photos(clean)
     judge = partial(restorer_for(names).best_subsets, strength=strength) if targets == "restored" else None

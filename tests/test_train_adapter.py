@@ -118,7 +118,7 @@ def test_family_draws_other_ways_the_degradation_looks():
 
     grey = torch.full((32, 3, 32, 32), 0.5)
     plain = get_degradation("noise").synthesize(grey, torch.Generator().manual_seed(0), 0.5)
-    wide = family_synthesizer("noise")(grey, torch.Generator().manual_seed(0), 0.5)
+    wide = family_synthesizer("noise")[0](grey, torch.Generator().manual_seed(0), 0.5)
     spread = lambda x: (x - grey).flatten(1).std(1)  # noqa: E731
     assert spread(plain).min() > 0.05
     assert (spread(wide) < 0.01).sum() >= 2 and (spread(wide) > 0.05).sum() >= 10
