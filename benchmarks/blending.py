@@ -16,7 +16,9 @@ the estimator's blend without the gate, ``blended_no_fallback`` without the fall
 (``core.routing``), ``blended_full`` at strength 1 (for an estimator with a strength output). All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
 ``--baseline-estimator FILE`` every row also gets the blend chosen by that estimator, side by side; an
 adapter it was not trained for gets weight 0 (as `air restore` does with an estimator older than an adapter),
-so an estimator from before an adapter was added measures the pipeline as it was.
+so an estimator from before an adapter was added measures the pipeline as it was. With ``--without NAME``
+every row also gets ``blended_without``: the same routing with adapter NAME's weight set to 0, which is the
+pipeline as it was before that adapter (a detected adapter, ``core.routing.Detected``, changes no other weight).
 """
 
 from __future__ import annotations
@@ -89,10 +91,11 @@ def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[:, (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
 
 
-def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None) -> dict:
+def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: str | None = None) -> dict:
     """PSNR of the input, the base alone, the estimator's blend and the oracle (weight 1 on each of ``parts``;
     none for a clean photo), the estimator's top-1 and its mean weights; with ``baseline`` (another
-    estimator for the same adapters) also the blend it chooses."""
+    estimator for the same adapters) also the blend it chooses; with ``without`` (an adapter) also the blend
+    with that adapter's weight at 0."""
     oracle_w = r.weights_from({p: 1.0 for p in parts if p in r.adapters})  # none for a degradation without one
     acc = {"input": [], "base": [], "blended": [], "oracle": []}
     weights, strengths, top1 = [], [], 0
@@ -113,6 +116,10 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None) -> dict:
             wb[[r.adapters.index(n) for n in baseline.config.adapters]] = b_w[0]
             acc.setdefault("blended_baseline", []).append(
                 _psnr(r.restore(degraded, wb, strength=float(b_strength[0])).image, clean))
+        if without is not None:
+            w0 = w.clone()
+            w0[r.adapters.index(without)] = 0.0
+            acc.setdefault("blended_without", []).append(_psnr(r.restore(degraded, w0, strength=strength).image, clean))
         top1 += (r.adapters[int(w.argmax())] == parts[0]) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
@@ -147,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--stacks", choices=("default", "all"), default="default",
                     help="default: the four mixed tasks above; all: every pair of the built-ins and four triples")
     ap.add_argument("--no-gate", action="store_true", help="every column without the clean-pixel gate")
+    ap.add_argument("--without", default=None, help="an adapter whose weight is set to 0 in one more column, "
+                    "blended_without (the pipeline before it was added)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     started = time.time()
@@ -162,32 +171,36 @@ def main(argv: list[str] | None = None) -> dict:
         if not set(baseline.config.adapters) <= set(r.adapters):
             raise SystemExit(f"{args.baseline_estimator}: made for {list(baseline.config.adapters)}, not a subset "
                              f"of {r.adapters}")
+    if args.without is not None and args.without not in r.adapters:
+        raise SystemExit(f"--without {args.without}: no such active adapter; active: {', '.join(r.adapters)}")
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
     rows, mixed, real = [], [], []
     for t, name in enumerate(SINGLE):
         synth = get_degradation(name).synthesize
         samples = [(quantize8(synth(c[None], torch.Generator().manual_seed(1000 * t + i), SEVERITY)[0]), c)
                    for i, c in enumerate(clean)]
-        rows.append(_row(r, name, (name,), samples, baseline))
+        rows.append(_row(r, name, (name,), samples, baseline, args.without))
         print(json.dumps(rows[-1]), flush=True)
     for t, parts in enumerate(MIXED if args.stacks == "default" else ALL_STACKS):
         seed = 50_000 + 1000 * t if args.stacks == "default" else zlib.crc32("+".join(parts).encode())
         samples = [(stacked(c, parts, torch.Generator().manual_seed(seed + i)), c) for i, c in enumerate(clean)]
-        mixed.append(_row(r, "+".join(parts), parts, samples, baseline))
+        mixed.append(_row(r, "+".join(parts), parts, samples, baseline, args.without))
         print(json.dumps(mixed[-1]), flush=True)
     # Nothing wrong: every adapter should stay off, and the photo come back as it is.
-    clean_row = _row(r, "clean", (), [(quantize8(c), c) for c in clean], baseline)
+    clean_row = _row(r, "clean", (), [(quantize8(c), c) for c in clean], baseline, args.without)
     print(json.dumps(clean_row), flush=True)
     if args.pairs is not None:
         for folder, parts in PAIRS.items():
             root = args.pairs / folder
             if not root.is_dir():
                 continue
-            real.append(_row(r, folder, parts, held_out_pairs(root, args.pairs_limit, args.size), baseline))
+            real.append(_row(r, folder, parts, held_out_pairs(root, args.pairs_limit, args.size), baseline,
+                             args.without))
             print(json.dumps(real[-1]), flush=True)
     result = {
         "clean_set": args.clean.name, "images_per_task": len(clean), "severity": SEVERITY,
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
+        "without": args.without,
         "baseline_estimator": (args.baseline_label or str(args.baseline_estimator)) if baseline is not None else None,
         "stacks": args.stacks,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
         for i, c in enumerate(clean):
             x = stacked(c, parts, torch.Generator().manual_seed(zlib.crc32(task.encode()) + i), SEVERITY)
             acc.setdefault("input", []).append(_psnr(x, c))
-            acc.setdefault("base", []).append(_psnr(arms["bundled"].restore(x, torch.zeros(5)).image, c))
+            acc.setdefault("base", []).append(_psnr(arms["bundled"].restore(x, torch.zeros(len(arms["bundled"].adapters))).image, c))
             for arm, r in arms.items():
                 acc.setdefault(f"{arm}_alone", []).append(_psnr(r.restore(x, r.weights_from({name: 1.0})).image, c))
                 acc.setdefault(f"{arm}_blended", []).append(_psnr(r.restore(x).image, c))

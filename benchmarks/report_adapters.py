@@ -6,22 +6,26 @@ same-budget peer (issue #4), rendered by ``report.py`` from ``results/blending.j
 from __future__ import annotations
 
 
-def _table(rows: list[dict], first: str) -> list[str]:
+def _table(rows: list[dict], first: str, without_name: str | None = None) -> list[str]:
     before = "blended_baseline" in rows[0]
     ungated = "blended_ungated" in rows[0]
     full = "blended_full" in rows[0]
     nofb = "blended_no_fallback" in rows[0]
+    without = "blended_without" in rows[0]
     out = [f"| {first} | images | input | base alone | "
            + ("blended (previous estimator) | " if before else "")
+           + (f"blended without {without_name} | " if without else "")
            + ("blended, no gate | " if ungated else "")
            + ("blended, no fallback | " if nofb else "")
            + ("blended, strength 1 | " if full else "")
            + "blended (estimator) | oracle adapter | blended − base | top-1 |",
-           "|---|---|---|---|---|---|---|---|" + ("---|" if before else "") + ("---|" if ungated else "")
+           "|---|---|---|---|---|---|---|---|" + ("---|" if before else "") + ("---|" if without else "")
+           + ("---|" if ungated else "")
            + ("---|" if nofb else "") + ("---|" if full else "")]
     for r in rows:
         out.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['base']:.2f} | "
                    + (f"{r['blended_baseline']:.2f} | " if before else "")
+                   + (f"{r['blended_without']:.2f} | " if without else "")
                    + (f"{r['blended_ungated']:.2f} | " if ungated else "")
                    + (f"{r['blended_no_fallback']:.2f} | " if nofb else "")
                    + (f"{r['blended_full']:.2f} | " if full else "")
@@ -60,10 +64,13 @@ def blending_section(b: dict) -> list[str]:
            if "blended_no_fallback" in b["single"][0] else "")
         + (" The estimator also chooses a strength per image (the share of the restoration kept); *blended, "
            "strength 1* is its blend at full strength." if "blended_full" in b["single"][0] else "")
+        + (f" *Blended without {b['without']}*: the same routing with the {b['without']} adapter's weight at 0, "
+           "the pipeline before it was added (same images, same run). Its weight is measured on each photo by "
+           "`core.routing.Detected`, not chosen by the estimator (top-1 counts it too)." if b.get("without") else "")
         + (f" *Previous estimator*: the blend chosen by {b['baseline_estimator']} on the same images, same run."
            if b.get("baseline_estimator") else ""),
         "",
-        *_table(b["single"], "single degradation"),
+        *_table(b["single"], "single degradation", b.get("without")),
         "",
         f"Estimator top-1 over the {len(b['single'])} single-degradation tasks: "
         f"**{100 * b['estimator_top1_single']:.1f}%**.",
@@ -75,7 +82,7 @@ def blending_section(b: dict) -> list[str]:
          "Mixed degradations (two plugins stacked, each at severity 0.5; the oracle puts weight 1 on both; "
          "top-1 counts the first one):"),
         "",
-        *_table(b["mixed"], "mixed"),
+        *_table(b["mixed"], "mixed", b.get("without")),
         "",
     ]
     if b.get("clean"):
@@ -83,11 +90,12 @@ def blending_section(b: dict) -> list[str]:
         lines += [f"Clean photos ({c['images']}, nothing wrong with them): the base alone gives them back at "
                   f"{c['base']:.2f} dB, the estimator's blend at {c['blended']:.2f} dB"
                   + (f" ({c['blended_ungated']:.2f} dB without the gate)" if "blended_ungated" in c else "")
-                  + (f" (previous estimator {c['blended_baseline']:.2f} dB)" if "blended_baseline" in c else "") + "; "
-                  f"{100 * c['top1']:.0f}% of them get every adapter weight below 0.5.", ""]
+                  + (f" (previous estimator {c['blended_baseline']:.2f} dB)" if "blended_baseline" in c else "")
+                  + (f" (without {b['without']} {c['blended_without']:.2f} dB)" if "blended_without" in c else "")
+                  + "; " f"{100 * c['top1']:.0f}% of them get every adapter weight below 0.5.", ""]
     if b.get("real"):
         lines += ["Real paired sets (never seen in training; the oracle is the synthetic-trained adapter of "
-                  "that degradation):", "", *_table(b["real"], "real pairs"), ""]
+                  "that degradation):", "", *_table(b["real"], "real pairs", b.get("without")), ""]
     lines += ["Mean estimator weights per task:", "",
               *_weights(b["single"] + b["mixed"] + ([b["clean"]] if b.get("clean") else []) + b.get("real", [])), ""]
     return lines

@@ -13,6 +13,7 @@ output: benchmarks fix seeds by seeding the generator.
   thin and dim), motion-blurred seeds rather than 1-px bars, screen-blended, plus a veil.
 - lowlight: exposure cut in linear RGB, Poisson–Gaussian sensor noise, then the sRGB curve and a
   random extra gamma.
+- jpeg: baseline JPEG in torch (:func:`jpeg`) or through libjpeg (:func:`jpeg_codec`).
 """
 
 from __future__ import annotations
@@ -320,6 +321,29 @@ def jpeg(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) ->
     cb, cr = (F.interpolate(c, scale_factor=2, mode="bilinear", align_corners=False) - 128 for c in chroma)
     out = torch.cat([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], dim=1)
     return (out[:, :, :h, :w].round().clamp(0, 255) / 255).to(x.dtype)
+
+
+def jpeg_codec(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """JPEG through a real codec (libjpeg, by Pillow), at the quality :func:`jpeg` draws for the same
+    severity, with 4:2:0 chroma for 70% of the images and 4:4:4 for the rest. libjpeg differs from
+    :func:`jpeg` where another lab's code would: its integer DCT, its chroma filters and its "fancy"
+    upsampling, so a model trained on both is not tied to one implementation's quirks."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    b = x.shape[0]
+    s = severity_tensor(severity, b, x.device)
+    quality = (95 - 87 * s * uniform(0.85, 1.0, (b,), g, x.device)).round().int().tolist()
+    full_chroma = (rand((b,), g, x.device) < 0.3).tolist()
+    pixels = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = []
+    for img, q, full in zip(pixels, quality, full_chroma):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", quality=q, subsampling=0 if full else 2)
+        out.append(np.asarray(Image.open(buf).convert("RGB")))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
 
 
 def camera_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:

@@ -109,6 +109,9 @@ ADAPTER_FAMILIES: dict[str, Synthesizer] = {
     "lowlight": then_jpeg(partial(D.pick_per_image, probs=(0.6, 0.2, 0.2), variants=(
         D.lowlight, partial(_at_least, fn=D.dim, floor=LOWLIGHT_FLOOR),
         partial(_at_least, fn=_dark_and_noisy, floor=LOWLIGHT_FLOOR)))),
+    #: The JPEG adapter's family: the plugin's torch codec and libjpeg (Pillow) in equal shares, so the
+    #: adapter learns JPEG's artefacts and not one implementation's rounding and chroma filters.
+    "jpeg": partial(D.pick_per_image, probs=(0.5, 0.5), variants=(D.jpeg, D.jpeg_codec)),
 }
 
 

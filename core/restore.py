@@ -43,11 +43,12 @@ def clean_share(mean_p_clean: float, ramp: tuple[float, float] = CLEAN_RAMP) -> 
 
 
 def apply_gate(x: torch.Tensor, restored: torch.Tensor, p_clean: torch.Tensor, whole: float = 0.0, *,
-               inplace: bool = False) -> torch.Tensor:
-    """The clean-pixel gate: ``x + (1 − keep)·(restored − x)`` with ``keep = p_clean + (1 − p_clean)·whole``,
-    ``p_clean`` [B, 1, H, W] (or [1, H, W]) from the head, ``whole`` from :func:`clean_share`. ``inplace``
+               release: float = 0.0, inplace: bool = False) -> torch.Tensor:
+    """The clean-pixel gate: ``x + (1 − keep)·(restored − x)`` with ``keep = (p_clean + (1 − p_clean)·whole)
+    · (1 − release)``, ``p_clean`` [B, 1, H, W] (or [1, H, W]) from the head, ``whole`` from
+    :func:`clean_share`, ``release`` in [0, 1] the share of the gate lifted (see :func:`restore`). ``inplace``
     writes into ``restored`` (on a large photo each whole-image temporary costs 12 bytes per pixel)."""
-    change = (1 - p_clean) * (1 - whole)  # = 1 − keep
+    change = 1 - (p_clean + (1 - p_clean) * whole) * (1 - release)  # = 1 − keep
     if inplace:
         return restored.sub_(x).mul_(change).add_(x)
     return x + change * (restored - x)
@@ -63,6 +64,7 @@ def restore(
     explain: bool = False,
     gate: bool = False,
     clean_ramp: tuple[float, float] | None = CLEAN_RAMP,
+    release: float = 0.0,
     strength: float = 1.0,
     precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
@@ -77,7 +79,10 @@ def restore(
     The head also sees a few false spots on clean photos (a bright, flat reflection read as haze and
     darkened), so where the photo as a whole looks clean (:func:`clean_share` of its mean ``p_clean``) the
     input is kept everywhere, in proportion: the same photos 54.5 → 95 dB, degraded ones unchanged.
-    ``clean_ramp=None`` turns that whole-image part off (the per-pixel gate alone).
+    ``clean_ramp=None`` turns that whole-image part off (the per-pixel gate alone). ``release`` in [0, 1]
+    lifts that share of the gate everywhere, for a degradation the head has no class for and reads as clean
+    (JPEG blocks: mean p_clean 0.7 on CBSD68 at quality 50), once something else has found it
+    (``core.routing.Detected``).
 
     ``strength`` in [0, 1]: how much of the (gated) restoration to keep, ``x + strength·(restored − x)``; the
     estimator predicts it per image where it was trained to (``core.estimator.best_strength``).
@@ -88,6 +93,8 @@ def restore(
     """
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
+    if not 0.0 <= release <= 1.0:
+        raise InvalidValueError(f"release {release}: use a number from 0 (the whole gate) to 1 (no gate)")
     if not 0.0 <= strength <= 1.0:
         raise InvalidValueError(f"strength {strength}: use a number from 0 (the input) to 1 (all of the restoration)")
     device = next(model.parameters()).device
@@ -118,7 +125,7 @@ def restore(
     if gate:  # after stitching: the whole-image share needs every tile's p_clean
         p_clean = res.seg_probs[clean : clean + 1]
         whole = clean_share(float(p_clean.mean()), clean_ramp) if clean_ramp is not None else 0.0
-        apply_gate(x, image, p_clean, whole, inplace=True)
+        apply_gate(x, image, p_clean, whole, release=release, inplace=True)
     if strength != 1.0:
         image.sub_(x).mul_(strength).add_(x)
     return RestoreResult(image.clamp_(0, 1), res.seg_probs if explain else None, whole)

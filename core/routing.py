@@ -21,15 +21,23 @@ Nor does it act on a photo the same crops say is clean as a whole: the gate give
 came, and the noise adapter would only move the head's judgement of it (a clean cat photo: kept 100% → 47%).
 
 Measured by ``benchmarks/gate.py`` and ``benchmarks/blending.py`` (BENCHMARKS.md, NOTES.md).
+
+A *detected* adapter (:class:`Detected`) gets its weight from a measurement of the photo instead of the
+estimator: the JPEG adapter from :func:`core.blockiness.blockiness`. Where the estimator was trained with
+a JPEG output it mistook rain for JPEG and cost rain photos 0.7 dB (NOTES.md); an 8×8 grid in the pixels is
+a fact a rule reads without learning it. The rule applies only where the estimator does not know the
+adapter (an estimator trained with it, by ``air train estimator``, decides as for any other).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from .arch import AirUNet
+from .blockiness import blockiness
 from .lora import adapter_names, blend
 from .restore import clean_share, restore
 
@@ -93,3 +101,61 @@ def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, ada
     out = weights.clone()
     out[adapters.index(rule.adapter)] += extra
     return out, extra
+
+
+@dataclass(frozen=True)
+class Detected:
+    """``adapter`` weighted by ``measure(rgb)`` [3, H, W] → a number, mapped onto 0–1 by a linear ``ramp``
+    (0 at or below the first value, 1 at or above the second). The default: the JPEG adapter by the 8×8
+    grid's blockiness (:func:`core.blockiness.blockiness`), 0 up to 1.3, 1 from 1.9. Photos that never went
+    through JPEG measure 1.0–1.1, CBSD68's (JPEG-born, high quality) 1.06–1.37 (median 1.18); libjpeg at
+    quality 90 1.06–1.5, 70 1.4–2.5, 50 1.9–3.6, 20 from 4.2; PolyU's camera JPEGs 1.9–2.8.
+
+    Not on a photo with a scene-wide degradation: trained on JPEGs of clean photos, the adapter undoes the
+    base's correction of haze, rain and low light when blended with their adapters (12 CBSD68 photos, haze
+    0.5 then libjpeg q60: 16.2 → 11.5 dB; rain: 24.1 → 21.8; low light then q85: 21.7 → 21.1). So the weight
+    falls to 0 over ``head_ramp`` of the segmentation head's largest mean probability of a class in
+    ``unless_head`` (:func:`head_means`, adapters off; 12 CBSD68 photos at libjpeg q30 read ≤ 0.13 there,
+    rain then q60 ≥ 0.24 but for one photo whose rain the adapter left alone, haze then q60 ≥ 0.65), and
+    where the estimator's weight of an adapter in ``unless_estimated`` reaches ``est_limit`` (the head reads
+    dark JPEGs as clean, p_clean 0.97; the estimator does not). An adapter trained over those degradations
+    instead (``--over haze,rain,lowlight``, 35% of crops, 500 more steps) lost 2.6 dB on JPEG alone."""
+
+    adapter: str = "jpeg"
+    measure: Callable[[torch.Tensor], float] = blockiness
+    ramp: tuple[float, float] = (1.3, 1.9)
+    unless_head: tuple[str, ...] = ("haze", "rain", "lowlight")
+    head_ramp: tuple[float, float] = (0.1, 0.2)
+    unless_estimated: tuple[str, ...] = ("lowlight",)
+    est_limit: float = 0.1
+    # The segmentation head has no class for it and reads it as clean (JPEG at quality 50: mean p_clean
+    # 0.7), so the clean-pixel gate would keep most of the input: the weight lifts that share of the gate.
+    releases_gate: bool = True
+    why: str = ("how far the 8×8 JPEG grid stands out; 0 on a photo with haze, rain or low light, whose "
+                "correction that adapter would undo")
+
+    def measured(self, rgb: torch.Tensor) -> float:
+        """The weight from the measurement alone, 0–1."""
+        lo, hi = self.ramp
+        return min(1.0, max(0.0, (self.measure(rgb) - lo) / (hi - lo)))
+
+    def share(self, estimated: dict[str, float], head: dict[str, float]) -> float:
+        """How much of the measured weight stands, 0–1, from the estimator's weights and the head's mean class
+        probabilities (:func:`head_means`) by name."""
+        if any(estimated.get(n, 0.0) >= self.est_limit for n in self.unless_estimated):
+            return 0.0
+        lo, hi = self.head_ramp
+        p = max((head.get(c, 0.0) for c in self.unless_head), default=0.0)
+        return min(1.0, max(0.0, (hi - p) / (hi - lo)))
+
+
+#: The detection rules of the pipeline (``registry.pipeline.Restorer.detected``). Their adapters are left out
+#: of the estimator's outputs when one is trained (``air train estimator``, ``air add-degradation``), so the
+#: rule keeps deciding for them.
+DETECTED: tuple[Detected, ...] = (Detected(),)
+
+
+def estimated(names: list[str], rules: tuple[Detected, ...] = DETECTED) -> list[str]:
+    """``names`` without the adapters a detection rule weights: those an estimator is trained for."""
+    detected = {d.adapter for d in rules}
+    return [n for n in names if n not in detected]

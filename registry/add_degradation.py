@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 
 from ..core.metrics import quantize8
+from ..core.routing import estimated
 from ..core.io.images import iter_image_paths, read_image
 from ..core.training.adapter import heldout_psnr
 from ..core.training.estimator import Source, load_views
@@ -309,8 +310,9 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
     if missing:
         raise UserError(f"no training examples for adapter(s) {missing} (no plugin synthesizer, no stored views); "
                         "remove them with `air remove` or reinstall them")
-    names = ([a.name for a in old if a.origin == "bundled"]
-             + sorted([a.name for a in old if a.origin != "bundled"] + [name]))
+    # The estimator's outputs: not the adapters a detection rule weights (core.routing.DETECTED: jpeg).
+    names = estimated([a.name for a in old if a.origin == "bundled"]
+                      + sorted([a.name for a in old if a.origin != "bundled"] + [name]))
     old_tasks = [synthetic_task(a.name, sources[a.name].synth, held_clean[:eval_images], seed=20_000 + seed)
                  for a in old if sources[a.name].synth is not None]
     resume = Resume(name, {"name": name, "data": str(Path(data).resolve()), "data_key": data_key,
@@ -364,6 +366,10 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
             time_budget=None if time_budget is None else max(
                 1.0, (1 - COMPARE_SHARE) * (time_budget - (time.time() - started))))
         after.estimator = est
+        # The adapters a detection rule weights (not the estimator's outputs) belong to the pipeline after, too.
+        for a in old:
+            if a.name not in names:
+                after.attach_folder(a.path)
         spent = time.time() - started - sum(phases.values())  # attaching the adapters, the views, training
         phases["views"] = est_info["synth_s"]
         phases["estimator"] = spent - est_info["synth_s"]
@@ -374,8 +380,9 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
             rows.append((task, heldout_psnr(lambda x: x, task.pairs), b, a))
             progress("compare", i + 1, len(tasks))
         phases["compare"] = time.time() - started - sum(phases.values())
-        top1 = sum(int(est.weights(d[None]).argmax()) == names.index(t.name) for t in tasks for d, _ in t.pairs)
-        n_eval = sum(len(t.pairs) for t in tasks)
+        judged = [t for t in tasks if t.name in names]  # the estimator's own outputs
+        top1 = sum(int(est.weights(d[None]).argmax()) == names.index(t.name) for t in judged for d, _ in t.pairs)
+        n_eval = sum(len(t.pairs) for t in judged)
         save_estimator(est, stage.estimator, training={**est_info, "data": {"folder": data.name}},
                        metrics={"heldout_top1": top1 / n_eval, "heldout_images": n_eval})
         dest = stage.commit(name, overwrite)

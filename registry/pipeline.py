@@ -14,7 +14,7 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
-from ..core.routing import Fallback, apply_fallback
+from ..core.routing import DETECTED, Detected, Fallback, apply_fallback, head_means
 from ..core.defaults import OVERLAP, TILE
 from .adapters import load_for_base
 from .store import InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
@@ -37,6 +37,8 @@ class Restorer:
     # Who takes the weight the estimator leaves unassigned (core.routing); off by itself where the noise or
     # low-light adapter is missing, None turns it off.
     fallback: Fallback | None = field(default_factory=Fallback)
+    # Adapters weighted by a measurement of the photo where the estimator does not know them (core.routing).
+    detected: tuple[Detected, ...] = DETECTED
 
     @torch.no_grad()
     def assess(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -49,16 +51,28 @@ class Restorer:
     def route(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned."""
         w = torch.zeros(len(self.adapters))
-        if self.estimator is None:
-            return w, 1.0, 0.0
-        dev = next(self.estimator.parameters()).device
-        est_w, strength = self.estimator.predict(rgb[None].to(dev).float())
-        for name, v in zip(self.estimator.config.adapters, est_w[0].cpu()):
-            w[self.adapters.index(name)] = v
-        extra = 0.0
-        if self.fallback is not None and self.fallback.applies(self.model, self.adapters):
-            w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback)
+        strength, extra = torch.ones(1), 0.0
+        if self.estimator is not None:
+            dev = next(self.estimator.parameters()).device
+            est_w, strength = self.estimator.predict(rgb[None].to(dev).float())
+            for name, v in zip(self.estimator.config.adapters, est_w[0].cpu()):
+                w[self.adapters.index(name)] = v
+            if self.fallback is not None and self.fallback.applies(self.model, self.adapters):
+                w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback)
+        head = None  # the head's mean class probabilities, only where a rule measured something
+        for rule in self.detecting():
+            v = rule.measured(rgb)
+            if v > 0:
+                if head is None:
+                    head = dict(zip(self.model.config.classes, head_means(self.model, rgb.float()).tolist()))
+                v *= rule.share({n: float(x) for n, x in zip(self.adapters, w)}, head)
+            w[self.adapters.index(rule.adapter)] = v
         return w, float(strength[0]), extra
+
+    def detecting(self) -> list[Detected]:
+        """The detection rules in force: their adapter is active and the estimator does not know it."""
+        known = set(self.estimator.config.adapters) if self.estimator is not None else set()
+        return [d for d in self.detected if d.adapter in self.adapters and d.adapter not in known]
 
     def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
         """Per-adapter weights [K] for one image [3, H, W] (see :meth:`assess`)."""
@@ -131,21 +145,30 @@ class Restorer:
 
     def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, **kw) -> RestoreResult:
         """Restore one image; ``weights`` [K] default to the estimator's, and then so does ``strength`` (1 with
-        given weights); ``gate`` defaults to ``self.gate``."""
+        given weights); ``gate`` defaults to ``self.gate``, and the share of it lifted (``release``) to the
+        largest weight of a detected adapter that releases it (``core.routing.Detected``)."""
         if weights is None:
             w, strength = self.assess(rgb)
             kw.setdefault("strength", strength)
         else:
             w = weights
+            if w.shape != (len(self.adapters),):
+                raise ValueError(f"weights of shape {tuple(w.shape)} for {len(self.adapters)} adapters "
+                                 f"({', '.join(self.adapters)}): give one weight per adapter")
         kw.setdefault("gate", self.gate)
         kw.setdefault("precision", self.precision)
+        # The head reads a detected degradation (JPEG blocks) as clean: its weight lifts as much of the gate.
+        kw.setdefault("release", max((float(w[self.adapters.index(d.adapter)]) for d in self.detecting()
+                                      if d.releases_gate), default=0.0))
         with blend(self.model, w[None].to(next(self.model.parameters()).device), mode=self.mode):
             return restore(self.model, rgb, **kw)
 
 
-def pick_estimator(names: list[str]) -> tuple[torch.nn.Module | None, Path | None, list[str]]:
+def pick_estimator(names: list[str], detected: frozenset[str] | set[str] = frozenset(d.adapter for d in DETECTED)
+                   ) -> tuple[torch.nn.Module | None, Path | None, list[str]]:
     """The estimator for exactly ``names`` (local store first, then bundled); else the best one covering a
-    subset of them, with a warning naming the fix."""
+    subset of them, with a warning naming the fix, unless the adapters it lacks are ``detected`` (weighted
+    by a rule, ``core.routing.Detected``)."""
     best, best_path, warnings = None, None, []
     for path in (local_estimator_path(), bundled_estimator_path()):
         if not path.is_file():
@@ -167,8 +190,7 @@ def pick_estimator(names: list[str]) -> tuple[torch.nn.Module | None, Path | Non
     if names and best is None:
         warnings.append(f"no estimator for the adapters {names}: restoring with the base alone; "
                         "run `air train estimator --install`, or pick weights with --adapters NAME=W")
-    elif best is not None:
-        missing = [n for n in names if n not in best.config.adapters]
+    elif best is not None and (missing := [n for n in names if n not in best.config.adapters and n not in detected]):
         warnings.append(f"the estimator does not know adapter(s) {missing}, which get weight 0; run "
                         "`air train estimator --install` (or `air add-degradation`), or pick weights with --adapters")
     return best, best_path, warnings
@@ -188,7 +210,7 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
         manifest, factors = load_for_base(a.path, info.fingerprint)
         attach(model, manifest["name"], factors)
         r.adapters.append(a.name)
-    est, path, warnings = pick_estimator(r.adapters)
+    est, path, warnings = pick_estimator(r.adapters, {d.adapter for d in r.detected})
     r.estimator = est.to(device) if est is not None else None
     r.estimator_path, r.warnings = path, unusable + warnings
     return r
@@ -229,6 +251,8 @@ class Restored:
     strength_source: str = "none"  # "estimator", "given" (strength= or adapters=) or "none"
     clean_share: float = 0.0  # share of the photo the gate kept as it was because it looks clean as a whole
     fallback: float = 0.0  # weight the fallback adapter took of what the estimator left (core.routing)
+    # adapter → how a rule measured its weight on the photo (core.routing.Detected.why)
+    detected: dict[str, str] = field(default_factory=dict)
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -330,7 +354,8 @@ class Pipeline:
         names = self.restorer.adapters
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
-                       strength_source=strength_source, clean_share=res.clean_share, fallback=fallback)
+                       strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
+                       detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {})
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 

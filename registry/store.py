@@ -42,7 +42,7 @@ from .adapters import AdapterFileError, read_manifest, read_peft_adapter
 from ..plugins.api import NAME_RE
 from ..core.errors import InvalidValueError, UnknownNameError
 
-BUNDLED_ORDER = ("noise", "blur", "haze", "rain", "lowlight")
+BUNDLED_ORDER = ("noise", "blur", "haze", "rain", "lowlight", "jpeg")
 ESTIMATOR_FILE = "estimator.safetensors"
 BUNDLED_BASE = "base-v1.safetensors"
 SOURCE_FILE = "air_source.json"

@@ -39,10 +39,11 @@ def read_photos(folder: Path) -> list[torch.Tensor]:
 def family_synthesizer(name: str):
     """(synthesizer, its name for the manifest) that ``--family`` trains built-in class ``name`` on
     (``core.families.adapter_family``); a class without a family is a UserError."""
-    from ..core.families import FAMILIES, adapter_family
+    from ..core.families import ADAPTER_FAMILIES, FAMILIES, adapter_family
 
-    if name not in FAMILIES:
-        raise UserError(f"--family: no widened family for {name!r}; known: {', '.join(FAMILIES)}")
+    known = sorted({*FAMILIES, *ADAPTER_FAMILIES})
+    if name not in known:
+        raise UserError(f"--family: no family for {name!r}; known: {', '.join(known)}")
     return adapter_family(name)
 
 
@@ -158,6 +159,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     from ..core.training.estimator import Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
     from .pipeline import restorer_for
+    from ..core.routing import estimated
     from .store import BUNDLED_ORDER, active_adapters, bundled_base_path, local_estimator_path
 
     if (out is None) == (not install):
@@ -172,7 +174,9 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         raise UserError(f"{clean}: no such folder")
     synths = synthesizers()
     if install:
-        found = active_adapters(read_base_info(bundled_base_path()).fingerprint)
+        everything = active_adapters(read_base_info(bundled_base_path()).fingerprint)
+        # An adapter a detection rule weights (core.routing.DETECTED: jpeg) stays out of the estimator.
+        found = [a for a in everything if a.name in estimated([a.name for a in everything])]
         names = [a.name for a in found]
         if not names:
             raise UserError("no adapters are installed (see `air list`)")
@@ -183,7 +187,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         sources = [by_name[n] for n in names]
         out = local_estimator_path()
     else:
-        names = list(BUNDLED_ORDER if adapters is None else adapters)
+        names = estimated(list(BUNDLED_ORDER)) if adapters is None else list(adapters)
         if len(set(names)) != len(names) or not names:
             raise UserError(f"--adapters {','.join(names)!r}: give unique, comma-separated names")
         missing = [n for n in names if n not in synths]

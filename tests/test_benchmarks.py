@@ -317,7 +317,10 @@ def test_over_script(clean_dir, tmp_path):
     assert r.exit_code == 0, r.output
     res = _module("over").main(["--adapter", str(ad), "--clean", str(clean_dir), "--limit", "1", "--size", "64"])
     tasks = [row["task"] for row in res["rows"]]
-    assert tasks[0] == "noise" and "haze+noise" in tasks and "rain" in tasks and len(tasks) == 9
+    from air_restore.registry.store import BUNDLED_ORDER
+
+    # noise, then each other bundled degradation on its own and under noise
+    assert tasks[0] == "noise" and "haze+noise" in tasks and "rain" in tasks and len(tasks) == 2 * len(BUNDLED_ORDER) - 1
     assert res["over"] == ["haze", "rain"] and res["over_share"] == 1.0 and res["rank"] == 4
     for row in res["rows"]:
         assert 0 < row["input"] < 60 and 0 < row["over_blended"] < 60

@@ -26,7 +26,7 @@ TINY = AirUNetConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_block
 DEGRADATIONS = {"noise": D.noise, "blur": D.blur, "haze": D.haze, "rain": D.rain, "lowlight": D.lowlight}
 SYNTHS = list(DEGRADATIONS.values())
 # The wider families base v2 trains on (core.families) meet the same contract.
-WIDER = {"jpeg": D.jpeg, "camera_noise": D.camera_noise, "gaussian_blur": D.gaussian_blur,
+WIDER = {"jpeg": D.jpeg, "jpeg_codec": D.jpeg_codec, "camera_noise": D.camera_noise, "gaussian_blur": D.gaussian_blur,
          "flat_haze": D.flat_haze, "drizzle": D.drizzle, "dim": D.dim}
 DEGRADATIONS = {**DEGRADATIONS, **WIDER}
 
@@ -333,6 +333,56 @@ def test_jpeg_makes_8x8_blocks_and_loses_more_at_low_quality(photos: torch.Tenso
     across = step[7::8].mean()
     inside = torch.cat([step[k::8] for k in range(7)]).mean()
     assert across > 1.3 * inside
+
+
+def test_libjpeg_variant_loses_more_at_low_quality_and_differs_from_the_torch_codec(photos: torch.Tensor) -> None:
+    big = F.interpolate(photos, size=(64, 64), mode="bilinear", align_corners=False)
+    high, low = D.jpeg_codec(big, _gen(0), 0.0), D.jpeg_codec(big, _gen(0), 1.0)
+    assert torch.equal(low, (low * 255).round() / 255)
+    assert (_mse(high, big) < 0.2 * _mse(low, big)).all()
+    ours = D.jpeg(big, _gen(0), 1.0)  # same severity, same quality drawn: another implementation's rounding
+    assert (_mse(low, ours) > 1e-5).all()
+
+
+def _pil_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray((x * 255).round().byte().permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+    return torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_blockiness_finds_the_jpeg_grid_and_nothing_else(name: str) -> None:
+    """Photos that never went through JPEG measure about 1; libjpeg at quality 30 far above the JPEG
+    adapter's ramp (core.routing.Detected), also cropped off the grid; noise and rain streaks do not count."""
+    from air_restore.core.blockiness import blockiness
+    from air_restore.core.routing import Detected
+
+    lo, hi = Detected().ramp
+    x = torch.from_numpy(np.ascontiguousarray(getattr(skdata, name)())).permute(2, 0, 1).float() / 255
+    assert blockiness(x) < 1.1
+    q30, q50, q90 = (blockiness(_pil_jpeg(x, q)) for q in (30, 50, 90))
+    assert q30 > q50 > q90 and q30 > hi + 1
+    assert blockiness(_pil_jpeg(x, 30)[:, 3:, 5:]) > hi + 1  # the grid's phase is searched
+    for synth in (D.noise, D.rain, D.blur):
+        assert blockiness(synth(x[None], _gen(0), 0.5)[0]) < lo
+    assert Detected().measured(_pil_jpeg(x, 30)) == 1.0 and Detected().measured(x) == 0.0
+
+
+def test_the_jpeg_rule_stands_down_on_scene_wide_degradations() -> None:
+    """Blended with the haze, rain or low-light adapter the jpeg adapter undoes their correction, so its measured
+    weight stands only where the head sees none of them and the estimator does not find the photo dark."""
+    from air_restore.core.routing import Detected
+
+    rule = Detected()
+    assert rule.share({"noise": 0.9, "rain": 0.7}, {"clean": 0.6, "rain": 0.05, "blur": 0.3}) == 1.0
+    assert rule.share({"lowlight": rule.est_limit}, {"clean": 0.97}) == 0.0  # dark: the head misses it
+    for cls in rule.unless_head:
+        assert rule.share({}, {cls: rule.head_ramp[1]}) == 0.0
+        assert 0.0 < rule.share({}, {cls: sum(rule.head_ramp) / 2}) < 1.0
 
 
 def test_camera_noise_leaves_chroma_blotches_not_just_pixel_noise() -> None:

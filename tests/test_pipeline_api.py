@@ -61,7 +61,8 @@ def test_run_reports_what_it_did(pipe):
     assert est.degradation_map(rgb, pipe.classes).size[0] == 128
     given = pipe.run(rgb, adapters={"rain": 1.0})
     assert given.weights_source == "given" and given.seg_probs is None and given.shares is None
-    assert given.weights == {"noise": 0.0, "blur": 0.0, "haze": 0.0, "rain": 1.0, "lowlight": 0.0}
+    assert given.weights == {"noise": 0.0, "blur": 0.0, "haze": 0.0, "rain": 1.0, "lowlight": 0.0, "jpeg": 0.0}
+    assert est.detected and not given.detected  # the jpeg rule measured only where the weights were not given
     assert (given.image - est.image).abs().mean() > 1e-3
     with pytest.raises(ValueError, match="no segmentation"):
         given.degradation_map(rgb, pipe.classes)
@@ -157,3 +158,38 @@ def test_a_dark_jpeg_comes_back_brighter(pipe):
     out = pipe.run(dark)
     assert out.weights["lowlight"] > 0.3
     assert psnr(out.image, clean) > psnr(dark, clean) + 6 and out.image.mean() > 2 * dark.mean()
+
+
+def test_a_blocky_jpeg_gets_the_jpeg_adapter_by_its_grid(pipe):
+    """A photo saved at JPEG quality 20 by libjpeg (not the codec the adapter's plugin uses): the 8×8 grid in its
+    pixels gives the jpeg adapter weight 1 (core.routing.Detected; the estimator does not weight it), the gate
+    is lifted as much, and the photo comes back closer to the original than the pipeline without that adapter
+    gives it; the same photo never compressed gets weight 0, and so does a hazy photo as blocky (the adapter
+    would undo the base's dehazing: core.routing.Detected)."""
+    import io
+
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    from air_restore.core.metrics import psnr
+
+    a = np.ascontiguousarray(data.coffee()[64:320, 128:384])
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=20)
+    clean = torch.from_numpy(a).permute(2, 0, 1).float() / 255
+    blocky = torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
+    r = pipe.restorer
+    assert [d.adapter for d in r.detecting()] == ["jpeg"] and "jpeg" not in r.estimator.config.adapters
+    out = pipe.run(blocky)
+    assert out.weights["jpeg"] == 1.0 and "jpeg" in out.detected and pipe.run(clean).weights["jpeg"] == 0.0
+    without = r.estimate(blocky).clone()
+    without[r.adapters.index("jpeg")] = 0.0
+    before = r.restore(blocky, without).image  # the pipeline as it was without the jpeg adapter
+    assert psnr(out.image, clean) > psnr(before, clean) + 0.3
+    assert psnr(out.image, clean) > psnr(blocky, clean) + 0.3
+    hazy = torch.from_numpy(np.array(Image.open(EXAMPLE).convert("RGB"))).permute(2, 0, 1).float() / 255
+    buf = io.BytesIO()
+    Image.fromarray((hazy * 255).round().byte().permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=20)
+    hazy_blocky = torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
+    assert r.detected[0].measured(hazy_blocky) == 1.0 and r.estimate(hazy_blocky)[r.adapters.index("jpeg")] == 0.0

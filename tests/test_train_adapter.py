@@ -206,7 +206,7 @@ def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
         (["noise", "--synthetic", "noise", "--clean", "{c}", "--over", "haze,noise"], "not 'noise' itself"),
         (["noise", "--synthetic", "noise", "--clean", "{c}", "--over", "fog"], "no degradation plugin named 'fog'"),
         (["snow", "--pairs", "{c}", "--family"], "--family needs --synthetic"),
-        (["jpeg", "--synthetic", "jpeg", "--clean", "{c}", "--family"], "no widened family for 'jpeg'"),
+        (["snow", "--synthetic", "snow", "--clean", "{c}", "--family"], "no family for 'snow'"),
     ],
 )
 def test_cli_errors(clean_dir, tmp_path, args, message):

@@ -149,6 +149,9 @@ def print_explain(out: Console, name: str, result) -> None:
         for adapter, w in result.weights.items():
             wt.add_row(escape(adapter), f"{w:.2f}")
         out.print(wt)
+        for adapter, why in result.detected.items():
+            out.print(escape(f"{name}: the {adapter} weight is measured on the photo, not chosen by the estimator "
+                             f"({why})"), highlight=False, soft_wrap=True)
         if result.fallback > 0:
             out.print(escape(f"{name}: {result.fallback:.2f} of the noise weight is the share the estimator left "
                              "unassigned: the noise adapter restores mild, unclear degradations better than the base "
