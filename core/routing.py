@@ -85,14 +85,15 @@ def fallback_share(w_unless: float, p_unless: float, p_clean: float, rule: Fallb
 
 
 def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, adapters: list[str],
-                   rule: Fallback) -> tuple[torch.Tensor, float]:
+                   rule: Fallback, head: Callable[[], torch.Tensor] | None = None) -> tuple[torch.Tensor, float]:
     """``weights`` [K] (in ``adapters`` order) with the fallback's part added, and that part (0 when the
-    estimator assigned everything, or the photo looks dark)."""
+    estimator assigned everything, or the photo looks dark). ``head``: returns :func:`head_means` of ``rgb``
+    (computed here with ``rule.crop`` when not given), for a caller that needs them too."""
     rest = max(0.0, 1.0 - float(weights.clamp(min=0).sum()))
     w_unless = float(weights[adapters.index(rule.unless)])
     if rest == 0.0 or w_unless >= rule.est_limit:  # nothing to give, or dark: skip the head's crops
         return weights, 0.0
-    p = head_means(model, rgb, rule.crop)
+    p = head() if head is not None else head_means(model, rgb, rule.crop)
     classes = model.config.classes
     # What the estimator is sure of is not left to chance: the rest counts in proportion to its doubt.
     sure = max((float(v) for k, v in enumerate(weights) if adapters[k] != rule.adapter), default=0.0)

@@ -52,20 +52,25 @@ class Restorer:
         """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
+        probs: list[torch.Tensor] = []  # the head's mean class probabilities, once, where a rule needs them
+
+        def head() -> torch.Tensor:
+            if not probs:
+                probs.append(head_means(self.model, rgb.float(), (self.fallback or Fallback()).crop))
+            return probs[0]
+
         if self.estimator is not None:
             dev = next(self.estimator.parameters()).device
             est_w, strength = self.estimator.predict(rgb[None].to(dev).float())
             for name, v in zip(self.estimator.config.adapters, est_w[0].cpu()):
                 w[self.adapters.index(name)] = v
             if self.fallback is not None and self.fallback.applies(self.model, self.adapters):
-                w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback)
-        head = None  # the head's mean class probabilities, only where a rule measured something
+                w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback, head)
         for rule in self.detecting():
             v = rule.measured(rgb)
             if v > 0:
-                if head is None:
-                    head = dict(zip(self.model.config.classes, head_means(self.model, rgb.float()).tolist()))
-                v *= rule.share({n: float(x) for n, x in zip(self.adapters, w)}, head)
+                v *= rule.share({n: float(x) for n, x in zip(self.adapters, w)},
+                                dict(zip(self.model.config.classes, head().tolist())))
             w[self.adapters.index(rule.adapter)] = v
         return w, float(strength[0]), extra
 

@@ -176,8 +176,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     if install:
         everything = active_adapters(read_base_info(bundled_base_path()).fingerprint)
         # An adapter a detection rule weights (core.routing.DETECTED: jpeg) stays out of the estimator.
-        found = [a for a in everything if a.name in estimated([a.name for a in everything])]
-        names = [a.name for a in found]
+        names = estimated([a.name for a in everything])
+        found = [a for a in everything if a.name in names]
         if not names:
             raise UserError("no adapters are installed (see `air list`)")
         by_name, missing = estimator_sources(found)
