@@ -14,9 +14,10 @@ single-degradation images. Every column is the pipeline as `air restore` runs it
 (``core.restore``; ``--no-gate`` turns it off here too) and the estimator's strength; ``blended_ungated`` is
 the estimator's blend without the gate, ``blended_no_fallback`` without the fallback adapter's share
 (``core.routing``), ``blended_full`` at strength 1 (for an estimator with a strength output). All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
-``--baseline-estimator FILE`` every row also gets the blend chosen by that estimator, side by side; an
-adapter it was not trained for gets weight 0 (as `air restore` does with an estimator older than an adapter),
-so an estimator from before an adapter was added measures the pipeline as it was. With ``--without NAME``
+``--baseline-estimator FILE`` every row also gets the pipeline with that estimator in this one's place (the
+same fallback and detection rules), side by side; an adapter it was not trained for gets weight 0 unless a
+rule weights it (as `air restore` does with an estimator older than an adapter), so an estimator from before
+an adapter was added measures the pipeline as it was. With ``--without NAME``
 every row also gets ``blended_without``: the same routing with adapter NAME's weight set to 0, which is the
 pipeline as it was before that adapter (a detected adapter, ``core.routing.Detected``, changes no other weight).
 """
@@ -35,6 +36,7 @@ import torch
 
 from air_restore.core.io.files import atomic_write_text
 from air_restore.core.metrics import psnr, quantize8
+from air_restore.core.routing import estimated
 from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.store import bundled_adapters, bundled_estimator_path
@@ -110,12 +112,13 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
             acc.setdefault("blended_no_fallback", []).append(
                 _psnr(r.restore(degraded, est_only, strength=strength).image, clean) if extra else None)
         strengths.append(strength)
-        if baseline is not None:
-            wb = torch.zeros(len(r.adapters))
-            b_w, b_strength = baseline.predict(degraded[None])
-            wb[[r.adapters.index(n) for n in baseline.config.adapters]] = b_w[0]
-            acc.setdefault("blended_baseline", []).append(
-                _psnr(r.restore(degraded, wb, strength=float(b_strength[0])).image, clean))
+        if baseline is not None:  # the whole routing (fallback, detection rules) with the other estimator
+            mine, r.estimator = r.estimator, baseline
+            try:
+                wb, b_strength, _ = r.route(degraded)
+            finally:
+                r.estimator = mine
+            acc.setdefault("blended_baseline", []).append(_psnr(r.restore(degraded, wb, strength=b_strength).image, clean))
         if without is not None:
             w0 = w.clone()
             w0[r.adapters.index(without)] = 0.0
@@ -163,8 +166,9 @@ def main(argv: list[str] | None = None) -> dict:
     r.gate = not args.no_gate
     if args.estimator is not None:
         r.estimator, r.estimator_path = read_estimator(args.estimator), args.estimator
-        if list(r.estimator.config.adapters) != r.adapters:
-            raise SystemExit(f"{args.estimator}: made for {list(r.estimator.config.adapters)}, not {r.adapters}")
+        if list(r.estimator.config.adapters) != estimated(r.adapters):  # a detected adapter has a rule instead
+            raise SystemExit(f"{args.estimator}: made for {list(r.estimator.config.adapters)}, not "
+                             f"{estimated(r.adapters)}")
     baseline = None
     if args.baseline_estimator is not None:
         baseline = read_estimator(args.baseline_estimator)

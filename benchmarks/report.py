@@ -51,8 +51,8 @@ import subprocess
 from pathlib import Path
 
 try:  # run as a script (python benchmarks/report.py) or imported by path (tests)
-    from report_adapters import (add_snow_section, blending_section, family_section, gate_section, over_section,
-                                 peer_section, peer_variants)
+    from report_adapters import (add_snow_section, before_after_section, blending_section, family_section,
+                                 gate_section, over_section, peer_section, peer_variants)
 except ImportError:
     import importlib.util as _ilu
 
@@ -61,7 +61,7 @@ except ImportError:
     _spec.loader.exec_module(_mod)
     add_snow_section, blending_section, peer_section = _mod.add_snow_section, _mod.blending_section, _mod.peer_section
     over_section, peer_variants, gate_section = _mod.over_section, _mod.peer_variants, _mod.gate_section
-    family_section = _mod.family_section
+    family_section, before_after_section = _mod.family_section, _mod.before_after_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -641,6 +641,8 @@ def main(argv: list[str] | None = None) -> str:
     lines += pairs_section(args.results)
     for name, section in (("no_reference.json", no_reference_section), ("niqe_check.json", niqe_check_section),
                           ("blending.json", blending_section), ("gate.json", gate_section),
+                          ("previous.json", lambda p: before_after_section(
+                              p, _load(args.results / "blending.json"), _load(args.results / "gate.json"))),
                           ("add_snow.json", add_snow_section), ("add_snow_budget.json", add_snow_section),
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),

@@ -332,3 +332,34 @@ def family_section(f: dict) -> list[str]:
                          f"{r['new']:.2f} | {r['new'] - r['bundled']:+.2f} |")
     lines.append("")
     return lines
+
+
+def before_after_section(prev: dict, now_b: dict, now_g: dict) -> list[str]:
+    """results/previous.json: the blending and gate tables of the pipeline before a change of shipped weights
+    (``blending``, ``gate``: those scripts' JSON at ``commit``), beside this tree's ``now_b`` (results/blending.json)
+    and ``now_g`` (results/gate.json). Both scripts are seeded and deterministic, so a row moves only because the
+    weights did."""
+    lines = [f"## Before → after: {prev['change']}", "",
+             f"The pipeline (`air restore`'s routing, gate and fallback) at commit {prev['commit']} and now, on the "
+             "same seeded inputs (`benchmarks/blending.py --stacks all` and `benchmarks/gate.py`, 12 CBSD68 photos "
+             "per row, held-out real pairs; the previous tables are kept in `benchmarks/results/previous.json`). "
+             "PSNR (dB) of the pipeline; *base alone* is the same in both.", "",
+             "| table | input | images | input PSNR | base alone | before | after | after − before |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def rows(table: str, old: list[dict], new: list[dict], key: str, name) -> None:
+        before = {name(r): r for r in old}
+        for r in new:
+            o = before.get(name(r))
+            if o is not None:
+                base = f"{r['base']:.2f}" if "base" in r else ""
+                lines.append(f"| {table} | {name(r)} | {r['images']} | {r['input']:.2f} | {base} | {o[key]:.2f} | "
+                             f"{r[key]:.2f} | {r[key] - o[key]:+.2f} |")
+
+    pb = prev["blending"]
+    for part in ("single", "mixed", "real"):
+        rows("blending", pb.get(part, []), now_b.get(part, []), "blended", lambda r: r["task"])
+    rows("blending", [pb["clean"]], [now_b["clean"]], "blended", lambda r: r["task"])
+    rows("gate", prev["gate"]["rows"], now_g["rows"], "gated",
+         lambda r: r["task"] + ("" if r.get("severity") in (None, 0.0) else f" {r['severity']}"))
+    return lines + [""]

@@ -86,19 +86,22 @@ def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGET
 STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))
 
 
-def then_jpeg(fn: Synthesizer, p: float = 0.5, max_severity: float = 0.6) -> Synthesizer:
-    """``fn``, then JPEG compression on a random share ``p`` of the images (severity 0 → ``max_severity``:
-    quality 95 → about 43), as a phone or camera saves a photo."""
+def then_jpeg(fn: Synthesizer, p: float = 0.5, max_severity: float = 0.6, codec: Synthesizer = D.jpeg) -> Synthesizer:
+    """``fn``, then JPEG compression by ``codec`` on a random share ``p`` of the images (severity 0 →
+    ``max_severity``: quality 95 → about 43), as a phone or camera saves a photo."""
 
     def synth(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
         y = fn(x, g, s).clamp(0, 1)
         b = y.shape[0]
         pick = torch.rand((b,), generator=g, device=y.device) < p
         q = max_severity * torch.rand((b,), generator=g, device=y.device)
-        return torch.where(pick.view(-1, 1, 1, 1), D.jpeg(y, g, q), y)
+        return torch.where(pick.view(-1, 1, 1, 1), codec(y, g, q), y)
 
     return synth
 
+
+#: JPEG by the plugin's torch codec or by libjpeg (Pillow), drawn per image.
+JPEG_EITHER: Synthesizer = partial(D.pick_per_image, probs=(0.5, 0.5), variants=(D.jpeg, D.jpeg_codec))
 
 #: The low-light adapter's family (``air train adapter lowlight --family``): the plugin's synthesizer at
 #: every severity most of the time (what the bundled adapter first learned), dim and dark-and-noisy photos
@@ -111,7 +114,12 @@ ADAPTER_FAMILIES: dict[str, Synthesizer] = {
         partial(_at_least, fn=_dark_and_noisy, floor=LOWLIGHT_FLOOR)))),
     #: The JPEG adapter's family: the plugin's torch codec and libjpeg (Pillow) in equal shares, so the
     #: adapter learns JPEG's artefacts and not one implementation's rounding and chroma filters.
-    "jpeg": partial(D.pick_per_image, probs=(0.5, 0.5), variants=(D.jpeg, D.jpeg_codec)),
+    "jpeg": JPEG_EITHER,
+    #: The rain adapter's family: the plugin's streaks, then half of all crops JPEG-compressed by either
+    #: codec, as a phone saves a rainy photo. Base v1 and the first rain adapter left most compressed streaks
+    #: in place (CBSD68, rain 0.5 then JPEG: 22.9 dB from the base against 28.6 uncompressed). A wider family
+    #: that also drew drizzle and rain over haze cost rain alone 2.8 dB at weight 1 (NOTES.md).
+    "rain": then_jpeg(D.rain, codec=JPEG_EITHER),
 }
 
 

@@ -148,13 +148,15 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
 def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
               adapters: list[str] | None = None, steps: int = 5000,
               batches: int = 600, seed: int = 0, clean_share: float = 0.15, targets: str = "restored",
-              strength: bool = False, min_severity: float = 0.2, family: bool = False, overwrite: bool = False,
+              strength: bool = False, min_severity: float = 0.2, family: bool = False,
+              family_of: list[str] | None = None, overwrite: bool = False,
               progress: Progress = _quiet) -> tuple[list[str], Path]:
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
     written into the store); returns (adapter names in order, file written). ``strength`` adds the strength
     output (judged by restoration; off by default: measured, it cost low light 0.85 dB, NOTES.md). With
     ``family``, every adapter named after a built-in class with a widened family is shown the family its
-    adapter trains on with ``--family`` (:func:`core.families.adapter_family`)."""
+    adapter trains on with ``--family`` (:func:`core.families.adapter_family`); with ``family_of``, only
+    those adapters are (measured with rain for the bundled estimator, it cost haze+noise 0.8 dB: NOTES.md)."""
     from ..core.io.weights import read_base_info, save_estimator
     from ..core.training.estimator import Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
@@ -194,10 +196,19 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         if missing:
             raise UserError(f"no plugin with a synthesizer for {missing}; available: {', '.join(sorted(synths))}")
         sources = [Source(synth=synths[n]) for n in names]
-    if family:
-        from ..core.families import FAMILIES
+    if family and family_of:
+        raise UserError("give --family (every adapter's family) or --family-of NAMES (those only), not both")
+    if family_of:
+        unknown = [n for n in family_of if n not in names]
+        if unknown:
+            raise UserError(f"--family-of {','.join(unknown)}: not among the estimator's adapters ({', '.join(names)})")
+        for n in family_of:
+            family_synthesizer(n)  # a name without a family is a UserError
+    if family or family_of:
+        from ..core.families import ADAPTER_FAMILIES, FAMILIES
 
-        sources = [Source(synth=family_synthesizer(n)[0]) if n in FAMILIES and s.synth is not None else s
+        shown = set(family_of) if family_of else {*FAMILIES, *ADAPTER_FAMILIES}
+        sources = [Source(synth=family_synthesizer(n)[0]) if n in shown and s.synth is not None else s
                    for n, s in zip(names, sources)]  # what `air train adapter --family` trains each on
     photos = read_photos(clean)
     judge = partial(restorer_for(names).best_subsets, strength=strength) if targets == "restored" else None
@@ -205,7 +216,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
-    data = {"folder": clean.name, "images": len(photos), **({"family": "adapter"} if family else {})}
+    shown_as = "adapter" if family else f"adapter: {','.join(family_of)}" if family_of else None
+    data = {"folder": clean.name, "images": len(photos), **({"family": shown_as} if shown_as else {})}
     save_estimator(est, out, training={**info, "data": data})
     return names, out
 

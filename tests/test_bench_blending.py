@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from air_restore.registry.store import BUNDLED_ORDER
+from air_restore.registry.store import BUNDLED_ORDER, bundled_estimator_path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -33,6 +33,13 @@ def test_blending_script(tmp_path):
         assert r["top1"] in (0.0, 1.0)  # one image per task: the estimator's first choice is right or wrong
         assert set(r["mean_weights"]) == set(res["adapters"])
     assert res["estimator_top1_single"] == pytest.approx(sum(r["top1"] for r in res["single"]) / len(res["single"]))
+    # The shipped estimator again, as --estimator and as --baseline-estimator: its column is the same pipeline
+    # (fallback and the jpeg rule included), so every row gives the same blend twice.
+    est = str(bundled_estimator_path())
+    res = mod.main(["--clean", str(clean), "--limit", "1", "--size", "64", "--estimator", est,
+                    "--baseline-estimator", est, "--without", "jpeg"])
+    for r in res["single"] + res["mixed"] + [res["clean"]]:
+        assert r["blended_baseline"] == pytest.approx(r["blended"], abs=1e-6), r["task"]
 
 
 def test_add_degradation_script(tmp_path):

@@ -110,6 +110,19 @@ def test_cli_train_estimator(tmp_path):
     assert training_of(tmp_path / "s")["targets"] == "degradations present"
     assert training_of(tmp_path / "s")["data"]["family"] == "adapter" and "family" not in training["data"]
     assert not load_estimator(out, ("noise", "haze")).config.strength  # the strength output is opt-in
+    # --family-of: only the adapters named see their family (rain: its streaks, then JPEG on half the crops).
+    common = ["train", "estimator", "--clean", str(clean), "--adapters", "noise,rain", "--steps", "2", "--batches", "2",
+              "--targets", "present"]
+    for name, extra in (("plain", []), ("rainfam", ["--family-of", "rain"])):
+        r = runner.invoke(app, [*common, *extra, "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    assert training_of(tmp_path / "rainfam")["data"]["family"] == "adapter: rain"
+    plain, rainfam = (load_estimator(tmp_path / n, ("noise", "rain")) for n in ("plain", "rainfam"))
+    # Same seed, other rain views: the trained weights differ.
+    assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), rainfam.state_dict().values()))
+    for extra, words in ((["--family-of", "haze"], "not among"), (["--family-of", "rain", "--family"], "not both")):
+        r = runner.invoke(app, [*common, *extra, "--out", str(tmp_path / "bad")])
+        assert r.exit_code == 2 and words in r.output and not (tmp_path / "bad").exists()
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "st"),
                             "--adapters", "noise,haze", "--steps", "2", "--batches", "1", "--strength"])
     assert r.exit_code == 0, r.output

@@ -127,7 +127,7 @@ def test_family_draws_other_ways_the_degradation_looks():
 def test_cli_family_is_recorded_and_used(clean_dir, tmp_path):
     args = ["--clean", str(clean_dir), "--steps", "1", "--batch-size", "2", "--crop", "32"]
     for out, extra in ((tmp_path / "plain", []), (tmp_path / "wide", ["--family"])):
-        r = runner.invoke(app, ["train", "adapter", "rain", "--synthetic", "rain", *extra, *args, "--out", str(out)])
+        r = runner.invoke(app, ["train", "adapter", "haze", "--synthetic", "haze", *extra, *args, "--out", str(out)])
         assert r.exit_code == 0, r.output
     plain, wide = (json.loads((tmp_path / n / "air_manifest.json").read_text()) for n in ("plain", "wide"))
     assert wide["training"]["data"]["family"] == "widened" and "family" not in plain["training"]["data"]
@@ -153,6 +153,25 @@ def test_lowlight_family_compresses_about_half_of_its_dark_crops():
     changed = (out - crops).abs().flatten(1).amax(1) > 0
     assert 8 <= int(changed.sum()) <= 24
     assert torch.equal(out[~changed], crops[~changed])
+
+
+def test_rain_family_is_the_plugin_then_jpeg_on_about_half():
+    """The rain adapter's family (core.families.ADAPTER_FAMILIES): the rain plugin's streaks on every crop, and
+    about half of the crops then JPEG-compressed (by either codec), as a phone saves a rainy photo."""
+    from skimage import data
+
+    from air_restore.core.families import ADAPTER_FAMILIES
+
+    photo = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)
+    crops = torch.stack([photo[:, 40 * i : 40 * i + 64, 40 * i : 40 * i + 64] for i in range(8)] * 4)
+    s = torch.full((len(crops),), 0.5)
+    family = ADAPTER_FAMILIES["rain"](crops, torch.Generator().manual_seed(0), s)
+    plugin = get_degradation("rain").synthesize(crops, torch.Generator().manual_seed(0), s).clamp(0, 1)
+    # then_jpeg draws after the plugin: the same seed gives the same rainy crops, about half compressed
+    compressed = (family - plugin).abs().flatten(1).amax(1) > 0
+    assert 8 <= int(compressed.sum()) <= 24
+    assert torch.equal(family[~compressed], plugin[~compressed])
+    assert float((plugin - crops).abs().mean()) > 0.02  # the streaks are there in every crop
 
 
 def test_init_starts_from_the_given_adapter(clean_dir, tmp_path):

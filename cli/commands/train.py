@@ -171,6 +171,9 @@ def estimator(
                                        help="Severity of the mildest synthesized degradation."),
     family: bool = flag("--family", help="Show each built-in degradation's widened family (as `air train "
                         "adapter --family` trains on), not only its plugin's synthesizer."),
+    family_of: Optional[str] = typer.Option(
+        None, "--family-of", help="Comma-separated adapters shown their family, the others their plugin's "
+        "synthesizer (e.g. rain: its adapter's family holds rain saved as JPEG)."),
     overwrite: bool = flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
@@ -183,6 +186,8 @@ def estimator(
       air train estimator --clean ../shared/data/train/clean --install     # after air pull / air remove
 
       air train estimator --clean DIR --adapters noise,haze --out est.safetensors
+
+      air train estimator --clean DIR --family-of rain --out est.safetensors
     """
     from ...registry import training
 
@@ -194,7 +199,8 @@ def estimator(
             clean, out, install=install, steps=steps,
             adapters=None if adapters is None else [n.strip() for n in adapters.split(",") if n.strip()],
             batches=batches, seed=seed, clean_share=clean_share, targets=targets, strength=strength,
-            min_severity=min_severity, family=family, overwrite=overwrite, progress=bars)
+            min_severity=min_severity, family=family, overwrite=overwrite, progress=bars,
+            family_of=None if family_of is None else [n.strip() for n in family_of.split(",") if n.strip()])
     say(f"estimator for {names} → {written}")
 
 
