@@ -6,8 +6,11 @@
 
 Single degradations: every CBSD68 image degraded by each built-in plugin at severity 0.5 (image i of
 task t uses seed 1000·t + i). Mixed: two plugins stacked (noise+blur, haze+noise, rain+lowlight,
-lowlight+noise), each at 0.5; with ``--stacks all`` every pair of the six built-ins and four triples
-instead, each stacked in physical order (scene → optics → exposure → sensor → compression). Real pairs: Rain100H and PolyU (the adapters never saw them). Columns:
+lowlight+noise), each at 0.5; with ``--stacks all`` every pair of the seven built-ins (21) and four triples
+instead, each stacked in physical order (scene → optics → exposure → sensor → compression). Snow has a
+plugin but no bundled adapter (``air add-degradation snow`` adds one): its rows measure what the pipeline
+does to a degradation it was not given an adapter for, and have no top-1 unless an adapter of a later
+part of the stack stands in (top-1 counts the first part that has an adapter). Real pairs: Rain100H and PolyU (the adapters never saw them). Columns:
 input; the base alone (adapter weights 0); blended (the estimator's weights); the oracle (weight 1 on
 the right adapter, 0 elsewhere; for a mixed task, 1 on both). Also the estimator's top-1 on the
 single-degradation images. Every column is the pipeline as `air restore` runs it, with its clean-pixel gate
@@ -44,10 +47,11 @@ from air_restore.registry.pipeline import Restorer, load_restorer
 from air_restore.core.io.weights import read_estimator
 from air_restore.registry.store import load_base
 
-SINGLE = ("noise", "blur", "haze", "rain", "lowlight", "jpeg")
+#: Snow last, so the seeds of the others (1000 · its index) are those of the tables before it came in.
+SINGLE = ("noise", "blur", "haze", "rain", "lowlight", "jpeg", "snow")
 MIXED = (("noise", "blur"), ("haze", "noise"), ("rain", "lowlight"), ("lowlight", "noise"))
 #: Physical order of stacking (scene → optics → exposure → sensor → compression), for ``--stacks all``.
-PHYSICAL = ("haze", "rain", "blur", "lowlight", "noise", "jpeg")
+PHYSICAL = ("haze", "rain", "snow", "blur", "lowlight", "noise", "jpeg")
 TRIPLES = (("haze", "lowlight", "noise"), ("rain", "blur", "noise"), ("blur", "lowlight", "noise"),
            ("lowlight", "noise", "jpeg"))
 ALL_STACKS = (*itertools.combinations(PHYSICAL, 2), *TRIPLES)
@@ -99,6 +103,7 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
     estimator for the same adapters) also the blend it chooses; with ``without`` (an adapter) also the blend
     with that adapter's weight at 0."""
     oracle_w = r.weights_from({p: 1.0 for p in parts if p in r.adapters})  # none for a degradation without one
+    first = next((p for p in parts if p in r.adapters), None)  # what top-1 counts
     acc = {"input": [], "base": [], "blended": [], "oracle": []}
     weights, strengths, top1 = [], [], 0
     zero = torch.zeros(len(r.adapters))
@@ -123,7 +128,7 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
             w0 = w.clone()
             w0[r.adapters.index(without)] = 0.0
             acc.setdefault("blended_without", []).append(_psnr(r.restore(degraded, w0, strength=strength).image, clean))
-        top1 += (r.adapters[int(w.argmax())] == parts[0]) if parts else bool(w.max() < 0.5)
+        top1 += (r.adapters[int(w.argmax())] == first) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
         acc["blended"].append(_psnr(r.restore(degraded, w, strength=strength).image, clean))
@@ -137,7 +142,8 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
         acc["blended_no_fallback"] = [b if v is None else v for v, b in zip(acc["blended_no_fallback"], acc["blended"])]
     mean_w = torch.stack(weights).mean(0)
     return {"task": task, "images": len(samples), **{k: statistics.fmean(v) for k, v in acc.items()},
-            "top1": top1 / len(samples), "mean_weights": dict(zip(r.adapters, map(float, mean_w))),
+            "top1": None if parts and first is None else top1 / len(samples),
+            "mean_weights": dict(zip(r.adapters, map(float, mean_w))),
             "mean_strength": statistics.fmean(strengths)}
 
 
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         "stacks": args.stacks,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,
         "single": rows, "mixed": mixed, "clean": clean_row, "real": real,
-        "estimator_top1_single": statistics.fmean(x["top1"] for x in rows),
+        "estimator_top1_single": statistics.fmean(x["top1"] for x in rows if x["top1"] is not None),
         "wall_s": round(time.time() - started, 1),
     }
     if args.out:

@@ -30,7 +30,7 @@ def _table(rows: list[dict], first: str, without_name: str | None = None) -> lis
                    + (f"{r['blended_no_fallback']:.2f} | " if nofb else "")
                    + (f"{r['blended_full']:.2f} | " if full else "")
                    + f"**{r['blended']:.2f}** | {r['oracle']:.2f} | {r['blended'] - r['base']:+.2f} | "
-                   f"{100 * r['top1']:.0f}% |")
+                   + ("— |" if r["top1"] is None else f"{100 * r['top1']:.0f}% |"))
     return out
 
 
@@ -72,12 +72,13 @@ def blending_section(b: dict) -> list[str]:
         "",
         *_table(b["single"], "single degradation", b.get("without")),
         "",
-        f"Estimator top-1 over the {len(b['single'])} single-degradation tasks: "
+        f"Estimator top-1 over the {sum(r['top1'] is not None for r in b['single'])} single-degradation tasks "
+        "with an adapter: "
         f"**{100 * b['estimator_top1_single']:.1f}%**.",
         "",
-        (f"Stacked degradations (every pair of the built-ins and {sum('+' in r['task'] and r['task'].count('+') == 2 for r in b['mixed'])} "
+        (f"Stacked degradations (every pair of the {len(b['single'])} built-ins and {sum('+' in r['task'] and r['task'].count('+') == 2 for r in b['mixed'])} "
          "triples, each plugin at severity 0.5, applied in physical order: scene, optics, exposure, sensor, "
-         "compression; the oracle puts weight 1 on each that has an adapter; top-1 counts the first one):"
+         "compression; the oracle puts weight 1 on each that has an adapter; top-1 counts the first that has one):"
          if b.get("stacks") == "all" else
          "Mixed degradations (two plugins stacked, each at severity 0.5; the oracle puts weight 1 on both; "
          "top-1 counts the first one):"),
