@@ -28,6 +28,7 @@ pipeline as it was before that adapter (a detected adapter, ``core.routing.Detec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import statistics
@@ -99,8 +100,8 @@ def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: str | None = None) -> dict:
     """PSNR of the input, the base alone, the estimator's blend and the oracle (weight 1 on each of ``parts``;
-    none for a clean photo), the estimator's top-1 and its mean weights; with ``baseline`` (another
-    estimator for the same adapters) also the blend it chooses; with ``without`` (an adapter) also the blend
+    none for a clean photo), the estimator's top-1 and its mean weights; with ``baseline`` (``r`` with another
+    estimator) also the blend it routes to; with ``without`` (an adapter) also the blend
     with that adapter's weight at 0."""
     oracle_w = r.weights_from({p: 1.0 for p in parts if p in r.adapters})  # none for a degradation without one
     first = next((p for p in parts if p in r.adapters), None)  # what top-1 counts
@@ -118,11 +119,7 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
                 _psnr(r.restore(degraded, est_only, strength=strength).image, clean) if extra else None)
         strengths.append(strength)
         if baseline is not None:  # the whole routing (fallback, detection rules) with the other estimator
-            mine, r.estimator = r.estimator, baseline
-            try:
-                wb, b_strength, _ = r.route(degraded)
-            finally:
-                r.estimator = mine
+            wb, b_strength, _ = baseline.route(degraded)
             acc.setdefault("blended_baseline", []).append(_psnr(r.restore(degraded, wb, strength=b_strength).image, clean))
         if without is not None:
             w0 = w.clone()
@@ -177,10 +174,11 @@ def main(argv: list[str] | None = None) -> dict:
                              f"{estimated(r.adapters)}")
     baseline = None
     if args.baseline_estimator is not None:
-        baseline = read_estimator(args.baseline_estimator)
-        if not set(baseline.config.adapters) <= set(r.adapters):
-            raise SystemExit(f"{args.baseline_estimator}: made for {list(baseline.config.adapters)}, not a subset "
+        other = read_estimator(args.baseline_estimator)
+        if not set(other.config.adapters) <= set(r.adapters):
+            raise SystemExit(f"{args.baseline_estimator}: made for {list(other.config.adapters)}, not a subset "
                              f"of {r.adapters}")
+        baseline = dataclasses.replace(r, estimator=other)  # the same model, adapters and rules
     if args.without is not None and args.without not in r.adapters:
         raise SystemExit(f"--without {args.without}: no such active adapter; active: {', '.join(r.adapters)}")
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
