@@ -34,6 +34,7 @@
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
     python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
+    python benchmarks/train_speed.py --before /tmp/before_pkg --repeats 2 --out benchmarks/results/train_speed.json  # see its docstring
     python benchmarks/profile_restore.py --sizes 512 2048 --threads 2 --out benchmarks/results/profile.json
     python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
     python benchmarks/batch.py --photos ../shared/data/eval/CBSD68 --limit 32 --runs 3 --out benchmarks/results/batch.json
@@ -353,6 +354,36 @@ def speed_paths_section(sp: dict) -> list[str]:
     return lines + [""]
 
 
+def train_speed_section(ts: dict) -> list[str]:
+    """results/train_speed.json: steps/s of every trainer before and after the one training engine (#12)."""
+    commits = ", ".join(ts.get("commits") or [ts["commit"]])
+    rows = {(r["trainer"], r["variant"], r["tree"]): r["steps_per_s"] for r in ts["rows"]}
+    lines = [
+        "## Training speed: every trainer before and after the one training engine (CPU)",
+        "",
+        f"`benchmarks/train_speed.py` at {commits}, {ts['threads']} threads, median of the runs stated in the "
+        "JSON, each in a fresh process; *before* is the tree before `core.training.engine` (10e4375), timed in "
+        "the same run, row by row, beside *after*. Steps per second from the trainers' progress callbacks, "
+        f"leaving out the first {ts['warm']} steps; sizes as the CLI trains on a CPU (base: 8 crops of 96²; adapter: "
+        "8 of 96²; estimator: its 64² views of 16 crops; UDAIR: 18 crops of 64²). Before the engine no trainer "
+        "had a channels_last option and only the base had a precision. *fp32* rows are contiguous fp32, the "
+        "before trees' only layout. Steps per second; in brackets the ratio to *fp32 before*.",
+        "",
+        "| trainer | fp32 before | fp32 after | bf16 autocast | channels_last | default now |",
+        "|---|---|---|---|---|---|",
+    ]
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    for trainer in dict.fromkeys(r["trainer"] for r in ts["rows"]):
+        before, after = rows.get((trainer, "fp32", "before")), rows.get((trainer, "fp32", "after"))
+        bf16 = rows.get((trainer, "bf16", "after"))
+        cl = rows.get((trainer, "channels_last", "after"))
+        default = ts.get("defaults", {}).get(trainer, "")
+        ratio = lambda v: f" ({v / before:.2f}×)" if v and before else ""  # noqa: E731
+        lines.append(f"| {trainer} | {fmt(before)} | {fmt(after)}{ratio(after)} | {fmt(bf16)}{ratio(bf16)} | "
+                     f"{fmt(cl)}{ratio(cl)} | {default} |")
+    return lines + [""]
+
+
 def speed_cpu_section(sc: dict, title: str = "## CPU inference: the allocator and the tiles, before and after"
                       ) -> list[str]:
     """One run of benchmarks/speed_cpu.py (results/speed_cpu*.json): CPU inference before and after the
@@ -652,6 +683,7 @@ def main(argv: list[str] | None = None) -> str:
                           ("speed_cpu.json", speed_cpu_section),
                           ("speed_cpu_default.json", lambda sc: speed_cpu_section(
                               sc, "### The default tiles (768/128) against before, 2 and 1 threads, one run")),
+                          ("train_speed.json", train_speed_section),
                           ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),
                           ("web.json", web_section),

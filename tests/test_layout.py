@@ -162,3 +162,19 @@ def test_moved_modules_still_import_with_a_warning(old, new):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr
+
+
+def test_one_training_loop():
+    """Every trainer (base, chunked base, adapter, estimator, UDAIR) steps through core.training.engine:
+    no other module builds an optimizer or calls backward, except UDAIR's per-image test-time adaptation."""
+    allowed = {"core/training/engine.py", "plugins/udair.py"}
+    found = []
+    for path in sorted(p for folder in ("core", "plugins", "registry", "cli") for p in (ROOT / folder).rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(), filename=rel)):
+            if isinstance(node, ast.Attribute) and node.attr in ("AdamW", "Adam", "SGD", "backward") and rel not in allowed:
+                found.append(f"{rel}:{node.lineno} {node.attr}")
+    assert not found, "a training loop outside the engine:\n" + "\n".join(found)
+    uses = [p for p in ("core/training/base.py", "core/training/chunks.py", "core/training/adapter.py",
+                        "core/training/estimator.py", "plugins/udair_training.py") if "engine" in (ROOT / p).read_text().lower()]
+    assert len(uses) == 5, uses

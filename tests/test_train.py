@@ -88,6 +88,21 @@ def test_a_tiny_run_writes_base_weights_with_its_training_record(first_run, phot
         assert f.metadata()["step"] == "6"
 
 
+def test_a_time_budget_fits_the_steps_and_ships_what_ran(photo_dir: Path, synthesizers, tmp_path) -> None:
+    """The engine's budget: the run keeps 30 s of the budget for validation and saving, so a 32 s budget
+    trains for about 2 s, far fewer than the configured steps, and records what ran."""
+    import time
+
+    cfg = _tiny_config(100_000).model_copy(update={"time_budget": 32.0, "val_every": 10**6, "checkpoint_every": 10**6})
+    started = time.monotonic()
+    path = train_base(photo_dir, tmp_path / "run", synthesizers, config=cfg, log=lambda s: None)
+    took = time.monotonic() - started
+    steps = read_base_info(path).training["steps"]
+    assert 2 <= steps < 100_000 and took < 30
+    with safe_open(str(tmp_path / "run" / "checkpoint.safetensors"), framework="pt") as f:
+        assert f.metadata()["step"] == str(steps)  # the last step is checkpointed, as at the end of any run
+
+
 def test_a_longer_run_resumes_from_the_checkpoint(first_run, photo_dir: Path, synthesizers) -> None:
     out_dir, _, first_info, _, _ = first_run
     logs: list[str] = []

@@ -5,6 +5,7 @@ weights on a real image."""
 from __future__ import annotations
 
 import hashlib
+import time
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -248,6 +249,11 @@ def test_tiny_training_run_finishes_and_returns_anchors() -> None:
     assert torch.allclose(anchors.cov, anchors.cov.transpose(1, 2), atol=1e-6)
     assert {"val_psnr_restored", "val_psnr_refined", "gain_noise"} <= set(info["metrics"])
     assert torch.equal(net.dam.down.weight, torch.zeros_like(net.dam.down.weight))  # DAM untouched
+    timed = cfg.model_copy(update={"steps": 100_000, "time_budget": 1.0, "val_every": 10**6})
+    started = time.monotonic()
+    _, _, info = train_udair(photos, [noise, haze], lambda x: x, config=timed, log=lambda s: None)
+    assert 2 <= info["training"]["steps"] < 100_000 and time.monotonic() - started < 10
+    assert info["training"]["history"][-1]["step"] == info["training"]["steps"]  # validated where it stopped
 
 
 # ------------------------------------------------------------------------------------- shipped file

@@ -10,7 +10,6 @@ GPU (``--chunked``) are :mod:`.chunks`.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -20,15 +19,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 from ..io.images import iter_image_paths
 from ..arch import AirUNet, AirUNetConfig, count_parameters
 from ..cutmix import Synthesizer, cutmix_batch
 from ..errors import InvalidValueError
 from ..metrics import psnr
-from ..io.weights import load_base, save_base, save_tensors
+from ..io.weights import load_base, save_base
+from .engine import Engine, cosine_lr
 
 
 
@@ -54,6 +52,8 @@ class TrainBaseConfig(BaseModel):
     )
     compile: bool = Field(False, description="torch.compile the model (GPU).")
     mixed_precision: str = Field("no", description="accelerate mixed precision: no, bf16 or fp16.")
+    channels_last: bool = Field(True, description="channels_last memory format: 1.37× the steps/s on a 2-core "
+                                "AVX2 CPU (benchmarks/train_speed.py); the GPU path always used it.")
     recipe: Literal["v1", "widened", "widened2", "widened3"] = Field(
         "v1", description="v1: one built-in synthesizer per class, noise stacked; widened: degradation "
         "families and camera-pipeline stacks (core.families); widened2: also dim clean targets; widened3: "
@@ -89,6 +89,17 @@ def load_clean_folder(folder: Path, *, min_side: int) -> tuple[torch.Tensor, lis
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), names
 
 
+def random_crop(im: torch.Tensor, size: int, g: torch.Generator, *, mode: str = "nearest") -> torch.Tensor:
+    """A random ``size``² crop of one photo [3, H, W]; a photo smaller than that is cropped to its short
+    side and resized (``mode`` of ``F.interpolate``)."""
+    _, h, w = im.shape
+    s = min(size, h, w)
+    y0 = int(torch.randint(0, h - s + 1, (1,), generator=g))
+    x0 = int(torch.randint(0, w - s + 1, (1,), generator=g))
+    crop = im[:, y0 : y0 + s, x0 : x0 + s]
+    return F.interpolate(crop[None], size=(size, size), mode=mode)[0] if s != size else crop
+
+
 def random_crops(data: torch.Tensor, batch: int, crop: int, g: torch.Generator) -> torch.Tensor:
     """[B, 3, crop, crop] float crops from uint8 data [N, 3, H, W] with random flips and transposes."""
     n, _, h, w = data.shape
@@ -112,10 +123,7 @@ def random_crops(data: torch.Tensor, batch: int, crop: int, g: torch.Generator) 
 
 
 def _lr_at(step: int, total: int, cfg: TrainBaseConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, total - cfg.warmup)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return cosine_lr(step, total, lr=cfg.lr, warmup=cfg.warmup, floor=0.02)
 
 
 def _evaluate(net: AirUNet, val_batch, acc) -> dict:
@@ -151,60 +159,22 @@ def _cutmix_crops(data: torch.Tensor, cfg: TrainBaseConfig, g: torch.Generator, 
     return clean, degraded, labels
 
 
-def _train_step(fwd, model, opt, acc, batch, lr: float, cfg: TrainBaseConfig):
-    """One optimizer step on (clean, degraded, labels); returns (L1 loss, CE loss, total loss)."""
+def _losses(engine: Engine, batch, cfg: TrainBaseConfig):
+    """(L1 loss, CE loss, total loss) of the model on one batch (clean, degraded, labels)."""
     clean, degraded, labels = batch
-    if degraded.device.type == "cuda":
-        degraded = degraded.contiguous(memory_format=torch.channels_last)
-    for group in opt.param_groups:
-        group["lr"] = lr
-    with acc.autocast():
-        out = fwd(degraded)
+    with engine.autocast():
+        out = engine.forward(engine.input(degraded))
         loss_l1 = F.l1_loss(out.image.float(), clean)
         loss_ce = F.cross_entropy(out.seg_logits.float(), labels)
-        loss = loss_l1 + cfg.seg_weight * loss_ce
-    opt.zero_grad(set_to_none=True)
-    acc.backward(loss)
-    acc.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return loss_l1, loss_ce, loss
+    return loss_l1, loss_ce, loss_l1 + cfg.seg_weight * loss_ce
 
 
-def _prepare(model: AirUNet, opt, ema: dict, cfg: TrainBaseConfig, acc):
-    """Hand model and optimizer to accelerate (channels_last on CUDA, torch.compile if asked); returns
-    (model, opt, the callable to train, the unwrapped model, EMA tensors, the live tensors they follow)."""
-    if acc.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    model, opt = acc.prepare(model, opt)
-    fwd = torch.compile(model) if cfg.compile else model
-    raw = acc.unwrap_model(model)
-    sd = raw.state_dict(keep_vars=True)
-    float_keys = [k for k, v in ema.items() if v.dtype.is_floating_point]
-    return model, opt, fwd, raw, [ema[k] for k in float_keys], [sd[k] for k in float_keys]
-
-
-def _checkpoint_tensors(model, ema, opt) -> dict[str, torch.Tensor]:
-    out = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    out.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.items()})
-    for i, state in opt.state_dict()["state"].items():
-        for k, v in state.items():
-            out[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
-    return out
-
-
-def _restore_checkpoint(path: Path, model, ema, opt) -> int:
-    t = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-    for k in ema:
-        ema[k].copy_(t[f"ema.{k}"])
-    sd = opt.state_dict()
-    for key, v in t.items():
-        if key.startswith("opt."):
-            _, i, name = key.split(".", 2)
-            sd["state"].setdefault(int(i), {})[name] = v
-    opt.load_state_dict(sd)
-    with safe_open(str(path), framework="pt") as f:
-        return int(f.metadata()["step"])
+def _engine(model: AirUNet, cfg: TrainBaseConfig, acc, **kw) -> Engine:
+    """The base's optimizer loop: AdamW (β2 0.99), gradient clipping at 1, accelerate, channels_last,
+    torch.compile if asked, the EMA of ``cfg.ema``."""
+    return Engine(model, lr=cfg.lr, steps=cfg.steps, weight_decay=cfg.weight_decay, betas=(0.9, 0.99),
+                  clip=1.0, compile=cfg.compile, ema=cfg.ema, channels_last=cfg.channels_last,
+                  accelerator=acc, **kw)
 
 
 def train_base(
@@ -250,53 +220,37 @@ def train_base(
 
     model = AirUNet(config=cfg.model).to(dev)
     log(f"model: {count_parameters(model) / 1e6:.2f}M parameters")
-    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    step = 0
     ckpt = out_dir / "checkpoint.safetensors"
-    if resume and ckpt.exists():
-        step = _restore_checkpoint(ckpt, model, ema, opt)
-        log(f"resumed from {ckpt} at step {step}")
-    elif init is not None:
+    resuming = resume and ckpt.exists()
+    if init is not None and not resuming:
         start, info = load_base(init)
         model.load_state_dict(start.state_dict())
-        for k, v in start.state_dict().items():
-            ema[k].copy_(v)
         log(f"initialized from {init} ({info.fingerprint})")
-    model, opt, fwd, raw, ema_params, live_params = _prepare(model, opt, ema, cfg, acc)
-    total = cfg.steps
-    t_mark, s_mark = None, None
+    # The step count is fitted to the measured speed, keeping 30 s for validation and saving.
+    budget = None if cfg.time_budget is None else max(1.0, cfg.time_budget - (time.time() - started) - 30)
+    engine = _engine(model, cfg, acc, time_budget=budget, warmup=cfg.warmup, floor=0.02,
+                     progress=progress)
+    if resuming:
+        engine.load_checkpoint(ckpt)
+        log(f"resumed from {ckpt} at step {engine.step}")
+    raw = engine.model
 
     def validate(net: AirUNet) -> dict:
         return _evaluate(net, val_batch, acc)
 
-    while step < total:
+    for step in engine:
         batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with)
-        loss_l1, loss_ce, loss = _train_step(fwd, model, opt, acc, batch, _lr_at(step, total, cfg), cfg)
-        step += 1
-        if cfg.ema:
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, [p.detach().float() for p in live_params], 1 - cfg.ema)
-        # Fit the step count to the time budget once the speed is known (after compilation).
-        if cfg.time_budget and step == 30:
-            torch.cuda.synchronize() if dev.type == "cuda" else None
-            t_mark, s_mark = time.time(), step
-        if cfg.time_budget and step == 130 and t_mark is not None:
-            torch.cuda.synchronize() if dev.type == "cuda" else None
-            rate = (step - s_mark) / (time.time() - t_mark)
-            left = cfg.time_budget - (time.time() - started) - 30  # keep 30 s for validation and saving
-            total = min(cfg.steps, step + max(0, int(rate * left)))
-            log(f"speed: {rate:.1f} steps/s → {total} steps in the time budget")
-        if progress:
-            progress(step, total, {"loss": loss.item()} if step % 50 == 0 else {})
-        if step % cfg.val_every == 0 or step == total:
+        loss_l1, loss_ce, loss = _losses(engine, batch, cfg)
+        engine.update(loss, {"loss": loss.item()} if (step + 1) % 50 == 0 else {})
+        step = engine.step
+        if step % cfg.val_every == 0 or step == engine.total:
             row = {"step": step, "loss_l1": loss_l1.item(), "loss_ce": loss_ce.item(),
-                   "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.time() - started, 1), **validate(raw)}
+                   "lr": engine.lr, "elapsed_s": round(time.time() - started, 1), **validate(raw)}
             log(json.dumps(row))
             with open(out_dir / "log.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
-        if acc.is_main_process and (step % cfg.checkpoint_every == 0 or step == total):
-            save_tensors(_checkpoint_tensors(raw, ema, opt), ckpt, {"kind": "checkpoint", "step": str(step)})
+        if acc.is_main_process and (step % cfg.checkpoint_every == 0 or step == engine.total):
+            engine.save_checkpoint(ckpt)
 
     # Ship whichever of the EMA and the last weights does better on the held-out crops.
     final = AirUNet(config=cfg.model).to(dev)
@@ -304,7 +258,7 @@ def train_base(
     metrics, chosen = validate(final), "last"
     if cfg.ema:
         averaged = AirUNet(config=cfg.model).to(dev)
-        averaged.load_state_dict(ema)
+        averaged.load_state_dict(engine.ema)
         ema_metrics = validate(averaged)
         if ema_metrics.get("val_psnr", 0) > metrics.get("val_psnr", 0):
             metrics, chosen, final = ema_metrics, "ema", averaged
@@ -313,7 +267,7 @@ def train_base(
         "data": {"folder": Path(data_dir).name, "images": len(names) - n_val, "held_out": n_val,
                  "crop": cfg.crop},
         "config": json.loads(cfg.model_dump_json()),
-        "steps": step,
+        "steps": engine.step,
         "init": Path(init).name if init else None,
         "weights": chosen,
         "wall_s": round(time.time() - started, 1),

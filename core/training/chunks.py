@@ -22,7 +22,7 @@ from ..errors import InvalidValueError
 from ..io.files import atomic_write_text
 from ..io.weights import load_base, save_base
 from .base import (
-    TrainBaseConfig, _cutmix_crops, _evaluate, _lr_at, _prepare, _train_step, load_clean_folder, random_crops,
+    TrainBaseConfig, _cutmix_crops, _engine, _evaluate, _losses, _lr_at, load_clean_folder, random_crops,
 )
 
 
@@ -125,46 +125,41 @@ def train_base_chunk(
             raise InvalidValueError(f"{start_from}: its model config differs from the run's")
         model.load_state_dict(loaded.state_dict())
         log(f"weights from {start_from} ({info.fingerprint})")
-    model = model.to(dev)
-    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    model, opt, fwd, raw, ema_params, live_params = _prepare(model, opt, ema, cfg, acc)
+    # The step count only shapes the progress bar here: the schedule is the whole run's (chunk_lr), and the
+    # chunk stops when its time is up, keeping 20 s for validation and saving.
+    first = step
+    engine = _engine(model.to(dev), cfg, acc, lr_at=lambda s, total: chunk_lr(s, s - first, cfg), ema_ramp=True,
+                     progress=progress, time_budget=max(1.0, time_budget - 20.0 - (time.time() - started)))
+    engine.resume_at(first)
+    raw, ema = engine.model, engine.ema
 
     def validate(net: AirUNet) -> dict:
         return _evaluate(net, val_batch, acc)
 
     def ema_model() -> AirUNet:
         net = AirUNet(config=cfg.model).to(dev)
-        net.load_state_dict(ema)
+        net.load_state_dict(ema if ema is not None else raw.state_dict())
         return net
 
     rows = []
     if not state:  # where the run starts, so the log shows what the first chunk changed
         rows.append({"step": step, "chunk": 0, **validate(ema_model())})
         log(json.dumps(rows[-1]))
-    reserve = 20.0  # seconds kept for validation and saving
-    chunk_step, loss = 0, torch.zeros(())
-    while step < cfg.steps and time.time() - started < time_budget - reserve:
+    for step in engine:
         batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, dim_targets=cfg.recipe in DIM_TARGET_RECIPES)
-        loss_l1, _, loss = _train_step(fwd, model, opt, acc, batch, chunk_lr(step, chunk_step, cfg), cfg)
-        step += 1
-        chunk_step += 1
-        if cfg.ema:
-            # A short EMA horizon right after a resume: the average restarts from the loaded weights.
-            decay = min(cfg.ema, (1 + chunk_step) / (10 + chunk_step))
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, [p.detach().float() for p in live_params], 1 - decay)
-        if progress:
-            progress(step, cfg.steps, {"loss": loss.item()} if step % 50 == 0 else {})
+        loss_l1, _, loss = _losses(engine, batch, cfg)
+        engine.update(loss, {"loss": loss.item()} if (step + 1) % 50 == 0 else {})
+        step = engine.step
         if step % cfg.val_every == 0:
-            rows.append({"step": step, "chunk": chunk, "lr": opt.param_groups[0]["lr"],
+            rows.append({"step": step, "chunk": chunk, "lr": engine.lr,
                          "loss_l1": loss_l1.item(), "elapsed_s": round(time.time() - started, 1),
                          **validate(ema_model())})
             log(json.dumps(rows[-1]))
+    chunk_step = engine.step - first
 
     final = ema_model() if cfg.ema else raw
     metrics = validate(final)
-    rows.append({"step": step, "chunk": chunk, "lr": opt.param_groups[0]["lr"],
+    rows.append({"step": step, "chunk": chunk, "lr": engine.lr,
                  "elapsed_s": round(time.time() - started, 1), **metrics})
     log(json.dumps(rows[-1]))
     chunk_s = round(time.time() - started, 1)

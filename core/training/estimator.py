@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from ..estimator import Estimator, EstimatorConfig, paired_views
 from ..metrics import quantize8
 from . import VIEWS_FILE
+from .base import random_crop
 
 
 @dataclass
@@ -34,15 +35,6 @@ class Source:
     @property
     def kind(self) -> str:
         return "synthesizer" if self.synth else "photos" if self.degraded is not None else "stored views"
-
-
-def _crop(im: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
-    _, h, w = im.shape
-    s = min(size, h, w)
-    y0 = int(torch.randint(0, h - s + 1, (1,), generator=g))
-    x0 = int(torch.randint(0, w - s + 1, (1,), generator=g))
-    crop = im[:, y0 : y0 + s, x0 : x0 + s]
-    return F.interpolate(crop[None], size=(size, size))[0] if s != size else crop
 
 
 def _u8(x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +80,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         vs, ts, judged = [], [], []  # judged: (sample index, degraded crop, clean crop)
         for _ in range(batch_size):
             if p_clean and float(torch.rand((1,), generator=g)) < p_clean:
-                img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
                 if strength:  # what would the network do to it?
                     js = min(judge_size, size)
                     judged.append((len(vs), _centre(img[0], js), _centre(img[0], js)))
@@ -106,9 +98,9 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 ts.append(target)
                 continue
             if src.degraded is not None:
-                img = _crop(src.degraded[int(torch.randint(0, len(src.degraded), (1,), generator=g))], size, g)[None]
+                img = random_crop(src.degraded[int(torch.randint(0, len(src.degraded), (1,), generator=g))], size, g)[None]
             else:
-                img = _crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
                 clean_img = img
                 chain = [first]
                 if len(synth_ids) > 1 and float(torch.rand((1,), generator=g)) < p_mix:
@@ -145,6 +137,8 @@ def train_estimator(
     progress: Callable[[int, int], None] | None = None,
     pool_progress: Callable[[int, int], None] | None = None,
     time_budget: float | None = None,
+    precision: str = "auto",
+    channels_last: bool = False,
 ) -> tuple[Estimator, dict]:
     """Returns the trained estimator (eval mode) and a summary of its training. ``sources`` may be plain
     synthesizers. With ``init`` (the current estimator), training starts from its weights. ``p_clean``: share
@@ -155,8 +149,9 @@ def train_estimator(
     the mildest synthesized degradation.
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
     the steps. ``time_budget`` (seconds): the views get at most 60% of it (at least 4 batches), the steps
-    what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran."""
-    from .budget import StepBudget
+    what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran. ``precision``: the
+    autocast of the steps, ``channels_last`` their memory format (:mod:`.engine`)."""
+    from .engine import Engine
 
     sources = [s if isinstance(s, Source) else Source(synth=s) for s in sources]
     k = len(sources)
@@ -170,35 +165,24 @@ def train_estimator(
         torch.manual_seed(seed)
         est = Estimator(config=EstimatorConfig(adapters=tuple(names), strength=strength))
     fresh = est.inherit(init) if init is not None else list(names)
-    opt = torch.optim.AdamW(est.parameters(), lr=lr, weight_decay=1e-4)
-    budget = StepBudget(steps, None if time_budget is None else max(1.0, time_budget - synth_s))
-    if time_budget is None:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, budget.cosine())
-    est.train()
-    step = -1
-    while step + 1 < budget.total:
-        step += 1
+    engine = Engine(est.train(), lr=lr, steps=steps, weight_decay=1e-4, precision=precision, channels_last=channels_last,
+                    time_budget=None if time_budget is None else max(1.0, time_budget - synth_s),
+                    progress=(lambda s, t, info: progress(s, t)) if progress else None)
+    for step in engine:
         v, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
         if step % 2:
             v = v.flip(-1)
-        logits = est.forward_views(v)
+        with engine.autocast():
+            logits = est.forward_views(engine.input(v)).float()
         if strength:  # the strength as one more output, its error weighted by what it costs on each crop
             cost = y[:, -1] / y[:, -1].mean().clamp_min(1e-12)
             loss = (k * F.binary_cross_entropy_with_logits(logits[:, :k], y[:, :k])
                     + F.binary_cross_entropy_with_logits(logits[:, k], y[:, k], weight=cost)) / (k + 1)
         else:
             loss = F.binary_cross_entropy_with_logits(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        budget.step_done(step + 1)
-        if progress:
-            progress(step + 1, budget.total)
+        engine.update(loss)
     targets = torch.cat([y for _, y in pool])
-    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": step + 1, "seed": seed, "p_clean": p_clean,
+    info = {"train_samples": sum(len(v) for v, _ in pool), "steps": engine.step, "seed": seed, "p_clean": p_clean,
             "min_severity": min_severity, "targets": "judged by restoration" if judge else "degradations present",
             "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
                                      (round(float(m), 4) for m in targets.mean(0)))),
@@ -220,7 +204,7 @@ def save_views(folder: Path, degraded: Sequence[torch.Tensor], g: torch.Generato
                view: int = 64) -> Path:
     """Store ``count`` estimator views of real degraded photos beside an adapter (uint8, ~1 MB)."""
     sizes = torch.randint(96, 225, (count,), generator=g)
-    vs = [_u8(paired_views(_crop(degraded[i % len(degraded)], int(s), g)[None], view)[0])
+    vs = [_u8(paired_views(random_crop(degraded[i % len(degraded)], int(s), g)[None], view)[0])
           for i, s in enumerate(sizes)]
     path = Path(folder) / VIEWS_FILE
     save_file({"views": torch.stack(vs).contiguous()}, str(path), metadata={"format": "pt", "view": str(view)})
