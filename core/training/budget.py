@@ -3,12 +3,11 @@
 The number of steps that fit is re-estimated from the measured time per step as the loop runs (the first
 step, which warms up the allocator and the kernels, is left out of the estimate) and only ever shrinks,
 so a progress bar's total can follow it and the learning-rate schedule anneals over the steps that are
-actually run.
+actually run (``engine.cosine_lr`` of :attr:`StepBudget.total`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 
@@ -37,12 +36,3 @@ class StepBudget:
         if now - self.started >= self.seconds:
             self.total = done
         return self.total
-
-    def cosine(self, floor: float = 0.0):
-        """A ``LambdaLR`` factor: cosine from 1 down to ``floor`` over :attr:`total` steps, as it shrinks."""
-
-        def factor(step: int) -> float:
-            t = min(step, self.total) / max(self.total, 1)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-        return factor

@@ -95,7 +95,6 @@ class Engine:
             live = self.model.state_dict(keep_vars=True)
             keys = [k for k, v in self.ema.items() if v.dtype.is_floating_point]
             self._ema_pairs = ([self.ema[k] for k in keys], [live[k] for k in keys])
-        self.loss = None
 
     @property
     def total(self) -> int:
@@ -138,7 +137,6 @@ class Engine:
                 torch.nn.utils.clip_grad_norm_(self.params, self.clip)
         self.opt.step()
         self.step += 1
-        self.loss = loss
         if self.ema is not None:
             decay = self.ema_decay
             if self.ema_ramp:  # the average restarts from the loaded weights: a short horizon at first
