@@ -34,6 +34,7 @@
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
     python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
+    python benchmarks/memory.py --fit --out benchmarks/results/memory.json
     python benchmarks/train_speed.py --before /tmp/before_pkg --repeats 2 --out benchmarks/results/train_speed.json  # see its docstring
     python benchmarks/profile_restore.py --sizes 512 2048 --threads 2 --out benchmarks/results/profile.json
     python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
@@ -351,6 +352,36 @@ def speed_paths_section(sp: dict) -> list[str]:
     for r in sp["rows"]:
         lines.append(f"| {r['size']}² | {r['mode']} | {r['layer_norm']} | {r['median_s']:.3f} | "
                      f"{r['ms_per_megapixel']:.0f} | {r['psnr_vs_reference']:.1f} dB |")
+    return lines + [""]
+
+
+def memory_section(m: dict) -> list[str]:
+    """results/memory.json: peak memory of `air restore` measured against core.memory's prediction (#13)."""
+    c = m["constants"]
+    lines = [
+        "## Memory: the peak of `air restore`, predicted before any work (CPU)",
+        "",
+        f"`benchmarks/memory.py` at {m.get('commit', 'the commit of this file')}: `air restore` on a JPEG of each "
+        "size (a real photo resized) in a fresh process on the CPU; *peak* is that process's own high-water "
+        "mark (VmHWM: start-up, loading, reading, restoring and writing), *predicted* is `core.memory.predict` "
+        f"for the same image and tile, made before any work: {c['fixed_bytes'] / 1e6:.0f} MB + "
+        f"{c['image_bytes_per_pixel']:.0f} B per image pixel + {c['tile_bytes_per_pixel']:.0f} B per pixel of the "
+        f"largest tile (+{c['explain_bytes_per_pixel']:.0f} B/px with --explain, +{c['tta_bytes_per_pixel']:.0f} "
+        "with --tta). `air restore` makes the tile smaller when the prediction does not fit in the memory "
+        "available, and refuses an image that does not fit even at 256 px before decoding it.",
+        "",
+        "| image | --tile | largest tile | options | peak MB | predicted MB | error | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in m["rows"]:
+        opts = " ".join(o for o, on in (("--explain", r["explain"]), ("--tta", r["tta"])) if on) or "–"
+        lines.append(f"| {r['width']}×{r['height']} | {r['tile']} | {r['tile_shape'][1]}×{r['tile_shape'][0]} | "
+                     f"{opts} | {r['peak_mb']:.0f} | {r['predicted_mb']:.0f} | {r['error_pct']:+.0f}% | "
+                     f"{r['wall_s']:.1f} |")
+    if fit := m.get("fit"):
+        lines += ["", f"Least-squares fit of the plain rows: {fit['fixed_bytes'] / 1e6:.0f} MB + "
+                  f"{fit['image_bytes_per_pixel']:.1f} B/px + {fit['tile_bytes_per_pixel']:.0f} B per tile pixel; "
+                  "core/memory.py rounds it up so that the prediction errs on the safe side."]
     return lines + [""]
 
 
@@ -683,7 +714,7 @@ def main(argv: list[str] | None = None) -> str:
                           ("speed_cpu.json", speed_cpu_section),
                           ("speed_cpu_default.json", lambda sc: speed_cpu_section(
                               sc, "### The default tiles (768/128) against before, 2 and 1 threads, one run")),
-                          ("train_speed.json", train_speed_section),
+                          ("train_speed.json", train_speed_section), ("memory.json", memory_section),
                           ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),
                           ("web.json", web_section),

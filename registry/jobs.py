@@ -15,7 +15,7 @@ from typing import Callable
 from ..core.errors import UserError
 from ..core.defaults import OVERLAP, TILE
 from ..core.io.images import (
-    IMAGE_SUFFIXES, MAX_PIXELS, check_writable, iter_image_paths, output_path_for, read_image, save_png, write_image,
+    IMAGE_SUFFIXES, MAX_PIXELS, check_writable, image_size, iter_image_paths, output_path_for, read_image, save_png, write_image,
 )
 
 #: Stems of air-restore's own outputs: found inside an input folder they are not restored again.
@@ -83,6 +83,8 @@ def restore_file(pipe, job: FileJob, *, adapters: dict[str, float] | None = None
         raise FileExistsError(f"{job.dest}: already exists (pass --overwrite to replace it)")
     if explain and job.map_path.exists() and not overwrite:
         raise FileExistsError(f"{job.map_path}: already exists (pass --overwrite to replace it)")
+    if (size := image_size(job.src)) is not None:  # too large for the memory there is: refused before decoding
+        pipe.memory_plan(size[1], size[0], tile=tile, overlap=overlap, explain=explain, name=str(job.src))
     img = read_image(job.src, max_pixels=max_pixels)
     result = pipe.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap, explain=explain, strength=strength,
                       progress=progress)

@@ -258,6 +258,7 @@ class Restored:
     fallback: float = 0.0  # weight the fallback adapter took of what the estimator left (core.routing)
     # adapter → how a rule measured its weight on the photo (core.routing.Detected.why)
     detected: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # lines for the user (a tile made smaller to fit in memory)
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -346,6 +347,8 @@ class Pipeline:
         ``strength`` (0 = the input, 1 = all of the restoration) replaces the estimator's choice."""
         from ..core.explain import class_shares
 
+        fit = self.memory_plan(*rgb.shape[-2:], tile=tile, overlap=overlap, explain=explain)
+        tile = fit.tile
         w, chosen, fallback = self.route(rgb, adapters)
         source = "given" if adapters is not None else ("estimator" if self.restorer.adapters else "none")
         est = self.restorer.estimator
@@ -360,7 +363,8 @@ class Pipeline:
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
-                       detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {})
+                       detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
+                       notes=[fit.note] if fit.note else [])
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 
@@ -370,6 +374,17 @@ class Pipeline:
             out.tta = (f"UDAIR TTA: CORAL {info['coral_before']:.3g} → {info['coral_after']:.3g} after "
                        f"{info['steps']} steps (anchors: {mix})")
         return out
+
+    def memory_plan(self, height: int, width: int, *, tile: int = TILE, overlap: int = OVERLAP, explain: bool = False,
+                    name: str = "image"):
+        """The tile to restore a ``height``×``width`` image with in the memory there is, and the predicted
+        peak (:func:`core.memory.plan`); raises ``ImageTooLargeError`` when even the smallest tile does not fit."""
+        from ..core.memory import plan
+
+        model, tta = self.restorer.model, self.refiner is not None
+        return plan(height, width, tile=tile, overlap=overlap, align=model.config.pad_multiple,
+                    model_width=model.config.width, explain=explain or tta, tta=tta,
+                    device=next(model.parameters()).device.type, name=name)
 
     def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = TILE, overlap: int = OVERLAP,
                 strength: float | None = None):
@@ -399,13 +414,15 @@ class Pipeline:
                  max_pixels: int = MAX_PIXELS, strength: float | None = None) -> Path:
         """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
         format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""
-        from ..core.io.images import output_path_for, read_image, write_image
+        from ..core.io.images import image_size, output_path_for, read_image, write_image
 
         src = Path(src)
         dst = output_path_for(src, Path(dst) if dst is not None else None, is_batch=False)
         if dst.exists() and not overwrite:  # before the work, not after it (write_image checks again)
             raise FileExistsError(f"{dst}: already exists (pass overwrite=True, --overwrite in `air restore`, "
                                   "to replace it)")
+        if (size := image_size(src)) is not None:  # refused before the pixels are decoded
+            self.memory_plan(size[1], size[0], tile=tile, overlap=overlap, name=str(src))
         img = read_image(src, max_pixels=max_pixels)
         out = self.run(img.rgb, adapters=adapters, tile=tile, overlap=overlap, strength=strength)
         return write_image(img, out.image, dst, overwrite=overwrite)

@@ -44,7 +44,7 @@ def restore(
     ),
     max_pixels: int = typer.Option(
         64_000_000, "--max-pixels",
-        help="Refuse images with more pixels than this (64 MP needs about 4 GB of memory; 60 bytes per pixel)."),
+        help="Refuse images with more pixels than this (64 MP needs about 3 GB of memory for the whole image, plus 0.3 GB for the model and about 1 GB for a tile)."),
     tta: bool = flag(
         "--tta", help="Then run the UDAIR refiner, adapted to each image (5 steps); --explain prints its CORAL loss."
     ),
@@ -104,6 +104,8 @@ def restore(
                 error(str(e), out=bar.console)
                 bar.advance(task)
                 continue
+            for note in done.restored.notes:
+                say(f"{job.src.name}: {note}")
             say(f"{job.src} → {job.dest}")
             if explain:
                 failed += _report_explain(done)

@@ -37,6 +37,7 @@ from .encode import encode as _encode
 from .files import atomic_write, check_writable, sweep_temporaries
 from .paths import IMAGE_SUFFIXES, iter_image_paths, output_path_for  # noqa: F401  (public here too)
 from ..errors import InvalidValueError, UserError
+from ..memory import IMAGE_BYTES_PER_PIXEL
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -95,9 +96,8 @@ class LoadedImage:
 # Reading
 
 
-#: Memory `air restore` needs per pixel of the image, whole-image buffers included (issue 13 measured
-#: about 12 GB for 200 MP), and the default pixel limit that keeps that under about 4 GB.
-BYTES_PER_PIXEL = 60
+#: The largest image `air restore` accepts by default (``--max-pixels``): about 3 GB of whole-image buffers
+#: (``core.memory``).
 MAX_PIXELS = 64_000_000
 
 
@@ -127,11 +127,11 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
                 raise ImageReadError(path, f"unsupported format {fmt} (supported: {', '.join(_FORMATS)})")
             width, height = img.size
             if width * height > max_pixels:
-                need_gb = width * height * BYTES_PER_PIXEL / 1e9
+                need_gb = width * height * IMAGE_BYTES_PER_PIXEL / 1e9
                 raise ImageReadError(
                     path,
                     f"image too large ({width}×{height} pixels, limit {max_pixels:,}): restoring it needs "
-                    f"about {need_gb:.1f} GB of memory; if you have that, raise the limit with --max-pixels",
+                    f"more than {need_gb:.1f} GB of memory; if you have that, raise the limit with --max-pixels",
                 )
             mode = img.mode
             rawmodes = [_tile_rawmode(tile) for tile in img.tile]  # img.tile is emptied by load()
@@ -145,13 +145,8 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
                 raise ImageReadError(path, "truncated or corrupt image data") from None
             icc_profile = img.info.get("icc_profile") or None
 
-    scaled = _apply_orientation(pixels, orientation).astype(np.float32, order="C")
-    scaled /= float(2**bit_depth - 1)
-    tensor = torch.from_numpy(scaled).permute(2, 0, 1)  # [C, H, W]
-    channels = tensor.shape[0]
-    colour = tensor[: 1 if channels <= 2 else 3]
-    alpha = tensor[channels - 1 :].contiguous() if channels in (2, 4) else None
-    rgb = colour.expand(3, -1, -1).contiguous()
+    rgb, alpha = _to_tensors(_apply_orientation(pixels, orientation), bit_depth)
+    del pixels
     return LoadedImage(
         rgb=rgb,
         alpha=alpha,
@@ -162,6 +157,41 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         icc_profile=icc_profile,
         exif=exif,
     )
+
+
+#: Rows converted at a time between pixels and tensors: a whole-image float temporary costs 12 bytes per
+#: pixel, so converting in strips keeps the peak of reading and writing at the buffers themselves
+#: (``core.memory``).
+STRIP_ROWS = 256
+
+
+def _to_tensors(pixels: np.ndarray, bit_depth: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[H, W, C] uint8/uint16 pixels (C = L, LA, RGB or RGBA) → rgb [3, H, W] and alpha [1, H, W] (or None),
+    float32 in [0, 1], strip by strip (``STRIP_ROWS``); gray is repeated into the three channels."""
+    h, w, channels = pixels.shape
+    rgb = torch.empty(3, h, w)
+    alpha = torch.empty(1, h, w) if channels in (2, 4) else None
+    colour = slice(0, 1 if channels <= 2 else 3)
+    for r0 in range(0, h, STRIP_ROWS):
+        strip = pixels[r0 : r0 + STRIP_ROWS].astype(np.float32, order="C")
+        strip /= float(2**bit_depth - 1)
+        t = torch.from_numpy(strip).permute(2, 0, 1)  # [C, rows, W]
+        rgb[:, r0 : r0 + STRIP_ROWS] = t[colour]  # a gray channel broadcasts to three
+        if alpha is not None:
+            alpha[:, r0 : r0 + STRIP_ROWS] = t[channels - 1 :]
+    return rgb, alpha
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(width, height) of an image file as ``read_image`` will return it (EXIF rotation applied), from its
+    header alone; None where the header cannot be read (``read_image`` then says why)."""
+    try:
+        with _pil_pixel_limit_disabled(), Image.open(path) as img:
+            width, height = img.size
+            _, orientation = _exif_and_orientation(img)
+    except Exception:  # any unreadable file: read_image reports it properly
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _check_is_readable_file(path: Path) -> None:
@@ -347,24 +377,31 @@ def write_image(
 
 
 def _to_pixels(img: LoadedImage, rgb: torch.Tensor, depth: int) -> np.ndarray:
-    """Quantize the restored tensor (plus the original alpha) to [H, W, C] uint8/uint16."""
-    x = rgb.detach().to(device="cpu", dtype=torch.float32)
-    if x.ndim != 3 or x.shape[0] != 3:
-        raise ValueError(f"expected an RGB tensor of shape [3, H, W], got {list(x.shape)}")
-    x = torch.nan_to_num(x, nan=0.0).clamp(0.0, 1.0)
-    if img.is_gray:
-        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+    """Quantize the restored tensor (plus the original alpha) to [H, W, C] uint8/uint16, strip by strip
+    (``STRIP_ROWS``)."""
+    if rgb.ndim != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"expected an RGB tensor of shape [3, H, W], got {list(rgb.shape)}")
+    _, h, w = rgb.shape
+    alpha = None
     if img.alpha is not None:
-        alpha = img.alpha.detach().to(device="cpu", dtype=torch.float32).reshape(-1, *img.alpha.shape[-2:])
-        if alpha.shape[-2:] != x.shape[-2:]:
+        alpha = img.alpha.detach().reshape(-1, *img.alpha.shape[-2:])
+        if alpha.shape[-2:] != rgb.shape[-2:]:
             raise ValueError(
-                f"restored image is {x.shape[-1]}×{x.shape[-2]} but its alpha channel is "
-                f"{alpha.shape[-1]}×{alpha.shape[-2]}"
+                f"restored image is {w}×{h} but its alpha channel is {alpha.shape[-1]}×{alpha.shape[-2]}"
             )
-        x = torch.cat([x, alpha.clamp(0.0, 1.0)])
+    channels = (1 if img.is_gray else 3) + (alpha.shape[0] if alpha is not None else 0)
+    out = np.empty((h, w, channels), dtype=np.uint16 if depth == 16 else np.uint8)
     scale = float(2**depth - 1)
-    values = (x * scale).round_().to(torch.int32).permute(1, 2, 0).contiguous().numpy()
-    return values.astype(np.uint16 if depth == 16 else np.uint8)
+    for r0 in range(0, h, STRIP_ROWS):
+        rows = slice(r0, r0 + STRIP_ROWS)
+        x = rgb[:, rows].detach().to(device="cpu", dtype=torch.float32)
+        x = torch.nan_to_num(x, nan=0.0).clamp(0.0, 1.0)
+        if img.is_gray:
+            x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+        if alpha is not None:
+            x = torch.cat([x, alpha[:, rows].to(device="cpu", dtype=torch.float32).clamp(0.0, 1.0)])
+        out[rows] = (x * scale).round_().to(torch.int32).permute(1, 2, 0).numpy()
+    return out
 
 
 def _same_file(a: Path, b: Path) -> bool:
