@@ -81,8 +81,8 @@ def restore(
     input is kept everywhere, in proportion: the same photos 54.5 → 95 dB, degraded ones unchanged.
     ``clean_ramp=None`` turns that whole-image part off (the per-pixel gate alone). ``release`` in [0, 1]
     lifts that share of the gate everywhere, for a degradation the head has no class for and reads as clean
-    (JPEG blocks: mean p_clean 0.7 on CBSD68 at quality 50), once something else has found it
-    (``core.routing.Detected``).
+    (JPEG blocks: mean p_clean 0.7 on CBSD68 at quality 50; snow), once something else has weighted its
+    adapter (the estimator, ``core.routing.Detected``; ``Restorer.unseen``).
 
     ``strength`` in [0, 1]: how much of the (gated) restoration to keep, ``x + strength·(restored − x)``; the
     estimator predicts it per image where it was trained to (``core.estimator.best_strength``).

@@ -26,7 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Public helpers for writing synthesizers (seeded randomness, severity checks, colour, kernels).
-from ..core.degradations import (  # noqa: F401  (re-exported)
+from ..core.synthesis import (  # noqa: F401  (re-exported)
     conv_per_image, gaussian_kernel, linear_to_srgb, per_image, rand, randn, severity_tensor, smooth_field,
     splat_path, srgb_to_linear, uniform,
 )

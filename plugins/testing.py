@@ -98,7 +98,7 @@ class DegradationContract:
     def _restorer(self):
         if self.adapter_dir is None:
             pytest.skip("no adapter_dir given")
-        from ..registry.pipeline import load_restorer
+        from ..registry.restorer import load_restorer
 
         r = load_restorer(use_adapters=False)
         r.attach_folder(self.adapter_dir)

@@ -35,7 +35,7 @@ from ..core.training.adapter import heldout_psnr
 from ..core.training.estimator import Source, load_views
 from .discovery import discover
 from .store import adapters_dir, air_home, local_estimator_path, sweep_leftovers
-from .pipeline import Restorer
+from .restorer import Restorer
 from ..core.errors import InvalidValueError
 
 
@@ -257,7 +257,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
     from ..core.training.estimator import save_views, train_estimator
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
-    from .pipeline import load_restorer
+    from .restorer import load_restorer
     from .store import BUNDLED_ORDER, active_adapters
 
     if not NAME_RE.match(name):

@@ -160,7 +160,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     from ..core.io.weights import read_base_info, save_estimator
     from ..core.training.estimator import Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
-    from .pipeline import restorer_for
+    from .restorer import restorer_for
     from ..core.routing import estimated
     from .store import BUNDLED_ORDER, active_adapters, bundled_base_path, local_estimator_path
 
@@ -238,7 +238,7 @@ def udair(clean: Path, out: Path, *, steps: int, time_budget: float | None, max_
     from ..plugins.udair import UdairConfig, save_udair
     from ..plugins.udair_training import TrainUdairConfig, restorer_fn, train_udair
     from .discovery import get_degradation
-    from .pipeline import load_restorer
+    from .restorer import load_restorer
 
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (pass --overwrite to replace it)")

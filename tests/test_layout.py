@@ -92,6 +92,16 @@ def test_commands_are_thin():
     assert not long, "commands with logic that belongs in core/registry:\n" + "\n".join(long)
 
 
+def test_every_module_fits_in_one_read():
+    """A module is one job: none of the library's stays over 450 lines (split by job, as core/synthesis.py out
+    of core/degradations.py and registry/restorer.py out of registry/pipeline.py, #12)."""
+    sizes = {path: len(path.read_text().splitlines()) for folder in ("core", "plugins", "registry", "cli")
+             for path in (ROOT / folder).rglob("*.py")}
+    assert len(sizes) > 50, "the scan found too few modules: it is broken"
+    long = [f"{path.relative_to(ROOT)}: {n} lines" for path, n in sorted(sizes.items()) if n > 450]
+    assert not long, "modules to split by job:\n" + "\n".join(long)
+
+
 def test_every_command_is_registered_once():
     from typer.main import get_command
 

@@ -94,6 +94,28 @@ def test_a_clean_photo_comes_back_unchanged_and_a_noisy_one_is_still_restored(pi
     assert abs(psnr(g, clean) - psnr(u, clean)) < 0.1
 
 
+def test_an_adapter_the_head_has_no_class_for_lifts_the_gate_by_its_weight(pipe):
+    """#13/#14: the head reads a degradation it has no class for (JPEG, snow, a third-party adapter's) as clean,
+    so the gate would keep those pixels and undo the adapter. Its weight lifts as much of the gate, whoever
+    chose the weight (here no detection rule is in force: only the head's classes decide)."""
+    import dataclasses
+
+    import torch
+    from skimage import data
+
+    r = dataclasses.replace(pipe.restorer, detected=())
+    assert [r.adapters[i] for i in r.unseen()] == ["jpeg"]
+    clean = torch.from_numpy(np.ascontiguousarray(data.chelsea()[:128, :160])).permute(2, 0, 1).float() / 255
+    w = r.weights_from({"jpeg": 1.0})
+    lifted, ungated = r.restore(clean, w).image, r.restore(clean, w, gate=False).image
+    assert torch.allclose(lifted, ungated, atol=1e-6)
+    gated = r.restore(clean, w, release=0.0).image  # the gate keeps part of this clean photo as it is
+    change = lambda out: float((out - clean).abs().mean())  # noqa: E731
+    assert change(gated) < 0.9 * change(ungated)
+    half = r.weights_from({"jpeg": 0.5})  # half the weight lifts half the gate
+    assert change(r.restore(clean, half).image) > 1.05 * change(r.restore(clean, half, release=0.0).image)
+
+
 def test_the_fallback_rule(pipe):
     """core.routing: the fallback takes the unassigned weight, all of it unless the photo looks dark to the
     estimator or to the head, or clean to the head; none of it when one of them is sure."""

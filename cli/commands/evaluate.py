@@ -45,7 +45,7 @@ def eval_cmd(
 
     from ...core.evaluation import evaluate, evaluate_no_reference
     from ...core.restore import resolve_device
-    from ...registry.pipeline import load_restorer
+    from ...registry.restorer import load_restorer
 
     if sum(x is not None for x in (pairs, clean, no_reference)) != 1:
         fail("give exactly one of --pairs DIR, --clean DIR (with --degrade PLUGIN[:SEVERITY]) or --no-reference DIR")

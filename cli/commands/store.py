@@ -14,7 +14,7 @@ def list_cmd() -> None:
 
     from ...core.io.weights import ModelFileError, read_base_info
     from ...registry.discovery import discover
-    from ...registry.pipeline import pick_estimator
+    from ...registry.restorer import pick_estimator
     from ...registry.store import air_home, all_adapters, bundled_base_path
 
     try:
@@ -77,7 +77,7 @@ def remove_cmd(name: str = typer.Argument(..., help="Name of an adapter in the l
     """
     from ...core.errors import UserError
     from ...core.io.weights import read_base_info
-    from ...registry.pipeline import pick_estimator
+    from ...registry.restorer import pick_estimator
     from ...registry.store import active_adapters, bundled_base_path, remove_adapter
 
     try:
