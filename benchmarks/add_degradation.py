@@ -14,6 +14,7 @@ before/after table is held-out PSNR of the whole pipeline (estimator-blended ada
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -36,8 +37,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--time-budget", type=float, default=None, help="minutes, passed on (air add-degradation)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--home", type=Path, default=None,
+                    help="keep the store ($AIR_HOME) in this new folder, to look at the result (default: a temporary one)")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as home:
+    if args.home is not None:
+        args.home.mkdir(parents=True, exist_ok=False)  # a new folder: never someone's store
+    with (contextlib.nullcontext(str(args.home)) if args.home is not None else tempfile.TemporaryDirectory()) as home:
         report = Path(home) / "report.json"
         cmd = [sys.executable, "-m", "air_restore.cli.main", "add-degradation", args.name, "--synthetic", args.plugin,
                "--data", str(args.data), "--steps", str(args.steps), "--estimator-steps", str(args.estimator_steps),

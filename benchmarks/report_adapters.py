@@ -174,7 +174,26 @@ def add_snow_section(a: dict) -> list[str]:
         + f"Estimator top-1 on these held-out images after: {100 * a['estimator_heldout_top1']:.1f}%.",
         "",
     ]
+    if prev := a.get("previous"):
+        lines += _add_previous(a, prev)
     return lines
+
+
+def _add_previous(a: dict, prev: dict) -> list[str]:
+    """The same command at an earlier commit (``previous`` in the JSON): wall time per phase and the PSNR after."""
+    phases = list(dict.fromkeys([*prev["phases_s"], *a["phases_s"]]))
+    lines = [f"The same command at {prev['commit']} ({prev['change']}) against this run, seconds per phase:", "",
+             "| phase | " + " | ".join(phases) + " | whole command |", "|---|" + "---|" * (len(phases) + 1)]
+    for label, run in ((prev["commit"], prev), ("this run", a)):
+        lines.append(f"| {label} | " + " | ".join(f"{run['phases_s'].get(ph, 0):.0f}" for ph in phases)
+                     + f" | {run['command_wall_s']:.0f} |")
+    before = {t["task"]: t for t in prev["tasks"]}
+    lines += ["", "PSNR (dB) of the pipeline after installing, both runs (same held-out photos and seeds):", "",
+              f"| task | base pipeline | after, {prev['commit']} | after, this run |", "|---|---|---|---|"]
+    for t in a["tasks"]:
+        if t["task"] in before:
+            lines.append(f"| {t['task']} | {t['before']:.2f} | {before[t['task']]['after']:.2f} | {t['after']:.2f} |")
+    return lines + [""]
 
 
 def _peer_intro_shipped(p: dict) -> str:

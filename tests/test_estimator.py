@@ -157,6 +157,26 @@ def test_the_pool_holds_clean_crops_with_every_target_off():
     assert views.dtype == torch.uint8 and views.shape[0] == 32
 
 
+def test_source_weights_set_how_often_each_degradation_is_drawn():
+    """add-degradation shows the estimator its new degradation more often than each old one (NEW_SHARE)."""
+    from air_restore.core.training.estimator import Source, build_pool
+    from air_restore.core.degradations import noise
+
+    photo = torch.rand(3, 96, 96, generator=torch.Generator().manual_seed(0))
+    sources = [Source(synth=noise), Source(synth=noise), Source(synth=noise)]
+
+    def firsts(weights):
+        pool = build_pool([photo], sources, torch.Generator().manual_seed(1), batches=20, batch_size=16, p_mix=0.0,
+                          sizes=(64, 64), source_weights=weights)
+        return torch.cat([t for _, t in pool]).sum(0)
+
+    assert firsts([0.0, 1.0, 0.0]).tolist() == [0.0, 320.0, 0.0]
+    counts = firsts([1.0, 1.0, 2.0])  # 1/4, 1/4, 1/2 of 320 samples
+    assert 120 <= counts[2] <= 200 and counts[0] < counts[2] and counts[1] < counts[2], counts
+    with pytest.raises(ValueError, match="source_weights"):
+        firsts([1.0, 1.0])
+
+
 def test_synthesizing_the_views_reports_progress():
     """#13.8: the views are most of an estimator's training time; they must not pass in silence."""
     from air_restore.core.training.estimator import train_estimator

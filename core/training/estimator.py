@@ -54,7 +54,7 @@ def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
 def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: torch.Generator, *, batches: int,
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
                min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
-               strength: bool = False, deadline: float | None = None,
+               strength: bool = False, deadline: float | None = None, source_weights: Sequence[float] | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
@@ -65,6 +65,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     the strength judged by restoration and how much its error costs (the restoration's mean squared change;
     :meth:`~air_restore.registry.pipeline.Restorer.best_subsets`), for synthesized and clean crops alike (a
     clean crop is judged with no degradation present); real photos and stored views get strength 1 at cost 0.
+    ``source_weights`` (one per source, default all equal): how often each source is drawn for a sample.
     ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time.
     ``deadline`` (a ``time.monotonic()`` value): no new batch after it, once 4 are done."""
     if strength and judge is None:
@@ -72,6 +73,9 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     k = len(sources)
     width = k + 2 * int(strength)
     synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
+    draw = None if source_weights is None else torch.tensor([float(v) for v in source_weights])
+    if draw is not None and (draw.shape != (k,) or not bool((draw >= 0).all()) or float(draw.sum()) <= 0):
+        raise ValueError(f"source_weights must be {k} non-negative numbers, not all 0")
     pool = []
     for _ in range(batches):
         if deadline is not None and len(pool) >= 4 and time.monotonic() >= deadline:
@@ -87,7 +91,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 vs.append(_u8(paired_views(img, view)[0]))
                 ts.append(torch.zeros(width))
                 continue
-            first = int(torch.randint(0, k, (1,), generator=g))
+            first = (int(torch.randint(0, k, (1,), generator=g)) if draw is None
+                     else int(torch.multinomial(draw, 1, generator=g)))
             target = torch.zeros(width)
             target[first] = 1
             if strength:
@@ -137,6 +142,7 @@ def train_estimator(
     progress: Callable[[int, int], None] | None = None,
     pool_progress: Callable[[int, int], None] | None = None,
     time_budget: float | None = None,
+    source_weights: Sequence[float] | None = None,
     precision: str = "auto",
     channels_last: bool = False,
 ) -> tuple[Estimator, dict]:
@@ -146,7 +152,7 @@ def train_estimator(
     with ``strength`` the estimator also learns the strength (the judge must return that column).
     The strength's loss is its squared error weighted by what that error costs on each crop (the image's
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
-    the mildest synthesized degradation.
+    the mildest synthesized degradation. ``source_weights``: how often each source is drawn (:func:`build_pool`).
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
     the steps. ``time_budget`` (seconds): the views get at most 60% of it (at least 4 batches), the steps
     what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran. ``precision``: the
@@ -159,7 +165,8 @@ def train_estimator(
     started = time.perf_counter()
     deadline = None if time_budget is None else time.monotonic() + 0.6 * time_budget
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
-                      min_severity=min_severity, progress=pool_progress, deadline=deadline)
+                      min_severity=min_severity, progress=pool_progress, deadline=deadline,
+                      source_weights=source_weights)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
