@@ -32,7 +32,7 @@ from air_restore.core import memory
 from air_restore.core.defaults import OVERLAP
 from air_restore.core.io.files import atomic_write_text
 
-#: `air restore ...` that prints its own /proc/self/status to stderr when it exits (speed.py uses it too).
+#: `air restore ...` that prints its own /proc/self/status to stderr when it exits.
 REPORT_PEAK = (
     "import sys\n"
     "from air_restore.cli.main import app\n"
@@ -55,7 +55,9 @@ def photo_jpeg(path: Path, width: int, height: int) -> Path:
 
 
 def peak_of_restore(src: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(peak resident bytes, wall seconds) of `air restore SRC ARGS` in a fresh process on the CPU."""
+    """(peak resident bytes, wall seconds) of `air restore SRC ARGS` in a fresh process on the CPU: the child's own
+    high-water mark (VmHWM), not RUSAGE_CHILDREN, which on Linux also counts the parent's pages it was forked
+    with (speed.py uses this too)."""
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", REPORT_PEAK, "restore", str(src), "--device", "cpu", *args],
                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})

@@ -20,11 +20,8 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -151,18 +148,14 @@ def tiling_agreement(model, size: int, out_dir: Path | None) -> dict:
     return row
 
 
-# `air restore ...` that prints its own peak memory (/proc/self/status) to stderr when it exits.
-_REPORT_PEAK = (
-    "import sys\n"
-    "from air_restore.cli.main import app\n"
-    "try:\n"
-    "    app(sys.argv[1:])\n"
-    "finally:\n"
-    "    try:\n"
-    "        print(open('/proc/self/status').read(), file=sys.stderr)\n"
-    "    except OSError:\n"
-    "        pass\n"
-)
+def _peak_probe():
+    """benchmarks/memory.py's ``peak_of_restore`` (a script's sibling, or loaded by path as the tests load this)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_memory", Path(__file__).with_name("memory.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.peak_of_restore
 
 
 def big_image_memory(big: int) -> dict:
@@ -171,20 +164,9 @@ def big_image_memory(big: int) -> dict:
         src = Path(tmp) / "big.jpg"  # a phone photo's format
         x = _photo(h // 4, w // 4)
         Image.fromarray((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC).save(src, quality=92)
-        t = time.perf_counter()
-        proc = subprocess.run(
-            # No -o: the output a user gets, big_restored.jpg (a 12 MP PNG would add ~3 s of zlib to the time)
-            [sys.executable, "-c", _REPORT_PEAK, "restore", str(src), "--device", "cpu"],
-            capture_output=True, text=True,
-        )
-        wall = time.perf_counter() - t
-        if proc.returncode:
-            raise SystemExit(f"air restore failed on the {w}×{h} image:\n{proc.stderr}")
-        # The child's own high-water mark (VmHWM). Not RUSAGE_CHILDREN: on Linux a child's ru_maxrss also
-        # counts the parent's pages it was forked with, so it reported this process's 2048² tensors.
-        peak = re.search(r"VmHWM:\s+(\d+) kB", proc.stderr)
-        peak_kb = int(peak.group(1)) if peak else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    row = {"width": w, "height": h, "format": "JPEG", "output": "JPEG", "peak_rss_mb": peak_kb / 1024, "wall_s": wall,
+        # No -o: the output a user gets, big_restored.jpg (a 12 MP PNG would add ~3 s of zlib to the time)
+        peak, wall = _peak_probe()(src)
+    row = {"width": w, "height": h, "format": "JPEG", "output": "JPEG", "peak_rss_mb": peak / 2**20, "wall_s": wall,
            "note": "peak RSS (VmHWM) of the `air restore` process"}
     print(json.dumps(row), flush=True)
     return row

@@ -32,9 +32,9 @@ from .tiling import tile_spans
 __all__ = ["ImageTooLargeError", "MemoryNeed", "MemoryPlan", "available_bytes", "plan", "predict"]
 
 # Measured by benchmarks/memory.py (BENCHMARKS.md, "Memory"): VmHWM of `air restore` on the CPU, 2 threads, over
-# 64² to 3000×2250 images and tiles of 256 to 1024. Its least-squares fit (266 MB, 41.6 B/px, 1720 B per tile
-# pixel) rounded up, so that the prediction errs on the safe side: 2% under to 20% over on every row (the
-# allocator's share makes the same run vary by ±100 MB).
+# 64² to 3000×2250 images and tiles of 256 to 1024. The least-squares fits of two runs (212–266 MB, 42–64 B/px,
+# 1590–1720 B per tile pixel) rounded up, so that the prediction errs on the safe side: 0% to +32% over the
+# measured peak on every row (the allocator's share makes the same run vary by up to ±200 MB).
 FIXED_BYTES = 300e6  # Python, torch, the base with its adapters and the estimator
 IMAGE_BYTES_PER_PIXEL = 45.0  # whole-image buffers (input, output, stitching weights, gate) per pixel
 EXPLAIN_BYTES_PER_PIXEL = 24.0  # --explain: every class's probability and the map, on top
@@ -92,7 +92,7 @@ def predict(height: int, width: int, *, tile: int, overlap: int, align: int = 8,
 class MemoryPlan:
     tile: int  # the tile side to run with
     need: MemoryNeed  # predicted peak at that tile
-    available: float | None  # bytes this process may still use (None: unknown, nothing checked)
+    available: float | None  # bytes the process may reach (available_bytes; None: unknown, nothing checked)
     asked: int  # the tile side asked for
 
     @property

@@ -126,11 +126,6 @@ def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
 #: after the adapter that is kept for the before/after comparison (the estimator gets the rest).
 ADAPTER_SHARE = 0.45
 COMPARE_SHARE = 0.2
-#: How much more often the estimator's views show the new degradation than each old one. Warm-started, the
-#: estimator's old outputs fire on what looks like them (snow photos: rain 0.63, snow 0.17), but doubling the
-#: new share (2.0) cost the old tasks more than it gave snow (snow +2.16 → +2.60 dB, haze −0.04 → −0.22,
-#: jpeg −0.19 → −0.40; benchmarks/results/NOTES.md), so the shares stay equal.
-NEW_SHARE = 1.0
 
 
 class Staging:
@@ -367,7 +362,6 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
             names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
             strength=strength,
-            source_weights=None if NEW_SHARE == 1.0 else [NEW_SHARE if n == name else 1.0 for n in names],
             progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t),
             time_budget=None if time_budget is None else max(
                 1.0, (1 - COMPARE_SHARE) * (time_budget - (time.time() - started))))

@@ -158,7 +158,7 @@ def test_the_pool_holds_clean_crops_with_every_target_off():
 
 
 def test_source_weights_set_how_often_each_degradation_is_drawn():
-    """add-degradation shows the estimator its new degradation more often than each old one (NEW_SHARE)."""
+    """How often the estimator sees each degradation (measured for add-degradation: a new one drawn twice as often; NOTES.md)."""
     from air_restore.core.training.estimator import Source, build_pool
     from air_restore.core.degradations import noise
 
