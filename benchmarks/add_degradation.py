@@ -4,6 +4,8 @@
     python benchmarks/add_degradation.py --data DIR --steps 2 --estimator-steps 2 --eval-images 1   # tiny
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --time-budget 8 \
         --out benchmarks/results/add_snow_budget.json
+    python benchmarks/add_degradation.py --pairs --data ../shared/data/pairs/noise_real_PolyU --name realnoise \
+        --holdout 0.2 --eval-images 20 --out benchmarks/results/add_realnoise.json   # real pairs, 80/20
 
 Runs the real command in a subprocess with ``AIR_HOME`` pointing at a temporary folder (your own store
 is not touched), so the wall time includes everything a user waits for: loading the photos, training
@@ -28,7 +30,9 @@ from air_restore.core.io.files import atomic_write_text
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="clean photos")
+    ap.add_argument("--data", type=Path, required=True, help="clean photos (with --pairs: degraded/ + clean/)")
+    ap.add_argument("--pairs", action="store_true", help="--data holds real pairs; no synthesizer (--plugin unused)")
+    ap.add_argument("--holdout", type=float, default=0.1, help="share held out, passed on")
     ap.add_argument("--name", default="snow")
     ap.add_argument("--plugin", default="snow")
     ap.add_argument("--steps", type=int, default=400)
@@ -44,7 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.home.mkdir(parents=True, exist_ok=False)  # a new folder: never someone's store
     with (contextlib.nullcontext(str(args.home)) if args.home is not None else tempfile.TemporaryDirectory()) as home:
         report = Path(home) / "report.json"
-        cmd = [sys.executable, "-m", "air_restore.cli.main", "add-degradation", args.name, "--synthetic", args.plugin,
+        cmd = [sys.executable, "-m", "air_restore.cli.main", "add-degradation", args.name,
+               *([] if args.pairs else ["--synthetic", args.plugin]), "--holdout", str(args.holdout),
                "--data", str(args.data), "--steps", str(args.steps), "--estimator-steps", str(args.estimator_steps),
                "--eval-images", str(args.eval_images), "--crop", str(args.crop),
                *(["--time-budget", str(args.time_budget)] if args.time_budget is not None else []),

@@ -254,7 +254,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
     from ..core.training.adapter import (
         TrainAdapterConfig, build_manifest, paired_sampler, save_adapter, synthetic_sampler, train_adapter,
     )
-    from ..core.training.estimator import save_views, train_estimator
+    from ..core.training.estimator import P_OTHER, save_views, train_estimator
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
     from .restorer import load_restorer
@@ -358,10 +358,12 @@ def run(name: str, data: Path, *, synthetic: str | None = None, steps: int = 400
         progress("views", 0, pool)  # judging the views takes minutes: show the bar before the first is done
         progress("estimator", 0, estimator_steps)
         strength = before.estimator is not None and before.estimator.config.strength  # keep what it had
+        # The degradations a rule weights (JPEG): shown to the estimator with every output off.
+        others = [sources[a.name].synth for a in old if a.name not in names and sources[a.name].synth is not None]
         est, est_info = train_estimator(
             names, [sources[n] for n in names], train_clean, init=before.estimator, steps=estimator_steps,
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
-            strength=strength,
+            strength=strength, others=others, p_other=P_OTHER,
             progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t),
             time_budget=None if time_budget is None else max(
                 1.0, (1 - COMPARE_SHARE) * (time_budget - (time.time() - started))))

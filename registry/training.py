@@ -158,10 +158,10 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     adapter trains on with ``--family`` (:func:`core.families.adapter_family`); with ``family_of``, only
     those adapters are (measured with rain for the bundled estimator, it cost haze+noise 0.8 dB: NOTES.md)."""
     from ..core.io.weights import read_base_info, save_estimator
-    from ..core.training.estimator import Source, train_estimator
+    from ..core.training.estimator import P_OTHER, Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
     from .restorer import restorer_for
-    from ..core.routing import estimated
+    from ..core.routing import DETECTED, estimated
     from .store import BUNDLED_ORDER, active_adapters, bundled_base_path, local_estimator_path
 
     if (out is None) == (not install):
@@ -212,8 +212,11 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
                    for n, s in zip(names, sources)]  # what `air train adapter --family` trains each on
     photos = read_photos(clean)
     judge = partial(restorer_for(names).best_subsets, strength=strength) if targets == "restored" else None
+    # The degradations a detection rule weights (JPEG) are shown too, with every output off.
+    others = [synths[n] for n in sorted({d.adapter for d in DETECTED} - set(names)) if n in synths]
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
+                                others=others, p_other=P_OTHER,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
     shown_as = "adapter" if family else f"adapter: {','.join(family_of)}" if family_of else None

@@ -157,6 +157,33 @@ def test_the_pool_holds_clean_crops_with_every_target_off():
     assert views.dtype == torch.uint8 and views.shape[0] == 32
 
 
+def test_the_pool_shows_detected_degradations_with_every_output_off():
+    """``others`` (JPEG, which a rule weights): crops degraded by them, every target 0, no strength lesson
+    (strength 1 at cost 0), never judged; the sources' samples are unchanged in kind."""
+    from skimage import data
+
+    from air_restore.core.training.estimator import Source, build_pool
+    from air_restore.core.degradations import noise
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    grey = lambda x, g, sev: x.mean(1, keepdim=True).expand_as(x)  # an unmistakable "other" degradation
+    judged = []
+
+    def judge(degraded, clean, present):
+        judged.append(len(degraded))
+        return torch.cat([present, torch.ones(len(present), 1), torch.full((len(present), 1), 0.5)], 1)
+
+    pool = build_pool([photo], [Source(synth=noise), Source(synth=noise)], torch.Generator().manual_seed(0),
+                      batches=4, batch_size=8, others=[grey], p_other=0.5, judge=judge, strength=True)
+    views = torch.cat([v for v, _ in pool]).float()
+    t = torch.cat([y for _, y in pool])
+    grey_views = (views.amax(2) - views.amin(2)).flatten(1).amax(1) == 0  # R = G = B everywhere
+    assert 4 <= int(grey_views.sum()) <= 28
+    assert bool((t[grey_views, :2] == 0).all()) and bool((t[grey_views, 2:] == torch.tensor([1.0, 0.0])).all())
+    assert bool((t[~grey_views, :2].sum(1) >= 1).all()) and bool((t[~grey_views, 3] == 0.5).all())
+    assert sum(judged) == int((~grey_views).sum())
+
+
 def test_source_weights_set_how_often_each_degradation_is_drawn():
     """How often the estimator sees each degradation (measured for add-degradation: a new one drawn twice as often; NOTES.md)."""
     from air_restore.core.training.estimator import Source, build_pool

@@ -37,6 +37,11 @@ class Source:
         return "synthesizer" if self.synth else "photos" if self.degraded is not None else "stored views"
 
 
+#: Share of the training crops degraded by a detected adapter's degradation (``others``, :func:`build_pool`),
+#: beside the clean crops' 0.15.
+P_OTHER = 0.1
+
+
 def _u8(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
@@ -55,6 +60,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
                min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
                strength: bool = False, deadline: float | None = None, source_weights: Sequence[float] | None = None,
+               others: Sequence[Callable] = (), p_other: float = 0.0,
                progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
@@ -66,6 +72,11 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     :meth:`~air_restore.registry.pipeline.Restorer.best_subsets`), for synthesized and clean crops alike (a
     clean crop is judged with no degradation present); real photos and stored views get strength 1 at cost 0.
     ``source_weights`` (one per source, default all equal): how often each source is drawn for a sample.
+    ``others``: synthesizers of degradations that are no output of the estimator (those a detection rule
+    weights, ``core.routing.DETECTED``: JPEG); with ``p_other`` a crop degraded by one of them, all targets 0
+    and strength 1 at cost 0 (no strength lesson: the judge would not apply the detected adapter). Without
+    them the estimator never sees such a photo and may give it any adapter: retrained with a snow output,
+    it gave snow 0.4–0.7 on JPEG photos, −0.19 dB there (``air add-degradation``, BENCHMARKS.md).
     ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time.
     ``deadline`` (a ``time.monotonic()`` value): no new batch after it, once 4 are done."""
     if strength and judge is None:
@@ -83,6 +94,16 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
         vs, ts, judged = [], [], []  # judged: (sample index, degraded crop, clean crop)
         for _ in range(batch_size):
+            if others and float(torch.rand((1,), generator=g)) < p_other:
+                img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                synth = others[int(torch.randint(0, len(others), (1,), generator=g))]
+                sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
+                vs.append(_u8(paired_views(synth(img, g, sev).clamp(0, 1), view)[0]))
+                target = torch.zeros(width)
+                if strength:
+                    target[k] = 1.0
+                ts.append(target)
+                continue
             if p_clean and float(torch.rand((1,), generator=g)) < p_clean:
                 img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
                 if strength:  # what would the network do to it?
@@ -143,6 +164,7 @@ def train_estimator(
     pool_progress: Callable[[int, int], None] | None = None,
     time_budget: float | None = None,
     source_weights: Sequence[float] | None = None,
+    others: Sequence[Callable] = (), p_other: float = 0.0,
     precision: str = "auto",
     channels_last: bool = False,
 ) -> tuple[Estimator, dict]:
@@ -152,7 +174,8 @@ def train_estimator(
     with ``strength`` the estimator also learns the strength (the judge must return that column).
     The strength's loss is its squared error weighted by what that error costs on each crop (the image's
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
-    the mildest synthesized degradation. ``source_weights``: how often each source is drawn (:func:`build_pool`).
+    the mildest synthesized degradation. ``source_weights``: how often each source is drawn, ``others`` and
+    ``p_other``: degradations that must switch every output off (:func:`build_pool`).
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
     the steps. ``time_budget`` (seconds): the views get at most 60% of it (at least 4 batches), the steps
     what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran. ``precision``: the
@@ -166,7 +189,7 @@ def train_estimator(
     deadline = None if time_budget is None else time.monotonic() + 0.6 * time_budget
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
-                      source_weights=source_weights)
+                      source_weights=source_weights, others=others, p_other=p_other)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
@@ -190,7 +213,8 @@ def train_estimator(
         engine.update(loss)
     targets = torch.cat([y for _, y in pool])
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": engine.step, "seed": seed, "p_clean": p_clean,
-            "min_severity": min_severity, "targets": "judged by restoration" if judge else "degradations present",
+            "p_other": p_other if others else 0.0, "min_severity": min_severity,
+            "targets": "judged by restoration" if judge else "degradations present",
             "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
                                      (round(float(m), 4) for m in targets.mean(0)))),
             "sources": {n: s.kind for n, s in zip(names, sources)},
