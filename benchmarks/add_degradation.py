@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
         result = json.loads(report.read_text())
     result["command"] = "air " + " ".join(cmd[3:-2])
     result["command_wall_s"] = round(wall, 1)
+    result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parents[1],
+                                      capture_output=True, text=True).stdout.strip()
     print(json.dumps({k: result[k] for k in ("command_wall_s", "tasks")}), flush=True)
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=1))

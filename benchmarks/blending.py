@@ -82,10 +82,18 @@ def pipeline(weights: Path | None = None, folders: list[Path] | None = None) -> 
     return r
 
 
+#: The real pairs' held-out share: ``air add-degradation NAME --data SET --holdout 0.2`` (seed 0) trains a
+#: real-pair adapter (realnoise, heavyrain) on the rest, so these are photos no shipped weight has seen.
+HOLDOUT = 0.2
+
+
 def held_out_pairs(root: Path, limit: int, size: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(degraded, clean) of the last ``limit`` pairs by name of a paired folder (the split the real-pair
-    adapters hold out), centre-cropped to ``size``."""
-    names = [p.name for p in iter_image_paths([root / "degraded"])][-limit:]
+    """(degraded, clean) of the first ``limit`` held-out pairs of a paired folder (the seeded split of
+    ``air add-degradation --holdout`` :data:`HOLDOUT`, seed 0), centre-cropped to ``size``."""
+    from air_restore.registry.add_degradation import split
+
+    names = [p.name for p in iter_image_paths([root / "degraded"])]
+    names = [names[i] for i in split(len(names), HOLDOUT, 0)[1]][:limit]
     return [(_crop(read_image(root / "degraded" / n).rgb, size), _crop(read_image(root / "clean" / n).rgb, size))
             for n in names]
 
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--clean", type=Path, required=True, help="clean photos (CBSD68)")
     ap.add_argument("--pairs", type=Path, default=None, help="folder holding the real paired sets")
     ap.add_argument("--limit", type=int, default=0, help="images per task (0 = all)")
-    ap.add_argument("--pairs-limit", type=int, default=20, help="pairs per real set (the last N by name)")
+    ap.add_argument("--pairs-limit", type=int, default=20, help="pairs per real set (of its held-out 20%%)")
     ap.add_argument("--size", type=int, default=0, help="centre-crop side (0 = whole images)")
     ap.add_argument("--estimator", type=Path, default=None, help="an estimator file to judge instead of the one "
                     "`air restore` would pick (for the same adapters)")

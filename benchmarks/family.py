@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--clean", type=Path, required=True, help="clean photos (CBSD68)")
     ap.add_argument("--pairs", type=Path, default=None, help="folder holding the real paired sets")
     ap.add_argument("--limit", type=int, default=0, help="images per synthetic row (0 = all)")
-    ap.add_argument("--pairs-limit", type=int, default=20, help="pairs per real set (the last N by name)")
+    ap.add_argument("--pairs-limit", type=int, default=20, help="pairs per real set (of its held-out 20%%)")
     ap.add_argument("--size", type=int, default=0, help="centre-crop side (0 = whole images)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)

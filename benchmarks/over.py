@@ -31,13 +31,13 @@ from blending import SEVERITY, _crop, _psnr, pipeline, stacked  # noqa: E402  (a
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.registry.adapters import read_manifest  # noqa: E402
-from air_restore.registry.store import BUNDLED_ORDER, bundled_adapters  # noqa: E402
+from air_restore.registry.store import BUNDLED_PLUGINS, bundled_adapters  # noqa: E402
 
 
 
 def tasks(name: str) -> list[tuple[str, ...]]:
     """The adapter's degradation alone, over each other built-in, then each other built-in alone."""
-    others = [n for n in BUNDLED_ORDER if n != name]
+    others = [n for n in BUNDLED_PLUGINS if n != name]
     return [(name,), *((o, name) for o in others), *((o,) for o in others)]
 
 
@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     manifest = read_manifest(args.adapter)
     name = manifest["name"]
-    if name not in BUNDLED_ORDER:
-        raise SystemExit(f"{args.adapter}: adapter {name!r} is not a bundled one; nothing to compare it with")
+    if name not in BUNDLED_PLUGINS:
+        raise SystemExit(f"{args.adapter}: adapter {name!r} is not a bundled one of a built-in plugin; nothing to "
+                         "compare it with")
     bundled = [a.path for a in bundled_adapters()]
     arms = {"bundled": pipeline(), "over": pipeline(folders=[args.adapter if p.name == name else p for p in bundled])}
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]

@@ -62,7 +62,7 @@ from air_restore.core.arch import AirUNetConfig, count_parameters  # noqa: E402
 from air_restore.core.lora import BlendedConv2d  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.discovery import get_degradation  # noqa: E402
-from air_restore.registry.store import BUNDLED_ORDER, bundled_adapters  # noqa: E402
+from air_restore.registry.store import BUNDLED_PLUGINS, bundled_adapters  # noqa: E402
 from air_restore.registry.store import bundled_base_path, load_base  # noqa: E402
 
 MIXED = (("haze", "noise"), ("noise", "blur"), ("rain", "lowlight"))
@@ -116,7 +116,7 @@ def train_abair(args) -> None:
     base, info = load_base(base_path)
     data, _ = load_clean_folder(args.data, min_side=args.crop)
     photos = data[: len(data) - min(16, len(data) // 5)]  # the photos train_base trained on
-    for name in BUNDLED_ORDER:
+    for name in BUNDLED_PLUGINS:
         out = folder / "adapters" / name
         if out.exists():
             continue
@@ -151,7 +151,7 @@ def _name_size(text: str) -> tuple[str, int]:
 
 
 def train_peer(args) -> None:
-    steps = args.base_steps + len(BUNDLED_ORDER) * args.adapter_steps
+    steps = args.base_steps + len(BUNDLED_PLUGINS) * args.adapter_steps
     _train_net(args, args.work / "peer", _base_config(args, steps=steps, width=args.peer_width, seg_weight=0.0,
                                                       lr=args.lr or 1e-3))
 
@@ -169,7 +169,7 @@ def _tasks(clean: list[torch.Tensor]):
 def evaluate(args) -> dict:
     shipped = args.mode == "shipped"
     r = pipeline() if shipped else pipeline(args.work / "abair" / "base.safetensors",
-                                            [args.work / "abair" / "adapters" / n for n in BUNDLED_ORDER])
+                                            [args.work / "abair" / "adapters" / n for n in BUNDLED_PLUGINS])
     base, info = r.model, r.info
     peer, peer_info = load_base(args.work / ("peer-finetuned" if shipped else "peer") / "base.safetensors")
     zero = torch.zeros(len(r.adapters))

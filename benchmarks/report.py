@@ -14,6 +14,7 @@
     python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/gate.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --time-budget 8 --out benchmarks/results/add_snow_budget.json
+    python benchmarks/add_degradation.py --pairs --data ../shared/data/pairs/noise_real_PolyU --name realnoise --holdout 0.2 --eval-images 20 --out benchmarks/results/add_real_polyu.json   # and rain_Rain100H → heavyrain, underwater_EUVP → underwater
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer_lr1e-4 --lr 1e-4 --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer_lr5e-4.json
     air train adapter noise --synthetic noise --over haze,rain --clean ../shared/data/train/clean --out runs/over/noise --steps 500
@@ -53,8 +54,8 @@ import subprocess
 from pathlib import Path
 
 try:  # run as a script (python benchmarks/report.py) or imported by path (tests)
-    from report_adapters import (add_snow_section, before_after_section, blending_section, family_section,
-                                 gate_section, over_section, peer_section, peer_variants)
+    from report_adapters import (add_pairs_section, add_snow_section, before_after_section, blending_section,
+                                 family_section, gate_section, over_section, peer_section, peer_variants)
 except ImportError:
     import importlib.util as _ilu
 
@@ -64,6 +65,7 @@ except ImportError:
     add_snow_section, blending_section, peer_section = _mod.add_snow_section, _mod.blending_section, _mod.peer_section
     over_section, peer_variants, gate_section = _mod.over_section, _mod.peer_variants, _mod.gate_section
     family_section, before_after_section = _mod.family_section, _mod.before_after_section
+    add_pairs_section = _mod.add_pairs_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -696,6 +698,8 @@ def main(argv: list[str] | None = None) -> str:
     peer_runs = [json.loads(f.read_text()) for f in sorted(args.results.glob("peer_*.json"))]
     # More --over recipes (over_*.json), one section each after the first.
     over_runs = [json.loads(f.read_text()) for f in sorted(args.results.glob("over_*.json"))]
+    # air add-degradation on each real paired set (add_real_*.json), one table.
+    add_real = sorted(args.results.glob("add_real_*.json"))
     for name, section in (("quality_cbsd68.json", quality_section), ("segmentation.json", segmentation_section)):
         data = _load(args.results / name)
         if data:
@@ -706,6 +710,8 @@ def main(argv: list[str] | None = None) -> str:
                           ("previous.json", lambda p: before_after_section(
                               p, _load(args.results / "blending.json"), _load(args.results / "gate.json"))),
                           ("add_snow.json", add_snow_section), ("add_snow_budget.json", add_snow_section),
+                          *([(add_real[0].name, lambda _: add_pairs_section(
+                              [json.loads(f.read_text()) for f in add_real]))] if add_real else []),
                           ("over.json", lambda o: over_section(o) + [x for r in over_runs for x in over_section(r)]),
                           ("peer.json", lambda p: peer_section(p) + peer_variants(p, peer_runs)),
                           *((f.name, family_section) for f in sorted(args.results.glob("family_*.json"))),

@@ -67,7 +67,8 @@ class Restorer:
             dev = next(self.estimator.parameters()).device
             est_w, strength = self.estimator.predict(rgb[None].to(dev).float())
             for name, v in zip(self.estimator.config.adapters, est_w[0].cpu()):
-                w[self.adapters.index(name)] = v
+                if name in self.adapters:  # an output for an adapter not attached here counts as weight 0
+                    w[self.adapters.index(name)] = v
             if self.fallback is not None and self.fallback.applies(self.model, self.adapters):
                 w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback, head)
         for rule in self.detecting():

@@ -42,7 +42,10 @@ from .adapters import AdapterFileError, read_manifest, read_peft_adapter
 from ..plugins.api import NAME_RE
 from ..core.errors import InvalidValueError, UnknownNameError
 
-BUNDLED_ORDER = ("noise", "blur", "haze", "rain", "lowlight", "jpeg")
+#: The bundled adapters of the built-in degradation plugins (each has a synthesizer to train and judge it on).
+BUNDLED_PLUGINS = ("noise", "blur", "haze", "rain", "lowlight", "jpeg")
+#: Every bundled adapter, in order.
+BUNDLED_ORDER = BUNDLED_PLUGINS
 ESTIMATOR_FILE = "estimator.safetensors"
 BUNDLED_BASE = "base-v1.safetensors"
 SOURCE_FILE = "air_source.json"

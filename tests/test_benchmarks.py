@@ -268,10 +268,10 @@ def test_peer_script_scratch(photos, tmp_path):
             "--warmup", "1", "--out", str(tmp_path / "peer.json")]
     res = _module("peer").main(args)
     b, n = res["budget"], res["parameters"]
-    from air_restore.registry.store import BUNDLED_ORDER
+    from air_restore.registry.store import BUNDLED_PLUGINS
 
-    steps = 2 + len(BUNDLED_ORDER)  # the base's 2 steps and one per bundled adapter, trained from scratch
-    assert b["adapters"] == list(BUNDLED_ORDER) and b["peer_steps"] == steps
+    steps = 2 + len(BUNDLED_PLUGINS)  # the base's 2 steps and one per bundled adapter, trained from scratch
+    assert b["adapters"] == list(BUNDLED_PLUGINS) and b["peer_steps"] == steps
     assert b["peer_steps"] == b["base_steps"] + len(b["adapters"]) * b["adapter_steps_each"]
     assert b["adapter_crops"] == {"haze": (64, 1)}  # twice the crop, the batch cut to keep the pixels per step
     assert res["training"]["peer"]["steps"] == steps and res["training"]["abair_base"]["steps"] == 2
@@ -289,13 +289,13 @@ def test_peer_script_scratch(photos, tmp_path):
     from air_restore.core.lora import BlendedConv2d
 
     r = _module("blending").pipeline(work / "abair" / "base.safetensors",
-                                     [work / "abair" / "adapters" / n for n in BUNDLED_ORDER])
+                                     [work / "abair" / "adapters" / n for n in BUNDLED_PLUGINS])
     w, _ = r.assess(read_image(next(photos.iterdir())).rgb)
     assert w.sum() > 0
     convs = [m for m in r.model.modules() if isinstance(m, BlendedConv2d)]
-    eye = torch.eye(len(BUNDLED_ORDER))
-    for k in range(len(BUNDLED_ORDER)):
-        assert any(not torch.equal(m.merge(eye[k]), m.merge(torch.zeros(len(BUNDLED_ORDER)))) for m in convs)
+    eye = torch.eye(len(BUNDLED_PLUGINS))
+    for k in range(len(BUNDLED_PLUGINS)):
+        assert any(not torch.equal(m.merge(eye[k]), m.merge(torch.zeros(len(BUNDLED_PLUGINS)))) for m in convs)
     # A second run reuses the finished parts instead of retraining them.
     before = (work / "peer" / "base.safetensors").stat().st_mtime_ns
     _module("peer").main(args[:-2] + ["--only", "peer"])
@@ -317,10 +317,10 @@ def test_over_script(clean_dir, tmp_path):
     assert r.exit_code == 0, r.output
     res = _module("over").main(["--adapter", str(ad), "--clean", str(clean_dir), "--limit", "1", "--size", "64"])
     tasks = [row["task"] for row in res["rows"]]
-    from air_restore.registry.store import BUNDLED_ORDER
+    from air_restore.registry.store import BUNDLED_PLUGINS
 
     # noise, then each other bundled degradation on its own and under noise
-    assert tasks[0] == "noise" and "haze+noise" in tasks and "rain" in tasks and len(tasks) == 2 * len(BUNDLED_ORDER) - 1
+    assert tasks[0] == "noise" and "haze+noise" in tasks and "rain" in tasks and len(tasks) == 2 * len(BUNDLED_PLUGINS) - 1
     assert res["over"] == ["haze", "rain"] and res["over_share"] == 1.0 and res["rank"] == 4
     for row in res["rows"]:
         assert 0 < row["input"] < 60 and 0 < row["over_blended"] < 60

@@ -392,6 +392,27 @@ def test_add_degradation_interrupted_after_the_adapter_goes_on_from_it(tmp_path)
 
 
 @pytest.mark.slow
+def test_add_degradation_clean_gives_the_other_adapters_photos_of_every_kind(tmp_path):
+    """``--clean DIR``: the other adapters' examples (estimator) and before/after rows come from DIR, split by
+    --holdout, not from the new pairs' clean side (a narrow set: retrained on PolyU's alone, the estimator
+    routed CBSD68's haze and rain 0.7 dB worse)."""
+    from air_restore.registry.add_degradation import run
+
+    pairs = _write_pairs(tmp_path / "fog", n=4, size=(72, 64))
+    other = tmp_path / "photos"
+    other.mkdir()
+    for i, im in enumerate(list(photos((104, 96)).values())[:4]):
+        im.save(other / f"{i}.png")
+    opts = dict(steps=2, crop=32, batch_size=2, estimator_steps=2, holdout=0.25, eval_images=1)
+    report = run("fog", pairs, clean=other, **opts)
+    sides = {t.name: t.pairs[0][1].shape[1:] for t, *_ in report.rows}
+    assert sides.pop("fog") == (64, 72)  # the new task: a held-out pair, whole
+    assert set(sides.values()) == {(96, 96)}, sides  # old tasks: centre crops of the --clean photos
+    r = runner.invoke(app, ["add-degradation", "fog2", "--data", str(pairs), "--clean", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "--clean" in r.output and "no images" in r.output
+
+
+@pytest.mark.slow
 def test_add_degradation_interrupted_installs_nothing(tmp_path):
     clean = tmp_path / "clean"
     clean.mkdir()

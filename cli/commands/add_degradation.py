@@ -18,6 +18,10 @@ def add_degradation(
                               "--synthetic a folder of clean photos."),
     synthetic: Optional[str] = typer.Option(None, "--synthetic", help="Degrade --data's clean photos with this "
                                             "plugin's synthesizer (see `air list`)."),
+    clean: Optional[Path] = typer.Option(
+        None, "--clean", help="Clean photos of every kind for the other adapters' examples when the estimator is "
+        "retrained (and their before/after rows). Default: --data's clean photos, which for a narrow paired set "
+        "(one camera, one scene type) can shift how the estimator routes other photos."),
     steps: int = typer.Option(400, help="Adapter training steps."),
     rank: int = typer.Option(4, help="LoRA rank."),
     batch_size: int = typer.Option(8, help="Crops per adapter step."),
@@ -42,6 +46,8 @@ def add_degradation(
 
       air add-degradation underwater --data ../shared/data/pairs/underwater_EUVP
 
+      air add-degradation realnoise --data ../shared/data/pairs/noise_real_PolyU --clean ../shared/data/train/clean
+
       air add-degradation snow --synthetic snow --data photos/ --time-budget 10
 
     A share of the images is held out; the table at the end compares the held-out PSNR of the whole
@@ -63,7 +69,7 @@ def add_degradation(
               "estimator": "2/3 estimator: training", "compare": "3/3 before/after"}
     try:
         with StageBars(labels) as bars:
-            r = run(name, data, synthetic=synthetic, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
+            r = run(name, data, synthetic=synthetic, clean=clean, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
                     holdout=holdout, estimator_steps=estimator_steps, eval_images=eval_images, seed=seed,
                     overwrite=overwrite, progress=bars, time_budget=None if time_budget is None else 60 * time_budget,
                     fresh=fresh)
