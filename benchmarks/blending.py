@@ -85,6 +85,9 @@ def pipeline(weights: Path | None = None, folders: list[Path] | None = None) -> 
 #: The real pairs' held-out share: ``air add-degradation NAME --data SET --holdout 0.2`` (seed 0) trains a
 #: real-pair adapter (realnoise, heavyrain) on the rest, so these are photos no shipped weight has seen.
 HOLDOUT = 0.2
+#: How the real pairs were chosen, recorded with the results: before/after tables compare real rows only
+#: between runs on the same pairs (until 2026-11-29: the last 20 by name).
+PAIRS_SPLIT = f"air add-degradation --holdout {HOLDOUT}, seed 0"
 
 
 def held_out_pairs(root: Path, limit: int, size: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
         "without": args.without,
         "baseline_estimator": (args.baseline_label or str(args.baseline_estimator)) if baseline is not None else None,
-        "stacks": args.stacks,
+        "stacks": args.stacks, "pairs_split": PAIRS_SPLIT,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,
         "single": rows, "mixed": mixed, "clean": clean_row, "real": real,
         "estimator_top1_single": statistics.fmean(x["top1"] for x in rows if x["top1"] is not None),

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blending import PAIRS, held_out_pairs  # noqa: E402  (the same held-out real pairs)
+from blending import PAIRS, PAIRS_SPLIT, held_out_pairs  # noqa: E402  (the same held-out real pairs)
 
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core import degradations as D  # noqa: E402
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
         est = r.estimator_path.name if r.estimator_path else None
-        atomic_write_text(args.out, json.dumps({"adapters": r.adapters, "estimator": est, "rows": rows}, indent=1))
+        atomic_write_text(args.out, json.dumps({"adapters": r.adapters, "estimator": est, "rows": rows,
+                                                "pairs_split": PAIRS_SPLIT}, indent=1))
     return rows
 
 

@@ -189,7 +189,8 @@ def add_pairs_section(runs: list[dict]) -> list[str]:
         "estimator retrained with one more output (warm-started; the new adapter's examples are the training "
         "photos' stored views), then the held-out 20% (whole photos, seed 0 split) through the whole pipeline. "
         "*Adapter alone*: the new adapter at weight 1, no estimator. *Old tasks*: the built-in degradations at "
-        "severity 0.5 on the held-out clean photos of the set, before and after (the worst change shown). PSNR in dB.",
+        "severity 0.5 on the held-out clean photos of the set (with `--clean DIR`: of DIR, which also gives the "
+        "other adapters' examples to the estimator), before and after (the worst change shown). PSNR in dB.",
         "",
         "| set → adapter | pairs train / held out | input | base alone | adapter alone | pipeline before | "
         "pipeline after | after − input | worst old task | min | commit |",
@@ -200,13 +201,26 @@ def add_pairs_section(runs: list[dict]) -> list[str]:
         old = [t for t in a["tasks"] if not t["new"]]
         worst = min(old, key=lambda t: t["after"] - t["before"])
         m, d = a["adapter"]["metrics"], a["adapter"]["training"]["data"]
+        note = _run_note(a)
         lines.append(
-            f"| {a['source']['folder']} → {a['name']} | {d['train_images']} / {d['heldout_images']} | "
+            f"| {a['source']['folder']} → {a['name']}{f' ({note})' if note else ''} | "
+            f"{d['train_images']} / {d['heldout_images']} | "
             f"{new['input']:.2f} | {m['heldout_psnr_base']:.2f} | {m['heldout_psnr_adapter']:.2f} | "
             f"{new['before']:.2f} | **{new['after']:.2f}** | {new['after'] - new['input']:+.2f} | "
-            f"{worst['task']} {worst['after'] - worst['before']:+.2f} | {a['command_wall_s'] / 60:.1f} | "
-            f"{a.get('commit', '?')} |")
+            f"{worst['task']} {worst['after'] - worst['before']:+.2f} | "
+            + ("adapter reused | " if a.get("resumed") else f"{a['command_wall_s'] / 60:.1f} | ")
+            + f"{a.get('commit', '?')} |")
     return lines + [""]
+
+
+def _run_note(a: dict) -> str:
+    """How a real-pair run differs from the plain command: --clean, installed after other adapters."""
+    parts = []
+    if "--clean " in a["command"]:
+        parts.append("`--clean " + a["command"].split("--clean ")[1].split()[0].rstrip("/").split("/")[-1] + "`")
+    if a.get("after_adapters"):
+        parts.append("after " + ", ".join(a["after_adapters"]))
+    return "; ".join(parts)
 
 
 def _add_previous(a: dict, prev: dict) -> list[str]:
@@ -407,9 +421,15 @@ def before_after_section(prev: dict, now_b: dict, now_g: dict) -> list[str]:
                              f"{r[key]:.2f} | {r[key] - o[key]:+.2f} |")
 
     pb = prev["blending"]
-    for part in ("single", "mixed", "real"):
+    same_pairs = pb.get("pairs_split") == now_b.get("pairs_split")  # else other real photos: not comparable
+    for part in ("single", "mixed", "real") if same_pairs else ("single", "mixed"):
         rows("blending", pb.get(part, []), now_b.get(part, []), "blended", lambda r: r["task"])
     rows("blending", [pb["clean"]], [now_b["clean"]], "blended", lambda r: r["task"])
-    rows("gate", prev["gate"]["rows"], now_g["rows"], "gated",
+    gate_rows = [r for r in now_g["rows"] if same_pairs or not r["task"].startswith("real")]
+    rows("gate", prev["gate"]["rows"], gate_rows, "gated",
          lambda r: r["task"] + ("" if r.get("severity") in (None, 0.0) else f" {r['severity']}"))
+    if not same_pairs:
+        lines += ["", f"Real pairs left out: the previous tables held out {pb.get('pairs_split') or 'the last 20 by name'}, "
+                  f"these {now_b.get('pairs_split')}; the real rows above (*blended* beside the baseline estimator) "
+                  "compare both pipelines on the same photos."]
     return lines + [""]

@@ -402,7 +402,9 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         judged = [t for t in tasks if t.name in names]  # the estimator's own outputs
         top1 = sum(int(est.weights(d[None]).argmax()) == names.index(t.name) for t in judged for d, _ in t.pairs)
         n_eval = sum(len(t.pairs) for t in judged)
-        save_estimator(est, stage.estimator, training={**est_info, "data": {"folder": data.name}},
+        seen = {"folder": data.name, **({"clean": clean_dir.name} if clean_dir is not None else {}),
+                "warm_start": before.estimator_path.name if before.estimator_path else None}
+        save_estimator(est, stage.estimator, training={**est_info, "data": seen},
                        metrics={"heldout_top1": top1 / n_eval, "heldout_images": n_eval})
         dest = stage.commit(name, overwrite)
     resume.clear()

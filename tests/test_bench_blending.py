@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from air_restore.registry.store import BUNDLED_ORDER, bundled_estimator_path
+from air_restore.registry.store import BUNDLED_PLUGINS, bundled_estimator_path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -60,5 +60,5 @@ def test_add_degradation_script(tmp_path):
     res = mod.main(["--data", str(clean), "--steps", "2", "--estimator-steps", "2", "--eval-images", "1",
                     "--crop", "32", "--out", str(tmp_path / "a.json")])
     tasks = {t["task"]: t for t in res["tasks"]}
-    assert tasks["snow"]["new"] and set(tasks) == {"snow", *BUNDLED_ORDER}
+    assert tasks["snow"]["new"] and set(tasks) == {"snow", *BUNDLED_PLUGINS}
     assert res["adapter"]["name"] == "snow"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,9 @@ def test_report_renders_every_result_file(tmp_path):
         assert "## Same-budget peer" in text
         assert "Peer runs side by side" in text or not list(results.glob("peer_*.json"))
     assert (tmp_path / "B.md").read_text() == text
+    for f in results.glob("add_real_*.json"):  # one row per real paired set, in one table
+        run = json.loads(f.read_text())
+        assert f"| {run['source']['folder']} → {run['name']}" in text
     if list(results.glob("promote_*.json")) and (BENCH.parent / "training" / "base-v2").is_dir():
         assert "## Base v2: chunked training and the promotion gate" in text and "Verdict: **" in text
 

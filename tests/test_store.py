@@ -24,7 +24,7 @@ from air_restore.core.training.adapter import (
 from air_restore.registry.adapters import AdapterFileError
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.store import (
-    BUNDLED_ORDER, LEFTOVER_AGE_S, active_adapters, adapters_dir, air_home, all_adapters, bundled_adapters,
+    BUNDLED_ORDER, BUNDLED_PLUGINS, LEFTOVER_AGE_S, active_adapters, adapters_dir, air_home, all_adapters, bundled_adapters,
     install_adapter,
 )
 from air_restore.registry.pipeline import load_restorer
@@ -312,8 +312,8 @@ def test_add_degradation_end_to_end(tmp_path):
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
     assert "fog (new)" in out and "installed fog" in out
-    for name in BUNDLED_ORDER:
-        assert f" {name} " in out  # every old task is in the before/after table
+    for name in BUNDLED_PLUGINS:
+        assert f" {name} " in out  # every old task with a synthesizer is in the before/after table
     assert (adapters_dir() / "fog" / "air_estimator_views.safetensors").is_file()
     assert not [p for p in air_home().iterdir() if p.name.startswith(".")]  # staging cleaned up
     rr = load_restorer()
