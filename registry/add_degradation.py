@@ -239,7 +239,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         rank: int = 4,
         batch_size: int = 8, crop: int = 96, holdout: float = 0.1, estimator_steps: int = 800,
         eval_images: int = 8, seed: int = 0, overwrite: bool = False, time_budget: float | None = None,
-        fresh: bool = False,
+        fresh: bool = False, new_outputs_only: bool = False,
         progress: Callable[[str, int, int], None] = lambda stage, done, total: None) -> Report:
     """Train the adapter, retrain the estimator over every adapter, compare before/after, install both.
     ``progress(stage, done, total)``: stages "adapter", "views", "estimator", "compare". Nothing is
@@ -250,7 +250,9 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
     An adapter kept by an interrupted run of the same recipe (:class:`Resume`) is reused unless ``fresh``.
     ``clean``: a folder of clean photos for the other adapters' examples in the estimator's retraining and for
     their before/after rows (split by ``holdout`` too); by default the clean photos of ``data``. Retrained on
-    PolyU's or Rain100H's clean side alone, the estimator routed CBSD68's haze and rain worse (−0.7 dB)."""
+    PolyU's or Rain100H's clean side alone, the estimator routed CBSD68's haze and rain worse (−0.7 dB).
+    ``new_outputs_only``: the estimator learns only the new adapter's output, on the current one's frozen
+    features; the old adapters' weights stay exactly as they were (``train_estimator(keep_inherited=True)``)."""
     import time
 
     from ..core.errors import UserError
@@ -380,7 +382,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         est, est_info = train_estimator(
             names, [sources[n] for n in names], other_clean, init=before.estimator, steps=estimator_steps,
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
-            strength=strength, others=others, p_other=P_OTHER,
+            strength=strength, others=others, p_other=P_OTHER, keep_inherited=new_outputs_only,
             progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t),
             time_budget=None if time_budget is None else max(
                 1.0, (1 - COMPARE_SHARE) * (time_budget - (time.time() - started))))

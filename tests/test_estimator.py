@@ -57,6 +57,32 @@ def test_a_few_steps_learn_noise_from_lowlight():
     assert acc >= 0.9
 
 
+def test_keep_inherited_trains_only_the_new_output():
+    """``keep_inherited``: warm-started with one more output, only that output learns; the tower, the hidden
+    layer, the old outputs and the strength stay bit-identical, so old photos keep their weights."""
+    from skimage import data
+
+    from air_restore.core.training.estimator import train_estimator
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    noise, lowlight, haze = (get_degradation(n).synthesize for n in ("noise", "lowlight", "haze"))
+    old, _ = train_estimator(["noise", "lowlight"], [noise, lowlight], [photo], batches=2, steps=3, seed=0)
+    new, info = train_estimator(["noise", "lowlight", "haze"], [noise, lowlight, haze], [photo], batches=4,
+                                steps=40, seed=1, init=old, keep_inherited=True)
+    assert info["fresh_outputs"] == ["haze"] and info["kept_inherited"]
+    o, n = old.state_dict(), new.state_dict()
+    for key in o:
+        if key.startswith("head.2."):
+            assert torch.equal(n[key][:2], o[key]), key
+        else:
+            assert torch.equal(n[key], o[key]), key
+    x = haze(photo[None], torch.Generator().manual_seed(5), 0.8).clamp(0, 1)
+    assert torch.equal(new.weights(x)[:, :2], old.weights(x))  # the old outputs, exactly
+    moved, _ = train_estimator(["noise", "lowlight", "haze"], [noise, lowlight, haze], [photo], batches=4,
+                               steps=40, seed=1, init=old)
+    assert not torch.equal(moved.state_dict()["tower.0.weight"], o["tower.0.weight"])  # without it all learn
+
+
 def test_estimator_file_refuses_another_adapter_set(tmp_path):
     est = Estimator(config=EstimatorConfig(adapters=NAMES, width=8))
     path = tmp_path / "estimator.safetensors"

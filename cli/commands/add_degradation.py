@@ -35,6 +35,9 @@ def add_degradation(
     time_budget: Optional[float] = typer.Option(
         None, "--time-budget", min=0.1, help="Minutes for the whole job: the adapter and the estimator run the "
         "steps that fit (fewer than --steps / --estimator-steps, never more)."),
+    new_outputs_only: bool = flag(
+        "--new-outputs-only", help="Teach the estimator only the new adapter's weight, on its current features: "
+        "the weights it gives every other adapter stay exactly as they were."),
     fresh: bool = flag("--fresh", help="Train the adapter again even if an interrupted run of this same command "
                        "left one (by default it is reused)."),
 ) -> None:
@@ -72,7 +75,7 @@ def add_degradation(
             r = run(name, data, synthetic=synthetic, clean=clean, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
                     holdout=holdout, estimator_steps=estimator_steps, eval_images=eval_images, seed=seed,
                     overwrite=overwrite, progress=bars, time_budget=None if time_budget is None else 60 * time_budget,
-                    fresh=fresh)
+                    fresh=fresh, new_outputs_only=new_outputs_only)
     except KeyboardInterrupt:
         say("interrupted: nothing was installed; your adapters are as they were", out=console)
         if kept_adapter(name) is not None:
