@@ -218,6 +218,8 @@ def _run_note(a: dict) -> str:
     parts = []
     if "--clean " in a["command"]:
         parts.append("`--clean " + a["command"].split("--clean ")[1].split()[0].rstrip("/").split("/")[-1] + "`")
+    if "--new-outputs-only" in a["command"]:
+        parts.append("`--new-outputs-only`")
     if a.get("after_adapters"):
         parts.append("after " + ", ".join(a["after_adapters"]))
     return "; ".join(parts)
