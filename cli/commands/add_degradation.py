@@ -72,8 +72,8 @@ def add_degradation(
               "estimator": "2/3 estimator: training", "compare": "3/3 before/after"}
     try:
         with StageBars(labels) as bars:
-            r = run(name, data, synthetic=synthetic, clean=clean, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
-                    holdout=holdout, estimator_steps=estimator_steps, eval_images=eval_images, seed=seed,
+            r = run(name, data, synthetic=synthetic, clean=clean, steps=steps, rank=rank, batch_size=batch_size,
+                    crop=crop, holdout=holdout, estimator_steps=estimator_steps, eval_images=eval_images, seed=seed,
                     overwrite=overwrite, progress=bars, time_budget=None if time_budget is None else 60 * time_budget,
                     fresh=fresh, new_outputs_only=new_outputs_only)
     except KeyboardInterrupt:
