@@ -215,10 +215,8 @@ def add_pairs_section(runs: list[dict]) -> list[str]:
 
 def _run_note(a: dict) -> str:
     """How a real-pair run differs from the plain command: --clean, installed after other adapters."""
-    parts = []
-    if "--clean " in a["command"]:
-        parts.append("`--clean " + a["command"].split("--clean ")[1].split()[0].rstrip("/").split("/")[-1] + "`")
-    if "--new-outputs-only" in a["command"]:
+    parts = [f"`--clean {a['source']['clean']}`"] if a["source"].get("clean") else []
+    if a["estimator"].get("kept_inherited"):
         parts.append("`--new-outputs-only`")
     if a.get("after_adapters"):
         parts.append("after " + ", ".join(a["after_adapters"]))

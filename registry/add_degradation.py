@@ -318,6 +318,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
             raise UserError(str(e)) from None
         tr_c, ho_c = split(len(photos), holdout, seed)
         other_clean, held_clean = [photos[i] for i in tr_c], [photos[i] for i in ho_c]
+        source = {**source, "clean": clean_dir.name}  # recorded in the report and the manifest
     else:
         other_clean = train_clean
     small = sum(min(c.shape[1:]) < crop for c in train_clean)
