@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pairs", action="store_true", help="--data holds real pairs; no synthesizer (--plugin unused)")
     ap.add_argument("--holdout", type=float, default=0.1, help="share held out, passed on")
     ap.add_argument("--clean", type=Path, default=None, help="photos for the other adapters, passed on")
-    ap.add_argument("--new-outputs-only", action="store_true", help="passed on")
+    ap.add_argument("--estimator-update", default=None, help="passed on (distill, new-only, all)")
     ap.add_argument("--name", default="snow")
     ap.add_argument("--plugin", default="snow")
     ap.add_argument("--steps", type=int, default=400)
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
         cmd = [sys.executable, "-m", "air_restore.cli.main", "add-degradation", args.name,
                *([] if args.pairs else ["--synthetic", args.plugin]), "--holdout", str(args.holdout),
                *(["--clean", str(args.clean)] if args.clean is not None else []),
-               *(["--new-outputs-only"] if args.new_outputs_only else []),
+               *(["--estimator-update", args.estimator_update] if args.estimator_update else []),
                "--data", str(args.data), "--steps", str(args.steps), "--estimator-steps", str(args.estimator_steps),
                "--eval-images", str(args.eval_images), "--crop", str(args.crop),
                *(["--time-budget", str(args.time_budget)] if args.time_budget is not None else []),

@@ -217,7 +217,9 @@ def _run_note(a: dict) -> str:
     """How a real-pair run differs from the plain command: --clean, installed after other adapters."""
     parts = [f"`--clean {a['source']['clean']}`"] if a["source"].get("clean") else []
     if a["estimator"].get("kept_inherited"):
-        parts.append("`--new-outputs-only`")
+        parts.append("`--estimator-update new-only`")
+    elif not a["estimator"].get("distilled"):  # before the estimator learned by distillation, it retrained whole
+        parts.append("`--estimator-update all`")
     if a.get("after_adapters"):
         parts.append("after " + ", ".join(a["after_adapters"]))
     return "; ".join(parts)

@@ -83,6 +83,33 @@ def test_keep_inherited_trains_only_the_new_output():
     assert not torch.equal(moved.state_dict()["tower.0.weight"], o["tower.0.weight"])  # without it all learn
 
 
+def test_distill_keeps_the_old_views_routing_while_everything_learns():
+    """``distill``: retrained whole with one more output, the old outputs on photos of the old degradations
+    stay closer to the old estimator's than a plain warm-started retraining leaves them, and the new output
+    still learns its degradation."""
+    from skimage import data
+
+    from air_restore.core.training.estimator import train_estimator
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    noise, lowlight, haze = (get_degradation(n).synthesize for n in ("noise", "lowlight", "haze"))
+    old, _ = train_estimator(["noise", "lowlight"], [noise, lowlight], [photo], batches=4, steps=60, seed=0)
+    olds = [s(photo[None], torch.Generator().manual_seed(i), 0.7).clamp(0, 1)
+            for i, s in enumerate([noise, lowlight, noise, lowlight])]
+    hazy = haze(photo[None], torch.Generator().manual_seed(9), 0.8).clamp(0, 1)
+    drift = {}
+    for distill in (False, True):
+        new, info = train_estimator(["noise", "lowlight", "haze"], [noise, lowlight, haze], [photo], batches=6,
+                                    steps=150, seed=1, init=old, distill=distill)
+        assert info["distilled"] is distill
+        drift[distill] = max(float((new.weights(x)[:, :2] - old.weights(x)).abs().max()) for x in olds)
+        assert float(new.weights(hazy)[0, 2]) > 0.9 > max(float(new.weights(x)[0, 2]) for x in olds)
+    assert drift[True] < 0.5 * drift[False], drift
+    assert not torch.equal(new.state_dict()["tower.0.weight"], old.state_dict()["tower.0.weight"])
+    with pytest.raises(ValueError, match="choose one"):
+        train_estimator(["noise"], [noise], [photo], batches=1, steps=1, init=old, distill=True, keep_inherited=True)
+
+
 def test_estimator_file_refuses_another_adapter_set(tmp_path):
     est = Estimator(config=EstimatorConfig(adapters=NAMES, width=8))
     path = tmp_path / "estimator.safetensors"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
@@ -301,6 +302,8 @@ def test_add_degradation_pairs_errors(tmp_path):
     assert r.exit_code == 2 and "bundled" in r.output
     r = runner.invoke(app, ["add-degradation", "Bad-Name", "--data", str(pairs)])
     assert r.exit_code == 2
+    r = runner.invoke(app, base + ["--data", str(pairs), "--estimator-update", "forget"])
+    assert r.exit_code == 2 and "distill, new-only, all" in " ".join(r.output.split())
 
 
 @pytest.mark.slow
@@ -320,6 +323,8 @@ def test_add_degradation_end_to_end(tmp_path):
     assert rr.adapters == list(BUNDLED_ORDER) + ["fog"] and not rr.warnings
     # The jpeg adapter is weighted by its detection rule (core.routing.DETECTED), not by the estimator.
     assert rr.estimator.config.adapters == tuple(n for n in BUNDLED_ORDER if n != "jpeg") + ("fog",)
+    with safe_open(str(rr.estimator_path), "pt") as f:  # by default the old outputs learned by distillation
+        assert json.loads(f.metadata()["training"])["distilled"] is True
     r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs)])
     assert r.exit_code == 2 and "--overwrite" in r.output
     # With another adapter removed the estimator no longer matches: restore warns and still works.

@@ -35,9 +35,11 @@ def add_degradation(
     time_budget: Optional[float] = typer.Option(
         None, "--time-budget", min=0.1, help="Minutes for the whole job: the adapter and the estimator run the "
         "steps that fit (fewer than --steps / --estimator-steps, never more)."),
-    new_outputs_only: bool = flag(
-        "--new-outputs-only", help="Teach the estimator only the new adapter's weight, on its current features: "
-        "the weights it gives every other adapter stay exactly as they were."),
+    estimator_update: str = typer.Option(
+        "distill", "--estimator-update", help="How the estimator learns the new adapter's weight. distill: all of "
+        "it learns, but photos of the old degradations keep the weights the current one gives them. new-only: "
+        "only the new weight learns, on frozen features (the old weights stay exact, but may keep firing on the "
+        "new photos). all: retrained freely (old degradations may route up to 0.3 dB worse)."),
     fresh: bool = flag("--fresh", help="Train the adapter again even if an interrupted run of this same command "
                        "left one (by default it is reused)."),
 ) -> None:
@@ -75,7 +77,7 @@ def add_degradation(
             r = run(name, data, synthetic=synthetic, clean=clean, steps=steps, rank=rank, batch_size=batch_size,
                     crop=crop, holdout=holdout, estimator_steps=estimator_steps, eval_images=eval_images, seed=seed,
                     overwrite=overwrite, progress=bars, time_budget=None if time_budget is None else 60 * time_budget,
-                    fresh=fresh, new_outputs_only=new_outputs_only)
+                    fresh=fresh, estimator_update=estimator_update)
     except KeyboardInterrupt:
         say("interrupted: nothing was installed; your adapters are as they were", out=console)
         if kept_adapter(name) is not None:

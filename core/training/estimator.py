@@ -41,6 +41,13 @@ class Source:
 #: beside the clean crops' 0.15.
 P_OTHER = 0.1
 
+#: With ``distill`` (:func:`train_estimator`): how much the new outputs' lesson to stay off on the old
+#: degradations' views weighs against their other lessons. The snow adapter at weight 0.03 already costs hazy
+#: photos 0.1 dB (0.3: 1.6 dB), so a new output that fires faintly on them hurts. ``air add-degradation snow``
+#: (same adapter, same views; BENCHMARKS.md): 1 → snow +1.42, haze −0.18; 2 → snow +1.09, haze −0.08 and every
+#: old task within 0.1 dB; 5 → snow +0.39, haze −0.05.
+OFF_WEIGHT = 2.0
+
 
 def _u8(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
@@ -61,7 +68,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
                strength: bool = False, deadline: float | None = None, source_weights: Sequence[float] | None = None,
                others: Sequence[Callable] = (), p_other: float = 0.0,
-               progress: Callable[[int, int], None] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               progress: Callable[[int, int], None] | None = None,
+               presence: list[torch.Tensor] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
     crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
@@ -78,7 +86,9 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     them the estimator never sees such a photo and may give it any adapter: retrained with a snow output,
     it gave snow 0.4–0.7 on JPEG photos, −0.19 dB there (``air add-degradation``, BENCHMARKS.md).
     ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time.
-    ``deadline`` (a ``time.monotonic()`` value): no new batch after it, once 4 are done."""
+    ``deadline`` (a ``time.monotonic()`` value): no new batch after it, once 4 are done.
+    ``presence``: a list that receives, per batch, bool [B, K]: the sources each sample was made from (before
+    judging; all False for clean crops and ``others``)."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
     k = len(sources)
@@ -93,6 +103,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
             break
         size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
         vs, ts, judged = [], [], []  # judged: (sample index, degraded crop, clean crop)
+        made = torch.zeros(batch_size, k, dtype=torch.bool)
         for _ in range(batch_size):
             if others and float(torch.rand((1,), generator=g)) < p_other:
                 img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
@@ -119,6 +130,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
             if strength:
                 target[k] = 1.0  # cost 0: no strength lesson from a photo without its clean version
             src = sources[first]
+            made[len(vs), first] = True
             if src.views is not None:
                 vs.append(src.views[int(torch.randint(0, len(src.views), (1,), generator=g))])
                 ts.append(target)
@@ -134,6 +146,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                     if second != first:
                         chain.append(second)
                         target[second] = 1
+                        made[len(vs), second] = True
                 for j in chain:
                     sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                     img = sources[j].synth(img, g, sev).clamp(0, 1)
@@ -149,6 +162,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
             for i, t in zip(idx, new):
                 ts[i] = t
         pool.append((torch.stack(vs), torch.stack(ts)))
+        if presence is not None:
+            presence.append(made)
         if progress:
             progress(len(pool), batches)
     if progress and len(pool) < batches:  # stopped by the deadline: the bar ends where the views did
@@ -166,6 +181,9 @@ def train_estimator(
     source_weights: Sequence[float] | None = None,
     others: Sequence[Callable] = (), p_other: float = 0.0,
     keep_inherited: bool = False,
+    distill: bool = False,
+    off_weight: float = OFF_WEIGHT,
+    relearn: Sequence[str] = (),
     precision: str = "auto",
     channels_last: bool = False,
 ) -> tuple[Estimator, dict]:
@@ -180,7 +198,15 @@ def train_estimator(
     (with ``init``): only the outputs ``init`` lacks are trained, on its frozen features; every output it has
     (and the strength) stays exactly as it was, so photos of the old degradations keep their weights unless
     the new output fires on them. Retrained whole instead (800 steps, warm-started) with a PolyU output, the
-    estimator routed CBSD68's haze and rain 0.3 dB worse (NOTES.md).
+    estimator routed CBSD68's haze and rain 0.3 dB worse (BENCHMARKS.md, notes).
+    ``distill`` (with ``init``; learning without forgetting, Li & Hoiem 2016): everything learns, but on every
+    view made without a new source (old degradations, clean crops, ``others``) the inherited outputs and
+    the strength are taught what ``init`` gives that very view, not the judged targets (clean crops kept at
+    their judged targets instead: rain −0.23 dB); the new outputs learn their targets everywhere, their
+    lesson to stay off the old views weighted by ``off_weight`` (:data:`OFF_WEIGHT`). So old photos keep their
+    routing while the old outputs still learn to stay off the new degradation (which ``keep_inherited``
+    cannot: its old outputs kept firing on PolyU). ``relearn``: outputs ``init`` has that are taught as new ones
+    (an adapter trained again: ``air add-degradation --overwrite``).
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
     the steps. ``time_budget`` (seconds): the views get at most 60% of it (at least 4 batches), the steps
     what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran. ``precision``: the
@@ -192,9 +218,12 @@ def train_estimator(
     g = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     deadline = None if time_budget is None else time.monotonic() + 0.6 * time_budget
+    if keep_inherited and distill:
+        raise ValueError("keep_inherited freezes the old outputs, distill teaches them: choose one")
+    presence: list[torch.Tensor] = []
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
-                      source_weights=source_weights, others=others, p_other=p_other)
+                      source_weights=source_weights, others=others, p_other=p_other, presence=presence)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
@@ -206,21 +235,42 @@ def train_estimator(
             prm.requires_grad_(name.startswith("head.2."))
         rows = [i for i in range(est.head[2].out_features) if i >= k or names[i] not in fresh]
         kept = (rows, est.head[2].weight.detach()[rows].clone(), est.head[2].bias.detach()[rows].clone())
+    teacher = None  # (init, its rows, our rows, our fresh sources): what old views are taught
+    learning = set(fresh) | set(relearn)
+    if distill and init is not None and len(learning) < len(names):
+        mine = [i for i, n in enumerate(names) if n not in learning]
+        theirs = [init.config.adapters.index(names[i]) for i in mine]
+        if strength and init.config.strength:
+            mine.append(k)
+            theirs.append(len(init.config.adapters))
+        teacher = (init.eval(), theirs, mine, [i for i, n in enumerate(names) if n in learning])
     engine = Engine(est.train(), lr=lr, steps=steps, weight_decay=1e-4, precision=precision, channels_last=channels_last,
                     time_budget=None if time_budget is None else max(1.0, time_budget - synth_s),
                     progress=(lambda s, t, info: progress(s, t)) if progress else None)
     for step in engine:
-        v, y = pool[int(torch.randint(0, len(pool), (1,), generator=g))]
+        b = int(torch.randint(0, len(pool), (1,), generator=g))
+        v, y = pool[b]
         if step % 2:
             v = v.flip(-1)
+        weight = None
+        if teacher is not None:
+            old_net, theirs, mine, new_src = teacher
+            with torch.no_grad():
+                taught = torch.sigmoid(old_net.forward_views(v).float()[:, theirs])
+            old_view = ~presence[b][:, new_src].any(1, keepdim=True)
+            y = y.clone()
+            y[:, mine] = torch.where(old_view, taught, y[:, mine])
+            if off_weight != 1:
+                weight = torch.ones(len(y), k)
+                weight[:, new_src] = torch.where(old_view, off_weight, 1.0)
         with engine.autocast():
             logits = est.forward_views(engine.input(v)).float()
         if strength:  # the strength as one more output, its error weighted by what it costs on each crop
             cost = y[:, -1] / y[:, -1].mean().clamp_min(1e-12)
-            loss = (k * F.binary_cross_entropy_with_logits(logits[:, :k], y[:, :k])
+            loss = (k * F.binary_cross_entropy_with_logits(logits[:, :k], y[:, :k], weight=weight)
                     + F.binary_cross_entropy_with_logits(logits[:, k], y[:, k], weight=cost)) / (k + 1)
         else:
-            loss = F.binary_cross_entropy_with_logits(logits, y)
+            loss = F.binary_cross_entropy_with_logits(logits, y, weight=weight)
         engine.update(loss)
         if kept is not None:  # the step (and its weight decay) touched the whole layer: put the old rows back
             with torch.no_grad():
@@ -236,6 +286,7 @@ def train_estimator(
                                      (round(float(m), 4) for m in targets.mean(0)))),
             "sources": {n: s.kind for n, s in zip(names, sources)},
             "warm_start": init is not None, "fresh_outputs": fresh, "kept_inherited": kept is not None,
+            "distilled": teacher is not None, **({"off_weight": off_weight} if teacher is not None else {}),
             "synth_s": round(synth_s, 1), "train_s": round(time.perf_counter() - started - synth_s, 1)}
     return est.eval(), info
 
