@@ -154,7 +154,9 @@ def add_snow_section(a: dict) -> list[str]:
         f"`benchmarks/add_degradation.py` ran `{a['command']}` in a fresh `$AIR_HOME`: "
         f"**{a['command_wall_s'] / 60:.1f} min** wall on the CPU ({a['threads']} thread(s), machine shared "
         f"with other jobs), everything included (adapter {ad['training']['steps']} steps, estimator "
-        f"{a['estimator']['steps']} steps warm-started, evaluation, install). Held-out photos "
+        f"{a['estimator']['steps']} steps warm-started"
+        + (f", old outputs distilled, off weight {a['estimator']['off_weight']:g}" if a["estimator"].get("distilled")
+           else "") + ", evaluation, install). Held-out photos "
         f"({new['images']} per task, centre 256² crops, held out from this run's training), PSNR (dB) of the "
         "whole pipeline "
         "(estimator-blended adapters) before and after:",

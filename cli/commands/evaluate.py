@@ -18,7 +18,7 @@ def eval_cmd(
     degrade: Optional[str] = typer.Option(None, "--degrade", help="PLUGIN[:SEVERITY] for --clean, e.g. noise:0.5."),
     seed: int = typer.Option(0, help="With --clean: image i is degraded with seed + i."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image PSNR/SSIM (or NIQE) here."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", metavar="auto|cpu|cuda", help="auto, cpu or cuda."),
     tile: int = typer.Option(TILE, help="Tile side in pixels."),
     overlap: int = typer.Option(OVERLAP, help="Tile overlap in pixels."),
     weights: Optional[Path] = typer.Option(None, help="Base weights file (default: the bundled model)."),

@@ -21,12 +21,12 @@ def restore(
         help="Output file (one input) or folder. Default: NAME_restored.EXT beside each input.",
     ),
     overwrite: bool = flag("--overwrite", help="Replace existing outputs (and the input, if -o names it)."),
-    device: str = typer.Option("auto", help="auto (GPU if there is one), cpu or cuda."),
+    device: str = typer.Option("auto", metavar="auto|cpu|cuda", help="auto (GPU if there is one), cpu or cuda."),
     tile: int = typer.Option(TILE, help="Tile side in pixels; smaller uses less memory. Multiple of 8."),
     overlap: int = typer.Option(OVERLAP, help="Overlap between tiles in pixels (wide enough to keep tiles seamless). "
                                 "Multiple of 8."),
     precision: str = typer.Option(
-        "auto", help="Number format of the network: auto, fp32, bf16 or fp16. auto is fp32 on a CPU without native "
+        "auto", metavar="auto|fp32|bf16|fp16", help="Number format of the network: auto, fp32, bf16 or fp16. auto is fp32 on a CPU without native "
         "bf16 (where bf16 is about 20x slower) and bf16/fp16 on a GPU."),
     explain: bool = flag(
         "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."

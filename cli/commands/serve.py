@@ -12,7 +12,7 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", help="Address to listen on. The default is this machine only; "
                              "0.0.0.0 lets anyone on your network use it."),
     port: int = typer.Option(7860, help="Port to listen on."),
-    device: str = typer.Option("auto", help="auto (GPU if there is one), cpu or cuda."),
+    device: str = typer.Option("auto", metavar="auto|cpu|cuda", help="auto (GPU if there is one), cpu or cuda."),
     max_pixels: int = typer.Option(64_000_000, "--max-pixels", help="Refuse uploads with more pixels than this."),
 ) -> None:
     """Open the web page: drop photos, compare before and after, see the degradation map, move the

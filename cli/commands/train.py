@@ -20,7 +20,7 @@ def base(
     lr: float = typer.Option(1e-3, help="Peak learning rate."),
     time_budget: Optional[float] = typer.Option(None, help="Seconds: fit the step count to the measured speed."),
     compile: bool = flag("--compile", help="torch.compile the model (GPU)."),
-    mixed_precision: str = typer.Option("no", help="no, bf16 or fp16 (GPU)."),
+    mixed_precision: str = typer.Option("no", metavar="no|bf16|fp16", help="no, bf16 or fp16 (GPU)."),
     val_every: int = typer.Option(1000, help="Validate every N steps."),
     seed: int = typer.Option(0, help="Seed of all randomness."),
     resume: bool = typer.Option(True, help="Resume from the run folder's checkpoint if there is one.", metavar=""),
