@@ -110,6 +110,26 @@ def test_distill_keeps_the_old_views_routing_while_everything_learns():
         train_estimator(["noise"], [noise], [photo], batches=1, steps=1, init=old, distill=True, keep_inherited=True)
 
 
+def test_distill_relearns_an_output_whose_adapter_was_trained_again():
+    """``relearn`` (``air add-degradation --overwrite``): an output the old estimator has is taught as a new
+    one (its old values are not distilled), so it follows the new adapter's degradation."""
+    from skimage import data
+
+    from air_restore.core.training.estimator import train_estimator
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    noise, haze, lowlight = (get_degradation(n).synthesize for n in ("noise", "haze", "lowlight"))
+    old, _ = train_estimator(["noise", "fog"], [noise, haze], [photo], batches=4, steps=60, seed=0)
+    dark = lowlight(photo[None], torch.Generator().manual_seed(3), 0.8).clamp(0, 1)
+    fog = {}
+    for relearn in ((), ("fog",)):  # "fog" retrained on dark photos instead of hazy ones
+        new, info = train_estimator(["noise", "fog"], [noise, lowlight], [photo], batches=6, steps=150, seed=1,
+                                    init=old, distill=True, relearn=relearn)
+        assert info["distilled"]
+        fog[relearn] = float(new.weights(dark)[0, 1])
+    assert fog[("fog",)] > 0.8 and fog[()] < 0.5 * fog[("fog",)], fog
+
+
 def test_estimator_file_refuses_another_adapter_set(tmp_path):
     est = Estimator(config=EstimatorConfig(adapters=NAMES, width=8))
     path = tmp_path / "estimator.safetensors"
