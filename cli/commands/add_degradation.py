@@ -36,10 +36,11 @@ def add_degradation(
         None, "--time-budget", min=0.1, help="Minutes for the whole job: the adapter and the estimator run the "
         "steps that fit (fewer than --steps / --estimator-steps, never more)."),
     estimator_update: str = typer.Option(
-        "distill", "--estimator-update", metavar="distill|new-only|all", help="How the estimator learns the new adapter's weight. distill: all of "
-        "it learns, but photos of the old degradations keep the weights the current one gives them. new-only: "
-        "only the new weight learns, on frozen features (the old weights stay exact, but may keep firing on the "
-        "new photos). all: retrained freely (old degradations may route up to 0.3 dB worse)."),
+        "distill", "--estimator-update", metavar="distill|new-only|all",
+        help="How the estimator learns the new adapter's weight. distill: all of it learns, but photos of the old "
+        "degradations keep the weights the current one gives them. new-only: only the new weight learns, on frozen "
+        "features (the old weights stay exact, but may keep firing on the new photos). all: retrained freely (old "
+        "degradations may route up to 0.3 dB worse)."),
     fresh: bool = flag("--fresh", help="Train the adapter again even if an interrupted run of this same command "
                        "left one (by default it is reused)."),
 ) -> None:

@@ -26,8 +26,8 @@ def restore(
     overlap: int = typer.Option(OVERLAP, help="Overlap between tiles in pixels (wide enough to keep tiles seamless). "
                                 "Multiple of 8."),
     precision: str = typer.Option(
-        "auto", metavar="auto|fp32|bf16|fp16", help="Number format of the network: auto, fp32, bf16 or fp16. auto is fp32 on a CPU without native "
-        "bf16 (where bf16 is about 20x slower) and bf16/fp16 on a GPU."),
+        "auto", metavar="auto|fp32|bf16|fp16", help="Number format of the network: auto, fp32, bf16 or fp16. auto "
+        "is fp32 on a CPU without native bf16 (where bf16 is about 20x slower) and bf16/fp16 on a GPU."),
     explain: bool = flag(
         "--explain", help="Also write NAME_map.png (what the model sees where) and print each class's share."
     ),
