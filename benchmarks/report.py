@@ -35,6 +35,7 @@
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
     python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
+    python benchmarks/arch_speed.py --out benchmarks/results/arch_speed.json
     python benchmarks/memory.py --fit --out benchmarks/results/memory.json
     python benchmarks/train_speed.py --before /tmp/before_pkg --repeats 2 --out benchmarks/results/train_speed.json  # see its docstring
     python benchmarks/profile_restore.py --sizes 512 2048 --threads 2 --out benchmarks/results/profile.json
@@ -354,6 +355,36 @@ def speed_paths_section(sp: dict) -> list[str]:
     for r in sp["rows"]:
         lines.append(f"| {r['size']}² | {r['mode']} | {r['layer_norm']} | {r['median_s']:.3f} | "
                      f"{r['ms_per_megapixel']:.0f} | {r['psnr_vs_reference']:.1f} dB |")
+    return lines + [""]
+
+
+def arch_speed_section(a: dict) -> list[str]:
+    """results/arch_speed.json: the base's cost against this CPU's own peak, and candidate base-v2 shapes."""
+    m = a.get("machine", {})
+    sizes = [str(s) for s in a["sizes"]]
+    lines = [
+        "## What the CPU allows: the floor per megapixel, and shapes for base-v2",
+        "",
+        f"`benchmarks/arch_speed.py` at {a['commit']}" + (f" on {m['cpu_model']}" if m.get("cpu_model") else "")
+        + f" ({', '.join(m.get('simd', []))}), {m.get('threads')} threads. *Peak*: the best of ten fp32 2048³ "
+        f"matrix products, **{a['matmul_peak_gflops']:.0f} GFLOP/s** (a 1×1 convolution in channels-last layout "
+        "is such a product, so no convolution runs faster). *GFLOP/MP*: torch's FlopCounterMode over one "
+        "forward with the segmentation head (the gate reads it). *Floor*: GFLOP/MP ÷ peak, the least any "
+        "inference trick can reach with that network. Measured: median of "
+        f"{a['runs']} runs through `restore()` with the gate, each size as one tile, rows round-robin in one "
+        "process, random weights (the same draw for every row; speed does not depend on the values). Shapes "
+        "other than v1 (the bundled base) are untrained: speed only.",
+        "",
+        "| shape | width | blocks enc / middle / dec | params | GFLOP / MP | floor ms / MP | "
+        + " | ".join(f"{s}² ms / MP" for s in sizes) + " | share of peak |",
+        "|---|---|---|---|---|---|" + "---|" * len(sizes) + "---|",
+    ]
+    for r in a["rows"]:
+        c = r["config"]
+        blocks = f"{'-'.join(map(str, c['enc_blocks']))} / {c['middle_blocks']} / {'-'.join(map(str, c['dec_blocks']))}"
+        lines.append(f"| {r['name']} | {c['width']} | {blocks} | {r['params'] / 1e6:.2f} M | {r['gflop_per_mp']:.1f} | "
+                     f"{r['floor_ms_per_mp']:.0f} | " + " | ".join(f"{r['ms_per_mp'][s]:.0f}" for s in sizes)
+                     + f" | {r['share_of_peak']:.0%} |")
     return lines + [""]
 
 
@@ -720,6 +751,7 @@ def main(argv: list[str] | None = None) -> str:
                           ("speed_cpu.json", speed_cpu_section),
                           ("speed_cpu_default.json", lambda sc: speed_cpu_section(
                               sc, "### The default tiles (768/128) against before, 2 and 1 threads, one run")),
+                          ("arch_speed.json", arch_speed_section),
                           ("train_speed.json", train_speed_section), ("memory.json", memory_section),
                           ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),

@@ -462,6 +462,41 @@ def test_speed_cpu_script_runs_each_variant_in_its_own_process():
     assert all(r["psnr_vs_before"] == 100.0 for (v, h), r in rows.items() if h == 64)  # whole: one tile
 
 
+def test_arch_speed_counts_every_convolution_and_states_the_floor(tmp_path):
+    """#15/#18: GFLOP per megapixel is the sum over every convolution of 2·out·(in/groups)·k² per output
+    pixel (counted here by hooks, independently of torch's FlopCounterMode), and the floor is that over
+    the measured matrix-product peak; the bundled shape has the bundled base's parameters."""
+    import torch
+
+    from air_restore.core.arch import count_parameters
+    from air_restore.registry.store import load_base
+
+    mod = _module("arch_speed")
+    model, flops = mod.build("v1"), []
+
+    def hook(m, _inp, out):
+        flops.append(2 * out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.rand(1, 3, 128, 128), segment=True)
+    by_hooks = sum(flops) / (128 * 128 / 1e6) / 1e9
+    assert mod.gflop_per_megapixel(model) == pytest.approx(by_hooks, rel=1e-9)
+
+    res = mod.main(["--sizes", "64", "--runs", "1", "--configs", "v1", "w16", "--threads", "1",
+                    "--out", str(tmp_path / "a.json")])
+    rows = {r["name"]: r for r in res["rows"]}
+    assert rows["v1"]["params"] == count_parameters(load_base()[0])
+    assert rows["w16"]["gflop_per_mp"] < 0.5 * rows["v1"]["gflop_per_mp"]  # 1×1 convs scale with width²
+    for r in rows.values():
+        assert r["floor_ms_per_mp"] == pytest.approx(r["gflop_per_mp"] / res["matmul_peak_gflops"] * 1000)
+        assert set(r["ms_per_mp"]) == {"64"}
+    assert json.loads((tmp_path / "a.json").read_text())["rows"] == res["rows"]
+    assert "| v1 |" in "\n".join(_module("report").arch_speed_section(res))
+
+
 def test_reliability_script_counts_outcomes(monkeypatch):
     """benchmarks/reliability.py counts each fuzzed input's outcome; a reader that crashes is counted as such."""
     mod = _module("reliability")
