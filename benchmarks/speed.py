@@ -32,6 +32,7 @@ from PIL import Image
 
 from air_restore.core.io.files import atomic_write_text
 from air_restore.core.defaults import OVERLAP, TILE
+from air_restore.core.memory import tile_batch as auto_tile_batch, tile_shape
 from air_restore.core.restore import restore
 from air_restore.registry.store import load_base
 
@@ -58,10 +59,11 @@ def cpu_model() -> dict:
 
 
 def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: str = "fp32",
-               tiled: bool = False) -> list[dict]:
+               tiled: bool = False, tile_batch: int | None = 1) -> list[dict]:
     """Median seconds per image (after one warm-up) at each size, through ``restore`` with the gate as
     `air restore` runs it (channels-last, the allocator setting, autocast for ``precision``): the whole
-    image as one tile, or with ``tiled`` the default tiles."""
+    image as one tile, or with ``tiled`` the default tiles, ``tile_batch`` of them at once (None: as
+    ``air restore`` picks, core.memory.tile_batch)."""
     rows = []
     for s in sizes:
         x = _photo(s, s)
@@ -72,14 +74,16 @@ def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: st
                 if device == "cuda":
                     torch.cuda.synchronize()
                 t = time.perf_counter()
-                restore(model, x, tile=tile, overlap=overlap, gate=True, precision=precision)
+                restore(model, x, tile=tile, overlap=overlap, gate=True, precision=precision, tile_batch=tile_batch)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 if i:  # the first run is a warm-up
                     times.append(time.perf_counter() - t)
         med = statistics.median(times)
         mp = s * s / 1e6
-        rows.append({"size": s, "device": device, "precision": precision, "mode": f"tiled {TILE}/{OVERLAP}" if tiled else "whole",
+        batch = tile_batch or auto_tile_batch(tile_shape(s, s, tile, overlap), device)
+        mode = (f"tiled {TILE}/{OVERLAP}" + (f", {batch} at once" if batch > 1 else "")) if tiled else "whole"
+        rows.append({"size": s, "device": device, "precision": precision, "mode": mode, "tile_batch": batch,
                      "threads": torch.get_num_threads() if device == "cpu" else None, "median_s": med, "runs": runs,
                      "ms_per_megapixel": 1000 * med / mp, "megapixels_per_s": mp / med})
         print(json.dumps(rows[-1]), flush=True)
@@ -207,8 +211,9 @@ def main(argv: list[str] | None = None) -> dict:
         results["gpu"] = []
         for precision in ("fp32", "bf16"):
             results["gpu"] += time_sizes(gpu_model, args.sizes, args.runs, "cuda", precision=precision)
-            results["gpu"] += time_sizes(gpu_model, args.tiled_sizes, args.runs, "cuda", precision=precision,
-                                         tiled=True)
+            for tile_batch in (1, None):  # one tile at a time, then as many as `air restore` batches
+                results["gpu"] += time_sizes(gpu_model, args.tiled_sizes, args.runs, "cuda", precision=precision,
+                                             tiled=True, tile_batch=tile_batch)
     if args.gpu_only:
         args.blend, args.tiling_size, args.big = [], 0, 0
     if args.blend:

@@ -83,6 +83,8 @@ class BlendedConv2d(nn.Module):
         w = self.weights
         if w is None or not self.names or not bool(w.any()):
             return self.base(x)
+        if w.shape[0] == 1 < x.shape[0]:  # one image's weights for a batch of its tiles (core.tiling)
+            w = w.expand(x.shape[0], -1)
         if w.shape != (x.shape[0], len(self.names)):
             raise ValueError(f"blend weights have shape {tuple(w.shape)}, expected [{x.shape[0]}, {len(self.names)}]")
         w = w.to(x.device, x.dtype)

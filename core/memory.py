@@ -26,10 +26,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from .errors import InvalidValueError
 from .tiling import tile_spans
 
-__all__ = ["ImageTooLargeError", "MemoryNeed", "MemoryPlan", "available_bytes", "plan", "predict"]
+__all__ = ["ImageTooLargeError", "MemoryNeed", "MemoryPlan", "available_bytes", "plan", "predict", "tile_batch"]
 
 # Measured by benchmarks/memory.py (BENCHMARKS.md, "Memory"): VmHWM of `air restore` on the CPU, 2 threads, over
 # 64² to 3000×2250 images and tiles of 256 to 1024. The least-squares fits of two runs (212–266 MB, 42–64 B/px,
@@ -125,6 +127,26 @@ def plan(height: int, width: int, *, tile: int, overlap: int, align: int = 8, mo
         f"{name}: restoring this {width}×{height} image needs {smallest.describe()} even with the smallest tile, "
         f"and {available / GB:.1f} GB is available; close other programs, restore a smaller copy of the image, "
         "or use a machine with more memory (--max-pixels sets the largest image `air restore` accepts)")
+
+
+#: The most tiles :func:`tile_batch` puts in one batch on a GPU.
+MAX_TILE_BATCH = 16
+
+
+def tile_batch(tile_shape: tuple[int, int], device: torch.device | str, *, model_width: int = WIDTH,
+               free: float | None = None) -> int:
+    """How many tiles of ``tile_shape`` to run at once on ``device``: 1 on the CPU (one tile already keeps
+    every core busy, and a batch multiplies the activations' memory); on a GPU as many as fit in half of
+    its free memory (``free`` bytes, default ``torch.cuda.mem_get_info``) at the CPU's measured
+    :data:`TILE_BYTES_PER_PIXEL` (autocast to 16 bits halves the real need), at most
+    :data:`MAX_TILE_BATCH`."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 1
+    if free is None:
+        free = float(torch.cuda.mem_get_info(device)[0])
+    per_tile = TILE_BYTES_PER_PIXEL * tile_shape[0] * tile_shape[1] * model_width / WIDTH
+    return max(1, min(MAX_TILE_BATCH, int(0.5 * free // per_tile)))
 
 
 def available_bytes() -> float | None:

@@ -8,6 +8,7 @@ import torch
 
 from .arch import AirUNet
 from .errors import InvalidValueError
+from .memory import tile_batch as auto_tile_batch, tile_shape
 from .runtime import keep_freed_memory, resolve_precision
 from .defaults import OVERLAP, TILE
 from .tiling import tiled_forward
@@ -67,6 +68,7 @@ def restore(
     release: float = 0.0,
     strength: float = 1.0,
     precision: str = "auto",
+    tile_batch: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
     """Restore one image rgb [3, H, W] in [0, 1] with ``model`` (on its own device), tile by tile.
@@ -90,6 +92,11 @@ def restore(
     ``precision``: one of ``core.runtime.PRECISIONS``; ``auto`` computes in fp32 on a CPU without native
     bf16 (where bf16 runs 21× slower) and in bf16/fp16 autocast where it is fast. Tiles, stitching and the
     gate stay fp32.
+
+    ``tile_batch``: how many tiles go through the network at once; ``None`` picks
+    (:func:`core.memory.tile_batch`): one on the CPU, where a batch buys nothing, and on a GPU as many as
+    fit in half its free memory (up to 16), since there one call per tile is mostly launch overhead. The
+    output does not depend on it.
     """
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
@@ -117,7 +124,11 @@ def restore(
         return image.contiguous(), (probs.contiguous() if probs is not None else None)
 
     x = rgb.float().cpu()
-    res = tiled_forward(fn, x, tile=tile, overlap=overlap, align=model.config.pad_multiple, device=device,
+    align = model.config.pad_multiple
+    if tile_batch is None:
+        tile_batch = auto_tile_batch(tile_shape(*x.shape[1:], tile, overlap, align), device,
+                                     model_width=model.config.width)
+    res = tiled_forward(fn, x, tile=tile, overlap=overlap, align=align, device=device, batch=tile_batch,
                         progress=progress)
     # In place from here on: on a large photo each whole-image temporary costs 12 bytes per pixel.
     image = res.image.clamp_(0, 1)

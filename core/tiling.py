@@ -71,33 +71,47 @@ def tiled_forward(
     overlap: int = OVERLAP,
     align: int = 1,
     device: torch.device | str = "cpu",
+    batch: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> TiledOutput:
-    """Run ``fn`` (tile [1, 3, h, w] on ``device`` → (image [1, 3, h, w], seg probs [1, C, h, w] or
-    None)) over x [3, H, W] (CPU) tile by tile and blend the results. Tile starts are multiples
-    of ``align`` (the model's padding multiple)."""
+    """Run ``fn`` (tiles [B, 3, h, w] on ``device`` → (images [B, 3, h, w], seg probs [B, C, h, w] or
+    None)) over x [3, H, W] (CPU) and blend the results. Tile starts are multiples of ``align`` (the
+    model's padding multiple). ``batch``: up to that many tiles of the same size go to ``fn`` at once
+    (on a GPU one call per tile is mostly launch overhead; on a CPU a batch only costs memory). The
+    result does not depend on it: every tile is computed on its own pixels alone."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
     _, h, w = x.shape
     ys, xs = tile_spans(h, tile, overlap, align=align), tile_spans(w, tile, overlap, align=align)
     out = torch.zeros(3, h, w)
     weight = torch.zeros(1, h, w)
     seg = None
-    total, done = len(ys) * len(xs), 0
-    for i, (y0, y1) in enumerate(ys):
-        # Neighbours overlap by at least `overlap` (tile_spans), so ramps of that length suffice.
-        wy = _ramp(y1 - y0, overlap, i > 0, i + 1 < len(ys))
-        for j, (x0, x1) in enumerate(xs):
-            wx = _ramp(x1 - x0, overlap, j > 0, j + 1 < len(xs))
+    # Neighbours overlap by at least `overlap` (tile_spans), so ramps of that length suffice.
+    tiles = [(y0, y1, x0, x1, _ramp(y1 - y0, overlap, i > 0, i + 1 < len(ys)),
+              _ramp(x1 - x0, overlap, j > 0, j + 1 < len(xs)))
+             for i, (y0, y1) in enumerate(ys) for j, (x0, x1) in enumerate(xs)]
+    done = 0
+    while done < len(tiles):
+        # The next tiles of the first one's size, at most `batch` (only the last row and column differ).
+        group = [tiles[done]]
+        for t in tiles[done + 1:done + batch]:
+            if (t[1] - t[0], t[3] - t[2]) != (group[0][1] - group[0][0], group[0][3] - group[0][2]):
+                break
+            group.append(t)
+        imgs, probs = fn(torch.stack([x[:, y0:y1, x0:x1] for y0, y1, x0, x1, _, _ in group]).to(device))
+        imgs = imgs.float().cpu()
+        probs = probs.float().cpu() if probs is not None else None
+        for k, (y0, y1, x0, x1, wy, wx) in enumerate(group):
             win = (wy[:, None] * wx[None, :])[None]
-            img, probs = fn(x[:, y0:y1, x0:x1][None].to(device))
-            out[:, y0:y1, x0:x1] += img[0].float().cpu() * win
+            out[:, y0:y1, x0:x1] += imgs[k] * win
             weight[:, y0:y1, x0:x1] += win
             if probs is not None:
                 if seg is None:
                     seg = torch.zeros(probs.shape[1], h, w)
-                seg[:, y0:y1, x0:x1] += probs[0].float().cpu() * win
-            done += 1
-            if progress:
-                progress(done, total)
+                seg[:, y0:y1, x0:x1] += probs[k] * win
+        done += len(group)
+        if progress:
+            progress(done, len(tiles))
     out /= weight
     if seg is not None:
         seg /= weight

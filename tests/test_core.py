@@ -609,6 +609,70 @@ def test_tiled_forward_has_no_seams_between_disagreeing_tiles() -> None:
     assert step < 0.06
 
 
+def test_tiled_forward_batches_tiles_of_one_size_and_gives_the_same_output() -> None:
+    """#15 item 3: with ``batch`` the tiles go to ``fn`` several at a time, never mixing sizes (the last row
+    and column may be larger) and never more than asked; the blended output and the progress counts are
+    those of one tile at a time."""
+    g = _gen(0)
+    x = torch.rand(3, 300, 517, generator=g)
+    w = torch.rand(3, 1, 1, generator=g)
+
+    def run(batch):
+        shapes, calls = [], []
+
+        def fn(patch):
+            shapes.append(tuple(patch.shape))
+            return patch * w, patch.mean(1, keepdim=True).softmax(1)
+
+        res = tiled_forward(fn, x, tile=128, overlap=32, align=8, batch=batch,
+                            progress=lambda d, t: calls.append((d, t)))
+        return res, shapes, calls
+
+    one, one_shapes, one_calls = run(1)
+    many, shapes, calls = run(3)
+    assert torch.equal(many.image, one.image) and torch.equal(many.seg_probs, one.seg_probs)
+    n = len(one_shapes)
+    assert sum(s[0] for s in shapes) == n and max(s[0] for s in shapes) == 3 and len(shapes) < n
+    assert calls[-1] == (n, n) and [t for _, t in calls] == [n] * len(calls)
+    assert [d for d, _ in calls] == sorted({d for d, _ in calls})  # strictly rising
+    with pytest.raises(ValueError, match="batch"):
+        tiled_forward(lambda p: (p, None), x, tile=128, overlap=32, batch=0)
+
+
+def test_restore_in_batched_tiles_equals_one_tile_at_a_time_with_blended_adapters() -> None:
+    """One image's adapter weights [1, K] apply to a batch of its tiles, merged or not."""
+    from air_restore.core.lora import LoRAFactors, attach, blend
+
+    model = AirUNet(config=AirUNetConfig(width=8, enc_blocks=(1, 1), dec_blocks=(1, 1), middle_blocks=1)).eval()
+    g = _gen(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("beta", "gamma")):
+                p.uniform_(0.5, 1.0, generator=g)
+    convs = {n: m for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in model.config.lora_targets}
+    attach(model, "a", {n: LoRAFactors(torch.randn(2, c.in_channels, generator=g) * 0.3,
+                                       torch.randn(c.out_channels, 2, generator=g) * 0.3, 1.0)
+                        for n, c in convs.items()})
+    x = torch.rand(3, 150, 230, generator=g)
+    for mode in ("unmerged", "merged"):
+        with blend(model, torch.tensor([[0.7]]), mode=mode):
+            one = restore(model, x, tile=64, overlap=16, gate=True, tile_batch=1)
+            many = restore(model, x, tile=64, overlap=16, gate=True, tile_batch=4)
+        torch.testing.assert_close(many.image, one.image, atol=1e-5, rtol=0)
+    assert (one.image - restore(model, x, tile=64, overlap=16, gate=True).image).abs().max() > 1e-3  # adapter on
+
+
+def test_tile_batch_is_one_on_the_cpu_and_fills_half_the_free_gpu_memory() -> None:
+    from air_restore.core.memory import MAX_TILE_BATCH, TILE_BYTES_PER_PIXEL, tile_batch
+
+    assert tile_batch((768, 768), "cpu") == 1
+    per_tile = TILE_BYTES_PER_PIXEL * 768 * 768
+    assert tile_batch((768, 768), "cuda", free=8 * per_tile) == 4
+    assert tile_batch((768, 768), "cuda", free=1e6) == 1
+    assert tile_batch((768, 768), "cuda", free=1e15) == MAX_TILE_BATCH
+    assert tile_batch((768, 768), "cuda", model_width=48, free=8 * per_tile) == 2  # twice the channels
+
+
 def test_tiled_forward_with_one_tile_is_the_plain_call() -> None:
     x = torch.rand(3, 40, 56)
     res = tiled_forward(lambda p: (p.flip(-1), None), x, tile=64, overlap=16, align=8)
