@@ -79,15 +79,20 @@ class StageBars:
     """Progress bars for a job that reports ``progress(stage, done, total)``: one bar per stage, shown in
     the order the stages first report, labelled from ``labels`` (the stage name if absent)."""
 
-    def __init__(self, labels: dict[str, str] | None = None, *, fields: bool = False) -> None:
+    #: Where the output is not a terminal (a log file, ``nohup``, a CI job), a bar cannot redraw itself and
+    #: rich would show nothing until the job ends: a plain line is printed at every 1/LOG_PARTS of a stage.
+    LOG_PARTS = 10
+
+    def __init__(self, labels: dict[str, str] | None = None, *, fields: bool = False, out: Console = console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
         if fields:
             columns.append(TextColumn("{task.fields[info]}"))
-        self.bar = Progress(*columns, console=console)
+        self.bar = Progress(*columns, console=out)
         self.labels = labels or {}
         self.tasks: dict[str, object] = {}
+        self.logged: dict[str, int] = {}  # stage → the last part printed (not a terminal)
 
     def __enter__(self) -> "StageBars":
         self.bar.__enter__()
@@ -100,6 +105,12 @@ class StageBars:
         if stage not in self.tasks:
             self.tasks[stage] = self.bar.add_task(self.labels.get(stage, stage), total=total, info="")
         self.bar.update(self.tasks[stage], completed=done, total=total, **({"info": info} if info else {}))
+        if not self.bar.console.is_terminal and total:
+            bucket = done * self.LOG_PARTS // total
+            if bucket > self.logged.get(stage, 0):
+                self.logged[stage] = bucket
+                say(f"{self.labels.get(stage, stage)}: {done}/{total}" + (f" {info}" if info else ""),
+                    out=self.bar.console)
 
     def log(self, text: str) -> None:
         """A line printed above the bars."""

@@ -439,3 +439,22 @@ def test_results_go_to_stdout_and_diagnostics_to_stderr(tmp_path):
     assert f"→ {tmp_path / 'out' / 'hazy_chelsea.png'}" in r.stdout and "share of the image" in r.stdout
     assert "1 restored, 1 failed" in r.stdout
     assert "bad.png" in r.stderr and "bad.png" not in r.stdout
+
+
+def test_progress_in_a_log_file_prints_a_line_every_tenth():
+    """Where stderr is not a terminal (nohup, CI, a log file) a bar cannot redraw, and rich shows it only
+    when the job ends: StageBars also prints one plain line per tenth of each stage."""
+    import io
+
+    from rich.console import Console
+
+    from air_restore.cli.ui import StageBars
+
+    buf = io.StringIO()
+    with StageBars({"adapter": "training rain"}, fields=True, out=Console(file=buf, width=100)) as bars:
+        for i in range(1, 38):
+            bars("adapter", i, 37, info=f"loss {1 / i:.3f}")
+        bars("views", 5, 5)
+    lines = [ln for ln in buf.getvalue().splitlines() if ": " in ln]
+    assert [ln.split(":")[1].split()[0] for ln in lines[:-1]] == [f"{-(-37 * k // 10)}/37" for k in range(1, 11)]
+    assert lines[3] == "training rain: 15/37 loss 0.067" and lines[-1] == "views: 5/5"

@@ -163,6 +163,8 @@ def test_cli_train_estimator(tmp_path):
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(out), "--adapters", "noise,haze",
                             "--steps", "3", "--batches", "2"])
     assert r.exit_code == 0, r.output
+    # Not a terminal (a log file): the progress bars also print plain lines, not only a bar at the end.
+    assert "synthesizing views and judging them by restoration: 2/2" in r.output and "training estimator: 3/3" in r.output
     assert load_estimator(out, ("noise", "haze")).config.adapters == ("noise", "haze")
     from safetensors import safe_open
 
