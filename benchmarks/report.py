@@ -36,6 +36,7 @@
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
     python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
     python benchmarks/arch_speed.py --out benchmarks/results/arch_speed.json
+    python benchmarks/fast_paths.py --clean ../shared/data/eval/CBSD68 --limit 12 --half-limit 3 --out benchmarks/results/fast_paths.json
     python benchmarks/memory.py --fit --out benchmarks/results/memory.json
     python benchmarks/train_speed.py --before /tmp/before_pkg --repeats 2 --out benchmarks/results/train_speed.json  # see its docstring
     python benchmarks/profile_restore.py --sizes 512 2048 --threads 2 --out benchmarks/results/profile.json
@@ -385,6 +386,42 @@ def arch_speed_section(a: dict) -> list[str]:
         lines.append(f"| {r['name']} | {c['width']} | {blocks} | {r['params'] / 1e6:.2f} M | {r['gflop_per_mp']:.1f} | "
                      f"{r['floor_ms_per_mp']:.0f} | " + " | ".join(f"{r['ms_per_mp'][s]:.0f}" for s in sizes)
                      + f" | {r['share_of_peak']:.0%} |")
+    return lines + [""]
+
+
+def fast_paths_section(f: dict) -> list[str]:
+    """results/fast_paths.json: every fast path of `air restore` against the fp32 reference, per task (#15)."""
+    paths = list(dict.fromkeys(r["path"] for r in f["rows"]))
+    by = {(r["task"], r["path"]): r for r in f["rows"]}
+    tasks = list(dict.fromkeys(r["task"] for r in f["rows"]))
+    lines = [
+        "## Fast paths against the fp32 reference, per task",
+        "",
+        f"`benchmarks/fast_paths.py` at {f['commit']}: the bundled pipeline (adapters {', '.join(f['adapters'])}; "
+        "estimator, gate) as `air restore` routes each photo, on the first "
+        f"{f['limit']} {f['clean']} photos per task (each plugin at severity {f['severity']}, seeded) and on the "
+        "shipped examples. *Reference*: the whole photo as one tile, layer norm as eight elementwise passes, "
+        "adapters unmerged, fp32. Each column changes one of those as `air restore` does; *as `air restore` "
+        "(CPU)* changes them all together (default tiles 768/128; every photo here fits in one). *tiles 256/128* "
+        "is a stress test with more seams than the default tiles make. bf16/fp16 autocast (what a GPU runs) "
+        f"is emulated on this CPU, on the first {f['half_limit']} photos per task. Each cell: the lowest PSNR of "
+        "the path's output against the reference's over the photos (the speed issue asks ≥ 45 dB; 100 = equal "
+        "to float rounding), and in brackets the change of the mean PSNR against the clean photo, in dB.",
+        "",
+        "| task | images | " + " | ".join(paths) + " |",
+        "|---|---|" + "---|" * len(paths),
+    ]
+    for t in tasks:
+        cells = []
+        for p in paths:
+            r = by.get((t, p))
+            if r is None:
+                cells.append("–")
+                continue
+            change = f" ({round(r['quality_change_db'], 3) + 0.0:+.3f})" if "quality_change_db" in r else ""
+            cells.append(f"{r['min_psnr_vs_reference']:.1f}{change}")
+        images = max(by[(t, p)]["images"] for p in paths if (t, p) in by)
+        lines.append(f"| {t} | {images} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -751,7 +788,7 @@ def main(argv: list[str] | None = None) -> str:
                           ("speed_cpu.json", speed_cpu_section),
                           ("speed_cpu_default.json", lambda sc: speed_cpu_section(
                               sc, "### The default tiles (768/128) against before, 2 and 1 threads, one run")),
-                          ("arch_speed.json", arch_speed_section),
+                          ("arch_speed.json", arch_speed_section), ("fast_paths.json", fast_paths_section),
                           ("train_speed.json", train_speed_section), ("memory.json", memory_section),
                           ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),

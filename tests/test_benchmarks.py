@@ -497,6 +497,34 @@ def test_arch_speed_counts_every_convolution_and_states_the_floor(tmp_path):
     assert "| v1 |" in "\n".join(_module("report").arch_speed_section(res))
 
 
+def test_fast_paths_script_compares_every_path_with_the_reference(tmp_path):
+    """#15 item 4: each fast path of `air restore` against the plain fp32 whole-image reference, per task.
+    The exact paths (fused layer norm, merged adapters) agree to float rounding; tiles in batches give
+    the same output as one at a time; the half-precision paths run on the first --half-limit photos only."""
+    from skimage import data
+
+    clean, examples = tmp_path / "clean", tmp_path / "examples"
+    clean.mkdir(), examples.mkdir()
+    for d, name in ((clean, "astronaut"), (clean, "coffee"), (examples, "chelsea")):
+        Image.fromarray(getattr(data, name)()).resize((280, 136)).save(d / f"{name}.png")  # 1×2 tiles of 256
+    res = _module("fast_paths").main(["--clean", str(clean), "--limit", "2", "--half-limit", "1", "--tasks", "noise",
+                                      "--examples", str(examples), "--threads", "1", "--out", str(tmp_path / "f.json")])
+    rows = {(r["task"], r["path"]): r for r in res["rows"]}
+    paths = [p for p, _ in _module("fast_paths").PATHS]
+    assert [p for t, p in rows if t == "noise"] == paths == [p for t, p in rows if t == "shipped examples"]
+    for task in ("noise", "shipped examples"):
+        for exact in ("fused layer norm", "merged adapters"):
+            assert rows[(task, exact)]["min_psnr_vs_reference"] >= 90
+        one, four = rows[(task, "tiles 256/128")], rows[(task, "tiles 256/128, 4 at once")]
+        assert one["min_psnr_vs_reference"] == four["min_psnr_vs_reference"] < 100  # two tiles: not the reference
+        assert rows[(task, "bf16 autocast")]["images"] == 1 and rows[(task, "fp16 autocast")]["images"] == 1
+        assert rows[(task, "bf16 autocast")]["min_psnr_vs_reference"] < 100
+    assert rows[("noise", "tiles 256/128")]["images"] == 2 and "quality_change_db" in rows[("noise", "bf16 autocast")]
+    assert "quality_change_db" not in rows[("shipped examples", "bf16 autocast")]  # no clean photo
+    text = "\n".join(_module("report").fast_paths_section(res))
+    assert "| noise | 2 |" in text and "| shipped examples | 1 |" in text
+
+
 def test_reliability_script_counts_outcomes(monkeypatch):
     """benchmarks/reliability.py counts each fuzzed input's outcome; a reader that crashes is counted as such."""
     mod = _module("reliability")
