@@ -29,6 +29,8 @@
     python benchmarks/family.py --adapter runs/rain_fam --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_rain.json
     mkdir -p runs/lowlight_before && for f in adapter_config.json adapter_model.safetensors air_manifest.json; do git show 74e6138:registry/weights/adapters/lowlight/$f > runs/lowlight_before/$f; done  # the adapter before
     air train adapter lowlight --synthetic lowlight --family --init runs/lowlight_before --clean ../shared/data/train/clean --out runs/lowlight_fam --steps 500
+    air train adapter haze --synthetic haze --family --init registry/weights/adapters/haze --clean ../shared/data/train/clean --out runs/haze_fam --steps 250 --crop 192 --batch-size 4
+    python benchmarks/family.py --adapter runs/haze_fam --pipeline --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_haze.json   # before copying it into registry/weights
     python benchmarks/family.py --adapter registry/weights/adapters/lowlight --baseline runs/lowlight_before --pipeline --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_lowlight.json
     python benchmarks/estimator.py --train ../shared/data/train/clean --eval ../shared/data/eval/CBSD68 --out benchmarks/results/estimator.json
     python benchmarks/speed.py --runs 3 --out benchmarks/results/speed.json
