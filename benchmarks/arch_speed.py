@@ -29,7 +29,7 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +39,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from air_restore.core.arch import AirUNet, AirUNetConfig, count_parameters
 from air_restore.core.io.files import atomic_write_text
 from air_restore.core.restore import restore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import _commit  # noqa: E402  (the same commit stamp as every table)
+from speed import cpu_model  # noqa: E402
 
 #: Shapes to weigh for base-v2 (AirUNetConfig fields). v1 is the bundled base. The others keep its
 #: blocks and trade full-resolution width (memory-bound on a CPU) for depth at the low levels (where the
@@ -51,24 +55,6 @@ CANDIDATES: dict[str, dict] = {
     "w24-lean": {"width": 24, "enc_blocks": (1, 1, 4), "middle_blocks": 6, "dec_blocks": (2, 1, 1)},
     "w16-4lvl": {"width": 16, "enc_blocks": (1, 1, 2, 4), "middle_blocks": 6, "dec_blocks": (2, 2, 1, 1)},
 }
-
-
-def _sibling(name: str):
-    """Another script of benchmarks/ as a module (run as a script or loaded by path in the tests)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def matmul_peak(n: int = 2048, runs: int = 5) -> float:
@@ -141,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         r["floor_ms_per_mp"] = r["gflop_per_mp"] / peak * 1000
         r["gflop_per_s"] = r["gflop_per_mp"] / (worst / 1000)
         r["share_of_peak"] = r["gflop_per_s"] / peak
-    res = {"commit": _commit(), "machine": {**_sibling("speed").cpu_model(), "arch": platform.machine(),
+    res = {"commit": _commit(), "machine": {**cpu_model(), "arch": platform.machine(),
                                             "threads": args.threads, "torch": torch.__version__},
            "matmul_peak_gflops": peak, "runs": args.runs, "sizes": args.sizes, "rows": list(rows.values())}
     if args.out:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +45,9 @@ from air_restore.core.io.images import iter_image_paths, read_image
 from air_restore.core.metrics import psnr, quantize8
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.pipeline import load_restorer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import _commit  # noqa: E402  (the same commit stamp as every table)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TASKS = ("noise", "blur", "haze", "rain", "lowlight", "snow", "jpeg")
@@ -79,14 +82,6 @@ def run_path(r, x: torch.Tensor, w: torch.Tensor, strength: float, *, fused: boo
     with _settings(r, fused, mode):
         return r.restore(x, w, strength=strength, tile=tile or whole, overlap=OVERLAP, tile_batch=tile_batch,
                          precision=precision).image
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> dict:
