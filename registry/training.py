@@ -149,14 +149,16 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
               adapters: list[str] | None = None, steps: int = 5000,
               batches: int = 600, seed: int = 0, clean_share: float = 0.15, targets: str = "restored",
               strength: bool = False, min_severity: float = 0.2, family: bool = False,
-              family_of: list[str] | None = None, overwrite: bool = False,
+              family_of: list[str] | None = None, overwrite: bool = False, dark_share: float = 0.0,
               progress: Progress = _quiet) -> tuple[list[str], Path]:
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
     written into the store); returns (adapter names in order, file written). ``strength`` adds the strength
     output (judged by restoration; off by default: measured, it cost low light 0.85 dB, NOTES.md). With
     ``family``, every adapter named after a built-in class with a widened family is shown the family its
     adapter trains on with ``--family`` (:func:`core.families.adapter_family`); with ``family_of``, only
-    those adapters are (measured with rain for the bundled estimator, it cost haze+noise 0.8 dB: NOTES.md)."""
+    those adapters are (measured with rain for the bundled estimator, it cost haze+noise 0.8 dB: NOTES.md).
+    ``dark_share``: share of the crops taken from a darker exposure of the photo, the clean version as dark
+    (:func:`core.training.estimator.build_pool`'s ``p_dark``)."""
     from ..core.io.weights import read_base_info, save_estimator
     from ..core.training.estimator import P_OTHER, Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
@@ -216,7 +218,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     others = [synths[n] for n in sorted({d.adapter for d in DETECTED} - set(names)) if n in synths]
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
-                                others=others, p_other=P_OTHER,
+                                others=others, p_other=P_OTHER, p_dark=dark_share,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
     shown_as = "adapter" if family else f"adapter: {','.join(family_of)}" if family_of else None

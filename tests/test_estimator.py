@@ -174,6 +174,7 @@ def test_cli_train_estimator(tmp_path):
 
     training = training_of(out)
     assert training["targets"] == "judged by restoration" and training["p_clean"] == 0.15
+    assert training["p_dark"] == 0.0  # dark scenes are opt-in (--dark-share), recorded in the file
     # Judging needs the adapters installed: snow has a synthesizer but no installed adapter.
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "s"),
                             "--adapters", "noise,snow", "--steps", "1", "--batches", "1"])
@@ -188,10 +189,11 @@ def test_cli_train_estimator(tmp_path):
     # --family-of: only the adapters named see their family (rain: its streaks, then JPEG on half the crops).
     common = ["train", "estimator", "--clean", str(clean), "--adapters", "noise,rain", "--steps", "2", "--batches", "2",
               "--targets", "present"]
-    for name, extra in (("plain", []), ("rainfam", ["--family-of", "rain"])):
+    for name, extra in (("plain", []), ("rainfam", ["--family-of", "rain"]), ("dark", ["--dark-share", "0.5"])):
         r = runner.invoke(app, [*common, *extra, "--out", str(tmp_path / name)])
         assert r.exit_code == 0, r.output
     assert training_of(tmp_path / "rainfam")["data"]["family"] == "adapter: rain"
+    assert training_of(tmp_path / "dark")["p_dark"] == 0.5
     plain, rainfam = (load_estimator(tmp_path / n, ("noise", "rain")) for n in ("plain", "rainfam"))
     # Same seed, other rain views: the trained weights differ.
     assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), rainfam.state_dict().values()))
@@ -257,6 +259,35 @@ def test_the_pool_shows_detected_degradations_with_every_output_off():
     assert bool((t[grey_views, :2] == 0).all()) and bool((t[grey_views, 2:] == torch.tensor([1.0, 0.0])).all())
     assert bool((t[~grey_views, :2].sum(1) >= 1).all()) and bool((t[~grey_views, 3] == 0.5).all())
     assert sum(judged) == int((~grey_views).sum())
+
+
+def test_the_pool_shows_dark_scenes_whose_clean_version_is_as_dark():
+    """``p_dark``: a crop exposed down before it is degraded, and judged against that darker crop (a dim
+    scene, not low light), so a well-exposed dark photo is not taught to be brightened. At 0 the pool is
+    exactly the one made without it."""
+    from air_restore.core.training.estimator import Source, build_pool
+
+    photo = torch.full((3, 160, 160), 0.5)
+    same = lambda x, g, sev: x  # degraded = clean: what the judge gets shows what the crop was
+    seen = []
+
+    def judge(degraded, clean, present):
+        seen.append((degraded, clean))
+        return present
+
+    kw = dict(batches=3, batch_size=8, p_clean=0.25, judge=judge, judge_size=48)
+    dark = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=1.0, **kw)
+    degraded = torch.cat([d for d, _ in seen])
+    clean = torch.cat([c for _, c in seen])
+    assert torch.equal(degraded, clean.mul(255).round().div(255))  # degraded from the darker crop itself
+    assert bool((clean.flatten(1).amax(1) < 0.5).all())  # every crop darker, clean crops too:
+    assert bool((torch.cat([v for v, _ in dark]).float().flatten(1).amax(1) < 128).all())
+    assert clean.flatten(1).mean(1).min() < 0.3  # down to a quarter of the light: 0.5 → 0.28 in sRGB
+    seen.clear()
+    plain = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), **kw)
+    zero = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=0.0, **kw)
+    assert all(torch.equal(a, b) and torch.equal(s, t) for (a, s), (b, t) in zip(plain, zero))
+    assert bool((torch.cat([v for v, _ in plain]) == 128).all())
 
 
 def test_source_weights_set_how_often_each_degradation_is_drawn():

@@ -174,6 +174,10 @@ def estimator(
     family_of: Optional[str] = typer.Option(
         None, "--family-of", help="Comma-separated adapters shown their family, the others their plugin's "
         "synthesizer (e.g. rain: its adapter's family holds rain saved as JPEG)."),
+    dark_share: float = typer.Option(
+        0.0, "--dark-share", min=0.0, max=1.0,
+        help="Share of training crops taken from a darker exposure of the photo whose clean version is that dark "
+        "too (a dim scene, not low light), so a well-exposed dark photo is not brightened."),
     overwrite: bool = flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
@@ -199,7 +203,7 @@ def estimator(
             clean, out, install=install, steps=steps,
             adapters=None if adapters is None else [n.strip() for n in adapters.split(",") if n.strip()],
             batches=batches, seed=seed, clean_share=clean_share, targets=targets, strength=strength,
-            min_severity=min_severity, family=family, overwrite=overwrite, progress=bars,
+            min_severity=min_severity, family=family, overwrite=overwrite, progress=bars, dark_share=dark_share,
             family_of=None if family_of is None else [n.strip() for n in family_of.split(",") if n.strip()])
     say(f"estimator for {names} → {written}")
 

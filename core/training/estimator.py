@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ..estimator import Estimator, EstimatorConfig, paired_views
+from ..families import vary_exposure
 from ..metrics import quantize8
 from . import VIEWS_FILE
 from .base import random_crop
@@ -67,7 +68,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                batch_size: int = 16, sizes: tuple[int, int] = (96, 224), view: int = 64, p_mix: float = 0.25,
                min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
                strength: bool = False, deadline: float | None = None, source_weights: Sequence[float] | None = None,
-               others: Sequence[Callable] = (), p_other: float = 0.0,
+               others: Sequence[Callable] = (), p_other: float = 0.0, p_dark: float = 0.0,
                progress: Callable[[int, int], None] | None = None,
                presence: list[torch.Tensor] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
@@ -87,6 +88,11 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     it gave snow 0.4–0.7 on JPEG photos, −0.19 dB there (``air add-degradation``, BENCHMARKS.md).
     ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time.
     ``deadline`` (a ``time.monotonic()`` value): no new batch after it, once 4 are done.
+    ``p_dark``: share of clean crops exposed down in linear light before anything else is done to them
+    (:func:`~air_restore.core.families.vary_exposure`: a dark scene, whose clean version is that dark too), so a
+    dim photo with nothing else wrong gets every weight 0 and a dim noisy one the noise adapter, not low light
+    (the judge sees the darker crop as the clean one). Without them, a real camera's dark leather sofa (PolyU,
+    mean 0.15) got low light 0.85 and came out 27 dB below its input.
     ``presence``: a list that receives, per batch, bool [B, K]: the sources each sample was made from (before
     judging; all False for clean crops and ``others``)."""
     if strength and judge is None:
@@ -97,6 +103,10 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     draw = None if source_weights is None else torch.tensor([float(v) for v in source_weights])
     if draw is not None and (draw.shape != (k,) or not bool((draw >= 0).all()) or float(draw.sum()) <= 0):
         raise ValueError(f"source_weights must be {k} non-negative numbers, not all 0")
+    def crop(size: int) -> torch.Tensor:
+        img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+        return vary_exposure(img, g, p_dark) if p_dark else img  # no draw at 0: the pool stays as before
+
     pool = []
     for _ in range(batches):
         if deadline is not None and len(pool) >= 4 and time.monotonic() >= deadline:
@@ -106,7 +116,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         made = torch.zeros(batch_size, k, dtype=torch.bool)
         for _ in range(batch_size):
             if others and float(torch.rand((1,), generator=g)) < p_other:
-                img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                img = crop(size)
                 synth = others[int(torch.randint(0, len(others), (1,), generator=g))]
                 sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                 vs.append(_u8(paired_views(synth(img, g, sev).clamp(0, 1), view)[0]))
@@ -116,7 +126,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 ts.append(target)
                 continue
             if p_clean and float(torch.rand((1,), generator=g)) < p_clean:
-                img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                img = crop(size)
                 if strength:  # what would the network do to it?
                     js = min(judge_size, size)
                     judged.append((len(vs), _centre(img[0], js), _centre(img[0], js)))
@@ -138,7 +148,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
             if src.degraded is not None:
                 img = random_crop(src.degraded[int(torch.randint(0, len(src.degraded), (1,), generator=g))], size, g)[None]
             else:
-                img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
+                img = crop(size)
                 clean_img = img
                 chain = [first]
                 if len(synth_ids) > 1 and float(torch.rand((1,), generator=g)) < p_mix:
@@ -180,6 +190,7 @@ def train_estimator(
     time_budget: float | None = None,
     source_weights: Sequence[float] | None = None,
     others: Sequence[Callable] = (), p_other: float = 0.0,
+    p_dark: float = 0.0,
     keep_inherited: bool = False,
     distill: bool = False,
     off_weight: float = OFF_WEIGHT,
@@ -194,7 +205,8 @@ def train_estimator(
     The strength's loss is its squared error weighted by what that error costs on each crop (the image's
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
     the mildest synthesized degradation. ``source_weights``: how often each source is drawn, ``others`` and
-    ``p_other``: degradations that must switch every output off (:func:`build_pool`). ``keep_inherited``
+    ``p_other``: degradations that must switch every output off, ``p_dark``: share of dark scenes
+    (:func:`build_pool`). ``keep_inherited``
     (with ``init``): only the outputs ``init`` lacks are trained, on its frozen features; every output it has
     (and the strength) stays exactly as it was, so photos of the old degradations keep their weights unless
     the new output fires on them. Retrained whole instead (800 steps, warm-started) with a PolyU output, the
@@ -223,7 +235,8 @@ def train_estimator(
     presence: list[torch.Tensor] = []
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
-                      source_weights=source_weights, others=others, p_other=p_other, presence=presence)
+                      source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
+                      presence=presence)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
@@ -280,7 +293,7 @@ def train_estimator(
         prm.requires_grad_(True)
     targets = torch.cat([y for _, y in pool])
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": engine.step, "seed": seed, "p_clean": p_clean,
-            "p_other": p_other if others else 0.0, "min_severity": min_severity,
+            "p_other": p_other if others else 0.0, "p_dark": p_dark, "min_severity": min_severity,
             "targets": "judged by restoration" if judge else "degradations present",
             "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
                                      (round(float(m), 4) for m in targets.mean(0)))),
