@@ -540,3 +540,25 @@ def test_reliability_script_counts_outcomes(monkeypatch):
     monkeypatch.setattr(mod, "read_image", broken)
     bad = mod.main(["--examples", "3"])["rows"][0]
     assert bad["crash"] == bad["tried"] >= 1
+
+
+def test_dark_scenes_script_runs_both_estimators_on_the_same_inputs(clean_dir, tmp_path):
+    """#14: dark scenes (clean version as dark) beside under-exposed photos (clean version the original), the
+    shipped estimator and a candidate on the same seeded inputs. The shipped file given as the candidate must
+    give the same numbers; a dark scene's input is its clean version but for 8-bit rounding; the pipeline
+    brightens low light."""
+    import json
+
+    from air_restore.registry.store import bundled_estimator_path
+
+    res = _module("dark_scenes").main(["--clean", str(clean_dir), "--limit", "1", "--size", "96",
+                                       "--estimator", str(bundled_estimator_path()), "--out", str(tmp_path / "d.json")])
+    rows = {r["task"]: r for r in res["rows"]}
+    assert list(rows) == list(_module("dark_scenes").TASKS)
+    for r in rows.values():
+        assert r["shipped"] == r["candidate"] and r["shipped_lowlight_weight"] == r["candidate_lowlight_weight"]
+    assert rows["dark scene ×0.3"]["input"] > 45 and rows["low light 0.5"]["input"] < 15
+    assert rows["low light 0.5"]["shipped"] > rows["low light 0.5"]["input"] + 5
+    assert json.loads((tmp_path / "d.json").read_text())["rows"] == res["rows"]
+    text = "\n".join(_module("report").dark_scenes_section(res))
+    assert "| dark scene ×0.3 | 1 |" in text and "+0.00 |" in text
