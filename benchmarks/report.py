@@ -410,9 +410,10 @@ def dark_scenes_section(d: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in d["rows"]:
-        lines.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['shipped']:.2f} | **{r['candidate']:.2f}** | "
-                     f"{r['candidate'] - r['shipped']:+.2f} | {r['shipped_lowlight_weight']:.2f} | "
-                     f"{r['candidate_lowlight_weight']:.2f} | {r['shipped_worst']:+.2f} | {r['candidate_worst']:+.2f} |")
+        lines.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['shipped']:.2f} | "
+                     f"**{r['candidate']:.2f}** | {r['candidate'] - r['shipped']:+.2f} | "
+                     f"{r['shipped_lowlight_weight']:.2f} | {r['candidate_lowlight_weight']:.2f} | "
+                     f"{r['shipped_worst']:+.2f} | {r['candidate_worst']:+.2f} |")
     return lines + [""]
 
 
