@@ -88,11 +88,11 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     it gave snow 0.4–0.7 on JPEG photos, −0.19 dB there (``air add-degradation``, BENCHMARKS.md).
     ``progress(done, batches)`` after each batch: synthesizing is most of the estimator's training time.
     ``deadline`` (a ``time.monotonic()`` value): no new batch after it, once 4 are done.
-    ``p_dark``: share of clean crops exposed down in linear light before anything else is done to them
-    (:func:`~air_restore.core.families.vary_exposure`: a dark scene, whose clean version is that dark too), so a
-    dim photo with nothing else wrong gets every weight 0 and a dim noisy one the noise adapter, not low light
-    (the judge sees the darker crop as the clean one). Without them, a real camera's dark leather sofa (PolyU,
-    mean 0.15) got low light 0.85 and came out 27 dB below its input.
+    ``p_dark``: share of the crops cut from ``photos`` (clean, degraded or ``others``) exposed down in linear
+    light before anything else is done to them (:func:`~air_restore.core.families.vary_exposure`: a dark scene,
+    whose clean version is that dark too). The judge sees the darker crop as the clean one, so brightening it
+    counts as an error. Without them, a real camera's dark leather sofa (PolyU, mean 0.15) got low light 0.85
+    from the shipped estimator and came out 27 dB below its input (NOTES.md).
     ``presence``: a list that receives, per batch, bool [B, K]: the sources each sample was made from (before
     judging; all False for clean crops and ``others``)."""
     if strength and judge is None:
@@ -103,6 +103,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     draw = None if source_weights is None else torch.tensor([float(v) for v in source_weights])
     if draw is not None and (draw.shape != (k,) or not bool((draw >= 0).all()) or float(draw.sum()) <= 0):
         raise ValueError(f"source_weights must be {k} non-negative numbers, not all 0")
+
     def crop(size: int) -> torch.Tensor:
         img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
         return vary_exposure(img, g, p_dark) if p_dark else img  # no draw at 0: the pool stays as before
@@ -206,11 +207,11 @@ def train_estimator(
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
     the mildest synthesized degradation. ``source_weights``: how often each source is drawn, ``others`` and
     ``p_other``: degradations that must switch every output off, ``p_dark``: share of dark scenes
-    (:func:`build_pool`). ``keep_inherited``
-    (with ``init``): only the outputs ``init`` lacks are trained, on its frozen features; every output it has
-    (and the strength) stays exactly as it was, so photos of the old degradations keep their weights unless
-    the new output fires on them. Retrained whole instead (800 steps, warm-started) with a PolyU output, the
-    estimator routed CBSD68's haze and rain 0.3 dB worse (BENCHMARKS.md, notes).
+    (:func:`build_pool`). ``keep_inherited`` (with ``init``): only the outputs ``init`` lacks are trained, on
+    its frozen features; every output it has (and the strength) stays exactly as it was, so photos of the old
+    degradations keep their weights unless the new output fires on them. Retrained whole instead (800 steps,
+    warm-started) with a PolyU output, the estimator routed CBSD68's haze and rain 0.3 dB worse (BENCHMARKS.md,
+    notes).
     ``distill`` (with ``init``; learning without forgetting, Li & Hoiem 2016): everything learns, but on every
     view made without a new source (old degradations, clean crops, ``others``) the inherited outputs and
     the strength are taught what ``init`` gives that very view, not the judged targets (clean crops kept at
