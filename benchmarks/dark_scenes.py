@@ -30,16 +30,12 @@ from blending import PAIRS_SPLIT, held_out_pairs  # noqa: E402  (the same held-o
 from report import _commit  # noqa: E402
 
 from air_restore.core import degradations as D  # noqa: E402
-from air_restore.core.families import _dark_and_noisy  # noqa: E402  (a variant of the low-light adapter's family)
+from air_restore.core.families import _dark_and_noisy, expose  # noqa: E402  (a low-light adapter family variant)
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.io.weights import read_estimator  # noqa: E402
 from air_restore.core.metrics import psnr, quantize8  # noqa: E402
 from air_restore.registry.pipeline import load_restorer  # noqa: E402
-
-
-def _expose(c: torch.Tensor, gain: float) -> torch.Tensor:
-    return D.linear_to_srgb(D.srgb_to_linear(c) * gain)
 
 
 def _one(fn):
@@ -48,10 +44,10 @@ def _one(fn):
 
 #: name → make(clean [3, H, W], generator) → (input, clean version)
 TASKS = {
-    "dark scene ×0.3": lambda c, g: (_expose(c, 0.3), _expose(c, 0.3)),
-    "dark scene ×0.3 + camera noise 0.3": lambda c, g: (_one(D.camera_noise)(_expose(c, 0.3), g, 0.3),
-                                                        _expose(c, 0.3)),
-    "dark scene ×0.5 + noise 0.2": lambda c, g: (_one(D.noise)(_expose(c, 0.5), g, 0.2), _expose(c, 0.5)),
+    "dark scene ×0.3": lambda c, g: (expose(c, 0.3), expose(c, 0.3)),
+    "dark scene ×0.3 + camera noise 0.3": lambda c, g: (_one(D.camera_noise)(expose(c, 0.3), g, 0.3),
+                                                        expose(c, 0.3)),
+    "dark scene ×0.5 + noise 0.2": lambda c, g: (_one(D.noise)(expose(c, 0.5), g, 0.2), expose(c, 0.5)),
     "low light 0.15": lambda c, g: (_one(D.lowlight)(c, g, 0.15), c),
     "low light 0.3": lambda c, g: (_one(D.lowlight)(c, g, 0.3), c),
     "low light 0.5": lambda c, g: (_one(D.lowlight)(c, g, 0.5), c),
@@ -78,32 +74,33 @@ def main(argv: list[str] | None = None) -> dict:
     imgs = [read_image(p).rgb for p in paths[-args.limit:]]
     if args.size:
         imgs = [c[..., :args.size, :args.size] for c in imgs]
-    sets = [(name, [tuple(quantize8(t.clamp(0, 1)) if k == 0 else t for k, t in enumerate(
-        make(c, torch.Generator().manual_seed(1000 * n + i)))) for i, c in enumerate(imgs)])
-        for n, (name, make) in enumerate(TASKS.items())]
+    sets = []
+    for n, (name, make) in enumerate(TASKS.items()):
+        made = [make(c, torch.Generator().manual_seed(1000 * n + i)) for i, c in enumerate(imgs)]
+        sets.append((name, [(quantize8(x.clamp(0, 1)), c) for x, c in made]))  # as a photo file holds it
     polyu = None if args.pairs is None else args.pairs / "noise_real_PolyU"
     if polyu is not None and polyu.is_dir():
         sets.append(("real: noise_real_PolyU (held out)", held_out_pairs(polyu, args.pairs_limit)))
     low = r.adapters.index("lowlight")
     rows = []
     for name, samples in sets:
-        row = {"task": name, "images": len(samples),
-               "input": sum(min(psnr(x, c, quantize=True).item(), 100.0) for x, c in samples) / len(samples)}
+        inputs = [min(psnr(x, c, quantize=True).item(), 100.0) for x, c in samples]
+        row = {"task": name, "images": len(samples), "input": sum(inputs) / len(samples)}
         for tag, (est, _) in estimators.items():
             r.estimator = est
             got, weight, worst = 0.0, 0.0, float("inf")
-            for x, c in samples:
+            for (x, c), before in zip(samples, inputs):
                 w, _, _ = r.route(x)
                 out = min(psnr(r.restore(x, w, gate=True).image, c, quantize=True).item(), 100.0)
                 got += out
                 weight += float(w.flatten()[low])
-                worst = min(worst, out - min(psnr(x, c, quantize=True).item(), 100.0))
+                worst = min(worst, out - before)
             row |= {tag: got / len(samples), f"{tag}_lowlight_weight": weight / len(samples), f"{tag}_worst": worst}
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {"commit": _commit(), "clean_set": args.clean.name, "photos": [p.name for p in paths[-args.limit:]],
               "size": args.size, "pairs_split": PAIRS_SPLIT, "adapters": r.adapters,
-              "estimators": {k: str(p.name) if p else None for k, (_, p) in estimators.items()},
+              "estimators": {k: p.name if p else None for k, (_, p) in estimators.items()},
               "threads": torch.get_num_threads(), "rows": rows, "wall_s": round(time.time() - started, 1)}
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=1))

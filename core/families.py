@@ -74,12 +74,17 @@ CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
 DIM_TARGETS = 0.25
 
 
+def expose(x: torch.Tensor, gain: float | torch.Tensor) -> torch.Tensor:
+    """sRGB ``x`` with its light scaled by ``gain`` in linear light (a longer or shorter exposure)."""
+    return D.linear_to_srgb(D.srgb_to_linear(x) * gain)
+
+
 def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGETS) -> torch.Tensor:
     """``clean`` [B, 3, H, W] with a random share ``p`` of the crops exposed down in linear light."""
     b = clean.shape[0]
     pick = torch.rand((b,), generator=g, device=clean.device) < p
     gain = 0.25 + 0.75 * torch.rand((b,), generator=g, device=clean.device)
-    darker = D.linear_to_srgb(D.srgb_to_linear(clean) * gain.view(-1, 1, 1, 1))
+    darker = expose(clean, gain.view(-1, 1, 1, 1))
     return torch.where(pick.view(-1, 1, 1, 1), darker, clean)
 
 #: What a camera stacks on top of any degradation (severity is drawn by CutMix, at most 0.5).
