@@ -79,13 +79,16 @@ def expose(x: torch.Tensor, gain: float | torch.Tensor) -> torch.Tensor:
     return D.linear_to_srgb(D.srgb_to_linear(x) * gain)
 
 
-def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGETS) -> torch.Tensor:
-    """``clean`` [B, 3, H, W] with a random share ``p`` of the crops exposed down in linear light."""
+def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGETS, *,
+                  with_pick: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``clean`` [B, 3, H, W] with a random share ``p`` of the crops exposed down in linear light; with
+    ``with_pick`` also bool [B]: which crops were."""
     b = clean.shape[0]
     pick = torch.rand((b,), generator=g, device=clean.device) < p
     gain = 0.25 + 0.75 * torch.rand((b,), generator=g, device=clean.device)
     darker = expose(clean, gain.view(-1, 1, 1, 1))
-    return torch.where(pick.view(-1, 1, 1, 1), darker, clean)
+    out = torch.where(pick.view(-1, 1, 1, 1), darker, clean)
+    return (out, pick) if with_pick else out
 
 #: What a camera stacks on top of any degradation (severity is drawn by CutMix, at most 0.5).
 STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))

@@ -150,6 +150,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
               batches: int = 600, seed: int = 0, clean_share: float = 0.15, targets: str = "restored",
               strength: bool = False, min_severity: float = 0.2, family: bool = False,
               family_of: list[str] | None = None, overwrite: bool = False, dark_share: float = 0.0,
+              init: Path | None = None, distill: bool = False,
               progress: Progress = _quiet) -> tuple[list[str], Path]:
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
     written into the store); returns (adapter names in order, file written). ``strength`` adds the strength
@@ -158,8 +159,11 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     adapter trains on with ``--family`` (:func:`core.families.adapter_family`); with ``family_of``, only
     those adapters are (measured with rain for the bundled estimator, it cost haze+noise 0.8 dB: NOTES.md).
     ``dark_share``: share of the crops taken from a darker exposure of the photo, the clean version as dark
-    (:func:`core.training.estimator.build_pool`'s ``p_dark``)."""
-    from ..core.io.weights import read_base_info, save_estimator
+    (:func:`core.training.estimator.build_pool`'s ``p_dark``). ``init``: an estimator file to start from (the
+    same adapters, in order); with ``distill`` every view keeps the routing ``init`` gives it except the dark
+    scenes, which learn their judged targets (``train_estimator``'s ``distill``): one lesson added, the rest
+    kept."""
+    from ..core.io.weights import read_base_info, read_estimator, save_estimator
     from ..core.training.estimator import P_OTHER, Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
     from .restorer import restorer_for
@@ -212,17 +216,25 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         shown = set(family_of) if family_of else {*FAMILIES, *ADAPTER_FAMILIES}
         sources = [Source(synth=family_synthesizer(n)[0]) if n in shown and s.synth is not None else s
                    for n, s in zip(names, sources)]  # what `air train adapter --family` trains each on
+    if distill and (init is None or not dark_share):
+        raise UserError("--distill keeps --init FILE's routing everywhere but on the dark scenes: give --init and "
+                        "--dark-share")
+    start = None if init is None else read_estimator(init)
+    if start is not None and list(start.config.adapters) != names:
+        raise UserError(f"--init {init}: an estimator for {','.join(start.config.adapters)}, not for "
+                        f"{','.join(names)} (in that order)")
     photos = read_photos(clean)
     judge = partial(restorer_for(names).best_subsets, strength=strength) if targets == "restored" else None
     # The degradations a detection rule weights (JPEG) are shown too, with every output off.
     others = [synths[n] for n in sorted({d.adapter for d in DETECTED} - set(names)) if n in synths]
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
-                                others=others, p_other=P_OTHER, p_dark=dark_share,
+                                others=others, p_other=P_OTHER, p_dark=dark_share, init=start, distill=distill,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
     shown_as = "adapter" if family else f"adapter: {','.join(family_of)}" if family_of else None
-    data = {"folder": clean.name, "images": len(photos), **({"family": shown_as} if shown_as else {})}
+    data = {"folder": clean.name, "images": len(photos), **({"family": shown_as} if shown_as else {}),
+            **({"init": init.name} if init is not None else {})}
     save_estimator(est, out, training={**info, "data": data})
     return names, out
 

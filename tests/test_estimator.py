@@ -110,6 +110,33 @@ def test_distill_keeps_the_old_views_routing_while_everything_learns():
         train_estimator(["noise"], [noise], [photo], batches=1, steps=1, init=old, distill=True, keep_inherited=True)
 
 
+def test_distill_with_dark_scenes_teaches_them_and_keeps_every_other_views_routing():
+    """``distill`` and ``p_dark`` with the same outputs as ``init``: a dark scene (nothing wrong with it) is
+    taught to switch low light off, while photos of the degradations keep the weights ``init`` gives them
+    (closer than a plain warm-started retraining with dark scenes leaves them)."""
+    from skimage import data
+
+    from air_restore.core.families import expose
+    from air_restore.core.training.estimator import train_estimator
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    noise, lowlight = (get_degradation(n).synthesize for n in ("noise", "lowlight"))
+    names, synths = ["noise", "lowlight"], [noise, lowlight]
+    old, _ = train_estimator(names, synths, [photo], batches=4, steps=60, seed=0)
+    olds = [s(photo[None], torch.Generator().manual_seed(i), 0.7).clamp(0, 1)
+            for i, s in enumerate([noise, lowlight, noise, lowlight])]
+    scene = expose(photo[None], 0.3)
+    drift, dark = {}, {}
+    for distill in (False, True):
+        new, info = train_estimator(names, synths, [photo], batches=6, steps=150, seed=1, init=old, distill=distill,
+                                    p_dark=0.5, p_clean=0.3)
+        assert info["distilled"] is distill and info["p_dark"] == 0.5
+        drift[distill] = max(float((new.weights(x) - old.weights(x)).abs().max()) for x in olds)
+        dark[distill] = float(new.weights(scene)[0, 1])
+    assert dark[True] < 0.5 * float(old.weights(scene)[0, 1]), (dark, float(old.weights(scene)[0, 1]))
+    assert drift[True] < 0.5 * drift[False], drift
+
+
 def test_distill_relearns_an_output_whose_adapter_was_trained_again():
     """``relearn`` (``air add-degradation --overwrite``): an output the old estimator has is taught as a new
     one (its old values are not distilled), so it follows the new adapter's degradation."""
@@ -194,6 +221,16 @@ def test_cli_train_estimator(tmp_path):
         assert r.exit_code == 0, r.output
     assert training_of(tmp_path / "rainfam")["data"]["family"] == "adapter: rain"
     assert training_of(tmp_path / "dark")["p_dark"] == 0.5
+    # --init --distill: starts from an estimator for the same adapters and records where it started.
+    r = runner.invoke(app, [*common, "--dark-share", "0.5", "--init", str(tmp_path / "plain"), "--distill",
+                            "--out", str(tmp_path / "kept")])
+    assert r.exit_code == 0, r.output
+    kept = training_of(tmp_path / "kept")
+    assert kept["distilled"] and kept["warm_start"] and kept["data"]["init"] == "plain"
+    for extra, words in ((["--distill"], "--init"), (["--init", str(tmp_path / "plain"), "--distill"], "--dark-share"),
+                         (["--init", str(out), "--dark-share", "0.5"], "not for noise,rain")):
+        r = runner.invoke(app, [*common, *extra, "--out", str(tmp_path / "bad")])
+        assert r.exit_code == 2 and words in r.output and not (tmp_path / "bad").exists(), r.output
     plain, rainfam = (load_estimator(tmp_path / n, ("noise", "rain")) for n in ("plain", "rainfam"))
     # Same seed, other rain views: the trained weights differ.
     assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), rainfam.state_dict().values()))
@@ -288,6 +325,13 @@ def test_the_pool_shows_dark_scenes_whose_clean_version_is_as_dark():
     zero = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=0.0, **kw)
     assert all(torch.equal(a, b) and torch.equal(s, t) for (a, s), (b, t) in zip(plain, zero))
     assert bool((torch.cat([v for v, _ in plain]) == 128).all())
+    marks = []  # which samples were exposed down: exactly those whose views are darker than the flat grey
+    half = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=0.5, darkened=marks,
+                      **kw)
+    views, marked = torch.cat([v for v, _ in half]), torch.cat(marks)
+    assert torch.equal(views.flatten(1).amax(1) < 128, marked) and 0 < int(marked.sum()) < len(marked)
+    again = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=0.5, **kw)
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(half, again))  # recording draws nothing
 
 
 def test_source_weights_set_how_often_each_degradation_is_drawn():

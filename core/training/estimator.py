@@ -70,7 +70,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                strength: bool = False, deadline: float | None = None, source_weights: Sequence[float] | None = None,
                others: Sequence[Callable] = (), p_other: float = 0.0, p_dark: float = 0.0,
                progress: Callable[[int, int], None] | None = None,
-               presence: list[torch.Tensor] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               presence: list[torch.Tensor] | None = None,
+               darkened: list[torch.Tensor] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
     crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
@@ -94,7 +95,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     counts as an error. Without them, a real camera's dark leather sofa (PolyU, mean 0.15) got low light 0.85
     from the shipped estimator and came out 27 dB below its input (NOTES.md).
     ``presence``: a list that receives, per batch, bool [B, K]: the sources each sample was made from (before
-    judging; all False for clean crops and ``others``)."""
+    judging; all False for clean crops and ``others``); ``darkened`` one that receives, per batch, bool [B]: the
+    samples whose crop ``p_dark`` exposed down."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
     k = len(sources)
@@ -106,7 +108,11 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
 
     def crop(size: int) -> torch.Tensor:
         img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
-        return vary_exposure(img, g, p_dark) if p_dark else img  # no draw at 0: the pool stays as before
+        if not p_dark:  # no draw at 0: the pool stays as before
+            return img
+        img, picked = vary_exposure(img, g, p_dark, with_pick=True)
+        dark[len(vs)] = bool(picked[0])
+        return img
 
     pool = []
     for _ in range(batches):
@@ -115,6 +121,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         size = int(torch.randint(sizes[0], sizes[1] + 1, (1,), generator=g))
         vs, ts, judged = [], [], []  # judged: (sample index, degraded crop, clean crop)
         made = torch.zeros(batch_size, k, dtype=torch.bool)
+        dark = torch.zeros(batch_size, dtype=torch.bool)
         for _ in range(batch_size):
             if others and float(torch.rand((1,), generator=g)) < p_other:
                 img = crop(size)
@@ -175,6 +182,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         pool.append((torch.stack(vs), torch.stack(ts)))
         if presence is not None:
             presence.append(made)
+        if darkened is not None:
+            darkened.append(dark)
         if progress:
             progress(len(pool), batches)
     if progress and len(pool) < batches:  # stopped by the deadline: the bar ends where the views did
@@ -219,7 +228,9 @@ def train_estimator(
     lesson to stay off the old views weighted by ``off_weight`` (:data:`OFF_WEIGHT`). So old photos keep their
     routing while the old outputs still learn to stay off the new degradation (which ``keep_inherited``
     cannot: its old outputs kept firing on PolyU). ``relearn``: outputs ``init`` has that are taught as new ones
-    (an adapter trained again: ``air add-degradation --overwrite``).
+    (an adapter trained again: ``air add-degradation --overwrite``). With ``p_dark`` the dark scenes are a new
+    lesson too: on a view whose crop was exposed down every output learns its judged targets, so ``init``
+    with the same outputs, ``distill`` and ``p_dark`` teach an estimator dark scenes and nothing else.
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
     the steps. ``time_budget`` (seconds): the views get at most 60% of it (at least 4 batches), the steps
     what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran. ``precision``: the
@@ -234,10 +245,11 @@ def train_estimator(
     if keep_inherited and distill:
         raise ValueError("keep_inherited freezes the old outputs, distill teaches them: choose one")
     presence: list[torch.Tensor] = []
+    darkened: list[torch.Tensor] = []
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
                       source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
-                      presence=presence)
+                      presence=presence, darkened=darkened)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
@@ -271,7 +283,7 @@ def train_estimator(
             old_net, theirs, mine, new_src = teacher
             with torch.no_grad():
                 taught = torch.sigmoid(old_net.forward_views(v).float()[:, theirs])
-            old_view = ~presence[b][:, new_src].any(1, keepdim=True)
+            old_view = ~(presence[b][:, new_src].any(1) | darkened[b])[:, None]  # dark scenes: a new lesson
             y = y.clone()
             y[:, mine] = torch.where(old_view, taught, y[:, mine])
             if off_weight != 1:
