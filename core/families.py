@@ -79,13 +79,13 @@ def expose(x: torch.Tensor, gain: float | torch.Tensor) -> torch.Tensor:
     return D.linear_to_srgb(D.srgb_to_linear(x) * gain)
 
 
-def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGETS, *,
+def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGETS, *, lowest: float = 0.25,
                   with_pick: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """``clean`` [B, 3, H, W] with a random share ``p`` of the crops exposed down in linear light; with
-    ``with_pick`` also bool [B]: which crops were."""
+    """``clean`` [B, 3, H, W] with a random share ``p`` of the crops exposed down in linear light, by a gain
+    drawn uniformly from [``lowest``, 1]; with ``with_pick`` also bool [B]: which crops were."""
     b = clean.shape[0]
     pick = torch.rand((b,), generator=g, device=clean.device) < p
-    gain = 0.25 + 0.75 * torch.rand((b,), generator=g, device=clean.device)
+    gain = lowest + (1 - lowest) * torch.rand((b,), generator=g, device=clean.device)
     darker = expose(clean, gain.view(-1, 1, 1, 1))
     out = torch.where(pick.view(-1, 1, 1, 1), darker, clean)
     return (out, pick) if with_pick else out

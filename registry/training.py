@@ -150,7 +150,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
               batches: int = 600, seed: int = 0, clean_share: float = 0.15, targets: str = "restored",
               strength: bool = False, min_severity: float = 0.2, family: bool = False,
               family_of: list[str] | None = None, overwrite: bool = False, dark_share: float = 0.0,
-              init: Path | None = None, distill: bool = False,
+              dark_floor: float = 0.25, init: Path | None = None, distill: bool = False,
               progress: Progress = _quiet) -> tuple[list[str], Path]:
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
     written into the store); returns (adapter names in order, file written). ``strength`` adds the strength
@@ -159,10 +159,10 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     adapter trains on with ``--family`` (:func:`core.families.adapter_family`); with ``family_of``, only
     those adapters are (measured with rain for the bundled estimator, it cost haze+noise 0.8 dB: NOTES.md).
     ``dark_share``: share of the crops taken from a darker exposure of the photo, the clean version as dark
-    (:func:`core.training.estimator.build_pool`'s ``p_dark``). ``init``: an estimator file to start from (the
-    same adapters, in order); with ``distill`` every view keeps the routing ``init`` gives it except the dark
-    scenes, which learn their judged targets (``train_estimator``'s ``distill``): one lesson added, the rest
-    kept."""
+    (:func:`core.training.estimator.build_pool`'s ``p_dark``), exposed down to ``dark_floor`` at most.
+    ``init``: an estimator file to start from (the same adapters, in order); with ``distill`` every view keeps
+    the routing ``init`` gives it except the dark scenes, which learn their judged targets (``train_estimator``'s
+    ``distill``): one lesson added, the rest kept."""
     from ..core.io.weights import read_base_info, read_estimator, save_estimator
     from ..core.training.estimator import P_OTHER, Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
@@ -229,7 +229,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     others = [synths[n] for n in sorted({d.adapter for d in DETECTED} - set(names)) if n in synths]
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
-                                others=others, p_other=P_OTHER, p_dark=dark_share, init=start, distill=distill,
+                                others=others, p_other=P_OTHER, p_dark=dark_share, dark_floor=dark_floor,
+                                init=start, distill=distill,
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
     shown_as = "adapter" if family else f"adapter: {','.join(family_of)}" if family_of else None

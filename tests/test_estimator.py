@@ -222,11 +222,12 @@ def test_cli_train_estimator(tmp_path):
     assert training_of(tmp_path / "rainfam")["data"]["family"] == "adapter: rain"
     assert training_of(tmp_path / "dark")["p_dark"] == 0.5
     # --init --distill: starts from an estimator for the same adapters and records where it started.
-    r = runner.invoke(app, [*common, "--dark-share", "0.5", "--init", str(tmp_path / "plain"), "--distill",
-                            "--out", str(tmp_path / "kept")])
+    r = runner.invoke(app, [*common, "--dark-share", "0.5", "--dark-floor", "0.4", "--init", str(tmp_path / "plain"),
+                            "--distill", "--out", str(tmp_path / "kept")])
     assert r.exit_code == 0, r.output
     kept = training_of(tmp_path / "kept")
-    assert kept["distilled"] and kept["warm_start"] and kept["data"]["init"] == "plain"
+    assert kept["distilled"] and kept["warm_start"] and kept["data"]["init"] == "plain" and kept["dark_floor"] == 0.4
+    assert training_of(tmp_path / "dark")["dark_floor"] == 0.25 and "dark_floor" not in training
     for extra, words in ((["--distill"], "--init"), (["--init", str(tmp_path / "plain"), "--distill"], "--dark-share"),
                          (["--init", str(out), "--dark-share", "0.5"], "not for noise,rain")):
         r = runner.invoke(app, [*common, *extra, "--out", str(tmp_path / "bad")])
@@ -320,6 +321,10 @@ def test_the_pool_shows_dark_scenes_whose_clean_version_is_as_dark():
     assert bool((clean.flatten(1).amax(1) < 0.5).all())  # every crop darker, clean crops too:
     assert bool((torch.cat([v for v, _ in dark]).float().flatten(1).amax(1) < 128).all())
     assert clean.flatten(1).mean(1).min() < 0.3  # down to a quarter of the light: 0.5 → 0.28 in sRGB
+    seen.clear()
+    build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=1.0, dark_floor=0.9, **kw)
+    means = torch.cat([c for _, c in seen]).flatten(1).mean(1)
+    assert bool((means < 0.5).all()) and means.min() > 0.47  # a floor of 0.9: 0.5 → at least 0.477 in sRGB
     seen.clear()
     plain = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), **kw)
     zero = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=0.0, **kw)

@@ -178,6 +178,10 @@ def estimator(
         0.0, "--dark-share", min=0.0, max=1.0,
         help="Share of training crops taken from a darker exposure of the photo whose clean version is that dark "
         "too (a dim scene, not low light), so a well-exposed dark photo is not brightened."),
+    dark_floor: float = typer.Option(
+        0.25, "--dark-floor", min=0.01, max=1.0,
+        help="The darkest exposure of those crops (gains drawn from [floor, 1]); the low-light plugin's are 0.3 "
+        "and below."),
     init: Optional[Path] = typer.Option(None, "--init", help="An estimator file to start from (the same "
                                         "adapters, in order), e.g. registry/weights/estimator.safetensors."),
     distill: bool = flag("--distill", help="With --init and --dark-share: every view keeps the routing --init "
@@ -208,7 +212,7 @@ def estimator(
             adapters=None if adapters is None else [n.strip() for n in adapters.split(",") if n.strip()],
             batches=batches, seed=seed, clean_share=clean_share, targets=targets, strength=strength,
             min_severity=min_severity, family=family, overwrite=overwrite, progress=bars, dark_share=dark_share,
-            init=init, distill=distill,
+            dark_floor=dark_floor, init=init, distill=distill,
             family_of=None if family_of is None else [n.strip() for n in family_of.split(",") if n.strip()])
     say(f"estimator for {names} → {written}")
 

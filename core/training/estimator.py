@@ -69,7 +69,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                min_severity: float = 0.2, p_clean: float = 0.0, judge: Judge | None = None, judge_size: int = 96,
                strength: bool = False, deadline: float | None = None, source_weights: Sequence[float] | None = None,
                others: Sequence[Callable] = (), p_other: float = 0.0, p_dark: float = 0.0,
-               progress: Callable[[int, int], None] | None = None,
+               dark_floor: float = 0.25, progress: Callable[[int, int], None] | None = None,
                presence: list[torch.Tensor] | None = None,
                darkened: list[torch.Tensor] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
@@ -93,7 +93,9 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     light before anything else is done to them (:func:`~air_restore.core.families.vary_exposure`: a dark scene,
     whose clean version is that dark too). The judge sees the darker crop as the clean one, so brightening it
     counts as an error. Without them, a real camera's dark leather sofa (PolyU, mean 0.15) got low light 0.85
-    from the shipped estimator and came out 27 dB below its input (NOTES.md).
+    from the shipped estimator and came out 27 dB below its input (NOTES.md). ``dark_floor``: the darkest
+    exposure of a dark scene (gains drawn from [dark_floor, 1]); the low-light plugin cuts the light to 0.3
+    and less, so a floor above that keeps the two apart.
     ``presence``: a list that receives, per batch, bool [B, K]: the sources each sample was made from (before
     judging; all False for clean crops and ``others``); ``darkened`` one that receives, per batch, bool [B]: the
     samples whose crop ``p_dark`` exposed down."""
@@ -110,7 +112,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
         if not p_dark:  # no draw at 0: the pool stays as before
             return img
-        img, picked = vary_exposure(img, g, p_dark, with_pick=True)
+        img, picked = vary_exposure(img, g, p_dark, lowest=dark_floor, with_pick=True)
         dark[len(vs)] = bool(picked[0])
         return img
 
@@ -201,6 +203,7 @@ def train_estimator(
     source_weights: Sequence[float] | None = None,
     others: Sequence[Callable] = (), p_other: float = 0.0,
     p_dark: float = 0.0,
+    dark_floor: float = 0.25,
     keep_inherited: bool = False,
     distill: bool = False,
     off_weight: float = OFF_WEIGHT,
@@ -215,12 +218,12 @@ def train_estimator(
     The strength's loss is its squared error weighted by what that error costs on each crop (the image's
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
     the mildest synthesized degradation. ``source_weights``: how often each source is drawn, ``others`` and
-    ``p_other``: degradations that must switch every output off, ``p_dark``: share of dark scenes
-    (:func:`build_pool`). ``keep_inherited`` (with ``init``): only the outputs ``init`` lacks are trained, on
-    its frozen features; every output it has (and the strength) stays exactly as it was, so photos of the old
-    degradations keep their weights unless the new output fires on them. Retrained whole instead (800 steps,
-    warm-started) with a PolyU output, the estimator routed CBSD68's haze and rain 0.3 dB worse (BENCHMARKS.md,
-    notes).
+    ``p_other``: degradations that must switch every output off, ``p_dark``: share of dark scenes,
+    ``dark_floor`` their darkest exposure (:func:`build_pool`). ``keep_inherited`` (with ``init``): only the
+    outputs ``init`` lacks are trained, on its frozen features; every output it has (and the strength) stays
+    exactly as it was, so photos of the old degradations keep their weights unless the new output fires on
+    them. Retrained whole instead (800 steps, warm-started) with a PolyU output, the estimator routed CBSD68's
+    haze and rain 0.3 dB worse (BENCHMARKS.md, notes).
     ``distill`` (with ``init``; learning without forgetting, Li & Hoiem 2016): everything learns, but on every
     view made without a new source (old degradations, clean crops, ``others``) the inherited outputs and
     the strength are taught what ``init`` gives that very view, not the judged targets (clean crops kept at
@@ -249,7 +252,7 @@ def train_estimator(
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
                       source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
-                      presence=presence, darkened=darkened)
+                      dark_floor=dark_floor, presence=presence, darkened=darkened)
     synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
@@ -306,7 +309,8 @@ def train_estimator(
         prm.requires_grad_(True)
     targets = torch.cat([y for _, y in pool])
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": engine.step, "seed": seed, "p_clean": p_clean,
-            "p_other": p_other if others else 0.0, "p_dark": p_dark, "min_severity": min_severity,
+            "p_other": p_other if others else 0.0, "p_dark": p_dark,
+            **({"dark_floor": dark_floor} if p_dark else {}), "min_severity": min_severity,
             "targets": "judged by restoration" if judge else "degradations present",
             "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
                                      (round(float(m), 4) for m in targets.mean(0)))),
