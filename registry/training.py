@@ -164,7 +164,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     the routing ``init`` gives it except the dark scenes, which learn their judged targets (``train_estimator``'s
     ``distill``): one lesson added, the rest kept."""
     from ..core.io.weights import read_base_info, read_estimator, save_estimator
-    from ..core.training.estimator import P_OTHER, Source, train_estimator
+    from ..core.training.estimator import EXPOSURE, P_OTHER, Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
     from .restorer import restorer_for
     from ..core.routing import DETECTED, estimated
@@ -230,7 +230,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
                                 others=others, p_other=P_OTHER, p_dark=dark_share, dark_floor=dark_floor,
-                                init=start, distill=distill,
+                                init=start, distill=distill, dark_keep=[n for n in EXPOSURE if n in names],
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
     shown_as = "adapter" if family else f"adapter: {','.join(family_of)}" if family_of else None

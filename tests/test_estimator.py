@@ -135,6 +135,16 @@ def test_distill_with_dark_scenes_teaches_them_and_keeps_every_other_views_routi
         dark[distill] = float(new.weights(scene)[0, 1])
     assert dark[True] < 0.5 * float(old.weights(scene)[0, 1]), (dark, float(old.weights(scene)[0, 1]))
     assert drift[True] < 0.5 * drift[False], drift
+    # dark_keep: a darker scene under-exposed by low light stays low light, whatever the judge says of it.
+    darker = [lowlight(expose(photo[None], 0.4), torch.Generator().manual_seed(i), 0.3).clamp(0, 1) for i in range(3)]
+    off = lambda degraded, clean, present: torch.zeros_like(present)  # noqa: E731  (judges every view: nothing helps)
+    kept = {}
+    for keep in ((), ("lowlight",)):
+        new, info = train_estimator(names, synths, [photo], batches=6, steps=150, seed=1, init=old, distill=True,
+                                    p_dark=0.5, judge=off, dark_keep=keep)
+        kept[keep] = min(float(new.weights(x)[0, 1]) for x in darker)
+        assert info.get("dark_keep", []) == list(keep)
+    assert kept[("lowlight",)] > 0.9 and kept[()] < 0.6, kept
 
 
 def test_distill_relearns_an_output_whose_adapter_was_trained_again():

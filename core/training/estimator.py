@@ -59,6 +59,11 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 Judge = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+#: Built-in degradations that are an exposure cut: with ``--distill``, their views stay taught as ``--init``
+#: routes them even when their crop is a dark scene (``train_estimator``'s ``dark_keep``).
+EXPOSURE = ("lowlight",)
+
+
 def _centre(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     return x[..., (h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
@@ -204,6 +209,7 @@ def train_estimator(
     others: Sequence[Callable] = (), p_other: float = 0.0,
     p_dark: float = 0.0,
     dark_floor: float = 0.25,
+    dark_keep: Sequence[str] = (),
     keep_inherited: bool = False,
     distill: bool = False,
     off_weight: float = OFF_WEIGHT,
@@ -233,7 +239,9 @@ def train_estimator(
     cannot: its old outputs kept firing on PolyU). ``relearn``: outputs ``init`` has that are taught as new ones
     (an adapter trained again: ``air add-degradation --overwrite``). With ``p_dark`` the dark scenes are a new
     lesson too: on a view whose crop was exposed down every output learns its judged targets, so ``init``
-    with the same outputs, ``distill`` and ``p_dark`` teach an estimator dark scenes and nothing else.
+    with the same outputs, ``distill`` and ``p_dark`` teach an estimator dark scenes and nothing else; views
+    made with a source named in ``dark_keep`` keep ``init``'s routing even on a darker crop (an exposure
+    degradation: a dark scene under-exposed further is still low light).
     ``pool_progress`` reports the synthesis of the training views (before the first step), ``progress``
     the steps. ``time_budget`` (seconds): the views get at most 60% of it (at least 4 batches), the steps
     what fits in the rest (:class:`~.budget.StepBudget`); the summary records what ran. ``precision``: the
@@ -272,7 +280,8 @@ def train_estimator(
         if strength and init.config.strength:
             mine.append(k)
             theirs.append(len(init.config.adapters))
-        teacher = (init.eval(), theirs, mine, [i for i, n in enumerate(names) if n in learning])
+        teacher = (init.eval(), theirs, mine, [i for i, n in enumerate(names) if n in learning],
+                   [i for i, n in enumerate(names) if n in dark_keep])
     engine = Engine(est.train(), lr=lr, steps=steps, weight_decay=1e-4, precision=precision, channels_last=channels_last,
                     time_budget=None if time_budget is None else max(1.0, time_budget - synth_s),
                     progress=(lambda s, t, info: progress(s, t)) if progress else None)
@@ -283,10 +292,11 @@ def train_estimator(
             v = v.flip(-1)
         weight = None
         if teacher is not None:
-            old_net, theirs, mine, new_src = teacher
+            old_net, theirs, mine, new_src, keep_src = teacher
             with torch.no_grad():
                 taught = torch.sigmoid(old_net.forward_views(v).float()[:, theirs])
-            old_view = ~(presence[b][:, new_src].any(1) | darkened[b])[:, None]  # dark scenes: a new lesson
+            lesson = darkened[b] & ~presence[b][:, keep_src].any(1)  # dark scenes: a new lesson
+            old_view = ~(presence[b][:, new_src].any(1) | lesson)[:, None]
             y = y.clone()
             y[:, mine] = torch.where(old_view, taught, y[:, mine])
             if off_weight != 1:
@@ -317,6 +327,7 @@ def train_estimator(
             "sources": {n: s.kind for n, s in zip(names, sources)},
             "warm_start": init is not None, "fresh_outputs": fresh, "kept_inherited": kept is not None,
             "distilled": teacher is not None, **({"off_weight": off_weight} if teacher is not None else {}),
+            **({"dark_keep": list(dark_keep)} if dark_keep and p_dark and teacher is not None else {}),
             "synth_s": round(synth_s, 1), "train_s": round(time.perf_counter() - started - synth_s, 1)}
     return est.eval(), info
 
