@@ -347,6 +347,10 @@ def test_the_pool_shows_dark_scenes_whose_clean_version_is_as_dark():
     assert torch.equal(views.flatten(1).amax(1) < 128, marked) and 0 < int(marked.sum()) < len(marked)
     again = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), p_dark=0.5, **kw)
     assert all(torch.equal(a, b) for (a, _), (b, _) in zip(half, again))  # recording draws nothing
+    marks.clear()  # crops of `others` are darkened too but are no dark-scene lesson (their targets are all 0)
+    other = build_pool([photo], [Source(synth=same)], torch.Generator().manual_seed(0), batches=2, batch_size=8,
+                       others=[same], p_other=1.0, p_dark=1.0, darkened=marks)
+    assert bool((torch.cat([v for v, _ in other]).flatten(1).amax(1) < 128).all()) and not torch.cat(marks).any()
 
 
 def test_source_weights_set_how_often_each_degradation_is_drawn():

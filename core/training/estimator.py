@@ -103,7 +103,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     and less, so a floor above that keeps the two apart.
     ``presence``: a list that receives, per batch, bool [B, K]: the sources each sample was made from (before
     judging; all False for clean crops and ``others``); ``darkened`` one that receives, per batch, bool [B]: the
-    samples whose crop ``p_dark`` exposed down."""
+    samples whose crop ``p_dark`` exposed down, ``others`` left out (their targets say nothing of darkness: as a
+    lesson, a dark JPEG with every output off cost low light + JPEG 0.8 dB, NOTES.md)."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
     k = len(sources)
@@ -132,6 +133,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         for _ in range(batch_size):
             if others and float(torch.rand((1,), generator=g)) < p_other:
                 img = crop(size)
+                dark[len(vs)] = False  # its targets are all 0 whatever its exposure: no dark-scene lesson
                 synth = others[int(torch.randint(0, len(others), (1,), generator=g))]
                 sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                 vs.append(_u8(paired_views(synth(img, g, sev).clamp(0, 1), view)[0]))
