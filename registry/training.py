@@ -151,6 +151,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
               strength: bool = False, min_severity: float = 0.2, family: bool = False,
               family_of: list[str] | None = None, overwrite: bool = False, dark_share: float = 0.0,
               dark_floor: float = 0.25, init: Path | None = None, distill: bool = False,
+              dark_clean_only: bool = False,
               progress: Progress = _quiet) -> tuple[list[str], Path]:
     """``air train estimator``: the estimator for ``adapters`` (or, with ``install``, for the installed ones,
     written into the store); returns (adapter names in order, file written). ``strength`` adds the strength
@@ -162,7 +163,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     (:func:`core.training.estimator.build_pool`'s ``p_dark``), exposed down to ``dark_floor`` at most.
     ``init``: an estimator file to start from (the same adapters, in order); with ``distill`` every view keeps
     the routing ``init`` gives it except the dark scenes, which learn their judged targets (``train_estimator``'s
-    ``distill``): one lesson added, the rest kept."""
+    ``distill``): one lesson added, the rest kept. Dark views of low light keep it too (``EXPOSURE``); with
+    ``dark_clean_only`` every degraded dark view does, so the lesson is the clean dark crops alone."""
     from ..core.io.weights import read_base_info, read_estimator, save_estimator
     from ..core.training.estimator import EXPOSURE, P_OTHER, Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
@@ -230,7 +232,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
                                 others=others, p_other=P_OTHER, p_dark=dark_share, dark_floor=dark_floor,
-                                init=start, distill=distill, dark_keep=[n for n in EXPOSURE if n in names],
+                                init=start, distill=distill,
+                                dark_keep=list(names) if dark_clean_only else [n for n in EXPOSURE if n in names],
                                 progress=lambda s, t: progress("estimator", s, t),
                                 pool_progress=lambda d, t: progress("views", d, t))
     shown_as = "adapter" if family else f"adapter: {','.join(family_of)}" if family_of else None

@@ -233,10 +233,11 @@ def test_cli_train_estimator(tmp_path):
     assert training_of(tmp_path / "dark")["p_dark"] == 0.5
     # --init --distill: starts from an estimator for the same adapters and records where it started.
     r = runner.invoke(app, [*common, "--dark-share", "0.5", "--dark-floor", "0.4", "--init", str(tmp_path / "plain"),
-                            "--distill", "--out", str(tmp_path / "kept")])
+                            "--distill", "--dark-clean-only", "--out", str(tmp_path / "kept")])
     assert r.exit_code == 0, r.output
     kept = training_of(tmp_path / "kept")
     assert kept["distilled"] and kept["warm_start"] and kept["data"]["init"] == "plain" and kept["dark_floor"] == 0.4
+    assert kept["dark_keep"] == ["noise", "rain"]  # --dark-clean-only: no degraded view is a dark lesson
     assert training_of(tmp_path / "dark")["dark_floor"] == 0.25 and "dark_floor" not in training
     for extra, words in ((["--distill"], "--init"), (["--init", str(tmp_path / "plain"), "--distill"], "--dark-share"),
                          (["--init", str(out), "--dark-share", "0.5"], "not for noise,rain")):

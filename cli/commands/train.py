@@ -186,6 +186,8 @@ def estimator(
                                         "adapters, in order), e.g. registry/weights/estimator.safetensors."),
     distill: bool = flag("--distill", help="With --init and --dark-share: every view keeps the routing --init "
                          "gives it except the dark scenes, which learn theirs (one lesson added, the rest kept)."),
+    dark_clean_only: bool = flag("--dark-clean-only", help="With --distill: the dark-scene lesson on clean dark "
+                                 "crops only; every degraded view keeps --init's routing."),
     overwrite: bool = flag("--overwrite", help="Replace an existing file."),
 ) -> None:
     """Phase III: train the tiny estimator that gives each image one weight per adapter.
@@ -212,7 +214,7 @@ def estimator(
             adapters=None if adapters is None else [n.strip() for n in adapters.split(",") if n.strip()],
             batches=batches, seed=seed, clean_share=clean_share, targets=targets, strength=strength,
             min_severity=min_severity, family=family, overwrite=overwrite, progress=bars, dark_share=dark_share,
-            dark_floor=dark_floor, init=init, distill=distill,
+            dark_floor=dark_floor, init=init, distill=distill, dark_clean_only=dark_clean_only,
             family_of=None if family_of is None else [n.strip() for n in family_of.split(",") if n.strip()])
     say(f"estimator for {names} → {written}")
 
