@@ -218,6 +218,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         shown = set(family_of) if family_of else {*FAMILIES, *ADAPTER_FAMILIES}
         sources = [Source(synth=family_synthesizer(n)[0]) if n in shown and s.synth is not None else s
                    for n, s in zip(names, sources)]  # what `air train adapter --family` trains each on
+    if dark_clean_only and not distill:
+        raise UserError("--dark-clean-only chooses which dark views --distill teaches: give --distill too")
     if distill and (init is None or not dark_share):
         raise UserError("--distill keeps --init FILE's routing everywhere but on the dark scenes: give --init and "
                         "--dark-share")

@@ -240,6 +240,7 @@ def test_cli_train_estimator(tmp_path):
     assert kept["dark_keep"] == ["noise", "rain"]  # --dark-clean-only: no degraded view is a dark lesson
     assert training_of(tmp_path / "dark")["dark_floor"] == 0.25 and "dark_floor" not in training
     for extra, words in ((["--distill"], "--init"), (["--init", str(tmp_path / "plain"), "--distill"], "--dark-share"),
+                         (["--dark-share", "0.5", "--dark-clean-only"], "give --distill"),
                          (["--init", str(out), "--dark-share", "0.5"], "not for noise,rain")):
         r = runner.invoke(app, [*common, *extra, "--out", str(tmp_path / "bad")])
         assert r.exit_code == 2 and words in r.output and not (tmp_path / "bad").exists(), r.output

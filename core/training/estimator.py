@@ -114,12 +114,12 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     if draw is not None and (draw.shape != (k,) or not bool((draw >= 0).all()) or float(draw.sum()) <= 0):
         raise ValueError(f"source_weights must be {k} non-negative numbers, not all 0")
 
-    def crop(size: int) -> torch.Tensor:
+    def crop(size: int, lesson: bool = True) -> torch.Tensor:
         img = random_crop(photos[int(torch.randint(0, len(photos), (1,), generator=g))], size, g)[None]
         if not p_dark:  # no draw at 0: the pool stays as before
             return img
         img, picked = vary_exposure(img, g, p_dark, lowest=dark_floor, with_pick=True)
-        dark[len(vs)] = bool(picked[0])
+        dark[len(vs)] = lesson and bool(picked[0])
         return img
 
     pool = []
@@ -132,8 +132,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         dark = torch.zeros(batch_size, dtype=torch.bool)
         for _ in range(batch_size):
             if others and float(torch.rand((1,), generator=g)) < p_other:
-                img = crop(size)
-                dark[len(vs)] = False  # its targets are all 0 whatever its exposure: no dark-scene lesson
+                img = crop(size, lesson=False)  # its targets are all 0 whatever its exposure: no dark lesson
                 synth = others[int(torch.randint(0, len(others), (1,), generator=g))]
                 sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                 vs.append(_u8(paired_views(synth(img, g, sev).clamp(0, 1), view)[0]))
