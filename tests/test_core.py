@@ -830,13 +830,14 @@ def test_a_photo_that_looks_clean_as_a_whole_keeps_more_of_its_input(tile):
         last.bias[0] = math.log(p * (classes - 1) / (1 - p))
         model.ending.weight.normal_(0, 0.05, generator=_gen(1))
     x = _photo(40, 56)
-    network = restore(model, x, tile=tile, overlap=8).image
+    # fp32: `auto` computes in bf16 on a CPU with native bf16 (AVX512_BF16), which this identity cannot hold to 1e-5.
+    network = restore(model, x, tile=tile, overlap=8, precision="fp32").image
     assert (network - x).abs().max() > 0.01
     keep = p + (1 - p) * clean_share(p)
     assert 0 < clean_share(p) < 1
-    gated = restore(model, x, tile=tile, overlap=8, gate=True).image
+    gated = restore(model, x, tile=tile, overlap=8, gate=True, precision="fp32").image
     assert torch.allclose(gated, (x + (1 - keep) * (network - x)).clamp(0, 1), atol=1e-5)
-    pixel = restore(model, x, tile=tile, overlap=8, gate=True, clean_ramp=None).image
+    pixel = restore(model, x, tile=tile, overlap=8, gate=True, clean_ramp=None, precision="fp32").image
     assert torch.allclose(pixel, (x + (1 - p) * (network - x)).clamp(0, 1), atol=1e-5)
 
 
