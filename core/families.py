@@ -14,7 +14,11 @@ its low-light family still reached a mean brightness of 0.16–0.29 (75th–95th
 CBSD432 crops), the band of its own dim clean targets (5th–25th: 0.15–0.23) and of PolyU's noisy
 indoor shots (0.20–0.27). ``widened3`` draws every low-light variant at severity ≥ 0.5, which ends
 the family at 0.16–0.21 (95th percentile) while still covering LOL (all < 0.1) and the darker half
-of DICM (0.02–0.18).
+of DICM (0.02–0.18). It still refused PolyU after chunk 6 (−8.88 dB): the net brightened noisy photos up
+to a mean of 0.27, because every variant dims *relative* to its crop and a bright crop stays near
+0.15–0.17 whatever the floor. ``widened4`` therefore exposes every low-light crop down to an absolute
+mean brightness of 0.02–0.12 (:data:`DARK_MEANS`; LOL is all < 0.1), in linear light after its variant,
+so nothing the base learns to brighten is as bright as a dim photo it must leave alone.
 """
 
 from __future__ import annotations
@@ -62,11 +66,40 @@ FAMILIES_3 = {
                  FAMILIES["lowlight"][1]),
 }
 
+#: Recipe widened4: widened3's low-light variants, then exposed down to an absolute mean brightness
+#: between these bounds (severity 0 → the brighter one, 1 → the darker), never brightened.
+DARK_MEANS = (0.12, 0.02)
+
+
+def _to_dark_mean(y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Each image of ``y`` exposed down in linear light until its mean sRGB brightness is at most the
+    target of its severity ``s`` (:data:`DARK_MEANS`); an image already that dark is left as it is."""
+    bright, dark = DARK_MEANS
+    target = (bright + (dark - bright) * s.clamp(0, 1)).view(-1)
+    lin = D.srgb_to_linear(y.clamp(0, 1))
+    gain = torch.ones_like(target)
+    for _ in range(3):  # sRGB is close to a 2.2 power: three fixed-point steps land within 1% of the target
+        mean = D.linear_to_srgb(lin * gain.view(-1, 1, 1, 1)).mean((1, 2, 3)).clamp_min(1e-4)
+        gain = (gain * (target / mean).pow(2.2)).clamp(max=1.0)
+    return D.linear_to_srgb(lin * gain.view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def _absolutely_dark(x: torch.Tensor, g: torch.Generator, s: torch.Tensor, *, fn: Synthesizer) -> torch.Tensor:
+    return _to_dark_mean(fn(x, g, s), D.severity_tensor(s, x.shape[0], x.device))
+
+
+FAMILIES_4 = {
+    **FAMILIES_3,
+    "lowlight": (tuple(partial(_absolutely_dark, fn=fn) for fn in FAMILIES_3["lowlight"][0]),
+                 FAMILIES_3["lowlight"][1]),
+}
+
 #: The recipes built on these families, and the CutMix shares they train with (15% of backgrounds and
 #: regions clean, 30% of regions with a second degradation stacked).
-RECIPES = ("widened", "widened2", "widened3")
+RECIPE_FAMILIES = {"widened": FAMILIES, "widened2": FAMILIES, "widened3": FAMILIES_3, "widened4": FAMILIES_4}
+RECIPES = tuple(RECIPE_FAMILIES)
 #: Recipes that darken a share of the clean targets (:func:`vary_exposure`).
-DIM_TARGET_RECIPES = ("widened2", "widened3")
+DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4")
 CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
 
 #: Share of training crops whose clean target itself is darker (linear exposure × 0.25–1): a dim
@@ -141,7 +174,7 @@ def adapter_family(name: str) -> tuple[Synthesizer, str]:
 
 def family(name: str, recipe: str = "widened") -> Synthesizer:
     """The widened synthesizer of one class under ``recipe`` (each image draws one variant)."""
-    families = FAMILIES_3 if recipe == "widened3" else FAMILIES
+    families = RECIPE_FAMILIES[recipe]
     if name not in families:
         raise ValueError(f"no widened family for class {name!r}; known: {', '.join(families)}")
     variants, probs = families[name]

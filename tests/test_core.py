@@ -447,6 +447,25 @@ def test_widened3_low_light_is_clearly_dark_where_widened2_overlapped_dim_target
         widened(AirUNetConfig().classes, "widened9")
 
 
+def test_widened4_low_light_sits_at_an_absolute_darkness_whatever_the_crop(photos: torch.Tensor) -> None:
+    """widened3's low light dims relative to the crop, so a bright crop stayed as bright as PolyU's dim, noisy
+    photos (which v2 then brightened); widened4 ends every low-light crop at mean ≤ 0.12, darker with severity."""
+    from air_restore.core.families import DARK_MEANS, family
+
+    batch = torch.cat([photos, photos.clamp(0.5, 1)]).repeat(8, 1, 1, 1)  # some crops bright all over
+    for s, most in ((0.1, DARK_MEANS[0] - 0.1 * (DARK_MEANS[0] - DARK_MEANS[1])), (1.0, DARK_MEANS[1])):
+        sev = torch.full((len(batch),), s)
+        old = family("lowlight", "widened3")(batch, _gen(3), sev).mean((1, 2, 3))
+        new = family("lowlight", "widened4")(batch, _gen(3), sev).mean((1, 2, 3))
+        assert old.max() > most + 0.05  # the old family let bright crops stay bright
+        assert new.max() <= most * 1.02 and (new <= old + 1e-6).all()
+    # A crop already darker than its target is left as its variant made it.
+    dark = (batch * 0.05).clamp(0, 1)
+    sev = torch.full((len(batch),), 0.1)
+    assert torch.allclose(family("lowlight", "widened4")(dark, _gen(6), sev),
+                          family("lowlight", "widened3")(dark, _gen(6), sev).clamp(0, 1), atol=1e-5)
+
+
 def test_vary_exposure_darkens_only_the_picked_share_of_targets(photos: torch.Tensor) -> None:
     from air_restore.core.families import vary_exposure
 

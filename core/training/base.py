@@ -54,10 +54,10 @@ class TrainBaseConfig(BaseModel):
     mixed_precision: str = Field("no", description="accelerate mixed precision: no, bf16 or fp16.")
     channels_last: bool = Field(True, description="channels_last memory format: 1.37× the steps/s on a 2-core "
                                 "AVX2 CPU (benchmarks/train_speed.py); the GPU path always used it.")
-    recipe: Literal["v1", "widened", "widened2", "widened3"] = Field(
+    recipe: Literal["v1", "widened", "widened2", "widened3", "widened4"] = Field(
         "v1", description="v1: one built-in synthesizer per class, noise stacked; widened: degradation "
         "families and camera-pipeline stacks (core.families); widened2: also dim clean targets; widened3: "
-        "also only clearly dark low light."
+        "also only clearly dark low light; widened4: low light at an absolute mean brightness of 0.02–0.12."
     )
     p_clean: float = Field(0.1, ge=0, le=1, description="CutMix: chance that a background or region stays clean.")
     p_stack: float = Field(0.2, ge=0, le=1, description="CutMix: chance that a region gets a second degradation.")
