@@ -174,6 +174,8 @@ def adapter_family(name: str) -> tuple[Synthesizer, str]:
 
 def family(name: str, recipe: str = "widened") -> Synthesizer:
     """The widened synthesizer of one class under ``recipe`` (each image draws one variant)."""
+    if recipe not in RECIPE_FAMILIES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
     families = RECIPE_FAMILIES[recipe]
     if name not in families:
         raise ValueError(f"no widened family for class {name!r}; known: {', '.join(families)}")
@@ -183,7 +185,5 @@ def family(name: str, recipe: str = "widened") -> Synthesizer:
 
 def widened(classes: Sequence[str], recipe: str = "widened") -> tuple[list[Synthesizer], Synthesizer]:
     """Synthesizers for ``classes[1:]`` (class 0 is clean) and the stack synthesizer of ``recipe``."""
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")
     return ([family(c, recipe) for c in classes[1:]],
             partial(D.pick_per_image, variants=STACK[0], probs=STACK[1]))

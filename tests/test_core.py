@@ -445,6 +445,8 @@ def test_widened3_low_light_is_clearly_dark_where_widened2_overlapped_dim_target
     assert torch.equal(family("rain", "widened3")(batch, _gen(5), mild), family("rain", "widened2")(batch, _gen(5), mild))
     with pytest.raises(ValueError, match="widened9"):
         widened(AirUNetConfig().classes, "widened9")
+    with pytest.raises(ValueError, match="widened9"):
+        family("noise", "widened9")
 
 
 def test_widened4_low_light_sits_at_an_absolute_darkness_whatever_the_crop(photos: torch.Tensor) -> None:
