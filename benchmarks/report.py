@@ -609,14 +609,17 @@ def speed_section(sp: dict) -> list[str]:
         "in NCHW for *whole*). Mode *whole*: the image as one tile; *tiled T/O*: T px tiles, O px overlap. "
         "Median of the stated number of runs after a warm-up; CPU timings on this shared machine vary by ±30%.",
         "",
-        "| size | device | precision | mode | threads | median s (runs) | ms / megapixel | megapixels / s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| size | device | precision | mode | threads | median s (runs) | ms / megapixel | megapixels / s "
+        "| PSNR against fp32 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sp["cpu"] + sp.get("gpu", []):
         mps = r.get("megapixels_per_s", r["size"] ** 2 / 1e6 / r["median_s"])
+        against = f"{r['psnr_vs_fp32']:.1f} dB" if "psnr_vs_fp32" in r else "–"
         lines.append(f"| {r['size']}² | {r['device']} | {r.get('precision', 'fp32')} | {r.get('mode', 'whole')} | "
                      f"{r.get('threads') or m['torch_threads'] if r['device'] == 'cpu' else '–'} | "
-                     f"{r['median_s']:.3f} ({r.get('runs', '?')}) | {r['ms_per_megapixel']:.0f} | {mps:.3f} |")
+                     f"{r['median_s']:.3f} ({r.get('runs', '?')}) | {r['ms_per_megapixel']:.0f} | {mps:.3f} "
+                     f"| {against} |")
     if "gpu" not in sp:
         lines += ["", "No GPU rows: no CUDA device in this run; the same script times the GPU in fp32 and bf16 "
                   "autocast when one is present."]

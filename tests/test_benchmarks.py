@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -68,7 +69,13 @@ def test_quality_degradation_is_seeded(clean_dir):
 def test_speed_script(tmp_path):
     res = _module("speed").main(["--sizes", "64", "--tiled-sizes", "96", "--runs", "1", "--tiling-size", "320",
                                  "--big", "320", "--blend", "2", "--blend-size", "64", "--out", str(tmp_path / "s.json")])
-    whole, tiled = res["cpu"]
+    from air_restore.core.runtime import resolve_precision
+
+    whole, tiled = (r for r in res["cpu"] if r["precision"] == "fp32")
+    # bf16 rows only where `--precision auto` picks bf16 (a CPU with native bf16), each checked against fp32.
+    half = [r for r in res["cpu"] if r["precision"] == "bf16"]
+    assert len(half) == (2 if resolve_precision("auto", torch.device("cpu")) == torch.bfloat16 else 0)
+    assert all(r["psnr_vs_fp32"] > 40 for r in half) and "psnr_vs_fp32" not in whole
     assert whole["median_s"] > 0 and whole["mode"] == "whole" and tiled["mode"].startswith("tiled")
     assert whole["threads"] >= 1 and whole["megapixels_per_s"] == pytest.approx(64 * 64 / 1e6 / whole["median_s"])
     assert res["tiling"]["psnr_tiled_vs_whole"] > 40
