@@ -37,6 +37,7 @@
     python benchmarks/speed_paths.py --out benchmarks/results/speed_paths.json
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
     python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
+    python benchmarks/speed_cpu.py --variants "tile 1024/128" "tile 1280/128" "tile 768/128" --threads 2 --sizes --tiled 2048 --out benchmarks/results/speed_cpu_tiles.json
     python benchmarks/arch_speed.py --out benchmarks/results/arch_speed.json
     python benchmarks/fast_paths.py --clean ../shared/data/eval/CBSD68 --limit 12 --half-limit 3 --out benchmarks/results/fast_paths.json
     python benchmarks/memory.py --fit --out benchmarks/results/memory.json
@@ -392,7 +393,9 @@ def arch_speed_section(a: dict) -> list[str]:
 
 
 def dark_scenes_section(d: dict) -> list[str]:
-    """results/dark_scenes.json: dark scenes against low light, the shipped estimator and a candidate (#14)."""
+    """results/dark_scenes.json: dark scenes against low light, the shipped estimator and a candidate (#14);
+    ``labels`` renames the two once the candidate is shipped."""
+    old, new = d.get("labels", {}).get("shipped", "shipped"), d.get("labels", {}).get("candidate", "candidate")
     lines = [
         "## Dark scenes against low light: the estimator side by side",
         "",
@@ -402,11 +405,11 @@ def dark_scenes_section(d: dict) -> list[str]:
         "scene ×g*: the photo exposed down in linear light, its clean version exposed the same (a well-exposed "
         "dark scene: nothing to brighten). *Low light*, *dim*, *dark and noisy*: under-exposed photos whose clean "
         "version is the original. Mean PSNR (dB); *w*: mean low-light weight; *worst*: the worst photo's change "
-        f"against its input. Estimators: shipped `{d['estimators']['shipped']}`, candidate "
-        f"`{d['estimators']['candidate']}`.",
+        f"against its input. Estimators: {old} `{d['estimators']['shipped']}`, {new} "
+        f"`{d['estimators']['candidate']}`" + (f". {d['note']}" if d.get("note") else "") + ".",
         "",
-        "| task | images | input | shipped | candidate | candidate − shipped | w shipped | w candidate "
-        "| worst shipped | worst candidate |",
+        f"| task | images | input | {old} | {new} | {new} − {old} | w {old} | w {new} "
+        f"| worst {old} | worst {new} |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in d["rows"]:
@@ -523,6 +526,7 @@ def speed_cpu_section(sc: dict, title: str = "## CPU inference: the allocator an
         "",
         f"`benchmarks/speed_cpu.py` at {sc['commit']}" + (f" on {m['cpu_model']}" if m.get("cpu_model") else "")
         + (f" ({', '.join(m['simd'])})" if m.get("simd") else "")
+        + (f", precision `auto` = {sc['precision']} there" if sc.get("precision") else "")
         + ". Every row goes through `restore()` with the gate, as `air restore` runs it, on a real photo; each "
         "variant in a fresh process. *before*: glibc's allocator as it comes and tiles of exactly 512 px "
         "with 128 px overlap; *allocator*: freed memory kept for reuse (`core.runtime.keep_freed_memory`); "
@@ -819,6 +823,8 @@ def main(argv: list[str] | None = None) -> str:
                           ("speed_cpu.json", speed_cpu_section),
                           ("speed_cpu_default.json", lambda sc: speed_cpu_section(
                               sc, "### The default tiles (768/128) against before, 2 and 1 threads, one run")),
+                          ("speed_cpu_tiles.json", lambda sc: speed_cpu_section(
+                              sc, "### Larger tiles on a CPU with native bf16, one run")),
                           ("dark_scenes.json", dark_scenes_section),
                           ("arch_speed.json", arch_speed_section), ("fast_paths.json", fast_paths_section),
                           ("train_speed.json", train_speed_section), ("memory.json", memory_section),

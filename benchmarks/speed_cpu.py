@@ -12,7 +12,8 @@ holds for a whole process and so does its peak memory:
 - *even tiles*: and ``core.tiling.tile_spans`` sharing the length evenly among as few tiles as fit;
 - then the same with other tile sizes and overlaps; the last is the default (core/defaults.py).
 
-Every row goes through ``core.restore.restore`` with the gate (what ``air restore`` runs, adapters merged
+Every row goes through ``core.restore.restore`` with the gate and ``--precision auto`` (what ``air restore``
+runs: bf16 on a CPU with native bf16, else fp32; the result records which), adapters merged
 once per image cost nothing per pixel) on a real photo (scikit-image's astronaut, resized). ``--sizes`` run
 whole (one tile), ``--tiled`` and the ``--big`` × 3/4 photo in tiles. Rows: median seconds of ``--runs``
 after a warm-up (one run for the big photo), ms per megapixel, the process's peak memory after the big
@@ -45,6 +46,8 @@ VARIANTS = [
     ("tile 768/64", True, True, 768, 64),
     ("tile 1024/96", True, True, 1024, 96),
     ("tile 768/96", True, True, 768, 96),
+    ("tile 1024/128", True, True, 1024, 128),
+    ("tile 1280/128", True, True, 1280, 128),
     ("tile 768/128", True, True, 768, 128),  # the default (core/defaults.py)
 ]
 
@@ -167,7 +170,11 @@ def main(argv: list[str] | None = None) -> dict:
                     rows.append({"variant": name, "threads": threads, "kept_freed_memory": res["kept_freed_memory"],
                                  **r, "psnr_vs_before": min(100.0, psnr(out[key], ref[key]).item())})
                     print(json.dumps(rows[-1]), flush=True)
-    result = {"commit": report._commit(), "machine": speed.cpu_model(), "runs": args.runs, "rows": rows}
+    from air_restore.core.runtime import resolve_precision
+
+    auto = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(resolve_precision("auto", torch.device("cpu")), "fp32")
+    result = {"commit": report._commit(), "machine": speed.cpu_model(), "precision": auto, "runs": args.runs,
+              "rows": rows}
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=1))
     return result
