@@ -29,6 +29,8 @@ class Restored:
     fallback: float = 0.0  # weight the fallback adapter took of what the estimator left (core.routing)
     # adapter → how a rule measured its weight on the photo (core.routing.Detected.why)
     detected: dict[str, str] = field(default_factory=dict)
+    # adapter → (the weight a floor raised it to, why) where a measured floor beat the estimator (core.routing.Floor)
+    floored: dict[str, tuple[float, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # lines for the user (a tile made smaller to fit in memory)
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
@@ -135,6 +137,7 @@ class Pipeline:
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
                        detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
+                       floored=self._floored(rgb, w) if adapters is None else {},
                        notes=[fit.note] if fit.note else [])
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
@@ -144,6 +147,16 @@ class Pipeline:
             out.image = refined
             out.tta = (f"UDAIR TTA: CORAL {info['coral_before']:.3g} → {info['coral_after']:.3g} after "
                        f"{info['steps']} steps (anchors: {mix})")
+        return out
+
+    def _floored(self, rgb: torch.Tensor, w: torch.Tensor) -> dict[str, tuple[float, str]]:
+        """The adapters whose weight in ``w`` is a floor's measure, not the estimator's (core.routing.Floor)."""
+        names, out = self.restorer.adapters, {}
+        if self.restorer.estimator is None:
+            return out
+        for f in self.restorer.floors:
+            if f.adapter in names and (m := f.measured(rgb)) > 0 and float(w[names.index(f.adapter)]) <= m + 1e-6:
+                out[f.adapter] = (m, f.why)
         return out
 
     def memory_plan(self, height: int, width: int, *, tile: int = TILE, overlap: int = OVERLAP, explain: bool = False,

@@ -14,7 +14,7 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
-from ..core.routing import DETECTED, Detected, Fallback, apply_fallback, head_means
+from ..core.routing import DETECTED, FLOORS, Detected, Fallback, Floor, apply_fallback, head_means
 from .adapters import load_for_base
 from .store import InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -43,6 +43,8 @@ class Restorer:
     fallback: Fallback | None = field(default_factory=Fallback)
     # Adapters weighted by a measurement of the photo where the estimator does not know them (core.routing).
     detected: tuple[Detected, ...] = DETECTED
+    # Estimated weights raised to a measured floor where the estimator misjudges (core.routing.Floor).
+    floors: tuple[Floor, ...] = FLOORS
 
     @torch.no_grad()
     def assess(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -71,6 +73,10 @@ class Restorer:
                     w[self.adapters.index(name)] = v
             if self.fallback is not None and self.fallback.applies(self.model, self.adapters):
                 w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback, head)
+            for floor in self.floors:
+                if floor.adapter in self.adapters:
+                    i = self.adapters.index(floor.adapter)
+                    w[i] = max(float(w[i]), floor.measured(rgb))
         for rule in self.detecting():
             v = rule.measured(rgb)
             if v > 0:
