@@ -108,6 +108,11 @@ def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, ada
     return out, extra
 
 
+def linear_ramp(value: float, lo: float, hi: float) -> float:
+    """``value`` mapped linearly onto 0–1: 0 at or below ``lo``, 1 at or above ``hi``."""
+    return min(1.0, max(0.0, (value - lo) / (hi - lo)))
+
+
 @dataclass(frozen=True)
 class Detected:
     """``adapter`` weighted by ``measure(rgb)`` [3, H, W] → a number, mapped onto 0–1 by a linear ``ramp``
@@ -141,8 +146,7 @@ class Detected:
 
     def measured(self, rgb: torch.Tensor) -> float:
         """The weight from the measurement alone, 0–1."""
-        lo, hi = self.ramp
-        return min(1.0, max(0.0, (self.measure(rgb) - lo) / (hi - lo)))
+        return linear_ramp(self.measure(rgb), *self.ramp)
 
     def share(self, estimated: dict[str, float], head: dict[str, float]) -> float:
         """How much of the measured weight stands, 0–1, from the estimator's weights and the head's mean class
@@ -184,8 +188,7 @@ class Floor:
 
     def measured(self, rgb: torch.Tensor) -> float:
         """The floor of the adapter's weight from the measurement, 0–1."""
-        lo, hi = self.ramp
-        return min(1.0, max(0.0, (self.measure(rgb) - lo) / (hi - lo)))
+        return linear_ramp(self.measure(rgb), *self.ramp)
 
 
 #: The floors of the pipeline (``registry.restorer.Restorer.floors``). None yet: the haze floor (``Floor()``)

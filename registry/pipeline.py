@@ -103,13 +103,17 @@ class Pipeline:
         w, strength, _ = self.route(rgb, adapters)
         return w, strength
 
-    def route(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None) -> tuple[torch.Tensor, float, float]:
-        """:meth:`assess`, and the weight the fallback adapter took (:meth:`Restorer.route`; 0 with ``adapters``)."""
+    def route(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None,
+              raised: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
+        """:meth:`assess`, and the weight the fallback adapter took (:meth:`Restorer.route`; 0 with ``adapters``);
+        ``raised`` receives the weights a floor raised (core.routing.Floor) and that no fixed weight replaced."""
         if adapters is not None:
             return self.restorer.weights_from({**adapters, **self.fixed}), 1.0, 0.0
-        w, strength, extra = self.restorer.route(rgb)
+        w, strength, extra = self.restorer.route(rgb, raised)
         for name, v in self.fixed.items():
             w[self.restorer.adapters.index(name)] = v
+            if raised is not None:
+                raised.pop(name, None)
         return w, strength, extra
 
     @torch.no_grad()
@@ -122,7 +126,8 @@ class Pipeline:
 
         fit = self.memory_plan(*rgb.shape[-2:], tile=tile, overlap=overlap, explain=explain)
         tile = fit.tile
-        w, chosen, fallback = self.route(rgb, adapters)
+        floored: dict[str, tuple[float, str]] = {}
+        w, chosen, fallback = self.route(rgb, adapters, floored)
         source = "given" if adapters is not None else ("estimator" if self.restorer.adapters else "none")
         est = self.restorer.estimator
         learned = adapters is None and est is not None and est.config.strength
@@ -137,7 +142,7 @@ class Pipeline:
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
                        detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
-                       floored=self._floored(rgb, w) if adapters is None else {},
+                       floored=floored,
                        notes=[fit.note] if fit.note else [])
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
@@ -147,16 +152,6 @@ class Pipeline:
             out.image = refined
             out.tta = (f"UDAIR TTA: CORAL {info['coral_before']:.3g} → {info['coral_after']:.3g} after "
                        f"{info['steps']} steps (anchors: {mix})")
-        return out
-
-    def _floored(self, rgb: torch.Tensor, w: torch.Tensor) -> dict[str, tuple[float, str]]:
-        """The adapters whose weight in ``w`` is a floor's measure, not the estimator's (core.routing.Floor)."""
-        names, out = self.restorer.adapters, {}
-        if self.restorer.estimator is None:
-            return out
-        for f in self.restorer.floors:
-            if f.adapter in names and (m := f.measured(rgb)) > 0 and float(w[names.index(f.adapter)]) <= m + 1e-6:
-                out[f.adapter] = (m, f.why)
         return out
 
     def memory_plan(self, height: int, width: int, *, tile: int = TILE, overlap: int = OVERLAP, explain: bool = False,

@@ -54,8 +54,10 @@ class Restorer:
         return w, strength
 
     @torch.no_grad()
-    def route(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-        """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned."""
+    def route(self, rgb: torch.Tensor, raised: dict[str, tuple[float, str]] | None = None
+              ) -> tuple[torch.Tensor, float, float]:
+        """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned;
+        ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.routing.Floor)."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
         probs: list[torch.Tensor] = []  # the head's mean class probabilities, once, where a rule needs them
@@ -75,8 +77,11 @@ class Restorer:
                 w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback, head)
             for floor in self.floors:
                 if floor.adapter in self.adapters:
-                    i = self.adapters.index(floor.adapter)
-                    w[i] = max(float(w[i]), floor.measured(rgb))
+                    i, m = self.adapters.index(floor.adapter), floor.measured(rgb)
+                    if m > float(w[i]):
+                        w[i] = m
+                        if raised is not None:
+                            raised[floor.adapter] = (m, floor.why)
         for rule in self.detecting():
             v = rule.measured(rgb)
             if v > 0:
