@@ -1,5 +1,11 @@
 """`air restore`'s outputs, pinned: the shipped examples (96² centre crops) through the real command with
-each flag that changes the computation, compared with reference outputs committed in ``tests/golden/``.
+each flag that changes the computation, compared with reference outputs committed in ``tests/golden/``;
+and 5 CBSD68 photos, each degraded by another built-in plugin, with every such flag.
+
+CBSD68 is licensed for research only, so its outputs are not committed: ``tests/golden/cbsd68.json``
+holds, per case, the sha256 of the degraded input and the 8×8 block means and root mean squares of what
+`air restore` changed (output − input, in 8-bit levels). Those cases need ``../shared/data/eval/CBSD68``
+(or ``$AIR_DATA/eval/CBSD68``) and skip without it.
 
 Any change to the code path or the bundled weights that moves an output by more than one 8-bit level fails
 here. When a change is meant to move them (new weights, a better gate), regenerate the references and say
@@ -10,15 +16,21 @@ why in the commit:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
+from air_restore.core.metrics import quantize8
+from air_restore.registry.discovery import get_degradation
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -39,6 +51,16 @@ CASES = [
 ]
 
 
+#: The first 5 CBSD68 photos by name, each degraded by one plugin at severity 0.5 (seeded), through each flag.
+CBSD68 = Path(os.environ.get("AIR_DATA", REPO.parent / "shared" / "data")) / "eval" / "CBSD68"
+CBSD_PHOTOS = ["noise", "rain", "haze", "lowlight", "blur"]
+CBSD_FLAGS = {"default": [], "no_adapters": ["--no-adapters"], "adapters": ["--adapters", "rain=1,noise=0.5"],
+              "tta": ["--tta"], "tiles": ["--tile", "64", "--overlap", "16"]}
+CBSD_CASES = [(i, plugin, flag) for i, plugin in enumerate(CBSD_PHOTOS) for flag in CBSD_FLAGS]
+BLOCK = 8
+needs_cbsd68 = pytest.mark.skipif(not CBSD68.is_dir(), reason=f"needs the shared evaluation data ({CBSD68})")
+
+
 def crop(example: str, dest: Path) -> Path:
     """The centre ``CROP``² of a shipped example, saved as PNG."""
     im = Image.open(REPO / "examples" / example).convert("RGB")
@@ -47,9 +69,34 @@ def crop(example: str, dest: Path) -> Path:
     return dest
 
 
-def restore(example: str, args: list[str], workdir: Path) -> np.ndarray:
-    """The 8-bit RGB output of `air restore` (in this process, the real command) on a crop of ``example``."""
-    src, out = crop(example, workdir / f"in_{example}"), workdir / f"out_{len(list(workdir.iterdir()))}.png"
+def degraded_cbsd68(index: int, plugin: str, dest: Path) -> Path:
+    """The centre ``CROP``² of the ``index``-th CBSD68 photo by name, degraded by ``plugin`` at severity 0.5."""
+    path = sorted(CBSD68.glob("*.png"))[index]
+    im = Image.open(path).convert("RGB")
+    x0, y0 = (im.width - CROP) // 2, (im.height - CROP) // 2
+    x = torch.from_numpy(np.array(im.crop((x0, y0, x0 + CROP, y0 + CROP)))).permute(2, 0, 1).float() / 255
+    y = get_degradation(plugin).synthesize(x[None], torch.Generator().manual_seed(index), 0.5).clamp(0, 1)
+    Image.fromarray(quantize8(y[0]).mul(255).round().byte().permute(1, 2, 0).numpy()).save(dest)
+    return dest
+
+
+def change(src: Path, out: np.ndarray) -> np.ndarray:
+    """What `air restore` changed, per ``BLOCK``×``BLOCK`` block and channel: the mean of output − input and
+    its root mean square (what a denoiser removes averages out of the mean), in 8-bit levels."""
+    d = out.astype(np.float64) - np.asarray(Image.open(src).convert("RGB"), dtype=np.float64)
+    d = d.reshape(CROP // BLOCK, BLOCK, CROP // BLOCK, BLOCK, 3)
+    return np.stack([d.mean(axis=(1, 3)), np.sqrt((d ** 2).mean(axis=(1, 3)))])
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(np.asarray(Image.open(path).convert("RGB")).tobytes()).hexdigest()
+
+
+def restore(example: str | Path, args: list[str], workdir: Path) -> np.ndarray:
+    """The 8-bit RGB output of `air restore` (in this process, the real command) on a crop of ``example``
+    (a shipped example's name), or on the image file ``example`` as it is."""
+    src = example if isinstance(example, Path) else crop(example, workdir / f"in_{example}")
+    out = workdir / f"out_{len(list(workdir.iterdir()))}.png"
     r = CliRunner().invoke(app, ["restore", str(src), "-o", str(out), "--precision", "fp32", "--device", "cpu",
                                  *args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -69,11 +116,27 @@ def test_air_restore_output_is_pinned(name, example, args, tmp_path):
         "regenerate with `python tests/test_golden.py --update` and say why in the commit.")
 
 
+@needs_cbsd68
+@pytest.mark.parametrize("index,plugin,flag", CBSD_CASES, ids=[f"{p}-{f}" for _, p, f in CBSD_CASES])
+def test_air_restore_output_on_cbsd68_is_pinned(index, plugin, flag, tmp_path):
+    ref = json.loads((GOLDEN / "cbsd68.json").read_text())[f"{plugin}-{flag}"]
+    src = degraded_cbsd68(index, plugin, tmp_path / "in.png")
+    assert sha256(src) == ref["input_sha256"], (
+        f"the {plugin}-degraded CBSD68 photo is not the one pinned: the data or the {plugin} synthesizer "
+        "changed; if meant, regenerate with `python tests/test_golden.py --update`")
+    got = change(src, restore(src, CBSD_FLAGS[flag], tmp_path))
+    diff = np.abs(got - np.asarray(ref["change"]))
+    # One-level rounding flips on under 1% of the values move a block's mean by a small fraction of a level.
+    assert diff.max() <= 0.5 and diff.mean() <= 0.05, (
+        f"`air restore {' '.join(CBSD_FLAGS[flag])}` on {plugin}-degraded CBSD68 photo {index}: what it "
+        f"changed moved by up to {diff.max():.2f} levels (a block mean or RMS; on average {diff.mean():.3f}) from "
+        "tests/golden/cbsd68.json. If that is meant, regenerate with `python tests/test_golden.py --update` "
+        "and say why in the commit.")
+
+
 def update() -> None:
     """Regenerate every reference (one torch thread, as the test suite runs)."""
     import tempfile
-
-    import torch
 
     torch.set_num_threads(1)
     GOLDEN.mkdir(exist_ok=True)
@@ -81,6 +144,18 @@ def update() -> None:
         for name, example, args in CASES:
             Image.fromarray(restore(example, args, Path(d))).save(GOLDEN / f"{name}.png", optimize=True)
             print(GOLDEN / f"{name}.png")
+        if not CBSD68.is_dir():
+            print(f"{CBSD68} is missing: tests/golden/cbsd68.json left as it is")
+            return
+        pinned = {}
+        for index, plugin, flag in CBSD_CASES:
+            work = Path(d) / f"{plugin}-{flag}"
+            work.mkdir()
+            src = degraded_cbsd68(index, plugin, work / "in.png")
+            pinned[f"{plugin}-{flag}"] = {"input_sha256": sha256(src), "change": np.round(
+                change(src, restore(src, CBSD_FLAGS[flag], work)), 2).tolist()}
+        (GOLDEN / "cbsd68.json").write_text(json.dumps(pinned, indent=None) + "\n")
+        print(GOLDEN / "cbsd68.json")
 
 
 if __name__ == "__main__":
