@@ -38,6 +38,8 @@
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
     python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
     python benchmarks/speed_cpu.py --variants "tile 1024/128" "tile 1280/128" "tile 768/128" --threads 2 --sizes --tiled 2048 --out benchmarks/results/speed_cpu_tiles.json
+    python benchmarks/speed_cpu.py --variants "tile 1024/128" "tile 768/128" --sizes 512 1024 --threads 2 --out benchmarks/results/speed_cpu_tiles_bf16.json
+    python benchmarks/speed_cpu.py --variants "tile 1024/128" "tile 768/128" --sizes 512 --threads 2 --precision fp32 --out benchmarks/results/speed_cpu_tiles_fp32.json
     python benchmarks/arch_speed.py --out benchmarks/results/arch_speed.json
     python benchmarks/fast_paths.py --clean ../shared/data/eval/CBSD68 --limit 12 --half-limit 3 --out benchmarks/results/fast_paths.json
     python benchmarks/memory.py --fit --out benchmarks/results/memory.json
@@ -526,12 +528,14 @@ def speed_cpu_section(sc: dict, title: str = "## CPU inference: the allocator an
         "",
         f"`benchmarks/speed_cpu.py` at {sc['commit']}" + (f" on {m['cpu_model']}" if m.get("cpu_model") else "")
         + (f" ({', '.join(m['simd'])})" if m.get("simd") else "")
-        + (f", precision `auto` = {sc['precision']} there" if sc.get("precision") else "")
+        + (f", precision `{sc.get('precision_asked', 'auto')}`"
+           + (f" = {sc['precision']} there" if sc.get("precision_asked", "auto") == "auto" else "")
+           if sc.get("precision") else "")
         + ". Every row goes through `restore()` with the gate, as `air restore` runs it, on a real photo; each "
         "variant in a fresh process. *before*: glibc's allocator as it comes and tiles of exactly 512 px "
         "with 128 px overlap; *allocator*: freed memory kept for reuse (`core.runtime.keep_freed_memory`); "
         "*even tiles*: as few tiles as fit, sharing the length evenly; then other tile sizes and overlaps "
-        "(the default is now 768/128). Median of the stated runs; the 4000×3000 photo runs once, first in its "
+        "(the default is now 768/128; 1024/128 where the tiles compute in bf16 or fp16, core/defaults.py). Median of the stated runs; the 4000×3000 photo runs once, first in its "
         "process, so *peak MB* (VmHWM) is its own. Rows of the same code vary by ±30% on this shared machine "
         "(the whole-image rows of every variant after *allocator* run the same code). PSNR against *before*'s "
         "output of the same size; the speed issue asks ≥ 45 dB of every fast path.",
@@ -825,6 +829,9 @@ def main(argv: list[str] | None = None) -> str:
                               sc, "### The default tiles (768/128) against before, 2 and 1 threads, one run")),
                           ("speed_cpu_tiles.json", lambda sc: speed_cpu_section(
                               sc, "### Larger tiles on a CPU with native bf16, one run")),
+                          *((f"speed_cpu_tiles_{p}.json", lambda sc, p=p: speed_cpu_section(
+                              sc, f"### A tile size per precision: 1024 against 768 px in {p}, one run"))
+                            for p in ("bf16", "fp32")),
                           ("dark_scenes.json", dark_scenes_section),
                           ("arch_speed.json", arch_speed_section), ("fast_paths.json", fast_paths_section),
                           ("train_speed.json", train_speed_section), ("memory.json", memory_section),

@@ -12,8 +12,8 @@ holds for a whole process and so does its peak memory:
 - *even tiles*: and ``core.tiling.tile_spans`` sharing the length evenly among as few tiles as fit;
 - then the same with other tile sizes and overlaps; the last is the default (core/defaults.py).
 
-Every row goes through ``core.restore.restore`` with the gate and ``--precision auto`` (what ``air restore``
-runs: bf16 on a CPU with native bf16, else fp32; the result records which), adapters merged
+Every row goes through ``core.restore.restore`` with the gate and ``--precision`` (default ``auto``, what
+``air restore`` runs: bf16 on a CPU with native bf16, else fp32; the result records which), adapters merged
 once per image cost nothing per pixel) on a real photo (scikit-image's astronaut, resized). ``--sizes`` run
 whole (one tile), ``--tiled`` and the ``--big`` × 3/4 photo in tiles. Rows: median seconds of ``--runs``
 after a warm-up (one run for the big photo), ms per megapixel, the process's peak memory after the big
@@ -107,7 +107,8 @@ def child(spec: dict) -> None:
         times = []
         for _ in range(runs):
             t = time.perf_counter()
-            out = restore_mod.restore(model, x, tile=tile, overlap=overlap, gate=True).image
+            out = restore_mod.restore(model, x, tile=tile, overlap=overlap, gate=True,
+                                      precision=spec.get("precision", "auto")).image
             times.append(time.perf_counter() - t)
         outputs[f"{h}x{w}"] = out.contiguous()
         sec = statistics.median(times)
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--variants", nargs="*", default=None, help="names of VARIANTS to run (default: all)")
     ap.add_argument("--scale", type=int, default=1, help="divide every variant's tile and overlap by this "
                     "(multiples of 8, at least 8; for tiny test images)")
+    ap.add_argument("--precision", default="auto", help="core.runtime.PRECISIONS: what every variant computes in")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
                     continue
                 outputs = str(Path(tmp) / f"{threads}-{k}.safetensors")
                 spec = {"even": even, "tile": tile, "overlap": overlap, "threads": threads, "cases": cases,
-                        "outputs": outputs}
+                        "outputs": outputs, "precision": args.precision}
                 env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
                 env.pop("AIR_SYSTEM_MALLOC", None)
                 if not keep:
@@ -172,8 +174,10 @@ def main(argv: list[str] | None = None) -> dict:
                     print(json.dumps(rows[-1]), flush=True)
     from air_restore.core.runtime import resolve_precision
 
-    auto = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(resolve_precision("auto", torch.device("cpu")), "fp32")
-    result = {"commit": report._commit(), "machine": speed.cpu_model(), "precision": auto, "runs": args.runs,
+    auto = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
+        resolve_precision(args.precision, torch.device("cpu")), "fp32")
+    result = {"commit": report._commit(), "machine": speed.cpu_model(), "precision": auto,
+              "precision_asked": args.precision, "runs": args.runs,
               "rows": rows}
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=1))
