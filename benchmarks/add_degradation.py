@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--name", default="snow")
     ap.add_argument("--plugin", default="snow")
     ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--estimator-steps", type=int, default=800)
+    ap.add_argument("--estimator-steps", type=int, default=3200)
     ap.add_argument("--eval-images", type=int, default=16)
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--time-budget", type=float, default=None, help="minutes, passed on (air add-degradation)")

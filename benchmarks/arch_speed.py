@@ -57,9 +57,9 @@ CANDIDATES: dict[str, dict] = {
 }
 
 
-def matmul_peak(n: int = 2048, runs: int = 5) -> float:
-    """GFLOP/s of an fp32 n×n×n matrix product (the fastest of ``runs`` after a warm-up)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, runs: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n×n×n matrix product in ``dtype`` (the fastest of ``runs`` after a warm-up)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     times = []
     for _ in range(runs):
@@ -100,11 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="square sizes, each as one tile")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="what the network computes in (autocast), and the matrix product that sets the peak")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.precision]
 
-    peak = matmul_peak()
+    peak = matmul_peak(dtype=dtype)
     models = {name: build(name) for name in args.configs}
     fields = {"width", "enc_blocks", "middle_blocks", "dec_blocks"}
     rows = {name: {"name": name, "config": m.config.model_dump(mode="json", include=fields),
@@ -116,12 +119,12 @@ def main(argv: list[str] | None = None) -> dict:
         for i in range(args.runs + 1):  # the first round is the warm-up
             for name, m in models.items():
                 t = time.perf_counter()
-                restore(m, photo, tile=size + 256, gate=True, precision="fp32")  # one tile
+                restore(m, photo, tile=size + 256, gate=True, precision=args.precision)  # one tile
                 if i:
                     times[name].append(time.perf_counter() - t)
         for name, ts in times.items():
             rows[name]["ms_per_mp"][str(size)] = statistics.median(ts) * 1000 / (size * size / 1e6)
-    peak = max(peak, matmul_peak())
+    peak = max(peak, matmul_peak(dtype=dtype))
     for r in rows.values():
         worst = max(r["ms_per_mp"].values())
         r["floor_ms_per_mp"] = r["gflop_per_mp"] / peak * 1000
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         r["share_of_peak"] = r["gflop_per_s"] / peak
     res = {"commit": _commit(), "machine": {**cpu_model(), "arch": platform.machine(),
                                             "threads": args.threads, "torch": torch.__version__},
-           "matmul_peak_gflops": peak, "runs": args.runs, "sizes": args.sizes, "rows": list(rows.values())}
+           "precision": args.precision, "matmul_peak_gflops": peak, "runs": args.runs, "sizes": args.sizes, "rows": list(rows.values())}
     if args.out:
         atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
     for r in rows.values():

@@ -38,6 +38,8 @@
     python benchmarks/speed_cpu.py --threads 2 --out benchmarks/results/speed_cpu.json
     python benchmarks/speed_cpu.py --threads 2 1 --variants "tile 768/128" --out benchmarks/results/speed_cpu_default.json
     python benchmarks/speed_cpu.py --variants "tile 1024/128" "tile 1280/128" "tile 768/128" --threads 2 --sizes --tiled 2048 --out benchmarks/results/speed_cpu_tiles.json
+    python benchmarks/arch_speed.py --configs v1 --runs 5 --precision fp32 --out benchmarks/results/arch_speed_v1_fp32.json
+    python benchmarks/arch_speed.py --configs v1 --runs 5 --precision bf16 --out benchmarks/results/arch_speed_v1_bf16.json
     python benchmarks/speed_cpu.py --variants "tile 1024/128" "tile 768/128" --sizes 512 1024 --threads 2 --out benchmarks/results/speed_cpu_tiles_bf16.json
     python benchmarks/speed_cpu.py --variants "tile 1024/128" "tile 768/128" --sizes 512 --threads 2 --precision fp32 --out benchmarks/results/speed_cpu_tiles_fp32.json
     python benchmarks/arch_speed.py --out benchmarks/results/arch_speed.json
@@ -364,15 +366,19 @@ def speed_paths_section(sp: dict) -> list[str]:
     return lines + [""]
 
 
-def arch_speed_section(a: dict) -> list[str]:
-    """results/arch_speed.json: the base's cost against this CPU's own peak, and candidate base-v2 shapes."""
+def arch_speed_section(a: dict, title: str = "## What the CPU allows: the floor per megapixel, and shapes for base-v2"
+                       ) -> list[str]:
+    """results/arch_speed*.json: the base's cost against this CPU's own peak in one precision, and candidate
+    base-v2 shapes."""
     m = a.get("machine", {})
     sizes = [str(s) for s in a["sizes"]]
+    prec = a.get("precision", "fp32")
     lines = [
-        "## What the CPU allows: the floor per megapixel, and shapes for base-v2",
+        title,
         "",
         f"`benchmarks/arch_speed.py` at {a['commit']}" + (f" on {m['cpu_model']}" if m.get("cpu_model") else "")
-        + f" ({', '.join(m.get('simd', []))}), {m.get('threads')} threads. *Peak*: the best of ten fp32 2048³ "
+        + f" ({', '.join(m.get('simd', []))}), {m.get('threads')} threads, the network in {prec}"
+        + (" (autocast)" if prec != "fp32" else "") + f". *Peak*: the best of ten {prec} 2048³ "
         f"matrix products, **{a['matmul_peak_gflops']:.0f} GFLOP/s** (a 1×1 convolution in channels-last layout "
         "is such a product, so no convolution runs faster). *GFLOP/MP*: torch's FlopCounterMode over one "
         "forward with the segmentation head (the gate reads it). *Floor*: GFLOP/MP ÷ peak, the least any "
@@ -833,7 +839,9 @@ def main(argv: list[str] | None = None) -> str:
                               sc, f"### A tile size per precision: 1024 against 768 px in {p}, one run"))
                             for p in ("bf16", "fp32")),
                           ("dark_scenes.json", dark_scenes_section),
-                          ("arch_speed.json", arch_speed_section), ("fast_paths.json", fast_paths_section),
+                          ("arch_speed.json", arch_speed_section),
+                          *((f"arch_speed_v1_{p}.json", lambda a, p=p: arch_speed_section(
+                              a, f"### The bundled base against this CPU's {p} peak")) for p in ("fp32", "bf16")), ("fast_paths.json", fast_paths_section),
                           ("train_speed.json", train_speed_section), ("memory.json", memory_section),
                           ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),

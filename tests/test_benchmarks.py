@@ -504,6 +504,9 @@ def test_arch_speed_counts_every_convolution_and_states_the_floor(tmp_path):
         assert set(r["ms_per_mp"]) == {"64"}
     assert json.loads((tmp_path / "a.json").read_text())["rows"] == res["rows"]
     assert "| v1 |" in "\n".join(_module("report").arch_speed_section(res))
+    half = mod.main(["--sizes", "64", "--runs", "1", "--configs", "v1", "--threads", "1", "--precision", "bf16"])
+    assert half["precision"] == "bf16" and half["rows"][0]["gflop_per_mp"] == rows["v1"]["gflop_per_mp"]
+    assert "the best of ten bf16 2048³" in "\n".join(_module("report").arch_speed_section(half))
 
 
 def test_fast_paths_script_compares_every_path_with_the_reference(tmp_path):

@@ -27,7 +27,9 @@ def add_degradation(
     batch_size: int = typer.Option(8, help="Crops per adapter step."),
     crop: int = typer.Option(96, help="Crop side in pixels."),
     holdout: float = typer.Option(0.1, help="Share of the images held out for the before/after table."),
-    estimator_steps: int = typer.Option(800, help="Estimator retraining steps (warm-started from the current one)."),
+    estimator_steps: int = typer.Option(
+        3200, help="Estimator retraining steps (warm-started from the current one); the views it learns from "
+                   "grow with them (one batch of 16 per 8 steps)."),
     eval_images: int = typer.Option(8, help="Held-out images per task in the before/after table."),
     seed: int = typer.Option(0),
     overwrite: bool = flag("--overwrite", help="Replace an installed adapter of the same name."),
