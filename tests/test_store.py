@@ -423,7 +423,8 @@ def test_add_degradation_interrupted_installs_nothing(tmp_path):
     clean.mkdir()
     for k, im in photos().items():
         im.save(clean / f"{k}.png")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: a SIGABRT makes the child print every thread's Python stack (used below).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     p = subprocess.Popen([sys.executable, "-m", "air_restore.cli.main", "add-degradation", "snowy", "--synthetic",
                           "snow", "--data", str(clean), "--steps", "100000", "--crop", "32", "--batch-size", "1"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -437,9 +438,14 @@ def test_add_degradation_interrupted_installs_nothing(tmp_path):
         p.send_signal(signal.SIGINT)
         try:
             out, _ = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:  # say in which phase the signal was lost (seen once, NOTES.md)
-            p.kill()
-            pytest.fail("still running 60 s after SIGINT; its output:\n" + p.communicate()[0][-3000:])
+        except subprocess.TimeoutExpired:  # say where the signal was lost (seen twice in full slow runs, NOTES.md)
+            p.send_signal(signal.SIGABRT)  # the fault handler prints where every thread is
+            try:
+                stacks = p.communicate(timeout=20)[0]
+            except subprocess.TimeoutExpired:
+                p.kill()
+                stacks = p.communicate()[0]
+            pytest.fail("still running 60 s after SIGINT; its output and stacks:\n" + stacks[-6000:])
     finally:  # whatever failed above, never leave a 100000-step training behind (issue 13)
         if p.poll() is None:
             p.kill()
