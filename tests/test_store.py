@@ -441,7 +441,12 @@ def test_add_degradation_interrupted_installs_nothing(tmp_path):
         im.save(clean / f"{k}.png")
     # PYTHONFAULTHANDLER: a SIGABRT makes the child print every thread's Python stack (used below).
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "air_restore.cli.main", "add-degradation", "snowy", "--synthetic",
+    # A pytest started in the background by a shell (`pytest &`, nohup) ignores SIGINT, and so would this child:
+    # Python turns SIGINT into KeyboardInterrupt only if its parent left it alone (seen as SigIgn 0x...07 in
+    # /proc after the signal was lost in three full slow runs). The child puts the handler back, as a terminal would.
+    start = ("import signal, runpy; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "runpy.run_module('air_restore.cli.main', run_name='__main__')")
+    p = subprocess.Popen([sys.executable, "-c", start, "add-degradation", "snowy", "--synthetic",
                           "snow", "--data", str(clean), "--steps", "100000", "--crop", "32", "--batch-size", "1"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     home = Path(env["AIR_HOME"])
