@@ -39,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from air_restore.core.arch import AirUNet, AirUNetConfig, count_parameters
 from air_restore.core.io.files import atomic_write_text
 from air_restore.core.restore import restore
+from air_restore.core.runtime import resolve_precision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import _commit  # noqa: E402  (the same commit stamp as every table)
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.precision]
+    dtype = resolve_precision(args.precision, torch.device("cpu"))
 
     peak = matmul_peak(dtype=dtype)
     models = {name: build(name) for name in args.configs}
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
         r["share_of_peak"] = r["gflop_per_s"] / peak
     res = {"commit": _commit(), "machine": {**cpu_model(), "arch": platform.machine(),
                                             "threads": args.threads, "torch": torch.__version__},
-           "precision": args.precision, "matmul_peak_gflops": peak, "runs": args.runs, "sizes": args.sizes, "rows": list(rows.values())}
+           "precision": args.precision, "matmul_peak_gflops": peak, "runs": args.runs, "sizes": args.sizes,
+           "rows": list(rows.values())}
     if args.out:
         atomic_write_text(args.out, json.dumps(res, indent=2) + "\n")
     for r in rows.values():

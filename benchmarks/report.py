@@ -841,7 +841,8 @@ def main(argv: list[str] | None = None) -> str:
                           ("dark_scenes.json", dark_scenes_section),
                           ("arch_speed.json", arch_speed_section),
                           *((f"arch_speed_v1_{p}.json", lambda a, p=p: arch_speed_section(
-                              a, f"### The bundled base against this CPU's {p} peak")) for p in ("fp32", "bf16")), ("fast_paths.json", fast_paths_section),
+                              a, f"### The bundled base against this CPU's {p} peak")) for p in ("fp32", "bf16")),
+                          ("fast_paths.json", fast_paths_section),
                           ("train_speed.json", train_speed_section), ("memory.json", memory_section),
                           ("profile.json", profile_section), ("reliability.json", reliability_section),
                           ("speed_gpu.json", speed_gpu_section),

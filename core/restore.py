@@ -37,10 +37,14 @@ def resolve_device(name: str) -> torch.device:
 CLEAN_RAMP = (0.6, 0.8)
 
 
+def linear_ramp(value: float, lo: float, hi: float) -> float:
+    """``value`` mapped linearly onto 0–1: 0 at or below ``lo``, 1 at or above ``hi``."""
+    return min(1.0, max(0.0, (value - lo) / (hi - lo)))
+
+
 def clean_share(mean_p_clean: float, ramp: tuple[float, float] = CLEAN_RAMP) -> float:
     """How much of the photo as a whole to keep as it is, 0–1, from the head's mean ``p_clean`` over it."""
-    lo, hi = ramp
-    return min(1.0, max(0.0, (mean_p_clean - lo) / (hi - lo)))
+    return linear_ramp(mean_p_clean, *ramp)
 
 
 def apply_gate(x: torch.Tensor, restored: torch.Tensor, p_clean: torch.Tensor, whole: float = 0.0, *,

@@ -43,7 +43,7 @@ import torch
 from .arch import AirUNet
 from .blockiness import blockiness
 from .lora import adapter_names, blend
-from .restore import clean_share, restore
+from .restore import clean_share, linear_ramp, restore
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,8 @@ def fallback_share(w_unless: float, p_unless: float, p_clean: float, rule: Fallb
     (``w_unless``, ``p_unless``), and none on one that looks clean as a whole to the head with the adapters
     off (``p_clean``, :func:`core.restore.clean_share`), which the gate then gives back as it came: the
     fallback would only move the head's judgement of it."""
-    lo, hi = rule.head_ramp
     by_estimator = max(0.0, 1.0 - w_unless / rule.est_limit)
-    by_head = min(1.0, max(0.0, (hi - p_unless) / (hi - lo)))
+    by_head = 1.0 - linear_ramp(p_unless, *rule.head_ramp)
     return by_estimator * by_head * (1.0 - clean_share(p_clean))
 
 
@@ -106,11 +105,6 @@ def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, ada
     out = weights.clone()
     out[adapters.index(rule.adapter)] += extra
     return out, extra
-
-
-def linear_ramp(value: float, lo: float, hi: float) -> float:
-    """``value`` mapped linearly onto 0–1: 0 at or below ``lo``, 1 at or above ``hi``."""
-    return min(1.0, max(0.0, (value - lo) / (hi - lo)))
 
 
 @dataclass(frozen=True)
@@ -153,9 +147,8 @@ class Detected:
         probabilities (:func:`head_means`) by name."""
         if any(estimated.get(n, 0.0) >= self.est_limit for n in self.unless_estimated):
             return 0.0
-        lo, hi = self.head_ramp
         p = max((head.get(c, 0.0) for c in self.unless_head), default=0.0)
-        return min(1.0, max(0.0, (hi - p) / (hi - lo)))
+        return 1.0 - linear_ramp(p, *self.head_ramp)
 
 
 def veil(rgb: torch.Tensor, patch: int = 15, q: float = 0.1, side: int = 640) -> float:
