@@ -8,12 +8,14 @@ NIQE is ``air_restore.core.niqe`` (lower is more natural; checked against BasicS
 ``niqe_check.py``), computed by ``air_restore.core.evaluation.evaluate_no_reference``, as
 ``air eval --no-reference DIR`` does. Sets are the sub-folders of --real; the first --limit photos of
 each, by name. Restorers: the base alone and, when adapters and an estimator are installed, the base
-with the adapters blended per photo by the estimator (what ``air restore`` runs).
+with the adapters blended per photo by the estimator (what ``air restore`` runs); with
+``--baseline-estimator FILE`` that blend again with another estimator in its place, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -28,6 +30,7 @@ from quality import blended_restorer  # noqa: E402
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.evaluation import evaluate_no_reference  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
+from air_restore.core.io.weights import read_estimator  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
 from air_restore.registry.store import load_base  # noqa: E402
 
@@ -57,6 +60,10 @@ def contact_sheet(entries: list[tuple[str, list[tuple[str, torch.Tensor]]]], hei
     return sheet
 
 
+LABELS = {"base": "base (air-restore)", "blended": "base + blended adapters",
+          "baseline": "blended, baseline estimator"}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, required=True, help="folder whose sub-folders are sets of real photos")
@@ -64,6 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--limit", type=int, default=0, help="first N photos of each set (0 = all)")
     ap.add_argument("--sheet-per-set", type=int, default=1, help="photos per set on the contact sheet")
     ap.add_argument("--no-blended", action="store_true", help="skip the base + blended adapters restorer")
+    ap.add_argument("--baseline-estimator", type=Path, default=None,
+                    help="another estimator for these adapters, whose blend is measured beside (e.g. the previous one)")
+    ap.add_argument("--baseline-label", default=None, help="how the report names the baseline estimator")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=None, help="JSON here; the contact sheet beside it")
     args = ap.parse_args(argv)
@@ -73,11 +83,15 @@ def main(argv: list[str] | None = None) -> dict:
     blended, why = (None, "--no-blended") if args.no_blended else blended_restorer(args.device)
     if blended is not None:
         restorers["blended"] = lambda x: blended.restore(x).image
+        if args.baseline_estimator is not None:  # the same model, adapters and rules; another estimator
+            other = dataclasses.replace(blended, estimator=read_estimator(args.baseline_estimator))
+            restorers["baseline"] = lambda x: other.restore(x).image
     else:
         print(f"base + blended adapters: skipped ({why})", file=sys.stderr)
     sets = args.sets or sorted(p.name for p in args.real.iterdir() if p.is_dir())
     results = {"fingerprint": info.fingerprint, "device": args.device, "limit": args.limit, "sets": [],
-               **({"blended": {"adapters": blended.adapters}} if blended else {"blended_skipped": why})}
+               **({"blended": {"adapters": blended.adapters}} if blended else {"blended_skipped": why}),
+               **({"baseline": args.baseline_label or str(args.baseline_estimator)} if "baseline" in restorers else {})}
     sheet_entries = []
     for name in sets:
         paths = iter_image_paths([args.real / name])
@@ -99,8 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         for p in paths[: args.sheet_per_set]:
             x = read_image(p).rgb
             with torch.no_grad():
-                panels = [("input", x)] + [(f"{k} (air-restore)" if k == "base" else "base + blended adapters", fn(x))
-                                           for k, fn in restorers.items()]
+                panels = [("input", x)] + [(LABELS[k], fn(x)) for k, fn in restorers.items()]
             sheet_entries.append((f"{name}/{p.name}", panels))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

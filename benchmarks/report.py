@@ -2,7 +2,8 @@
 
     python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d --tta --reuse benchmarks/results/quality_cbsd68.json --out benchmarks/results/quality_cbsd68.json
     python benchmarks/plots.py
-    python benchmarks/no_reference.py --real ../shared/data/real --limit 6 --out benchmarks/results/no_reference.json
+    python benchmarks/estimator_variant.py --crop 0 --out runs/est_whole.safetensors   # the baseline of the next two
+    python benchmarks/no_reference.py --real ../shared/data/real --limit 12 --baseline-estimator runs/est_whole.safetensors --out benchmarks/results/no_reference.json
     python benchmarks/reliability.py --examples 200 --out benchmarks/results/reliability.json
     python benchmarks/niqe_check.py --basicsr /tmp/bsr/basicsr-1.4.2 --out benchmarks/results/niqe_check.json
     python benchmarks/segmentation.py --clean ../shared/data/eval/CBSD68 --out benchmarks/results/segmentation.json
@@ -10,7 +11,7 @@
     air eval --pairs ../shared/data/pairs/noise_real_PolyU --csv benchmarks/results/eval_polyu.csv
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
     air train adapter jpeg --synthetic jpeg --family --clean ../shared/data/train/clean --out registry/weights/adapters/jpeg --steps 1000
-    python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --stacks all --without jpeg --out benchmarks/results/blending.json
+    python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --stacks all --without jpeg --baseline-estimator runs/est_whole.safetensors --baseline-label "the same estimator on one pair of views of the whole image (before)" --out benchmarks/results/blending.json
     python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/gate.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --time-budget 8 --out benchmarks/results/add_snow_budget.json
@@ -176,9 +177,11 @@ def no_reference_section(n: dict) -> list[str]:
            if blended else f". No blended column: when this ran, {n.get('blended_skipped', 'it was not run')}."),
         "NIQE rewards natural-looking statistics, not fidelity: read it beside the contact sheet.",
         "",
+        *([f"*Baseline*: the same blend with {n['baseline']}, same run.", ""] if n.get("baseline") else []),
         "| set | photos | input NIQE median (mean) | base NIQE median (mean) | base lower on |"
-        + (" blended NIQE median (mean) | blended lower on |" if blended else ""),
-        "|---|---|---|---|---|" + ("---|---|" if blended else ""),
+        + (" blended NIQE median (mean) | blended lower on |" if blended else "")
+        + (" baseline NIQE median (mean) | baseline lower on |" if n.get("baseline") else ""),
+        "|---|---|---|---|---|" + ("---|---|" if blended else "") + ("---|---|" if n.get("baseline") else ""),
     ]
     for s in n["sets"]:
         line = (f"| {s['set']} | {s['images']} | {s['input_niqe_median']:.2f} ({s['input_niqe']:.2f}) | "
@@ -186,6 +189,9 @@ def no_reference_section(n: dict) -> list[str]:
         if blended:
             line += (f" {s['blended_niqe_median']:.2f} ({s['blended_niqe']:.2f}) | {s['blended_lower']} of {s['images']} |"
                      if "blended_niqe" in s else " – | – |")
+        if n.get("baseline"):
+            line += (f" {s['baseline_niqe_median']:.2f} ({s['baseline_niqe']:.2f}) | {s['baseline_lower']} of "
+                     f"{s['images']} |" if "baseline_niqe" in s else " – | – |")
         lines.append(line)
     lines.append("")
     if n.get("contact_sheet"):

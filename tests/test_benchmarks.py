@@ -201,13 +201,31 @@ def test_no_reference_script(tmp_path):
     for set_name, img in (("dim", "astronaut"), ("hazy", "coffee")):
         (real / set_name).mkdir(parents=True)
         Image.fromarray(getattr(data, img)()).resize((224, 200)).save(real / set_name / "a.png")
+    whole = _module("estimator_variant").main(["--crop", "0", "--out", str(tmp_path / "whole.safetensors")])
     out = tmp_path / "nr" / "n.json"
-    res = _module("no_reference").main(["--real", str(real), "--limit", "1", "--device", "cpu", "--out", str(out)])
-    assert [s["set"] for s in res["sets"]] == ["dim", "hazy"]
+    res = _module("no_reference").main(["--real", str(real), "--limit", "1", "--device", "cpu", "--out", str(out),
+                                        "--baseline-estimator", str(whole), "--baseline-label", "crop 0"])
+    assert [s["set"] for s in res["sets"]] == ["dim", "hazy"] and res["baseline"] == "crop 0"
     for s in res["sets"]:
         assert s["images"] == 1 and 0 < s["input_niqe"] < 30 and 0 < s["base_niqe"] < 30
+        assert len(s["baseline_rows"]) == 1 and 0 < s["baseline_niqe"] < 30
+    section = "\n".join(_module("report").no_reference_section(res))
+    assert "baseline NIQE median (mean)" in section and "the same blend with crop 0" in section
     with Image.open(out.parent / res["contact_sheet"]) as sheet:
         assert sheet.width > 2 * 224 * 240 / 200 and sheet.height >= 2 * 240
+
+
+def test_estimator_variant_copies_the_tensors_with_new_settings(tmp_path):
+    from air_restore.core.io.weights import read_estimator
+    from air_restore.registry.store import bundled_estimator_path
+
+    out = tmp_path / "e.safetensors"
+    _module("estimator_variant").main(["--crop", "0", "--on-crops", "haze", "--out", str(out)])
+    shipped, variant = read_estimator(bundled_estimator_path()), read_estimator(out)
+    assert variant.config == shipped.config.model_copy(update={"crop": 0, "on_crops": ("haze",)})
+    assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), variant.state_dict().values()))
+    with pytest.raises(SystemExit, match="exists"):  # never overwrites
+        _module("estimator_variant").main(["--crop", "0", "--out", str(out)])
 
 
 def test_plots_script(tmp_path):

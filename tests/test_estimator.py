@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from air_restore.core.estimator import Estimator, EstimatorConfig, estimator_batch, views
+from air_restore.core.estimator import Estimator, EstimatorConfig, crop_grid, estimator_batch, views
 from air_restore.registry.discovery import get_degradation
 from air_restore.core.io.weights import ModelFileError, load_estimator, save_estimator
 
@@ -25,6 +25,43 @@ def test_views_and_output_shapes():
     w = est.weights(small)  # smaller than the view: resized, not an error
     assert w.shape == (1, 5) and torch.equal(w, torch.sigmoid(est(small)))
     assert sum(p.numel() for p in est.parameters()) <= 500_000
+
+
+def test_the_crop_grid_covers_the_image_evenly_and_is_thinned_to_its_cap():
+    ys, xs = crop_grid(321, 481, 160, 64)
+    assert ys == [0, 80, 161] and xs == [0, 107, 214, 321]  # ceil(321/160) × ceil(481/160), borders touched
+    covered = torch.zeros(321, 481, dtype=torch.bool)
+    for y in ys:
+        for x in xs:
+            covered[y : y + 160, x : x + 160] = True
+    assert bool(covered.all())
+    ys, xs = crop_grid(3000, 4000, 160, 64)  # 19 × 25 crops would cover it: thinned alike on both axes
+    assert len(ys) * len(xs) <= 64 and (len(ys), len(xs)) == (6, 9)
+    assert ys[0] == 0 and ys[-1] == 3000 - 160 and xs[-1] == 4000 - 160
+    assert crop_grid(3000, 4000, 160, 1) == ([1420], [1920])  # one crop: the centre one
+
+
+def test_a_large_image_is_judged_on_its_crops_for_sparse_degradations_only():
+    torch.manual_seed(0)
+    est = Estimator(config=EstimatorConfig(adapters=(*NAMES, "snow", "underwater"), crop=96, strength=True))
+    assert est.config.on_crops == ("rain", "snow")
+    with torch.no_grad():
+        est.head[2].weight.mul_(100)  # an untrained head says about 0.5 to anything: make it tell images apart
+    whole = Estimator(config=est.config.model_copy(update={"crop": 0}))
+    whole.load_state_dict(est.state_dict())
+    x = torch.rand(2, 3, 200, 300)
+    x[1] *= 0.2  # two different images in one batch keep their own weights
+    w, s = est.predict(x)
+    ys, xs = crop_grid(200, 300, 96, 64)
+    crops = torch.stack([whole.predict(x[:, :, y : y + 96, x0 : x0 + 96])[0] for y in ys for x0 in xs]).mean(0)
+    w_whole, s_whole = whole.predict(x)
+    local, light = [3, 5], [0, 1, 2, 4, 6]  # rain, snow | noise, blur, haze, lowlight, a third party's
+    torch.testing.assert_close(w[:, local], crops[:, local])
+    torch.testing.assert_close(w[:, light], w_whole[:, light])
+    torch.testing.assert_close(s, s_whole)
+    assert not torch.allclose(w[:, local], w_whole[:, local], atol=1e-3)  # not one pair of views of the whole
+    small = x[:, :, :96, :150]  # a side within the crop: one pair of views of the whole image, as before
+    torch.testing.assert_close(est.predict(small)[0], whole.predict(small)[0])
 
 
 def test_estimator_batch_targets_match_degradations():
