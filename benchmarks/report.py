@@ -13,7 +13,7 @@
     air train adapter jpeg --synthetic jpeg --family --clean ../shared/data/train/clean --out registry/weights/adapters/jpeg --steps 1000
     python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --stacks all --without jpeg --baseline-estimator runs/est_whole.safetensors --baseline-label "the same estimator on one pair of views of the whole image (before)" --out benchmarks/results/blending.json
     python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/gate.json
-    python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --out benchmarks/results/add_snow.json
+    python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --eval-images 16 --out benchmarks/results/add_snow.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --time-budget 8 --out benchmarks/results/add_snow_budget.json
     python benchmarks/add_degradation.py --pairs --data ../shared/data/pairs/noise_real_PolyU --name realnoise --holdout 0.2 --eval-images 20 --out benchmarks/results/add_real_polyu.json   # and rain_Rain100H → heavyrain, underwater_EUVP → underwater
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer_lr1e-4 --lr 1e-4 --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json

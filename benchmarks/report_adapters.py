@@ -152,8 +152,8 @@ def add_snow_section(a: dict) -> list[str]:
         f"## `air add-degradation {a['name']}`" + (" with `--time-budget`" if "--time-budget" in a["command"] else ""),
         "",
         f"`benchmarks/add_degradation.py` ran `{a['command']}` in a fresh `$AIR_HOME`: "
-        f"**{a['command_wall_s'] / 60:.1f} min** wall on the CPU ({a['threads']} thread(s), machine shared "
-        f"with other jobs), everything included (adapter {ad['training']['steps']} steps, estimator "
+        f"**{a['command_wall_s'] / 60:.1f} min** wall on the CPU ({a['threads']} thread(s); the same run "
+        f"varies by up to 40% from one session to the next), everything included (adapter {ad['training']['steps']} steps, estimator "
         f"{a['estimator']['steps']} steps warm-started"
         + (f", old outputs distilled, off weight {a['estimator']['off_weight']:g}" if a["estimator"].get("distilled")
            else "") + ", evaluation, install). Held-out photos "
