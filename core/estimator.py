@@ -12,7 +12,12 @@ that way against 0.69 from its 128² crops. The other outputs (and the strength)
 whole photo: the light of a scene is judged on all of it (a crop of a dark region looks under-exposed: with
 low light from crops, real noise photos (PolyU) lost 1.7 dB), and stationary degradations gain nothing from
 more crops while their adapters must stay off where a crop cannot tell (noise from crops: low light + noise
-−0.45 dB; blur from crops: a mildly noisy photo got blur 0.1, −0.35 dB) (NOTES.md).
+−0.45 dB; blur from crops: a mildly noisy photo got blur 0.1, −0.35 dB) (NOTES.md). Its adapter names are
+part of its config: an estimator only serves the adapter set it was trained for.
+
+With ``strength`` in its config, one more output says how much of the restoration to keep: the pipeline
+returns ``input + strength·(restored − input)``. Its training target is the strength that restores each
+crop best (:func:`best_strength`), so a mild input that the network would make worse stays close to itself.
 """
 
 from __future__ import annotations
