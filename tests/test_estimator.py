@@ -601,3 +601,40 @@ def test_training_learns_the_strength_where_it_costs():
     _, s_noise = est.predict(noise(crops, g, 0.6).clamp(0, 1))
     _, s_haze = est.predict(haze(crops, g, 0.6).clamp(0, 1))
     assert float(s_noise.mean()) > float(s_haze.mean()) + 0.3
+
+
+def test_distill_judges_only_the_views_it_teaches_and_learns_exactly_the_same(monkeypatch):
+    """With ``distill``, a view made without a learning output's source is taught ``init``'s routing whatever the
+    judge says of it, so ``train_estimator`` judges only the views of the new outputs' sources (and the dark
+    lessons): fewer crops through the judge, the very same estimator."""
+    from skimage import data
+
+    import air_restore.core.training.estimator as E
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    noise, haze, lowlight = (get_degradation(n).synthesize for n in ("noise", "haze", "lowlight"))
+    old, _ = E.train_estimator(["noise", "lowlight"], [noise, lowlight], [photo], batches=2, steps=20, seed=0)
+    seen = []
+
+    def judge(degraded, clean, present):  # on where the crop moved far enough from its clean version
+        seen.append(present.clone())
+        return present * ((degraded - clean).abs().mean((1, 2, 3)) > 0.08).float()[:, None]
+
+    kw = dict(batches=6, steps=40, seed=1, init=old, distill=True, judge=judge, p_clean=0.2, p_dark=0.3)
+    names, synths = ["noise", "lowlight", "haze"], [noise, lowlight, haze]
+    fast, info = E.train_estimator(names, synths, [photo], **kw)
+    judged_fast = torch.cat(seen)
+    seen.clear()
+    build_pool = E.build_pool
+    monkeypatch.setattr(E, "build_pool", lambda *a, **k: build_pool(*a, **{**k, "judged_sources": None}))
+    full, _ = E.train_estimator(names, synths, [photo], **kw)
+    judged_full = torch.cat(seen)
+    assert info["targets"] == "judged by restoration where learned (distilled elsewhere)"
+    assert len(judged_fast) < 0.7 * len(judged_full), (len(judged_fast), len(judged_full))
+    assert judged_fast[:, 2].sum() == judged_full[:, 2].sum() > 0  # every haze view still judged
+    for (k, a), b in zip(fast.state_dict().items(), full.state_dict().values()):
+        assert torch.equal(a, b), k
+    # Without a teacher (no init, or every output learning) every view is judged as before.
+    seen.clear()
+    E.train_estimator(names, synths, [photo], **{**kw, "distill": False})
+    assert len(seen) and sum(len(s) for s in seen) == len(judged_full)

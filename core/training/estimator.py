@@ -76,7 +76,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                others: Sequence[Callable] = (), p_other: float = 0.0, p_dark: float = 0.0,
                dark_floor: float = 0.25, progress: Callable[[int, int], None] | None = None,
                presence: list[torch.Tensor] | None = None,
-               darkened: list[torch.Tensor] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               darkened: list[torch.Tensor] | None = None,
+               judged_sources: Sequence[int] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
     crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
@@ -104,9 +105,15 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     ``presence``: a list that receives, per batch, bool [B, K]: the sources each sample was made from (before
     judging; all False for clean crops and ``others``); ``darkened`` one that receives, per batch, bool [B]: the
     samples whose crop ``p_dark`` exposed down, ``others`` left out (their targets say nothing of darkness: as a
-    lesson, a dark JPEG with every output off cost low light + JPEG 0.8 dB, NOTES.md)."""
+    lesson, a dark JPEG with every output off cost low light + JPEG 0.8 dB, NOTES.md).
+    ``judged_sources`` (source indices; without ``strength``): only samples made with one of them, and those
+    ``p_dark`` exposed down, are judged; the others keep the degradations present as targets. For a caller
+    that replaces those targets anyway (:func:`train_estimator`'s ``distill``): the judge is most of the
+    views' time, and the pool's draws do not depend on it, so the lessons taught stay exactly the same."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
+    if strength and judged_sources is not None:
+        raise ValueError("every strength target is judged: give judged_sources only without strength")
     k = len(sources)
     width = k + 2 * int(strength)
     synth_ids = [i for i, s in enumerate(sources) if s.synth is not None]
@@ -176,7 +183,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 for j in chain:
                     sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                     img = sources[j].synth(img, g, sev).clamp(0, 1)
-                if judge is not None:
+                if judge is not None and (judged_sources is None or bool(dark[len(vs)])
+                                          or any(j in judged_sources for j in chain)):
                     js = min(judge_size, size)
                     judged.append((len(vs), _centre(img[0], js), _centre(clean_img[0], js)))
             vs.append(_u8(paired_views(img, view)[0]))
@@ -237,8 +245,10 @@ def train_estimator(
     their judged targets instead: rain −0.23 dB); the new outputs learn their targets everywhere, their
     lesson to stay off the old views weighted by ``off_weight`` (:data:`OFF_WEIGHT`). So old photos keep their
     routing while the old outputs still learn to stay off the new degradation (which ``keep_inherited``
-    cannot: its old outputs kept firing on PolyU). ``relearn``: outputs ``init`` has that are taught as new ones
-    (an adapter trained again: ``air add-degradation --overwrite``). With ``p_dark`` the dark scenes are a new
+    cannot: its old outputs kept firing on PolyU). The views whose targets the teacher replaces are not judged
+    (without ``strength``; :func:`build_pool`'s ``judged_sources``): the same lessons, most of the judge's time
+    saved. ``relearn``: outputs ``init`` has that are taught as new ones (an adapter trained again:
+    ``air add-degradation --overwrite``). With ``p_dark`` the dark scenes are a new
     lesson too: on a view whose crop was exposed down every output learns its judged targets, so ``init``
     with the same outputs, ``distill`` and ``p_dark`` teach an estimator dark scenes and nothing else; views
     made with a source named in ``dark_keep`` keep ``init``'s routing even on a darker crop (an exposure
@@ -258,15 +268,19 @@ def train_estimator(
         raise ValueError("keep_inherited freezes the old outputs, distill teaches them: choose one")
     presence: list[torch.Tensor] = []
     darkened: list[torch.Tensor] = []
-    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
-                      min_severity=min_severity, progress=pool_progress, deadline=deadline,
-                      source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
-                      dark_floor=dark_floor, presence=presence, darkened=darkened)
-    synth_s = time.perf_counter() - started
     with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG state left as it was
         torch.manual_seed(seed)
         est = Estimator(config=EstimatorConfig(adapters=tuple(names), strength=strength))
     fresh = est.inherit(init) if init is not None else list(names)
+    learning = set(fresh) | set(relearn)
+    # With distill, a view made without a learning output's source keeps init's routing: judging it is wasted.
+    skip = distill and init is not None and len(learning) < k and judge is not None and not strength
+    pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
+                      min_severity=min_severity, progress=pool_progress, deadline=deadline,
+                      source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
+                      dark_floor=dark_floor, presence=presence, darkened=darkened,
+                      judged_sources=[i for i, n in enumerate(names) if n in learning] if skip else None)
+    synth_s = time.perf_counter() - started
     kept = None  # (rows, weight, bias) of head.2 that stay as inherited
     if keep_inherited and init is not None and len(fresh) < len(names):
         for name, prm in est.named_parameters():
@@ -274,7 +288,6 @@ def train_estimator(
         rows = [i for i in range(est.head[2].out_features) if i >= k or names[i] not in fresh]
         kept = (rows, est.head[2].weight.detach()[rows].clone(), est.head[2].bias.detach()[rows].clone())
     teacher = None  # (init, its rows, our rows, our fresh sources): what old views are taught
-    learning = set(fresh) | set(relearn)
     if distill and init is not None and len(learning) < len(names):
         mine = [i for i, n in enumerate(names) if n not in learning]
         theirs = [init.config.adapters.index(names[i]) for i in mine]
@@ -322,7 +335,8 @@ def train_estimator(
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": engine.step, "seed": seed, "p_clean": p_clean,
             "p_other": p_other if others else 0.0, "p_dark": p_dark,
             **({"dark_floor": dark_floor} if p_dark else {}), "min_severity": min_severity,
-            "targets": "judged by restoration" if judge else "degradations present",
+            "targets": ("judged by restoration" + (" where learned (distilled elsewhere)" if skip else "")) if judge
+                       else "degradations present",
             "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
                                      (round(float(m), 4) for m in targets.mean(0)))),
             "sources": {n: s.kind for n, s in zip(names, sources)},
