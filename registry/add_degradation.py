@@ -130,6 +130,12 @@ ESTIMATOR_UPDATES = ("distill", "new-only", "all")
 ADAPTER_SHARE = 0.45
 COMPARE_SHARE = 0.2
 
+#: With "distill": how often the new adapter's degradation is drawn for the estimator's views against each old
+#: one's. Only views of the new degradation are judged then (the old outputs are taught the current estimator's
+#: routing), so more of them cost little. Snow (fresh adapter each; NOTES.md): 1 → +2.78 and +3.12 in two runs,
+#: 2 → +3.30, 4 → +3.58 with every old task within 0.01 dB, 8 → +3.45 but haze −0.25 (too few old views).
+NEW_VIEWS_WEIGHT = 4.0
+
 
 class Staging:
     """A hidden folder in ``$AIR_HOME`` for the new adapter and estimator; ``commit`` renames both into
@@ -383,8 +389,9 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         folders = {**{a.name: a.path for a in old}, name: stage.adapter}
         for n in names:
             after.attach_folder(folders[n])
-        # 8 steps per batch of views (// 4 cost 246 s more, no better). Snow, same adapter: 800 steps on 100
-        # batches +1.22 dB, 3200 on 400 +1.95, 1600 on 400 +1.36, 3200 on 100 +0.58 (too few views; NOTES.md).
+        # 8 steps per batch of views. Snow, same adapter: 800 steps on 100 batches +1.22 dB, 3200 on 400 +1.95,
+        # 1600 on 400 +1.36, 3200 on 100 +0.58 (too few views); fresh adapters: 3200 on 800 +2.82 against +3.12
+        # on 400, 6400 on 400 snow +3.15 but JPEG −1.12 (its output overfit the views; NOTES.md).
         pool = max(10, estimator_steps // 8)
         progress("views", 0, pool)  # judging the views takes minutes: show the bar before the first is done
         progress("estimator", 0, estimator_steps)
@@ -396,6 +403,8 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
             strength=strength, others=others, p_other=P_OTHER, keep_inherited=estimator_update == "new-only",
             distill=estimator_update == "distill", relearn=[name],
+            source_weights=([NEW_VIEWS_WEIGHT if n == name else 1.0 for n in names]
+                            if estimator_update == "distill" else None),
             progress=lambda s, t: progress("estimator", s, t), pool_progress=lambda d, t: progress("views", d, t),
             time_budget=None if time_budget is None else max(
                 1.0, (1 - COMPARE_SHARE) * (time_budget - (time.time() - started))))

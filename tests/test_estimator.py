@@ -53,15 +53,40 @@ def test_a_large_image_is_judged_on_its_crops_for_sparse_degradations_only():
     x[1] *= 0.2  # two different images in one batch keep their own weights
     w, s = est.predict(x)
     ys, xs = crop_grid(200, 300, 96, 64)
-    crops = torch.stack([whole.predict(x[:, :, y : y + 96, x0 : x0 + 96])[0] for y in ys for x0 in xs]).mean(0)
+    logits = torch.stack([whole(x[:, :, y : y + 96, x0 : x0 + 96]) for y in ys for x0 in xs])
     w_whole, s_whole = whole.predict(x)
     local, light = [3, 5], [0, 1, 2, 4, 6]  # rain, snow | noise, blur, haze, lowlight, a third party's
-    torch.testing.assert_close(w[:, local], crops[:, local])
+    torch.testing.assert_close(w[:, local], torch.sigmoid(logits.mean(0))[:, local])  # the mean logit
     torch.testing.assert_close(w[:, light], w_whole[:, light])
     torch.testing.assert_close(s, s_whole)
     assert not torch.allclose(w[:, local], w_whole[:, local], atol=1e-3)  # not one pair of views of the whole
     small = x[:, :, :96, :150]  # a side within the crop: one pair of views of the whole image, as before
     torch.testing.assert_close(est.predict(small)[0], whole.predict(small)[0])
+
+
+def test_crops_that_disagree_are_pooled_by_their_mean_logit():
+    """A lone crop sure of snow among crops sure there is none (a lookalike texture in one corner of a clean
+    photo) is outvoted by the mean logit, where the mean weight would keep a fifth of it; crops that all lean
+    one way keep that lean. ``crop_pool="prob"`` is the mean weight."""
+
+    class Bright(Estimator):  # snow's logit rises with a crop's brightness: 12 crops, each told apart
+        def forward(self, x):
+            out = torch.zeros(len(x), len(self.config.adapters))
+            out[:, 1] = 100 * (x.mean((1, 2, 3)) - 0.5)
+            return out
+
+    cfg = EstimatorConfig(adapters=("noise", "snow"), crop=96)
+    x = torch.full((1, 3, 200, 300), 0.4)  # every crop says no snow (logit −10)...
+    x[:, :, :52, :68] = 1.0  # ...but the corner one, sure of it (+13; no other crop sees that corner)
+    ys, xs = crop_grid(200, 300, 96, 64)
+    logits = torch.stack([100 * (x[:, :, y : y + 96, x0 : x0 + 96].mean() - 0.5) for y in ys for x0 in xs])
+    assert int((logits > 0).sum()) == 1 and len(logits) == 12
+    logit, prob = Bright(config=cfg), Bright(config=cfg.model_copy(update={"crop_pool": "prob"}))
+    torch.testing.assert_close(logit.predict(x)[0][0, 1], torch.sigmoid(logits.mean()))
+    torch.testing.assert_close(prob.predict(x)[0][0, 1], torch.sigmoid(logits).mean())
+    assert float(logit.predict(x)[0][0, 1]) < 0.01 and float(prob.predict(x)[0][0, 1]) > 0.08  # ≈ 1/12
+    x[:, :, 96:, :] = 0.7  # the lower half is snowy too: now most crops say snow
+    assert float(logit.predict(x)[0][0, 1]) > 0.9
 
 
 def test_estimator_batch_targets_match_degradations():

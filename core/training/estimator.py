@@ -340,6 +340,7 @@ def train_estimator(
             "target_means": dict(zip([*names, *(["strength", "strength_cost"] if strength else [])],
                                      (round(float(m), 4) for m in targets.mean(0)))),
             "sources": {n: s.kind for n, s in zip(names, sources)},
+            **({"source_weights": dict(zip(names, map(float, source_weights)))} if source_weights is not None else {}),
             "warm_start": init is not None, "fresh_outputs": fresh, "kept_inherited": kept is not None,
             "distilled": teacher is not None, **({"off_weight": off_weight} if teacher is not None else {}),
             **({"dark_keep": list(dark_keep)} if dark_keep and p_dark and teacher is not None else {}),
