@@ -5,6 +5,8 @@ same-budget peer (issue #4), rendered by ``report.py`` from ``results/blending.j
 
 from __future__ import annotations
 
+from air_restore.registry.add_degradation import CLEAN_TASK
+
 
 def _table(rows: list[dict], first: str, without_name: str | None = None) -> list[str]:
     before = "blended_baseline" in rows[0]
@@ -146,8 +148,10 @@ def add_snow_section(a: dict) -> list[str]:
     ad = a["adapter"]
     tasks = a["tasks"]
     new = next(t for t in tasks if t["new"])
-    old = [t for t in tasks if not t["new"]]
+    old = [t for t in tasks if not t["new"] and t["task"] != CLEAN_TASK]
+    clean = next((t for t in tasks if t["task"] == CLEAN_TASK), None)
     worst = min(old, key=lambda t: t["after"] - t["before"]) if old else None
+    weights = a["estimator"].get("source_weights", {})
     lines = [
         f"## `air add-degradation {a['name']}`" + (" with `--time-budget`" if "--time-budget" in a["command"] else ""),
         "",
@@ -156,10 +160,15 @@ def add_snow_section(a: dict) -> list[str]:
         f"varies by up to 40% from one session to the next), everything included (adapter {ad['training']['steps']} steps, estimator "
         f"{a['estimator']['steps']} steps warm-started"
         + (f", old outputs distilled, off weight {a['estimator']['off_weight']:g}" if a["estimator"].get("distilled")
-           else "") + ", evaluation, install). Held-out photos "
+           else "")
+        + (f", the new degradation's views drawn {weights[a['name']]:g}× as often as each old one's"
+           if weights.get(a["name"], 1) != 1 else "")
+        + ", evaluation, install). Held-out photos "
         f"({new['images']} per task, centre 256² crops, held out from this run's training), PSNR (dB) of the "
         "whole pipeline "
-        "(estimator-blended adapters) before and after:",
+        "(estimator-blended adapters) before and after"
+        + (f"; *{CLEAN_TASK}*: the same crops with nothing done to them (a photo given back as it came scores the "
+           "100 dB cap)" if clean else "") + ":",
         "",
         "| task | input | before | after | change |",
         "|---|---|---|---|---|",
@@ -173,6 +182,7 @@ def add_snow_section(a: dict) -> list[str]:
         f"{a['name']}: {new['after'] - new['before']:+.2f} dB (goal +4 dB). "
         + (f"Largest change on an old task: {worst['task']} {worst['after'] - worst['before']:+.2f} dB "
            "(goal: no drop beyond 0.1 dB). " if worst else "")
+        + (f"Clean photos: {clean['before']:.2f} → {clean['after']:.2f} dB. " if clean else "")
         + f"Estimator top-1 on these held-out images after: {100 * a['estimator_heldout_top1']:.1f}%.",
         "",
     ]
@@ -200,7 +210,7 @@ def add_pairs_section(runs: list[dict]) -> list[str]:
     ]
     for a in runs:
         new = next(t for t in a["tasks"] if t["new"])
-        old = [t for t in a["tasks"] if not t["new"]]
+        old = [t for t in a["tasks"] if not t["new"] and t["task"] != CLEAN_TASK]
         worst = min(old, key=lambda t: t["after"] - t["before"])
         m, d = a["adapter"]["metrics"], a["adapter"]["training"]["data"]
         note = _run_note(a)

@@ -130,6 +130,11 @@ ESTIMATOR_UPDATES = ("distill", "new-only", "all")
 ADAPTER_SHARE = 0.45
 COMPARE_SHARE = 0.2
 
+#: The before/after row of held-out clean photos (input = clean, so their input PSNR is the 100 dB cap): what a
+#: new output that fires on lookalikes costs photos with nothing wrong (snow on white specks: a clean CBSD68 photo
+#: came back at 29 dB). Not a valid adapter name, so it never meets one.
+CLEAN_TASK = "clean photos"
+
 #: With "distill": how often the new adapter's degradation is drawn for the estimator's views against each old
 #: one's. Only views of the new degradation are judged then (the old outputs are taught the current estimator's
 #: routing), so more of them cost little. Snow (fresh adapter each; NOTES.md): 1 → +2.78 and +3.12 in two runs,
@@ -350,6 +355,8 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
                       + sorted([a.name for a in old if a.origin != "bundled"] + [name]))
     old_tasks = [synthetic_task(a.name, sources[a.name].synth, held_clean[:eval_images], seed=20_000 + seed)
                  for a in old if sources[a.name].synth is not None]
+    crops = synthetic_task(CLEAN_TASK, lambda x, g, s: x, held_clean[:eval_images]).pairs  # the same centre crops
+    old_tasks.append(Task(CLEAN_TASK, [(c, c) for _, c in crops], note="clean photos, nothing to restore"))
     resume = Resume(name, {"name": name, "data": str(Path(data).resolve()), "data_key": data_key,
                            "synthetic": synthetic, "adapter": cfg.model_dump(mode="json"), "holdout": holdout,
                            "time_budget": time_budget, "base": info.fingerprint})

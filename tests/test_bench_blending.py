@@ -60,5 +60,6 @@ def test_add_degradation_script(tmp_path):
     res = mod.main(["--data", str(clean), "--steps", "2", "--estimator-steps", "2", "--eval-images", "1",
                     "--crop", "32", "--out", str(tmp_path / "a.json")])
     tasks = {t["task"]: t for t in res["tasks"]}
-    assert tasks["snow"]["new"] and set(tasks) == {"snow", *BUNDLED_PLUGINS}
+    assert tasks["snow"]["new"] and set(tasks) == {"snow", *BUNDLED_PLUGINS, "clean photos"}
+    assert tasks["clean photos"]["input"] == 100.0 and not tasks["clean photos"]["new"]  # the input is the clean photo
     assert res["adapter"]["name"] == "snow"

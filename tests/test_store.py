@@ -413,6 +413,7 @@ def test_add_degradation_clean_gives_the_other_adapters_photos_of_every_kind(tmp
     sides = {t.name: t.pairs[0][1].shape[1:] for t, *_ in report.rows}
     assert sides.pop("fog") == (64, 72)  # the new task: a held-out pair, whole
     assert set(sides.values()) == {(96, 96)}, sides  # old tasks: centre crops of the --clean photos
+    assert "clean photos" in sides  # and those crops as they are: what the pipeline does to a clean photo
     r = runner.invoke(app, ["add-degradation", "fog2", "--data", str(pairs), "--clean", str(tmp_path / "none")])
     assert r.exit_code == 2 and "--clean" in r.output and "no images" in r.output
 
