@@ -80,6 +80,9 @@ class Task:
     name: str
     pairs: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     note: str = ""
+    #: PSNR of the output rounded to 8 bits, as a saved photo holds it (the clean row: a float-level change of
+    #: a photo given back nearly as it came would otherwise read 60–90 dB against the 100 dB cap).
+    quantized: bool = False
 
 
 def synthetic_task(name: str, synth: Callable, clean: list[torch.Tensor], *, severity: float = 0.5,
@@ -98,6 +101,8 @@ def synthetic_task(name: str, synth: Callable, clean: list[torch.Tensor], *, sev
 
 def pipeline_psnr(restorer: Restorer, task: Task) -> float:
     """Mean PSNR of the full pipeline (estimator-chosen weights) on a task."""
+    if task.quantized:
+        return heldout_psnr(lambda x: quantize8(restorer.restore(x[0]).image)[None], task.pairs)
     return heldout_psnr(lambda x: restorer.restore(x[0]).image[None], task.pairs)
 
 
@@ -132,7 +137,7 @@ COMPARE_SHARE = 0.2
 
 #: The before/after row of held-out clean photos (input = clean, so their input PSNR is the 100 dB cap): what a
 #: new output that fires on lookalikes costs photos with nothing wrong (snow on white specks: a clean CBSD68 photo
-#: came back at 29 dB). Not a valid adapter name, so it never meets one.
+#: came back at 29 dB), rounded to 8 bits as a saved photo. Not a valid adapter name, so it never meets one.
 CLEAN_TASK = "clean photos"
 
 #: With "distill": how often the new adapter's degradation is drawn for the estimator's views against each old
@@ -356,7 +361,8 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
     old_tasks = [synthetic_task(a.name, sources[a.name].synth, held_clean[:eval_images], seed=20_000 + seed)
                  for a in old if sources[a.name].synth is not None]
     crops = synthetic_task(CLEAN_TASK, lambda x, g, s: x, held_clean[:eval_images]).pairs  # the same centre crops
-    old_tasks.append(Task(CLEAN_TASK, [(c, c) for _, c in crops], note="clean photos, nothing to restore"))
+    old_tasks.append(Task(CLEAN_TASK, [(c, c) for _, c in crops], note="clean photos, nothing to restore; "
+                          "output rounded to 8 bits", quantized=True))
     resume = Resume(name, {"name": name, "data": str(Path(data).resolve()), "data_key": data_key,
                            "synthetic": synthetic, "adapter": cfg.model_dump(mode="json"), "holdout": holdout,
                            "time_budget": time_budget, "base": info.fingerprint})
