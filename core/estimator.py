@@ -48,8 +48,8 @@ class EstimatorConfig(BaseModel):
     crop: int = Field(160, ge=0, description="Side of the crops a larger image's ``on_crops`` outputs are "
                                              "judged on, averaged (0: the whole image in one pair of views).")
     crops: int = Field(64, ge=1, description="At most this many crops per image, spread evenly.")
-    on_crops: tuple[str, ...] = Field(ON_CROPS, description="Outputs judged as the mean over the crops of an "
-                                                            "image larger than ``crop``; the rest on the whole image.")
+    on_crops: tuple[str, ...] = Field(ON_CROPS, description="Outputs judged on the crops of an image larger "
+                                                            "than ``crop`` (``crop_pool``); the rest on the whole image.")
     crop_pool: Literal["logit", "prob"] = Field("logit", description="What is averaged over the crops: their "
                                                 "logits (then the sigmoid) or their weights.")
     strength: bool = Field(False, description="One more output after the adapters' weights: the share of the "
