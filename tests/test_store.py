@@ -317,6 +317,7 @@ def test_add_degradation_end_to_end(tmp_path):
     assert "fog (new)" in out and "installed fog" in out
     for name in BUNDLED_PLUGINS:
         assert f" {name} " in out  # every old task with a synthesizer is in the before/after table
+    assert "clean photos" in out and "100 = given back unchanged" in out  # the clean row, explained
     assert (adapters_dir() / "fog" / "air_estimator_views.safetensors").is_file()
     assert not [p for p in air_home().iterdir() if p.name.startswith(".")]  # staging cleaned up
     rr = load_restorer()

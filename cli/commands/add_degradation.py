@@ -71,7 +71,7 @@ def add_degradation(
     from rich.table import Table
 
     from ...core.io.files import atomic_write_text
-    from ...registry.add_degradation import kept_adapter, run
+    from ...registry.add_degradation import CLEAN_TASK, kept_adapter, run
 
     labels = {"adapter": f"1/3 adapter {name}", "views": "2/3 estimator: synthesizing and judging views",
               "estimator": "2/3 estimator: training", "compare": "3/3 before/after"}
@@ -97,6 +97,9 @@ def add_degradation(
         label = f"{task.name} (new)" if task.name == name else task.name
         table.add_row(escape(label), str(len(task.pairs)), f"{inp:.2f}", f"{b:.2f}", f"{a:.2f}", f"{a - b:+.2f}")
     stdout.print(table)
+    if any(task.name == CLEAN_TASK for task, *_ in r.rows):
+        say(f"{CLEAN_TASK}: held-out photos with nothing wrong, against themselves as 8-bit files (100 = given back "
+            "unchanged; a grey level off on a few pixels reads 50-90)")
     if r.resumed:
         say(f"the {name} adapter is the one an interrupted run of this command trained ({r.manifest['training']['steps']}"
             " steps); --fresh trains it again")
