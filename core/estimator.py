@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 
-#: Outputs the estimator judges as the mean over crops of a large photo: sparse degradations, which its one
+#: Outputs the estimator judges on the crops of a large photo (``crop_pool``): sparse degradations, which its one
 #: native 64² crop of the whole photo can miss. Any other output (a third party's too) sees the whole photo.
 ON_CROPS = ("rain", "snow")
 

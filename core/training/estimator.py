@@ -273,8 +273,9 @@ def train_estimator(
         est = Estimator(config=EstimatorConfig(adapters=tuple(names), strength=strength))
     fresh = est.inherit(init) if init is not None else list(names)
     learning = set(fresh) | set(relearn)
-    # With distill, a view made without a learning output's source keeps init's routing: judging it is wasted.
-    skip = distill and init is not None and len(learning) < k and judge is not None and not strength
+    distilling = distill and init is not None and len(learning) < k  # a teacher replaces the old views' targets
+    # so a view made without a learning output's source keeps init's routing: judging it is wasted.
+    skip = distilling and judge is not None and not strength
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
                       source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
@@ -288,7 +289,7 @@ def train_estimator(
         rows = [i for i in range(est.head[2].out_features) if i >= k or names[i] not in fresh]
         kept = (rows, est.head[2].weight.detach()[rows].clone(), est.head[2].bias.detach()[rows].clone())
     teacher = None  # (init, its rows, our rows, our fresh sources): what old views are taught
-    if distill and init is not None and len(learning) < len(names):
+    if distilling:
         mine = [i for i, n in enumerate(names) if n not in learning]
         theirs = [init.config.adapters.index(names[i]) for i in mine]
         if strength and init.config.strength:
