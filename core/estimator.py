@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 
-#: Outputs the estimator judges on the crops of a large photo (``crop_pool``): sparse degradations, which its one
-#: native 64² crop of the whole photo can miss. Any other output (a third party's too) sees the whole photo.
+#: Outputs the estimator judges on the crops of a large photo (``crop_pool``): sparse degradations, which its
+#: one native 64² crop of the whole photo can miss. Any other output (a third party's too) sees the whole photo.
 ON_CROPS = ("rain", "snow")
 
 
@@ -49,7 +49,8 @@ class EstimatorConfig(BaseModel):
                                              "judged on, averaged (0: the whole image in one pair of views).")
     crops: int = Field(64, ge=1, description="At most this many crops per image, spread evenly.")
     on_crops: tuple[str, ...] = Field(ON_CROPS, description="Outputs judged on the crops of an image larger "
-                                                            "than ``crop`` (``crop_pool``); the rest on the whole image.")
+                                                            "than ``crop`` (``crop_pool``); the rest on the whole "
+                                                            "image.")
     crop_pool: Literal["logit", "prob"] = Field("logit", description="What is averaged over the crops: their "
                                                 "logits (then the sigmoid) or their weights.")
     strength: bool = Field(False, description="One more output after the adapters' weights: the share of the "
