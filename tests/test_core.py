@@ -122,6 +122,79 @@ def test_fresh_blocks_are_identities() -> None:
     assert not block.beta.any() and not block.gamma.any()
 
 
+def _peak_live_bytes(fn) -> tuple[object, int]:
+    """``fn()`` and the most bytes its tensors held at once (each storage counted from the op that made
+    it until the last reference to it goes)."""
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class Live(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.live, self.peak = {}, 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor) and (key := t.untyped_storage().data_ptr()) not in self.live:
+                    self.live[key] = t.untyped_storage().nbytes()
+                    weakref.finalize(t, self.live.pop, key, None)
+            self.peak = max(self.peak, sum(self.live.values()))
+            return out
+
+    with Live() as mode:
+        out = fn()
+    return out, mode.peak
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_inference_overwrites_features_to_save_memory_and_gives_the_same_numbers(shipped, dtype) -> None:
+    """#15: without autograd the blocks add into their input and each skip is let go once added, so a
+    tile needs less memory; the outputs are the training forward's, bit for bit, with adapters merged or
+    not, in fp32 and under bf16 autocast (what ``air restore`` runs on a CPU with native bf16)."""
+    from air_restore.core.lora import LoRAFactors, attach, blend
+
+    model = copy.deepcopy(shipped).to(memory_format=torch.channels_last)
+    g = _gen(0)
+    targets = [(path, m) for path, m in model.named_modules() if path.rsplit(".", 1)[-1] in model.config.lora_targets]
+    for name in ("a", "b"):  # two adapters with factors on every target conv, as a blend has them
+        attach(model, name, {path: LoRAFactors(0.1 * torch.randn(4, m.in_channels, generator=g),
+                                               0.1 * torch.randn(m.out_channels, 4, generator=g), 1.0)
+                             for path, m in targets})
+    x = _photo(72, 88)[None].contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
+    for mode in ("merged", "unmerged"):
+        with blend(model, torch.tensor([[0.7, 0.4]]), mode=mode), autocast:
+            with torch.enable_grad():
+                trained = model(x)
+            with torch.no_grad():
+                inferred = model(x)
+        assert torch.equal(trained.image, inferred.image) and torch.equal(trained.seg_logits, inferred.seg_logits)
+
+    with torch.no_grad(), autocast:
+        feat = model.intro(x)
+        plain, plain_peak = _peak_live_bytes(lambda: model._trunk(feat.clone()))
+        owned, owned_peak = _peak_live_bytes(lambda: model._trunk_owned(feat.clone()))
+    assert torch.equal(plain, owned)
+    assert owned_peak < 0.8 * plain_peak  # measured here: 0.73 (fp32), 0.33 (bf16)
+
+
+def test_inference_keeps_features_a_hook_holds() -> None:
+    """A forward hook (a profiler's, a user's) may keep a block's output: then nothing is overwritten."""
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    x = torch.rand(1, 3, 32, 32, generator=_gen(1))
+    kept = []
+    hook = model.encoders[0][0].register_forward_hook(lambda m, i, out: kept.append(out))
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    with torch.no_grad():
+        reference = model.encoders[0][0](model.intro(x))
+    assert torch.equal(kept[0], reference)
+
+
 @pytest.mark.parametrize("hw", [(32, 32), (37, 91)])
 def test_zeroed_ending_makes_the_image_output_equal_the_input(hw: tuple[int, int]) -> None:
     torch.manual_seed(0)
