@@ -547,7 +547,7 @@ def speed_cpu_section(sc: dict, title: str = "## CPU inference: the allocator an
         "variant in a fresh process. *before*: glibc's allocator as it comes and tiles of exactly 512 px "
         "with 128 px overlap; *allocator*: freed memory kept for reuse (`core.runtime.keep_freed_memory`); "
         "*even tiles*: as few tiles as fit, sharing the length evenly; then other tile sizes and overlaps "
-        "(the default is now 768/128). Median of the stated runs; the 4000×3000 photo runs once, first in its "
+        "(the default is now 768/128; 1024/128 where the tiles compute in bf16 or fp16, core/defaults.py). Median of the stated runs; the 4000×3000 photo runs once, first in its "
         "process, so *peak MB* (VmHWM) is its own. Rows of the same code vary by ±30% on this shared machine "
         "(the whole-image rows of every variant after *allocator* run the same code). PSNR against *before*'s "
         "output of the same size; the speed issue asks ≥ 45 dB of every fast path.",

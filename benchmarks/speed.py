@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from air_restore.core.io.files import atomic_write_text
-from air_restore.core.defaults import OVERLAP, TILE
+from air_restore.core.defaults import OVERLAP, default_tile
 from air_restore.core.memory import tile_batch as auto_tile_batch, tile_shape
 from air_restore.core.metrics import psnr
 from air_restore.core.restore import restore
@@ -65,12 +65,13 @@ def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: st
                tiled: bool = False, tile_batch: int | None = 1) -> list[dict]:
     """Median seconds per image (after one warm-up) at each size, through ``restore`` with the gate as
     `air restore` runs it (channels-last, the allocator setting, autocast for ``precision``): the whole
-    image as one tile, or with ``tiled`` the default tiles, ``tile_batch`` of them at once (None: as
-    ``air restore`` picks, core.memory.tile_batch)."""
+    image as one tile, or with ``tiled`` the default tiles of that precision, ``tile_batch`` of them at once
+    (None: as ``air restore`` picks, core.memory.tile_batch)."""
     rows = []
+    default = default_tile(precision in ("bf16", "fp16"))
     for s in sizes:
         x = _photo(s, s)
-        tile, overlap = (TILE, OVERLAP) if tiled else (s + 8, 8)
+        tile, overlap = (default, OVERLAP) if tiled else (s + 8, 8)
         times = []
         with torch.no_grad():
             for i in range(runs + 1):
@@ -86,7 +87,7 @@ def time_sizes(model, sizes: list[int], runs: int, device: str, *, precision: st
         med = statistics.median(times)
         mp = s * s / 1e6
         batch = tile_batch or auto_tile_batch(tile_shape(s, s, tile, overlap), device)
-        mode = (f"tiled {TILE}/{OVERLAP}" + (f", {batch} at once" if batch > 1 else "")) if tiled else "whole"
+        mode = (f"tiled {default}/{OVERLAP}" + (f", {batch} at once" if batch > 1 else "")) if tiled else "whole"
         rows.append({"size": s, "device": device, "precision": precision, "mode": mode, "tile_batch": batch,
                      "threads": torch.get_num_threads() if device == "cpu" else None, "median_s": med, "runs": runs,
                      "ms_per_megapixel": 1000 * med / mp, "megapixels_per_s": mp / med})

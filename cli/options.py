@@ -39,11 +39,12 @@ def parse_folder_spec(spec: str) -> tuple[str, float]:
     return path, _weight(w.strip(), "--adapter", spec, path)
 
 
-def check_tiles(tile: int, overlap: int) -> None:
+def check_tiles(tile: int | None, overlap: int) -> None:
+    """``tile`` None: the default for the precision, checked where it is chosen."""
     for name, v in (("--tile", tile), ("--overlap", overlap)):
-        if v % 8:
+        if v is not None and v % 8:
             raise UserError(f"{name} must be a multiple of 8, got {v}")
-    if tile <= overlap:
+    if tile is not None and tile <= overlap:
         raise UserError(f"--tile ({tile}) must be larger than --overlap ({overlap})")
 
 

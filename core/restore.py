@@ -10,7 +10,7 @@ from .arch import AirUNet
 from .errors import InvalidValueError
 from .memory import tile_batch as auto_tile_batch, tile_shape
 from .runtime import keep_freed_memory, resolve_precision
-from .defaults import OVERLAP, TILE
+from .defaults import OVERLAP, default_tile
 from .tiling import tiled_forward
 
 
@@ -64,7 +64,7 @@ def restore(
     model: AirUNet,
     rgb: torch.Tensor,
     *,
-    tile: int = TILE,
+    tile: int | None = None,
     overlap: int = OVERLAP,
     explain: bool = False,
     gate: bool = False,
@@ -95,7 +95,7 @@ def restore(
 
     ``precision``: one of ``core.runtime.PRECISIONS``; ``auto`` computes in fp32 on a CPU without native
     bf16 (where bf16 runs 21× slower) and in bf16/fp16 autocast where it is fast. Tiles, stitching and the
-    gate stay fp32.
+    gate stay fp32. ``tile=None``: the default for that precision (``core.defaults.default_tile``).
 
     ``tile_batch``: how many tiles go through the network at once; ``None`` picks
     (:func:`core.memory.tile_batch`): one on the CPU, where a batch buys nothing, and on a GPU as many as
@@ -110,6 +110,8 @@ def restore(
         raise InvalidValueError(f"strength {strength}: use a number from 0 (the input) to 1 (all of the restoration)")
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
+    if tile is None:
+        tile = default_tile(dtype != torch.float32)
     if device.type == "cpu":
         keep_freed_memory()  # 1.3–2.6× faster on the CPU (core.runtime)
     # channels_last: the 1×1 and depthwise convs run ~1.5× faster on the CPU in that layout (measured at

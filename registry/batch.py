@@ -22,7 +22,7 @@ from ..core.io.images import (
     IMAGE_SUFFIXES, ImageReadError, read_image, sweep_temporaries, write_image,
 )
 from ..core.errors import UserError
-from ..core.defaults import OVERLAP, TILE
+from ..core.defaults import OVERLAP
 
 ERRORS_FILE = "_air_errors.jsonl"
 
@@ -183,7 +183,8 @@ def connect(address: str, num_cpus: int | None) -> None:
 
 
 def run_batch(input: str, output: str, *, address: str = "local", workers: int = 1, gpus_per_worker: float = 0.0,
-              batch_size: int = 4, tile: int = TILE, overlap: int = OVERLAP, adapters: dict[str, float] | None = None,
+              batch_size: int = 4, tile: int | None = None, overlap: int = OVERLAP,
+              adapters: dict[str, float] | None = None,
               use_adapters: bool = True, tta: bool = False, weights: str | None = None, device: str = "auto",
               max_pixels: int = 64_000_000, overwrite: bool = False, num_cpus: int | None = None,
               progress: Callable[[Summary], None] | None = None) -> Summary:

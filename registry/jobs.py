@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import UserError
-from ..core.defaults import OVERLAP, TILE
+from ..core.defaults import OVERLAP
 from ..core.io.images import (
     IMAGE_SUFFIXES, MAX_PIXELS, check_writable, image_size, iter_image_paths, output_path_for, read_image, save_png, write_image,
 )
@@ -73,7 +73,7 @@ class FileResult:
     map_error: str | None = None  # the image was written but its --explain map could not be
 
 
-def restore_file(pipe, job: FileJob, *, adapters: dict[str, float] | None = None, tile: int = TILE,
+def restore_file(pipe, job: FileJob, *, adapters: dict[str, float] | None = None, tile: int | None = None,
                  overlap: int = OVERLAP, explain: bool = False, overwrite: bool = False, max_pixels: int = MAX_PIXELS,
                  strength: float | None = None, progress: Callable[[int, int], None] | None = None) -> FileResult:
     """Read, restore and write one file (and its map with ``explain``). Nothing is overwritten unless

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.defaults import OVERLAP, TILE
+from ..core.defaults import OVERLAP
 from ..core.io.images import MAX_PIXELS
 from .restorer import PipelineError, Restorer, load_restorer, pick_estimator, restorer_for  # noqa: F401  (public here too)
 
@@ -117,7 +117,7 @@ class Pipeline:
         return w, strength, extra
 
     @torch.no_grad()
-    def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int = TILE,
+    def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int | None = None,
             overlap: int = OVERLAP, explain: bool = False, strength: float | None = None, progress=None) -> Restored:
         """Restore one image ``rgb`` [3, H, W] in [0, 1]: estimate (unless ``adapters``), blend, tiles, then
         the refiner if the pipeline has one. ``explain`` also returns the segmentation and class shares.
@@ -154,19 +154,30 @@ class Pipeline:
                        f"{info['steps']} steps (anchors: {mix})")
         return out
 
-    def memory_plan(self, height: int, width: int, *, tile: int = TILE, overlap: int = OVERLAP, explain: bool = False,
-                    name: str = "image"):
+    def memory_plan(self, height: int, width: int, *, tile: int | None = None, overlap: int = OVERLAP,
+                    explain: bool = False, name: str = "image"):
         """The tile to restore a ``height``×``width`` image with in the memory there is, and the predicted
-        peak (:func:`core.memory.plan`); raises ``ImageTooLargeError`` when even the smallest tile does not fit."""
+        peak (:func:`core.memory.plan`); raises ``ImageTooLargeError`` when even the smallest tile does not fit.
+        ``tile=None``: the default for the precision the tiles compute in (:meth:`default_tile`)."""
         from ..core.memory import plan
 
         model, tta = self.restorer.model, self.refiner is not None
+        tile = self.default_tile() if tile is None else tile
         return plan(height, width, tile=tile, overlap=overlap, align=model.config.pad_multiple,
                     model_width=model.config.width, explain=explain or tta, tta=tta,
                     device=next(model.parameters()).device.type, name=name)
 
-    def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int = TILE, overlap: int = OVERLAP,
-                strength: float | None = None):
+    def default_tile(self) -> int:
+        """The tile side used when none is given: larger where the tiles compute in bf16 or fp16
+        (``core.defaults.default_tile``)."""
+        from ..core.defaults import default_tile
+        from ..core.runtime import resolve_precision
+
+        device = next(self.restorer.model.parameters()).device
+        return default_tile(resolve_precision(self.restorer.precision, device) != torch.float32)
+
+    def restore(self, image, *, adapters: dict[str, float] | None = None, tile: int | None = None,
+                overlap: int = OVERLAP, strength: float | None = None):
         """Restore an image given as a numpy array (H×W×3, uint8, uint16 or float in [0, 1]) or a tensor
         [3, H, W] in [0, 1]; returns the same kind (numpy: same dtype). ``strength``: as in :meth:`run`."""
         import numpy as np
@@ -189,7 +200,7 @@ class Pipeline:
         return back(out.clamp(0, 1))
 
     def __call__(self, src: str | Path, dst: str | Path | None = None, *, overwrite: bool = False,
-                 adapters: dict[str, float] | None = None, tile: int = TILE, overlap: int = OVERLAP,
+                 adapters: dict[str, float] | None = None, tile: int | None = None, overlap: int = OVERLAP,
                  max_pixels: int = MAX_PIXELS, strength: float | None = None) -> Path:
         """Restore the image file ``src`` into ``dst`` (default ``NAME_restored.EXT`` beside it), keeping its
         format, bit depth, mode, alpha and metadata; never overwrites unless ``overwrite``. Returns ``dst``."""

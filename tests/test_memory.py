@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from air_restore.cli.main import app
 from air_restore.core import memory
-from air_restore.core.defaults import OVERLAP
+from air_restore.core.defaults import OVERLAP, TILE, TILE_HALF, default_tile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import memory as memory_bench  # noqa: E402  (benchmarks/memory.py)
@@ -95,8 +95,24 @@ def test_a_tile_that_does_not_fit_is_made_smaller_with_the_same_result(tmp_path,
     r = runner.invoke(app, ["restore", str(src), "--device", "cpu", "-o", str(tmp_path / "auto.png")])
     text = " ".join(r.output.split())
     assert r.exit_code == 0, text
-    assert "photo.png: using --tile 256 instead of 768" in text
+    import torch
+
+    from air_restore.core.runtime import resolve_precision
+
+    asked = default_tile(resolve_precision("auto", torch.device("cpu")) != torch.float32)  # 1024 in bf16
+    assert f"photo.png: using --tile 256 instead of {asked}" in text
     monkeypatch.setattr(memory, "available_bytes", lambda: None)  # not checked: the tile asked for
     r = runner.invoke(app, ["restore", str(src), "--device", "cpu", "--tile", "256", "-o", str(tmp_path / "t256.png")])
     assert r.exit_code == 0, r.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "auto.png")), np.asarray(Image.open(tmp_path / "t256.png")))
+
+
+def test_the_default_tile_follows_the_precision():
+    """Tiles computed in bf16 or fp16 default to TILE_HALF (faster there, BENCHMARKS.md), fp32 to TILE; a
+    tile given is kept."""
+    from air_restore.registry.pipeline import load_pipeline
+
+    fp32, bf16 = load_pipeline(device="cpu", precision="fp32"), load_pipeline(device="cpu", precision="bf16")
+    assert (fp32.default_tile(), bf16.default_tile()) == (TILE, TILE_HALF)
+    assert fp32.memory_plan(3000, 4000).asked == TILE and bf16.memory_plan(3000, 4000).asked == TILE_HALF
+    assert bf16.memory_plan(3000, 4000, tile=512).asked == 512

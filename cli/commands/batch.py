@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ...core.defaults import OVERLAP, TILE
+from ...core.defaults import OVERLAP
 from ..options import check_tiles, open_pipeline
 from ..ui import console, error, fail, flag, say
 
@@ -21,7 +21,8 @@ def batch_cmd(
     workers: int = typer.Option(1, help="Model workers (Ray actors), each holding the pipeline once."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs per worker, e.g. 0.5 (0: CPU)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Images per call of a worker."),
-    tile: int = typer.Option(TILE, help="Tile side in pixels, as in `air restore`."),
+    tile: Optional[int] = typer.Option(None, show_default=False,
+                                       help="Tile side in pixels, as in `air restore` (default: as there)."),
     overlap: int = typer.Option(OVERLAP, help="Tile overlap in pixels, as in `air restore`."),
     adapters: Optional[str] = typer.Option(None, "--adapters", help="Your adapter weights instead of the "
                                            "estimator's, e.g. noise=1,rain=0.5 (others 0)."),

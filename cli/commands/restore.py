@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ...core.defaults import OVERLAP, TILE
+from ...core.defaults import OVERLAP, TILE, TILE_HALF
 from ..options import check_tiles, open_pipeline
 from ..ui import console, error, fail, flag, say, stdout
 
@@ -22,7 +22,10 @@ def restore(
     ),
     overwrite: bool = flag("--overwrite", help="Replace existing outputs (and the input, if -o names it)."),
     device: str = typer.Option("auto", metavar="auto|cpu|cuda", help="auto (GPU if there is one), cpu or cuda."),
-    tile: int = typer.Option(TILE, help="Tile side in pixels; smaller uses less memory. Multiple of 8."),
+    tile: Optional[int] = typer.Option(
+        None, show_default=False,
+        help=f"Tile side in pixels; smaller uses less memory. Multiple of 8. Default: {TILE_HALF} where the tiles "
+             f"compute in bf16 or fp16 (see --precision), else {TILE}."),
     overlap: int = typer.Option(OVERLAP, help="Overlap between tiles in pixels (wide enough to keep tiles seamless). "
                                 "Multiple of 8."),
     precision: str = typer.Option(

@@ -22,7 +22,7 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from air_restore.core.defaults import OVERLAP, TILE  # noqa: E402
+from air_restore.core.defaults import OVERLAP  # noqa: E402
 from air_restore.core.io.images import (  # noqa: E402
     IMAGE_SUFFIXES, MAX_PIXELS, ImageReadError, read_image, write_image,
 )
@@ -66,7 +66,7 @@ class _Session:
         return next((it for it in self.items if it["label"] == label), self.items[0] if self.items else None)
 
 
-def build_app(*, device: str = "auto", max_pixels: int = MAX_PIXELS, tile: int = TILE, overlap: int = OVERLAP,
+def build_app(*, device: str = "auto", max_pixels: int = MAX_PIXELS, tile: int | None = None, overlap: int = OVERLAP,
               examples: Path | None = EXAMPLES, workdir: Path | None = None) -> gr.Blocks:
     """The web page as a Gradio app (call ``.launch()`` on it). The pipeline (bundled base, installed
     adapters, estimator) is loaded here, so a broken install fails now rather than on the first photo."""
