@@ -34,14 +34,15 @@ from .tiling import tile_spans
 __all__ = ["ImageTooLargeError", "MemoryNeed", "MemoryPlan", "available_bytes", "plan", "predict", "tile_batch"]
 
 # Measured by benchmarks/memory.py (BENCHMARKS.md, "Memory"): VmHWM of `air restore` on the CPU, 2 threads, over
-# 64² to 3000×2250 images and tiles of 256 to 1024. The least-squares fits of two runs (212–266 MB, 42–64 B/px,
-# 1590–1720 B per tile pixel) rounded up, so that the prediction errs on the safe side: 0% to +32% over the
-# measured peak on every row (the allocator's share makes the same run vary by up to ±200 MB).
+# 64² to 3000×2250 images and tiles of 256 to 1024. The least-squares fit (229 MB, 64 B/px, 1151 B per tile pixel;
+# before inference overwrote its features, core.arch, 1590–1720 B per tile pixel) rounded up, so that the
+# prediction errs on the safe side: 0% to +53% over the measured peak on every row (the allocator's share makes
+# the same run vary by up to ±300 MB).
 FIXED_BYTES = 300e6  # Python, torch, the base with its adapters and the estimator
-IMAGE_BYTES_PER_PIXEL = 45.0  # whole-image buffers (input, output, stitching weights, gate) per pixel
+IMAGE_BYTES_PER_PIXEL = 64.0  # whole-image buffers (input, output, stitching weights, gate) per pixel
 EXPLAIN_BYTES_PER_PIXEL = 24.0  # --explain: every class's probability and the map, on top
 TTA_BYTES_PER_PIXEL = 64.0  # --tta: the refiner's copies of input and output, its stitched decode
-TILE_BYTES_PER_PIXEL = 1900.0  # activations of one tile, per pixel of the tile, at WIDTH channels
+TILE_BYTES_PER_PIXEL = 1400.0  # activations of one tile, per pixel of the tile, at WIDTH channels
 WIDTH = 24  # channels at full resolution of the model the constants were measured on
 
 #: Tile sides :func:`plan` tries, largest first, when the one asked for does not fit.
