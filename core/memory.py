@@ -36,8 +36,8 @@ __all__ = ["ImageTooLargeError", "MemoryNeed", "MemoryPlan", "available_bytes", 
 # Measured by benchmarks/memory.py (BENCHMARKS.md, "Memory"): VmHWM of `air restore` on the CPU, 2 threads, over
 # 64² to 3000×2250 images and tiles of 256 to 1024. The least-squares fit (229 MB, 64 B/px, 1151 B per tile pixel;
 # before inference overwrote its features, core.arch, 1590–1720 B per tile pixel) rounded up, so that the
-# prediction errs on the safe side: 0% to +53% over the measured peak on every row (the allocator's share makes
-# the same run vary by up to ±300 MB).
+# prediction errs on the safe side: −1% (2 MB, on the smallest image) to +61% over the measured peak (the
+# allocator's share makes the same run vary by up to ±300 MB).
 FIXED_BYTES = 300e6  # Python, torch, the base with its adapters and the estimator
 IMAGE_BYTES_PER_PIXEL = 64.0  # whole-image buffers (input, output, stitching weights, gate) per pixel
 EXPLAIN_BYTES_PER_PIXEL = 24.0  # --explain: every class's probability and the map, on top
