@@ -373,6 +373,37 @@ def test_the_pool_shows_detected_degradations_with_every_output_off():
     assert sum(judged) == int((~grey_views).sum())
 
 
+def test_the_pool_stacks_detected_degradations_last_keeping_the_targets():
+    """``p_other_stacked``: a share of the sources' samples also get an ``others`` degradation last (a dark
+    photo saved as a JPEG), and keep their sources' targets; the judge sees them so. At 0 the pool is the
+    same draw for draw as without it."""
+    from skimage import data
+
+    from air_restore.core.training.estimator import Source, build_pool
+    from air_restore.core.degradations import lowlight, noise
+
+    photo = torch.from_numpy(data.astronaut()[::4, ::4].copy()).permute(2, 0, 1).float() / 255
+    grey = lambda x, g, sev: x.mean(1, keepdim=True).expand_as(x)  # noqa: E731  (unmistakable in a view)
+    seen = []
+
+    def judge(degraded, clean, present):
+        seen.append((degraded.amax(1) - degraded.amin(1)).flatten(1).amax(1) == 0)  # grey crops judged as grey
+        return present
+
+    def pool(**kw):
+        return build_pool([photo], [Source(synth=noise), Source(synth=lowlight)], torch.Generator().manual_seed(0),
+                          batches=4, batch_size=8, others=[grey], **kw)
+
+    plain, zero = pool(p_other=0.25), pool(p_other=0.25, p_other_stacked=0.0)
+    assert all(torch.equal(a, b) and torch.equal(x, y) for (a, x), (b, y) in zip(plain, zero))
+    stacked = pool(p_other=0.0, p_other_stacked=0.5, judge=judge)
+    views = torch.cat([v for v, _ in stacked]).float()
+    t = torch.cat([y for _, y in stacked])
+    grey_views = (views.amax(2) - views.amin(2)).flatten(1).amax(1) == 0
+    assert 4 <= int(grey_views.sum()) <= 28  # about half, and every one kept its source's target
+    assert bool((t.sum(1) >= 1).all())
+    assert torch.equal(torch.cat(seen), grey_views)
+
 def test_the_pool_shows_dark_scenes_whose_clean_version_is_as_dark():
     """``p_dark``: a crop exposed down before it is degraded, and judged against that darker crop (a dim
     scene, not low light), so a well-exposed dark photo is not taught to be brightened. At 0 the pool is

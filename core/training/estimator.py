@@ -77,7 +77,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                dark_floor: float = 0.25, progress: Callable[[int, int], None] | None = None,
                presence: list[torch.Tensor] | None = None,
                darkened: list[torch.Tensor] | None = None,
-               judged_sources: Sequence[int] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               judged_sources: Sequence[int] | None = None,
+               p_other_stacked: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
     crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
@@ -109,7 +110,12 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     ``judged_sources`` (source indices; without ``strength``): only samples made with one of them, and those
     ``p_dark`` exposed down, are judged; the others keep the degradations present as targets. For a caller
     that replaces those targets anyway (:func:`train_estimator`'s ``distill``): the judge is most of the
-    views' time, and the pool's draws do not depend on it, so the lessons taught stay exactly the same."""
+    views' time, and the pool's draws do not depend on it, so the lessons taught stay exactly the same.
+    ``p_other_stacked``: share of the synthesized samples that also get one of ``others`` last, its targets
+    those of what came before (a dark photo saved as a JPEG is still low light). Without them a view pool never
+    holds a JPEG of an old degradation, so distillation cannot keep its routing there: ``air add-degradation``
+    on PolyU (camera JPEGs, dark ones among them) taught low light off on dark JPEGs, low light + JPEG 21.03 →
+    15.25 dB (NOTES.md)."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
     if strength and judged_sources is not None:
@@ -183,6 +189,10 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 for j in chain:
                     sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                     img = sources[j].synth(img, g, sev).clamp(0, 1)
+                if others and p_other_stacked and float(torch.rand((1,), generator=g)) < p_other_stacked:
+                    synth = others[int(torch.randint(0, len(others), (1,), generator=g))]  # compression comes last
+                    sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
+                    img = synth(img, g, sev).clamp(0, 1)
                 if judge is not None and (judged_sources is None or bool(dark[len(vs)])
                                           or any(j in judged_sources for j in chain)):
                     js = min(judge_size, size)
@@ -215,7 +225,7 @@ def train_estimator(
     pool_progress: Callable[[int, int], None] | None = None,
     time_budget: float | None = None,
     source_weights: Sequence[float] | None = None,
-    others: Sequence[Callable] = (), p_other: float = 0.0,
+    others: Sequence[Callable] = (), p_other: float = 0.0, p_other_stacked: float = 0.0,
     p_dark: float = 0.0,
     dark_floor: float = 0.25,
     dark_keep: Sequence[str] = (),
@@ -233,7 +243,8 @@ def train_estimator(
     The strength's loss is its squared error weighted by what that error costs on each crop (the image's
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
     the mildest synthesized degradation. ``source_weights``: how often each source is drawn, ``others`` and
-    ``p_other``: degradations that must switch every output off, ``p_dark``: share of dark scenes,
+    ``p_other``: degradations that must switch every output off (``p_other_stacked``: also stacked last on
+    the other degradations, keeping their targets), ``p_dark``: share of dark scenes,
     ``dark_floor`` their darkest exposure (:func:`build_pool`). ``keep_inherited`` (with ``init``): only the
     outputs ``init`` lacks are trained, on its frozen features; every output it has (and the strength) stays
     exactly as it was, so photos of the old degradations keep their weights unless the new output fires on
@@ -279,6 +290,7 @@ def train_estimator(
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
                       source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
+                      p_other_stacked=p_other_stacked,
                       dark_floor=dark_floor, presence=presence, darkened=darkened,
                       judged_sources=[i for i, n in enumerate(names) if n in learning] if skip else None)
     synth_s = time.perf_counter() - started
@@ -334,7 +346,8 @@ def train_estimator(
         prm.requires_grad_(True)
     targets = torch.cat([y for _, y in pool])
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": engine.step, "seed": seed, "p_clean": p_clean,
-            "p_other": p_other if others else 0.0, "p_dark": p_dark,
+            "p_other": p_other if others else 0.0,
+            **({"p_other_stacked": p_other_stacked} if others and p_other_stacked else {}), "p_dark": p_dark,
             **({"dark_floor": dark_floor} if p_dark else {}), "min_severity": min_severity,
             "targets": ("judged by restoration" + (" where learned (distilled elsewhere)" if skip else "")) if judge
                        else "degradations present",
