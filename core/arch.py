@@ -184,7 +184,7 @@ class AirUNet(nn.Module):
         """Whether a forward hook may hold on to a feature map (a profiler's, a user's): then none is overwritten."""
         from torch.nn.modules import module as torch_module
 
-        if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        if any(getattr(torch_module, name, None) for name in ("_global_forward_hooks", "_global_forward_pre_hooks")):
             return True
         return any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
 
@@ -204,7 +204,7 @@ class AirUNet(nn.Module):
         """:meth:`_trunk` for inference, in less memory and with the same numbers: every block adds into
         its own input (:meth:`Block.forward_owned`), and the upsampled features are added into their skip,
         which is let go there instead of living to the end. A 904×848 tile in bf16 (a 12 MP photo's, at
-        ``--tile 1024``): peak live tensors 713 → 401 bytes per pixel (BENCHMARKS.md, "Memory")."""
+        ``--tile 1024``): peak live tensors 713 → 401 bytes per pixel (benchmarks/results/NOTES.md)."""
         skips = []
         for enc, down in zip(self.encoders, self.downs):
             feat = _blocks(enc, feat)
