@@ -234,6 +234,10 @@ def _run_note(a: dict) -> str:
         parts.append("`--estimator-update new-only`")
     elif not a["estimator"].get("distilled"):  # before the estimator learned by distillation, it retrained whole
         parts.append("`--estimator-update all`")
+    elif a["estimator"].get("steps"):  # distilled: the recipe changed since (steps, views)
+        parts.append(f"estimator {a['estimator']['steps']} steps")
+    if a["estimator"].get("p_other_stacked"):
+        parts.append(f"JPEG stacked on {a['estimator']['p_other_stacked']:g} of the views")
     if a.get("after_adapters"):
         parts.append("after " + ", ".join(a["after_adapters"]))
     return "; ".join(parts)
