@@ -135,21 +135,16 @@ ESTIMATOR_UPDATES = ("distill", "new-only", "all")
 ADAPTER_SHARE = 0.45
 COMPARE_SHARE = 0.2
 
-#: The before/after row of held-out clean photos (input = clean, so their input PSNR is the 100 dB cap): what a
-#: new output that fires on lookalikes costs photos with nothing wrong (snow on white specks: a clean CBSD68 photo
-#: came back at 29 dB), rounded to 8 bits as a saved photo. Not a valid adapter name, so it never meets one.
+#: The before/after row of held-out clean photos (input PSNR: the 100 dB cap), rounded to 8 bits: what a new output
+#: firing on lookalikes costs photos with nothing wrong (snow on white specks). Not a valid adapter name.
 CLEAN_TASK = "clean photos"
 
-#: With "distill": how often the new adapter's degradation is drawn for the estimator's views against each old
-#: one's. Only views of the new degradation are judged then (the old outputs are taught the current estimator's
-#: routing), so more of them cost little. Snow (fresh adapter each; NOTES.md): 1 → +2.78 and +3.12 in two runs,
-#: 2 → +3.30, 4 → +3.58 with every old task within 0.01 dB, 8 → +3.45 but haze −0.25 (too few old views).
+#: With "distill": how often the new degradation is drawn for the estimator's views against each old one (only its
+#: views are judged, so more cost little). Snow: 1 → +2.78/+3.12, 2 → +3.30, 4 → +3.58, 8 → haze −0.25 (NOTES.md).
 NEW_VIEWS_WEIGHT = 4.0
 
-#: Share of the estimator's synthesized views that a detected degradation (JPEG) also degrades last, keeping
-#: their targets (``build_pool``'s ``p_other_stacked``): without them no view was a JPEG of an old degradation,
-#: so the old routing there was not taught. PolyU (camera JPEGs, dark ones among them), the same adapter, one run
-#: each: low light + JPEG 21.03 dB before, 15.25 after at 0, 20.26 at 0.3 (NOTES.md).
+#: Share of the synthesized views JPEG'd last, targets kept (``build_pool``'s ``p_other_stacked``), so the old
+#: routing of JPEGs is taught too. PolyU: low light + JPEG 21.03 dB before, 15.25 after at 0, 20.26 at 0.3 (NOTES.md).
 P_OTHER_STACKED = 0.3
 
 
@@ -408,9 +403,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         folders = {**{a.name: a.path for a in old}, name: stage.adapter}
         for n in names:
             after.attach_folder(folders[n])
-        # 8 steps per batch of views. Snow, same adapter: 800 steps on 100 batches +1.22 dB, 3200 on 400 +1.95,
-        # 1600 on 400 +1.36, 3200 on 100 +0.58 (too few views); fresh adapters: 3200 on 800 +2.82 against +3.12
-        # on 400, 6400 on 400 snow +3.15 but JPEG −1.12 (its output overfit the views; NOTES.md).
+        # 8 steps per batch of views (snow: 3200 on 100 batches +0.58, on 400 +3.12, on 800 +2.82; NOTES.md).
         pool = max(10, estimator_steps // 8)
         progress("views", 0, pool)  # judging the views takes minutes: show the bar before the first is done
         progress("estimator", 0, estimator_steps)
