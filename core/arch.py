@@ -126,17 +126,19 @@ class Block(nn.Module):
         written into ``x`` instead of a new tensor. The same arithmetic in the same order, so the same
         numbers (a test compares them bit for bit), without one full-resolution tensor per block."""
         y = self.conv3(self.gate(self.conv2(self.conv1(self.norm1(x)))))
-        x = _residual(x, self.beta, y)
+        x = _residual(x, y, self.beta)
         y = self.conv5(self.gate(self.conv4(self.norm2(x))))
-        return _residual(x, self.gamma, y)
+        return _residual(x, y, self.gamma)
 
 
-def _residual(x: torch.Tensor, scale: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``x + scale·y`` (``scale`` per channel), into ``x`` where the sum has ``x``'s dtype."""
-    s = scale.view(1, -1, 1, 1)
-    if torch.promote_types(torch.promote_types(x.dtype, s.dtype), y.dtype) == x.dtype:
-        return x.addcmul_(s, y)
-    return torch.addcmul(x, s, y)
+def _residual(x: torch.Tensor, y: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``x + y`` (``x + scale·y`` with ``scale`` per channel), written into ``x`` where the sum has ``x``'s dtype
+    (under autocast a bf16 ``x`` plus an fp32 term is a new fp32 tensor, as the plain forward makes it)."""
+    s = None if scale is None else scale.view(1, -1, 1, 1)
+    dtype = torch.promote_types(x.dtype, y.dtype if s is None else torch.promote_types(s.dtype, y.dtype))
+    if dtype != x.dtype:
+        return x + y if s is None else torch.addcmul(x, s, y)
+    return x.add_(y) if s is None else x.addcmul_(s, y)
 
 
 class AirUNet(nn.Module):
@@ -212,11 +214,7 @@ class AirUNet(nn.Module):
             feat = down(feat)
         feat = _blocks(self.middle, feat)
         for up, dec in zip(self.ups, self.decoders):
-            feat = up(feat)
-            skip = skips.pop()
-            # up(feat) + skip, into the skip where the sum has its dtype (addition commutes bit for bit).
-            feat = _blocks(dec, skip.add_(feat) if torch.promote_types(skip.dtype, feat.dtype) == skip.dtype
-                           else feat + skip)
+            feat = _blocks(dec, _residual(skips.pop(), up(feat)))  # up(feat) + skip: addition commutes bit for bit
         return feat
 
 

@@ -289,9 +289,9 @@ def train_estimator(
     skip = distilling and judge is not None and not strength
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
-                      source_weights=source_weights, others=others, p_other=p_other, p_dark=p_dark,
-                      p_other_stacked=p_other_stacked,
-                      dark_floor=dark_floor, presence=presence, darkened=darkened,
+                      source_weights=source_weights, others=others, p_other=p_other,
+                      p_other_stacked=p_other_stacked, p_dark=p_dark, dark_floor=dark_floor,
+                      presence=presence, darkened=darkened,
                       judged_sources=[i for i, n in enumerate(names) if n in learning] if skip else None)
     synth_s = time.perf_counter() - started
     kept = None  # (rows, weight, bias) of head.2 that stay as inherited
