@@ -143,10 +143,6 @@ CLEAN_TASK = "clean photos"
 #: views are judged, so more cost little). Snow: 1 → +2.78/+3.12, 2 → +3.30, 4 → +3.58, 8 → haze −0.25 (NOTES.md).
 NEW_VIEWS_WEIGHT = 4.0
 
-#: Share of the synthesized views JPEG'd last, targets kept (``build_pool``'s ``p_other_stacked``), so the old
-#: routing of JPEGs is taught too. PolyU: low light + JPEG 21.03 dB before, 15.25 after at 0, 20.26 at 0.3 (NOTES.md).
-P_OTHER_STACKED = 0.3
-
 
 class Staging:
     """A hidden folder in ``$AIR_HOME`` for the new adapter and estimator; ``commit`` renames both into
@@ -284,7 +280,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
     from ..core.training.adapter import (
         TrainAdapterConfig, build_manifest, paired_sampler, save_adapter, synthetic_sampler, train_adapter,
     )
-    from ..core.training.estimator import P_OTHER, save_views, train_estimator
+    from ..core.training.estimator import P_EXPOSED, P_OTHER, P_OTHER_STACKED, save_views, train_estimator
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
     from .restorer import load_restorer
@@ -413,7 +409,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         est, est_info = train_estimator(
             names, [sources[n] for n in names], other_clean, init=before.estimator, steps=estimator_steps,
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
-            strength=strength, others=others, p_other=P_OTHER, p_other_stacked=P_OTHER_STACKED,
+            strength=strength, others=others, p_other=P_OTHER, p_other_stacked=P_OTHER_STACKED, p_exposed=P_EXPOSED,
             keep_inherited=estimator_update == "new-only",
             distill=estimator_update == "distill", relearn=[name],
             source_weights=([NEW_VIEWS_WEIGHT if n == name else 1.0 for n in names]

@@ -404,6 +404,35 @@ def test_the_pool_stacks_detected_degradations_last_keeping_the_targets():
     assert bool((t.sum(1) >= 1).all())
     assert torch.equal(torch.cat(seen), grey_views)
 
+
+def test_the_pool_exposes_real_photos_down_and_counts_them_as_the_exposure_cut():
+    """``p_exposed``: a share of the crops of real degraded photos goes through an exposure source, made by
+    both then, with the exposure cut's target alone: the same camera's noise with less light is low light.
+    At 0, or with no exposure source, the pool is the same draw for draw as without it."""
+    from air_restore.core.training.estimator import Source, build_pool
+
+    photo = torch.full((3, 160, 160), 0.6)
+    halve = lambda x, g, sev: x * 0.5  # noqa: E731
+    made: list[torch.Tensor] = []
+
+    def pool(**kw):
+        return build_pool([photo], [Source(synth=halve), Source(degraded=[photo])], torch.Generator().manual_seed(0),
+                          batches=4, batch_size=8, source_weights=[0, 1], **kw)
+
+    plain = pool()
+    for kw in ({"p_exposed": 0.0, "exposure": [0]}, {"p_exposed": 0.5, "exposure": []}):
+        assert all(torch.equal(a, b) and torch.equal(x, y) for (a, x), (b, y) in zip(plain, pool(**kw)))
+    exposed = pool(p_exposed=0.5, exposure=[0], presence=made)
+    level = torch.cat([v for v, _ in exposed]).float().mean((1, 2, 3, 4)) / 255
+    t, m = torch.cat([y for _, y in exposed]), torch.cat(made)
+    dark = level < 0.45
+    assert 4 <= int(dark.sum()) <= 28, level  # about half: 0.3, the rest as they came, 0.6
+    assert torch.allclose(level[dark], torch.tensor(0.3), atol=0.01)
+    assert torch.allclose(level[~dark], torch.tensor(0.6), atol=0.01)
+    assert torch.equal(t, torch.stack([dark, ~dark], 1).float())  # the exposure cut's target alone
+    assert torch.equal(m, torch.stack([dark, torch.ones_like(dark)], 1))  # made from both
+
+
 def test_the_pool_shows_dark_scenes_whose_clean_version_is_as_dark():
     """``p_dark``: a crop exposed down before it is degraded, and judged against that darker crop (a dim
     scene, not low light), so a well-exposed dark photo is not taught to be brightened. At 0 the pool is

@@ -42,6 +42,14 @@ class Source:
 #: beside the clean crops' 0.15.
 P_OTHER = 0.1
 
+#: ``air add-degradation``'s share of the synthesized views JPEG'd last, targets kept (``p_other_stacked``), so the
+#: old routing of JPEGs is taught too. PolyU: low light + JPEG 21.03 dB before, 15.25 after at 0, 20.26 at 0.3.
+P_OTHER_STACKED = 0.3
+
+#: ``air add-degradation``'s share of real degraded views exposed down, then routed as before (``p_exposed``), so
+#: real low light keeps its routing. PolyU: LOL photos' low light 0.63 → 0.09 without (NOTES.md).
+P_EXPOSED = 0.3
+
 #: With ``distill`` (:func:`train_estimator`): how much the new outputs' lesson to stay off on the old
 #: degradations' views weighs against their other lessons. The snow adapter at weight 0.03 already costs hazy
 #: photos 0.1 dB (0.3: 1.6 dB), so a new output that fires faintly on them hurts. ``air add-degradation snow``
@@ -78,7 +86,8 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                presence: list[torch.Tensor] | None = None,
                darkened: list[torch.Tensor] | None = None,
                judged_sources: Sequence[int] | None = None,
-               p_other_stacked: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               p_other_stacked: float = 0.0, p_exposed: float = 0.0,
+               exposure: Sequence[int] = ()) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
     crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
@@ -115,7 +124,12 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     those of what came before (a dark photo saved as a JPEG is still low light). Without them a view pool never
     holds a JPEG of an old degradation, so distillation cannot keep its routing there: ``air add-degradation``
     on PolyU (camera JPEGs, dark ones among them) taught low light off on dark JPEGs, low light + JPEG 21.03 →
-    15.25 dB (NOTES.md)."""
+    15.25 dB (NOTES.md).
+    ``p_exposed``: share of the crops of real degraded photos (a source's ``degraded``) exposed down by one of
+    the sources ``exposure`` (indices of exposure cuts, :data:`EXPOSURE`), made by both then, its target that of
+    the exposure cut alone: the same camera's noise with less light is low light. Without them the estimator learns the
+    new photos' real noise as a sign of "not low light", and real low-light photos, noisy too, lose it
+    (``air add-degradation`` on PolyU: LOL photos' low light 0.63 → 0.09, NOTES.md)."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
     if strength and judged_sources is not None:
@@ -134,6 +148,12 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
         img, picked = vary_exposure(img, g, p_dark, lowest=dark_floor, with_pick=True)
         dark[len(vs)] = lesson and bool(picked[0])
         return img
+
+    def stack_other(img: torch.Tensor) -> torch.Tensor:  # ``p_other_stacked``: compression comes last
+        if not (others and p_other_stacked and float(torch.rand((1,), generator=g)) < p_other_stacked):
+            return img
+        synth = others[int(torch.randint(0, len(others), (1,), generator=g))]
+        return synth(img, g, min_severity + (1 - min_severity) * torch.rand((1,), generator=g)).clamp(0, 1)
 
     pool = []
     for _ in range(batches):
@@ -176,6 +196,12 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 continue
             if src.degraded is not None:
                 img = random_crop(src.degraded[int(torch.randint(0, len(src.degraded), (1,), generator=g))], size, g)[None]
+                if exposure and p_exposed and float(torch.rand((1,), generator=g)) < p_exposed:
+                    e = exposure[int(torch.randint(0, len(exposure), (1,), generator=g))]
+                    sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
+                    img = sources[e].synth(img, g, sev).clamp(0, 1)  # not JPEG'd again: PolyU 36.8 → 35.3
+                    target[first], target[e] = 0, 1
+                    made[len(vs), e] = True
             else:
                 img = crop(size)
                 clean_img = img
@@ -189,10 +215,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                 for j in chain:
                     sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
                     img = sources[j].synth(img, g, sev).clamp(0, 1)
-                if others and p_other_stacked and float(torch.rand((1,), generator=g)) < p_other_stacked:
-                    synth = others[int(torch.randint(0, len(others), (1,), generator=g))]  # compression comes last
-                    sev = min_severity + (1 - min_severity) * torch.rand((1,), generator=g)
-                    img = synth(img, g, sev).clamp(0, 1)
+                img = stack_other(img)
                 if judge is not None and (judged_sources is None or bool(dark[len(vs)])
                                           or any(j in judged_sources for j in chain)):
                     js = min(judge_size, size)
@@ -226,6 +249,7 @@ def train_estimator(
     time_budget: float | None = None,
     source_weights: Sequence[float] | None = None,
     others: Sequence[Callable] = (), p_other: float = 0.0, p_other_stacked: float = 0.0,
+    p_exposed: float = 0.0,
     p_dark: float = 0.0,
     dark_floor: float = 0.25,
     dark_keep: Sequence[str] = (),
@@ -244,7 +268,8 @@ def train_estimator(
     squared error along the restoration), so it is exact where the restoration is large. ``min_severity``:
     the mildest synthesized degradation. ``source_weights``: how often each source is drawn, ``others`` and
     ``p_other``: degradations that must switch every output off (``p_other_stacked``: also stacked last on
-    the other degradations, keeping their targets), ``p_dark``: share of dark scenes,
+    the other degradations, keeping their targets), ``p_exposed``: share of real degraded crops exposed down
+    by a source in :data:`EXPOSURE` (:func:`build_pool`), ``p_dark``: share of dark scenes,
     ``dark_floor`` their darkest exposure (:func:`build_pool`). ``keep_inherited`` (with ``init``): only the
     outputs ``init`` lacks are trained, on its frozen features; every output it has (and the strength) stays
     exactly as it was, so photos of the old degradations keep their weights unless the new output fires on
@@ -290,7 +315,8 @@ def train_estimator(
     pool = build_pool(photos, sources, g, batches=batches, p_clean=p_clean, judge=judge, strength=strength,
                       min_severity=min_severity, progress=pool_progress, deadline=deadline,
                       source_weights=source_weights, others=others, p_other=p_other,
-                      p_other_stacked=p_other_stacked, p_dark=p_dark, dark_floor=dark_floor,
+                      p_other_stacked=p_other_stacked, p_dark=p_dark, dark_floor=dark_floor, p_exposed=p_exposed,
+                      exposure=[i for i, n in enumerate(names) if n in EXPOSURE and sources[i].synth is not None],
                       presence=presence, darkened=darkened,
                       judged_sources=[i for i, n in enumerate(names) if n in learning] if skip else None)
     synth_s = time.perf_counter() - started
@@ -348,6 +374,7 @@ def train_estimator(
     info = {"train_samples": sum(len(v) for v, _ in pool), "steps": engine.step, "seed": seed, "p_clean": p_clean,
             "p_other": p_other if others else 0.0,
             **({"p_other_stacked": p_other_stacked} if others and p_other_stacked else {}), "p_dark": p_dark,
+            **({"p_exposed": p_exposed} if p_exposed else {}),
             **({"dark_floor": dark_floor} if p_dark else {}), "min_severity": min_severity,
             "targets": ("judged by restoration" + (" where learned (distilled elsewhere)" if skip else "")) if judge
                        else "degradations present",
