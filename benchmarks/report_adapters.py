@@ -66,9 +66,11 @@ def blending_section(b: dict) -> list[str]:
            if "blended_no_fallback" in b["single"][0] else "")
         + (" The estimator also chooses a strength per image (the share of the restoration kept); *blended, "
            "strength 1* is its blend at full strength." if "blended_full" in b["single"][0] else "")
-        + (f" *Blended without {b['without']}*: the same routing with the {b['without']} adapter's weight at 0, "
-           "the pipeline before it was added (same images, same run). Its weight is measured on each photo by "
-           "`core.routing.Detected`, not chosen by the estimator (top-1 counts it too)." if b.get("without") else "")
+        + (f" *Blended without {b['without']}*: the same routing with the {b['without']} adapter's weight at 0"
+           + (", the pipeline before it was added (same images, same run). Its weight is measured on each photo by "
+              "`core.routing.Detected`, not chosen by the estimator (top-1 counts it too)."
+              if b["without"] == "jpeg" else " (same images, same run); the previous estimator beside it is the "
+              "pipeline before it was added.") if b.get("without") else "")
         + (f" *Previous estimator*: the blend chosen by {b['baseline_estimator']} on the same images, same run."
            if b.get("baseline_estimator") else ""),
         "",
@@ -238,6 +240,8 @@ def _run_note(a: dict) -> str:
         parts.append(f"estimator {a['estimator']['steps']} steps")
     if a["estimator"].get("p_other_stacked"):
         parts.append(f"JPEG stacked on {a['estimator']['p_other_stacked']:g} of the views")
+    if a["estimator"].get("p_exposed"):
+        parts.append(f"{a['estimator']['p_exposed']:g} of the real views exposed down as low light; shipped")
     if a.get("after_adapters"):
         parts.append("after " + ", ".join(a["after_adapters"]))
     return "; ".join(parts)

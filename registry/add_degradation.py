@@ -34,7 +34,7 @@ from ..core.io.images import iter_image_paths, read_image
 from ..core.training.adapter import heldout_psnr
 from ..core.training.estimator import Source, load_views
 from .discovery import discover
-from .store import adapters_dir, air_home, local_estimator_path, sweep_leftovers
+from .store import BUNDLED_REAL, adapters_dir, air_home, local_estimator_path, sweep_leftovers
 from .restorer import Restorer
 from ..core.errors import InvalidValueError
 
@@ -113,8 +113,10 @@ def synthesizers() -> dict[str, Callable]:
 
 
 def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
-    """A :class:`Source` per installed adapter (its plugin's synthesizer, else its stored views); the names
-    of adapters with neither are returned too."""
+    """A :class:`Source` per installed adapter (its plugin's synthesizer, else its stored views, else for a
+    bundled one learnt from real pairs its stand-in, ``store.BUNDLED_REAL``); names of adapters with none too."""
+    from ..core import degradations
+
     synths = synthesizers()
     out, missing = {}, []
     for a in adapters:
@@ -122,6 +124,8 @@ def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
             out[a.name] = Source(synth=synths[a.name])
         elif (v := load_views(a.path)) is not None:
             out[a.name] = Source(views=v)
+        elif a.origin == "bundled" and a.name in BUNDLED_REAL:
+            out[a.name] = Source(synth=getattr(degradations, BUNDLED_REAL[a.name].stand_in))
         else:
             missing.append(a.name)
     return out, missing

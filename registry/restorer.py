@@ -16,7 +16,7 @@ from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
 from ..core.routing import DETECTED, FLOORS, Detected, Fallback, Floor, apply_fallback, head_means
 from .adapters import load_for_base
-from .store import InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
+from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
 from .store import load_base
 from ..core.errors import UserError, UnknownNameError
@@ -98,9 +98,11 @@ class Restorer:
     def unseen(self) -> list[int]:
         """Indices of the adapters whose degradation the segmentation head has no class for (JPEG, snow, a
         third-party one): the head reads those pixels as clean, so the clean-pixel gate would keep them as
-        they are and undo the adapter. Their weight lifts as much of the gate (:meth:`restore`)."""
+        they are and undo the adapter. Their weight lifts as much of the gate (:meth:`restore`). A bundled adapter
+        learnt from real pairs names the class that sees its degradation (``store.BUNDLED_REAL``: realnoise, noise)."""
         classes = set(self.model.config.classes)
-        return [i for i, name in enumerate(self.adapters) if name not in classes]
+        seen_as = {name: real.head_class for name, real in BUNDLED_REAL.items()}  # realnoise: noise
+        return [i for i, name in enumerate(self.adapters) if seen_as.get(name, name) not in classes]
 
     def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
         """Per-adapter weights [K] for one image [3, H, W] (see :meth:`assess`)."""

@@ -170,7 +170,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     from .add_degradation import estimator_sources, synthesizers
     from .restorer import restorer_for
     from ..core.routing import DETECTED, estimated
-    from .store import BUNDLED_ORDER, active_adapters, bundled_base_path, local_estimator_path
+    from .store import BUNDLED_ORDER, active_adapters, bundled_adapters, bundled_base_path, local_estimator_path
 
     if (out is None) == (not install):
         raise UserError("give exactly one of --out FILE or --install")
@@ -200,10 +200,12 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
         names = estimated(list(BUNDLED_ORDER)) if adapters is None else list(adapters)
         if len(set(names)) != len(names) or not names:
             raise UserError(f"--adapters {','.join(names)!r}: give unique, comma-separated names")
-        missing = [n for n in names if n not in synths]
+        # A bundled adapter learnt from real pairs (realnoise) is shown by its stand-in (store.BUNDLED_REAL).
+        stored, _ = estimator_sources([a for a in bundled_adapters() if a.name in names and a.name not in synths])
+        missing = [n for n in names if n not in synths and n not in stored]
         if missing:
             raise UserError(f"no plugin with a synthesizer for {missing}; available: {', '.join(sorted(synths))}")
-        sources = [Source(synth=synths[n]) for n in names]
+        sources = [Source(synth=synths[n]) if n in synths else stored[n] for n in names]
     if family and family_of:
         raise UserError("give --family (every adapter's family) or --family-of NAMES (those only), not both")
     if family_of:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from air_restore.registry.store import BUNDLED_PLUGINS, bundled_estimator_path
+from air_restore.registry.store import BUNDLED_ORDER, bundled_estimator_path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -60,6 +60,6 @@ def test_add_degradation_script(tmp_path):
     res = mod.main(["--data", str(clean), "--steps", "2", "--estimator-steps", "2", "--eval-images", "1",
                     "--crop", "32", "--out", str(tmp_path / "a.json")])
     tasks = {t["task"]: t for t in res["tasks"]}
-    assert tasks["snow"]["new"] and set(tasks) == {"snow", *BUNDLED_PLUGINS, "clean photos"}
+    assert tasks["snow"]["new"] and set(tasks) == {"snow", *BUNDLED_ORDER, "clean photos"}  # realnoise: camera_noise stands in
     assert tasks["clean photos"]["input"] == 100.0 and not tasks["clean photos"]["new"]  # the input is the clean photo
     assert res["adapter"]["name"] == "snow"

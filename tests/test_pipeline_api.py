@@ -61,7 +61,7 @@ def test_run_reports_what_it_did(pipe):
     assert est.degradation_map(rgb, pipe.classes).size[0] == 128
     given = pipe.run(rgb, adapters={"rain": 1.0})
     assert given.weights_source == "given" and given.seg_probs is None and given.shares is None
-    assert given.weights == {"noise": 0.0, "blur": 0.0, "haze": 0.0, "rain": 1.0, "lowlight": 0.0, "jpeg": 0.0}
+    assert given.weights == {n: float(n == "rain") for n in pipe.adapters} and "realnoise" in given.weights
     assert est.detected and not given.detected  # the jpeg rule measured only where the weights were not given
     assert (given.image - est.image).abs().mean() > 1e-3
     with pytest.raises(ValueError, match="no segmentation"):
@@ -184,7 +184,8 @@ def test_the_noise_adapter_takes_what_the_estimator_leaves_but_not_on_a_dark_pho
     w, _, extra = r.route(mild)
     est_only = w.clone()
     est_only[r.adapters.index("noise")] -= extra
-    assert extra > 0.2 and abs(float(w.sum()) - 1) < 1e-2  # the estimator left a lot; (nearly) all went to noise
+    rest = 1 - float(est_only.sum())  # the estimator left a lot; most of it went to noise (not what realnoise took)
+    assert extra > 0.2 and extra > 0.8 * rest
     assert psnr(r.restore(mild, w).image, clean) > psnr(r.restore(mild, est_only).image, clean) + 0.5
     res = pipe.run(mild)
     assert res.fallback == pytest.approx(extra) and res.weights["noise"] == pytest.approx(float(w[0]))
@@ -230,7 +231,8 @@ def test_a_blocky_jpeg_gets_the_jpeg_adapter_by_its_grid(pipe):
 
     from air_restore.core.metrics import psnr
 
-    a = np.ascontiguousarray(data.coffee()[64:320, 128:384])
+    # Not coffee: its sensor grain gets realnoise 0.99, whose adapter cleans the blocks as well (29.68 dB either way).
+    a = np.ascontiguousarray(data.chelsea()[64:320, 128:384])
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, "JPEG", quality=20)
     clean = torch.from_numpy(a).permute(2, 0, 1).float() / 255
