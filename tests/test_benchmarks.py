@@ -592,3 +592,29 @@ def test_dark_scenes_script_runs_both_estimators_on_the_same_inputs(clean_dir, t
     assert json.loads((tmp_path / "d.json").read_text())["rows"] == res["rows"]
     text = "\n".join(_module("report").dark_scenes_section(res))
     assert "| dark scene ×0.3 | 1 |" in text and "+0.00 |" in text
+
+
+def test_real_baselines_script_puts_cbm3d_beside_the_pipeline(tmp_path):
+    """benchmarks/real_baselines.py on a tiny paired folder laid out as PolyU: white Gaussian noise of σ 10, whose
+    σ the blind estimator finds (real camera noise it underestimates, BENCHMARKS.md), and CBM3D with it beats
+    the input; the report renders the row."""
+    pytest.importorskip("bm3d")
+    from skimage import data
+
+    root = tmp_path / "noise_real_PolyU"
+    g = np.random.default_rng(0)
+    for sub in ("clean", "degraded"):
+        (root / sub).mkdir(parents=True)
+    for name in ("astronaut", "coffee"):
+        clean = np.asarray(Image.fromarray(getattr(data, name)()).resize((128, 128)), dtype=np.float64)
+        noisy = np.clip(clean + g.normal(0, 10, clean.shape), 0, 255).round().astype(np.uint8)
+        Image.fromarray(clean.round().astype(np.uint8)).save(root / "clean" / f"{name}.png")
+        Image.fromarray(noisy).save(root / "degraded" / f"{name}.png")
+    out = tmp_path / "r.json"
+    res = _module("real_baselines").main(["--pairs", str(tmp_path), "--limit", "1", "--out", str(out)])
+    (row,) = res["rows"]
+    assert abs(row["true_sigma_255"] - 10) < 1 and abs(row["sigma_255"] - 10) < 2.5, row
+    assert row["cbm3d"] > row["input"] + 3 and row["cbm3d_true_sigma"] > row["input"] + 3
+    assert json.loads(out.read_text())["pairs"] == 1 and "realnoise" in res["adapters"]
+    text = "\n".join(_module("report").real_baselines_section(res))
+    assert f"{row['cbm3d']:.2f}" in text and "CBM3D, blind" in text
