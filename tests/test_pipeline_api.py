@@ -184,7 +184,7 @@ def test_the_noise_adapter_takes_what_the_estimator_leaves_but_not_on_a_dark_pho
     w, _, extra = r.route(mild)
     est_only = w.clone()
     est_only[r.adapters.index("noise")] -= extra
-    rest = 1 - float(est_only.sum())  # the estimator left a lot; most of it went to noise (not what realnoise took)
+    rest = 1 - float(est_only.sum())  # the estimator left a lot; most went to noise (scaled by its doubt: core.routing)
     assert extra > 0.2 and extra > 0.8 * rest
     assert psnr(r.restore(mild, w).image, clean) > psnr(r.restore(mild, est_only).image, clean) + 0.5
     res = pipe.run(mild)

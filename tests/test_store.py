@@ -71,6 +71,25 @@ def test_bundled_adapters_are_shipped_and_active():
     assert [a.name for a in active_adapters(info.fingerprint)] == list(BUNDLED_ORDER)
 
 
+def test_a_bundled_adapter_from_real_pairs_ships_no_photos_and_has_a_stand_in():
+    """realnoise was learnt from PolyU's photos, which the project does not ship (not even the estimator's views of
+    them): a synthesizer stands in for its examples when an estimator is trained again, and every adapter has a
+    source; the head's noise class sees its degradation, so its weight does not lift the clean-pixel gate."""
+    from air_restore.core.degradations import camera_noise
+    from air_restore.core.training import VIEWS_FILE
+    from air_restore.registry.add_degradation import estimator_sources
+    from air_restore.registry.store import BUNDLED_REAL
+
+    bundled = {a.name: a for a in bundled_adapters()}
+    assert set(BUNDLED_REAL) <= set(bundled) and not (bundled["realnoise"].path / VIEWS_FILE).exists()
+    manifest = json.loads((bundled["realnoise"].path / "air_manifest.json").read_text())
+    assert manifest["training"]["data"]["kind"] == "pairs" and manifest["metrics"]["heldout_psnr_adapter"] > 36
+    sources, missing = estimator_sources(list(bundled.values()))
+    assert not missing and sources["realnoise"].synth is camera_noise and sources["noise"].synth is not camera_noise
+    r = load_restorer()
+    assert [r.adapters[i] for i in r.unseen()] == ["jpeg"]  # realnoise is read as noise; jpeg has no class
+
+
 def test_install_list_remove(tiny_adapter):
     _, info = load_base()
     dest = install_adapter(tiny_adapter)
