@@ -93,10 +93,10 @@ PAIRS_SPLIT = f"air add-degradation --holdout {HOLDOUT}, seed 0"
 def held_out_pairs(root: Path, limit: int, size: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(degraded, clean) of the first ``limit`` held-out pairs of a paired folder (the seeded split of
     ``air add-degradation --holdout`` :data:`HOLDOUT`, seed 0), centre-cropped to ``size``."""
-    from air_restore.registry.add_degradation import split
+    from air_restore.registry.pairs import split
 
     names = [p.name for p in iter_image_paths([root / "degraded"])]
-    names = [names[i] for i in split(len(names), HOLDOUT, 0)[1]][:limit]
+    names = [names[i] for i in split(names, HOLDOUT, 0)[1]][:limit]
     return [(_crop(read_image(root / "degraded" / n).rgb, size), _crop(read_image(root / "clean" / n).rgb, size))
             for n in names]
 

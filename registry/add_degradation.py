@@ -32,45 +32,11 @@ from ..core.metrics import quantize8
 from ..core.routing import estimated
 from ..core.io.images import iter_image_paths, read_image
 from ..core.training.adapter import heldout_psnr
-from ..core.training.estimator import Source, load_views
+from ..core.training.estimator import Source, stored_source
 from .discovery import discover
 from .store import BUNDLED_REAL, adapters_dir, air_home, local_estimator_path, sweep_leftovers
 from .restorer import Restorer
-from ..core.errors import InvalidValueError
-
-
-def load_pairs(folder: Path, *, max_pixels: int = 50_000_000) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(name, degraded, clean) for every pair of ``folder``; any unmatched file or size mismatch is an error."""
-    deg_dir, clean_dir = folder / "degraded", folder / "clean"
-    for d in (folder, deg_dir, clean_dir):
-        if not d.is_dir():
-            raise InvalidValueError(f"{folder}: expected a folder with sub-folders degraded/ and clean/ ({d} is missing)")
-    deg = {p.name: p for p in iter_image_paths([deg_dir])}
-    cln = {p.name: p for p in iter_image_paths([clean_dir])}
-    if not deg or not cln:
-        raise InvalidValueError(f"{folder}: {'degraded/' if not deg else 'clean/'} holds no images")
-    for a, b, side in ((deg, cln, "clean"), (cln, deg, "degraded")):
-        missing = sorted(set(a) - set(b))
-        if missing:
-            raise InvalidValueError(f"{folder}: {len(missing)} image(s) have no {side} partner of the same name, "
-                             f"e.g. {missing[0]}")
-    out = []
-    for name in sorted(deg):
-        d, c = read_image(deg[name], max_pixels=max_pixels).rgb, read_image(cln[name], max_pixels=max_pixels).rgb
-        if d.shape != c.shape:
-            raise InvalidValueError(f"{name}: degraded {d.shape[2]}×{d.shape[1]} and clean {c.shape[2]}×{c.shape[1]} "
-                             "sizes differ")
-        out.append((name, d, c))
-    return out
-
-
-def split(n: int, holdout: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, held-out) indices: a seeded random ``holdout`` share (at least one of each)."""
-    if n < 2:
-        raise InvalidValueError(f"need at least 2 images (one to train on, one held out), got {n}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    k = min(n - 1, max(1, round(holdout * n)))
-    return sorted(perm[k:]), sorted(perm[:k])
+from .pairs import load_pairs, split
 
 
 @dataclass
@@ -122,8 +88,8 @@ def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
     for a in adapters:
         if a.name in synths:
             out[a.name] = Source(synth=synths[a.name])
-        elif (v := load_views(a.path)) is not None:
-            out[a.name] = Source(views=v)
+        elif (stored := stored_source(a.path)) is not None:
+            out[a.name] = stored
         elif a.origin == "bundled" and a.name in BUNDLED_REAL:
             out[a.name] = Source(synth=getattr(degradations, BUNDLED_REAL[a.name].stand_in))
         else:
@@ -284,7 +250,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
     from ..core.training.adapter import (
         TrainAdapterConfig, build_manifest, paired_sampler, save_adapter, synthetic_sampler, train_adapter,
     )
-    from ..core.training.estimator import P_EXPOSED, P_OTHER, P_OTHER_STACKED, save_views, train_estimator
+    from ..core.training.estimator import P_EXPOSED, P_OTHER, P_OTHER_STACKED, P_PAIR_CLEAN, save_views, train_estimator
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
     from .restorer import load_restorer
@@ -316,7 +282,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
                 raise UserError(f"{data}: no images")
             data_key = _data_key(paths)
             clean = [read_image(p).rgb for p in paths]
-            tr, ho = split(len(clean), holdout, seed)
+            tr, ho = split([p.name for p in paths], holdout, seed)
             train_clean, held_clean = [clean[i] for i in tr], [clean[i] for i in ho]
             sampler = synthetic_sampler(train_clean, synth)
             new_task = synthetic_task(name, synth, held_clean[:eval_images], seed=10_000 + seed)
@@ -325,12 +291,12 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         else:
             pairs = load_pairs(data)
             data_key = _data_key(iter_image_paths([data / "degraded", data / "clean"]))
-            tr, ho = split(len(pairs), holdout, seed)
+            tr, ho = split([n for n, _, _ in pairs], holdout, seed)
             train_pairs, held_pairs = [pairs[i] for i in tr], [pairs[i] for i in ho]
             train_clean, held_clean = [c for _, _, c in train_pairs], [c for _, _, c in held_pairs]
             sampler = paired_sampler([d for _, d, _ in train_pairs], train_clean)
             new_task = Task(name, [(d, c) for _, d, c in held_pairs[:eval_images]], note="real pairs")
-            new_source = Source(degraded=[d for _, d, _ in train_pairs])
+            new_source = Source(degraded=[d for _, d, _ in train_pairs], clean=train_clean)
             source = {"kind": "pairs", "folder": data.name, "images": len(pairs)}
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
@@ -342,7 +308,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
             photos = [read_image(p).rgb for p in paths]
         except (ValueError, FileNotFoundError) as e:
             raise UserError(str(e)) from None
-        tr_c, ho_c = split(len(photos), holdout, seed)
+        tr_c, ho_c = split([p.name for p in paths], holdout, seed)
         other_clean, held_clean = [photos[i] for i in tr_c], [photos[i] for i in ho_c]
         source = {**source, "clean": clean_dir.name}  # recorded in the report and the manifest
     else:
@@ -395,7 +361,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
                                       metrics=metrics, wall_s=time.time() - started)
             save_adapter(model, stage.adapter, manifest)
             if new_source.degraded is not None:
-                save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed))
+                save_views(stage.adapter, new_source.degraded, torch.Generator().manual_seed(seed), clean=train_clean)
             resume.keep(stage.adapter)
         phases["adapter"] = time.time() - started - sum(phases.values())
         # The pipeline after: every old adapter and the new one, in the estimator's order; it judges the
@@ -414,6 +380,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
             names, [sources[n] for n in names], other_clean, init=before.estimator, steps=estimator_steps,
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
             strength=strength, others=others, p_other=P_OTHER, p_other_stacked=P_OTHER_STACKED, p_exposed=P_EXPOSED,
+            p_pair_clean=P_PAIR_CLEAN,
             keep_inherited=estimator_update == "new-only",
             distill=estimator_update == "distill", relearn=[name],
             source_weights=([NEW_VIEWS_WEIGHT if n == name else 1.0 for n in names]

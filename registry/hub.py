@@ -158,21 +158,23 @@ def parse_index(raw: bytes, where: str) -> dict[str, Any]:
 
 def check_views(path: Path, where: str) -> None:
     """Refuse a views file that is not one uint8 tensor ``views`` [N, V, 3, S, S] in safetensors (N samples of
-    V views each, as ``core.training.estimator.save_views`` writes them)."""
+    V views each, as ``core.training.estimator.save_views`` writes them), with at most one more, ``clean``, of
+    the same shape (views of their clean versions)."""
     from safetensors import SafetensorError, safe_open
 
-    shape = dtype = None
+    found = {}
     try:
         with safe_open(str(path), framework="np") as f:
-            keys = list(f.keys())
-            if keys == ["views"]:
-                views = f.get_slice("views")
-                shape, dtype = views.get_shape(), views.get_dtype()
+            keys = sorted(f.keys())
+            if keys in (["views"], ["clean", "views"]):
+                found = {k: (f.get_slice(k).get_shape(), f.get_slice(k).get_dtype()) for k in keys}
     except (SafetensorError, OSError, ValueError) as e:
         raise HubError(f"{where}: {VIEWS_FILE} is not a readable safetensors file ({e})") from None
-    if shape is None or dtype != "U8" or len(shape) != 5 or shape[2] != 3 or shape[3] != shape[4]:
-        raise HubError(f"{where}: {VIEWS_FILE} must hold one uint8 tensor 'views' [N, V, 3, S, S] "
-                       f"(found {keys} {shape or ''} {dtype or ''})")
+    shape, dtype = found.get("views", (None, None))
+    if (shape is None or dtype != "U8" or len(shape) != 5 or shape[2] != 3 or shape[3] != shape[4]
+            or found.get("clean", (shape, dtype)) != (shape, dtype)):
+        raise HubError(f"{where}: {VIEWS_FILE} must hold one uint8 tensor 'views' [N, V, 3, S, S] (and 'clean' of "
+                       f"the same shape) (found {keys} {shape or ''} {dtype or ''})")
 
 
 def check_file(path: Path, entry: dict[str, Any], name: str, where: str) -> None:

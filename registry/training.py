@@ -166,7 +166,7 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     ``distill``): one lesson added, the rest kept. Dark views of low light keep it too (``EXPOSURE``); with
     ``dark_clean_only`` every degraded dark view does, so the lesson is the clean dark crops alone."""
     from ..core.io.weights import read_base_info, read_estimator, save_estimator
-    from ..core.training.estimator import EXPOSURE, P_OTHER, Source, train_estimator
+    from ..core.training.estimator import EXPOSURE, P_OTHER, P_PAIR_CLEAN, Source, train_estimator
     from .add_degradation import estimator_sources, synthesizers
     from .restorer import restorer_for
     from ..core.routing import DETECTED, estimated
@@ -235,7 +235,8 @@ def estimator(clean: Path, out: Path | None = None, *, install: bool = False,
     others = [synths[n] for n in sorted({d.adapter for d in DETECTED} - set(names)) if n in synths]
     est, info = train_estimator(names, sources, photos, batches=batches, steps=steps, seed=seed,
                                 p_clean=clean_share, judge=judge, strength=strength, min_severity=min_severity,
-                                others=others, p_other=P_OTHER, p_dark=dark_share, dark_floor=dark_floor,
+                                others=others, p_other=P_OTHER, p_pair_clean=P_PAIR_CLEAN, p_dark=dark_share,
+                                dark_floor=dark_floor,
                                 init=start, distill=distill,
                                 dark_keep=list(names) if dark_clean_only else [n for n in EXPOSURE if n in names],
                                 progress=lambda s, t: progress("estimator", s, t),

@@ -433,6 +433,33 @@ def test_the_pool_exposes_real_photos_down_and_counts_them_as_the_exposure_cut()
     assert torch.equal(m, torch.stack([dark, torch.ones_like(dark)], 1))  # made from both
 
 
+def test_the_pool_shows_clean_versions_of_real_pairs_with_every_target_off():
+    """``p_pair_clean``: a share of a real-pairs source's draws shows a crop of a clean version (a stored clean
+    view), every target off and made by no source, so the estimator learns the degradation, not the photos'
+    scenes. At 0, or for a source without clean versions, the pool is the same draw for draw."""
+    from air_restore.core.training.estimator import Source, build_pool
+
+    degraded, clean = torch.full((3, 160, 160), 0.6), torch.full((3, 160, 160), 0.2)
+    stored = torch.full((5, 2, 3, 64, 64), 150, dtype=torch.uint8)
+    made: list[torch.Tensor] = []
+
+    def pool(source, **kw):
+        return build_pool([degraded], [Source(synth=lambda x, g, sev: x), source], torch.Generator().manual_seed(0),
+                          batches=4, batch_size=8, source_weights=[0, 1], **kw)
+
+    plain = pool(Source(degraded=[degraded]))
+    for other in (pool(Source(degraded=[degraded]), p_pair_clean=0.5), pool(Source(degraded=[degraded], clean=[clean]))):
+        assert all(torch.equal(a, b) and torch.equal(x, y) for (a, x), (b, y) in zip(plain, other))
+    for src in (Source(degraded=[degraded], clean=[clean]), Source(views=stored, clean_views=stored // 3)):
+        mixed = pool(src, p_pair_clean=0.5, presence=made)
+        level = torch.cat([v for v, _ in mixed]).float().mean((1, 2, 3, 4)) / 255
+        t, m = torch.cat([y for _, y in mixed]), torch.cat(made[-4:])
+        shown = level < 0.4  # a clean version: 0.2 (50/255 for the stored ones), the degraded photo 0.6 (150/255)
+        assert 4 <= int(shown.sum()) <= 28, level  # about half
+        assert torch.equal(t[:, 1], (~shown).float()) and not t[:, 0].any()
+        assert torch.equal(m[:, 1], ~shown) and not m[:, 0].any()
+
+
 def test_the_pool_shows_dark_scenes_whose_clean_version_is_as_dark():
     """``p_dark``: a crop exposed down before it is degraded, and judged against that darker crop (a dim
     scene, not low light), so a well-exposed dark photo is not taught to be brightened. At 0 the pool is

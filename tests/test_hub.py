@@ -345,7 +345,7 @@ def test_search_lists_tagged_repos(server, pushed, tmp_path):
 
 def test_estimator_views_travel_with_the_adapter(server, adapters, tmp_path):
     """An adapter trained on real pairs keeps estimator views beside it; push and pull carry them, hash-checked,
-    so the puller's `air train estimator` has examples of it without its plugin."""
+    so the puller's `air train estimator` has examples of it (and of its clean versions) without its plugin."""
     from skimage import data
 
     from air_restore.registry.add_degradation import estimator_sources
@@ -355,7 +355,7 @@ def test_estimator_views_travel_with_the_adapter(server, adapters, tmp_path):
     folder = tmp_path / "src" / "grain"
     shutil.copytree(adapters["v1"], folder)
     photo = torch.from_numpy(np.asarray(data.coffee(), dtype=np.float32) / 255).permute(2, 0, 1)
-    save_views(folder, [photo], torch.Generator().manual_seed(0), count=6)
+    save_views(folder, [photo], torch.Generator().manual_seed(0), count=6, clean=[photo.clamp(0.1, 0.9)])
     for who in ("erin", "frank", "gina"):
         (tmp_path / who).mkdir()
     erin = Env(tmp_path / "erin", server.url)
@@ -376,6 +376,8 @@ def test_estimator_views_travel_with_the_adapter(server, adapters, tmp_path):
         pulled = [a for a in local_adapters() if a.name == "grain"]
         sources, missing = estimator_sources(pulled)
         assert missing == [] and torch.equal(sources["grain"].views, load_views(folder))
+        assert sources["grain"].clean_views.shape == sources["grain"].views.shape
+        assert not torch.equal(sources["grain"].clean_views, sources["grain"].views)
         assert "already installed" in ok(frank.air("pull", "erin/air-grain"))  # intact, views included
 
     # Views changed after the push are refused on the hash; views of the wrong kind on their format.
@@ -385,7 +387,13 @@ def test_estimator_views_travel_with_the_adapter(server, adapters, tmp_path):
     odd = {**files, hubmod.VIEWS_FILE: save({"views": torch.zeros(2, 3, 8, 8)})}
     odd_payload = {p: odd[p] for p in (*hubmod.ADAPTER_FILES, hubmod.VIEWS_FILE)}
     server.commit("erin/odd-views", {**odd, "air_files.json": index_for("grain", odd_payload)})
+    server.create_repo("erin/odd-clean")
+    u8 = torch.zeros(2, 2, 3, 8, 8, dtype=torch.uint8)
+    odd = {**files, hubmod.VIEWS_FILE: save({"views": u8, "clean": u8[:1]})}  # clean views of another shape
+    odd_payload = {p: odd[p] for p in (*hubmod.ADAPTER_FILES, hubmod.VIEWS_FILE)}
+    server.commit("erin/odd-clean", {**odd, "air_files.json": index_for("grain", odd_payload)})
     gina = Env(tmp_path / "gina", server.url)
     one_error(gina.air("pull", "erin/bad-views"), hubmod.VIEWS_FILE, "hash recorded at push time")
     one_error(gina.air("pull", "erin/odd-views"), hubmod.VIEWS_FILE, "uint8")
+    one_error(gina.air("pull", "erin/odd-clean"), hubmod.VIEWS_FILE, "same shape")
     assert gina.adapters() == []

@@ -32,6 +32,8 @@ class Source:
     synth: Callable | None = None
     degraded: Sequence[torch.Tensor] | None = None  # [3, H, W] photos
     views: torch.Tensor | None = None  # uint8 [N, 2, 3, v, v]
+    clean: Sequence[torch.Tensor] | None = None  # with ``degraded``: their clean versions (``p_pair_clean``)
+    clean_views: torch.Tensor | None = None  # with ``views``: views of those clean versions
 
     @property
     def kind(self) -> str:
@@ -49,6 +51,11 @@ P_OTHER_STACKED = 0.3
 #: ``air add-degradation``'s share of real degraded views exposed down and taught as low light (``p_exposed``), so
 #: real low light keeps its routing. PolyU: LOL photos' low light 0.63 → 0.09 without, 0.73 at 0.3 (NOTES.md).
 P_EXPOSED = 0.3
+
+#: ``air add-degradation``'s and ``air train estimator``'s share of a real-pairs source's draws that show a crop of
+#: a clean version instead, every output off (``p_pair_clean``), so the estimator learns the degradation, not the
+#: photos' scenes and cameras. Without them PolyU's clean photos got realnoise 0.91 (NOTES.md).
+P_PAIR_CLEAN = 0.3
 
 #: With ``distill`` (:func:`train_estimator`): how much the new outputs' lesson to stay off on the old
 #: degradations' views weighs against their other lessons. The snow adapter at weight 0.03 already costs hazy
@@ -87,7 +94,7 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
                darkened: list[torch.Tensor] | None = None,
                judged_sources: Sequence[int] | None = None,
                p_other_stacked: float = 0.0, p_exposed: float = 0.0,
-               exposure: Sequence[int] = ()) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               exposure: Sequence[int] = (), p_pair_clean: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (views uint8 [B, 2, 3, v, v], multi-hot targets [B, K]). One degradation per sample, or with
     ``p_mix`` two synthesizers stacked (a mixed degradation, both targets on), or with ``p_clean`` a clean
     crop whose targets are all 0 (a photo with nothing wrong must switch every adapter off). With ``judge``,
@@ -129,7 +136,11 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
     the sources ``exposure`` (indices of exposure cuts, :data:`EXPOSURE`), made by both then, its target that of
     the exposure cut alone: the same camera's noise with less light is low light. Without them the estimator learns the
     new photos' real noise as a sign of "not low light", and real low-light photos, noisy too, lose it
-    (``air add-degradation`` on PolyU: LOL photos' low light 0.63 → 0.09, NOTES.md)."""
+    (``air add-degradation`` on PolyU: LOL photos' low light 0.63 → 0.09, NOTES.md).
+    ``p_pair_clean``: share of the draws of a source with ``clean`` (or ``clean_views``) that take a crop of a
+    clean version (a stored clean view) instead, every target off and made by no source. Without them nothing
+    but the new photos' degradation and their scenes sets them apart, and the estimator may learn the scenes:
+    PolyU's clean photos got realnoise 0.91, as many as its noisy ones."""
     if strength and judge is None:
         raise ValueError("strength targets are judged by restoration: give a judge")
     if strength and judged_sources is not None:
@@ -189,6 +200,14 @@ def build_pool(photos: Sequence[torch.Tensor], sources: Sequence[Source], g: tor
             if strength:
                 target[k] = 1.0  # cost 0: no strength lesson from a photo without its clean version
             src = sources[first]
+            paired = src.clean if src.clean is not None else src.clean_views
+            if paired is not None and p_pair_clean and float(torch.rand((1,), generator=g)) < p_pair_clean:
+                i = int(torch.randint(0, len(paired), (1,), generator=g))
+                vs.append(paired[i] if src.clean is None else _u8(paired_views(random_crop(paired[i], size, g)[None],
+                                                                                view)[0]))
+                target[first] = 0  # nothing wrong with it; made by no source
+                ts.append(target)
+                continue
             made[len(vs), first] = True
             if src.views is not None:
                 vs.append(src.views[int(torch.randint(0, len(src.views), (1,), generator=g))])
@@ -250,6 +269,7 @@ def train_estimator(
     source_weights: Sequence[float] | None = None,
     others: Sequence[Callable] = (), p_other: float = 0.0, p_other_stacked: float = 0.0,
     p_exposed: float = 0.0,
+    p_pair_clean: float = 0.0,
     p_dark: float = 0.0,
     dark_floor: float = 0.25,
     dark_keep: Sequence[str] = (),
@@ -269,7 +289,8 @@ def train_estimator(
     the mildest synthesized degradation. ``source_weights``: how often each source is drawn, ``others`` and
     ``p_other``: degradations that must switch every output off (``p_other_stacked``: also stacked last on
     the other degradations, keeping their targets), ``p_exposed``: share of real degraded crops exposed down
-    by a source in :data:`EXPOSURE` (:func:`build_pool`), ``p_dark``: share of dark scenes,
+    by a source in :data:`EXPOSURE` (:func:`build_pool`), ``p_pair_clean``: share of a real-pairs source's
+    draws showing a clean version instead (:func:`build_pool`), ``p_dark``: share of dark scenes,
     ``dark_floor`` their darkest exposure (:func:`build_pool`). ``keep_inherited`` (with ``init``): only the
     outputs ``init`` lacks are trained, on its frozen features; every output it has (and the strength) stays
     exactly as it was, so photos of the old degradations keep their weights unless the new output fires on
@@ -317,7 +338,7 @@ def train_estimator(
                       source_weights=source_weights, others=others, p_other=p_other,
                       p_other_stacked=p_other_stacked, p_dark=p_dark, dark_floor=dark_floor, p_exposed=p_exposed,
                       exposure=[i for i, n in enumerate(names) if n in EXPOSURE and sources[i].synth is not None],
-                      presence=presence, darkened=darkened,
+                      presence=presence, darkened=darkened, p_pair_clean=p_pair_clean,
                       judged_sources=[i for i, n in enumerate(names) if n in learning] if skip else None)
     synth_s = time.perf_counter() - started
     kept = None  # (rows, weight, bias) of head.2 that stay as inherited
@@ -375,6 +396,7 @@ def train_estimator(
             "p_other": p_other if others else 0.0,
             **({"p_other_stacked": p_other_stacked} if others and p_other_stacked else {}), "p_dark": p_dark,
             **({"p_exposed": p_exposed} if p_exposed else {}),
+            **({"p_pair_clean": p_pair_clean} if p_pair_clean else {}),
             **({"dark_floor": dark_floor} if p_dark else {}), "min_severity": min_severity,
             "targets": ("judged by restoration" + (" where learned (distilled elsewhere)" if skip else "")) if judge
                        else "degradations present",
@@ -398,16 +420,29 @@ def top1(est: Estimator, samples: Sequence[tuple[torch.Tensor, int]]) -> float:
 
 
 def save_views(folder: Path, degraded: Sequence[torch.Tensor], g: torch.Generator, *, count: int = 48,
-               view: int = 64) -> Path:
-    """Store ``count`` estimator views of real degraded photos beside an adapter (uint8, ~1 MB)."""
-    sizes = torch.randint(96, 225, (count,), generator=g)
-    vs = [_u8(paired_views(random_crop(degraded[i % len(degraded)], int(s), g)[None], view)[0])
-          for i, s in enumerate(sizes)]
+               view: int = 64, clean: Sequence[torch.Tensor] | None = None) -> Path:
+    """Store ``count`` estimator views of real degraded photos beside an adapter (uint8, ~1 MB), and as many
+    of their ``clean`` versions (``Source.clean_views``) when given."""
+    def views(photos: Sequence[torch.Tensor]) -> torch.Tensor:
+        sizes = torch.randint(96, 225, (count,), generator=g)
+        return torch.stack([_u8(paired_views(random_crop(photos[i % len(photos)], int(s), g)[None], view)[0])
+                            for i, s in enumerate(sizes)]).contiguous()
+
+    tensors = {"views": views(degraded), **({"clean": views(clean)} if clean is not None else {})}
     path = Path(folder) / VIEWS_FILE
-    save_file({"views": torch.stack(vs).contiguous()}, str(path), metadata={"format": "pt", "view": str(view)})
+    save_file(tensors, str(path), metadata={"format": "pt", "view": str(view)})
     return path
 
 
 def load_views(folder: Path) -> torch.Tensor | None:
     path = Path(folder) / VIEWS_FILE
     return load_file(str(path))["views"] if path.is_file() else None
+
+
+def stored_source(folder: Path) -> Source | None:
+    """The :class:`Source` of an adapter's stored views (with their clean versions' views where stored)."""
+    path = Path(folder) / VIEWS_FILE
+    if not path.is_file():
+        return None
+    tensors = load_file(str(path))
+    return Source(views=tensors["views"], clean_views=tensors.get("clean"))
