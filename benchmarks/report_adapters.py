@@ -5,6 +5,9 @@ same-budget peer (issue #4), rendered by ``report.py`` from ``results/blending.j
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from air_restore.registry.add_degradation import CLEAN_TASK
 
 
@@ -241,10 +244,23 @@ def _run_note(a: dict) -> str:
     if a["estimator"].get("p_other_stacked"):
         parts.append(f"JPEG stacked on {a['estimator']['p_other_stacked']:g} of the views")
     if a["estimator"].get("p_exposed"):
-        parts.append(f"{a['estimator']['p_exposed']:g} of the real views exposed down as low light; shipped")
+        parts.append(f"{a['estimator']['p_exposed']:g} of the real views exposed down as low light")
+    if a["estimator"].get("p_pair_clean"):
+        parts.append(f"{a['estimator']['p_pair_clean']:g} of them clean versions, every output off")
+    data = a["adapter"]["training"]["data"]
+    if data.get("heldout_scenes", data["heldout_images"]) < data["heldout_images"]:
+        parts.append(f"held out: {data['heldout_scenes']} whole scenes")
     if a.get("after_adapters"):
         parts.append("after " + ", ".join(a["after_adapters"]))
+    if _shipped(a):
+        parts.append("shipped")
     return "; ".join(parts)
+
+
+def _shipped(a: dict) -> bool:
+    """Whether the run's adapter is the bundled one of its name (the same manifest)."""
+    bundled = Path(__file__).resolve().parents[1] / "registry" / "weights" / "adapters" / a["name"] / "air_manifest.json"
+    return bundled.is_file() and json.loads(bundled.read_text()).get("created") == a["adapter"].get("created")
 
 
 def _add_previous(a: dict, prev: dict) -> list[str]:

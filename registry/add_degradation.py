@@ -36,7 +36,7 @@ from ..core.training.estimator import Source, stored_source
 from .discovery import discover
 from .store import BUNDLED_REAL, adapters_dir, air_home, local_estimator_path, sweep_leftovers
 from .restorer import Restorer
-from .pairs import load_pairs, split
+from .pairs import load_pairs, scene, split
 
 
 @dataclass
@@ -282,7 +282,8 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
                 raise UserError(f"{data}: no images")
             data_key = _data_key(paths)
             clean = [read_image(p).rgb for p in paths]
-            tr, ho = split([p.name for p in paths], holdout, seed)
+            files = [p.name for p in paths]
+            tr, ho = split(files, holdout, seed)
             train_clean, held_clean = [clean[i] for i in tr], [clean[i] for i in ho]
             sampler = synthetic_sampler(train_clean, synth)
             new_task = synthetic_task(name, synth, held_clean[:eval_images], seed=10_000 + seed)
@@ -291,7 +292,8 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
         else:
             pairs = load_pairs(data)
             data_key = _data_key(iter_image_paths([data / "degraded", data / "clean"]))
-            tr, ho = split([n for n, _, _ in pairs], holdout, seed)
+            files = [n for n, _, _ in pairs]
+            tr, ho = split(files, holdout, seed)
             train_pairs, held_pairs = [pairs[i] for i in tr], [pairs[i] for i in ho]
             train_clean, held_clean = [c for _, _, c in train_pairs], [c for _, _, c in held_pairs]
             sampler = paired_sampler([d for _, d, _ in train_pairs], train_clean)
@@ -357,7 +359,8 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
                        "heldout_psnr_adapter": heldout_psnr(lambda x: model(x).image, held)}
             manifest = build_manifest(name, info.fingerprint, cfg, bare.config.lora_targets,
                                       data={**source, "train_images": len(tr), "heldout_images": len(ho),
-                                            "heldout_seed": seed},
+                                            "heldout_seed": seed,
+                                            "heldout_scenes": len({scene(files[i]) for i in ho})},
                                       metrics=metrics, wall_s=time.time() - started)
             save_adapter(model, stage.adapter, manifest)
             if new_source.degraded is not None:

@@ -337,14 +337,18 @@ def test_add_degradation_end_to_end(tmp_path):
     for name in BUNDLED_PLUGINS:
         assert f" {name} " in out  # every old task with a synthesizer is in the before/after table
     assert "clean photos" in out and "100 = given back unchanged" in out  # the clean row, explained
-    assert (adapters_dir() / "fog" / "air_estimator_views.safetensors").is_file()
+    with safe_open(str(adapters_dir() / "fog" / "air_estimator_views.safetensors"), "pt") as f:
+        assert sorted(f.keys()) == ["clean", "views"]  # the pairs' clean versions too, for a later retraining
+    manifest = json.loads((adapters_dir() / "fog" / "air_manifest.json").read_text())
+    assert manifest["training"]["data"]["heldout_scenes"] == 1  # 0.png … 3.png: four scenes, one held out
     assert not [p for p in air_home().iterdir() if p.name.startswith(".")]  # staging cleaned up
     rr = load_restorer()
     assert rr.adapters == list(BUNDLED_ORDER) + ["fog"] and not rr.warnings
     # The jpeg adapter is weighted by its detection rule (core.routing.DETECTED), not by the estimator.
     assert rr.estimator.config.adapters == tuple(n for n in BUNDLED_ORDER if n != "jpeg") + ("fog",)
     with safe_open(str(rr.estimator_path), "pt") as f:  # by default the old outputs learned by distillation
-        assert json.loads(f.metadata()["training"])["distilled"] is True
+        training = json.loads(f.metadata()["training"])
+        assert training["distilled"] is True and training["p_pair_clean"] == 0.3
     r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs)])
     assert r.exit_code == 2 and "--overwrite" in r.output
     # With another adapter removed the estimator no longer matches: restore warns and still works.
