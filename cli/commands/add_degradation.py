@@ -26,7 +26,8 @@ def add_degradation(
     rank: int = typer.Option(4, help="LoRA rank."),
     batch_size: int = typer.Option(8, help="Crops per adapter step."),
     crop: int = typer.Option(96, help="Crop side in pixels."),
-    holdout: float = typer.Option(0.1, help="Share of the images held out for the before/after table."),
+    holdout: float = typer.Option(0.1, help="Share of the images held out for the before/after table, whole scenes "
+                                  "at a time (shots named NAME_1, NAME_2 … stay on one side)."),
     estimator_steps: int = typer.Option(
         3200, help="Estimator retraining steps (warm-started from the current one); the views it learns from "
                    "grow with them (one batch of 16 per 8 steps)."),
