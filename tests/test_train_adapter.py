@@ -78,6 +78,24 @@ def test_training_changes_only_the_adapter(clean_dir):
     assert any(p.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)  # B moved off zero
 
 
+def test_the_same_seed_trains_the_same_adapter_whatever_came_before(clean_dir):
+    """LoRA's initial weights come from the config's seed, not from whatever the process drew before."""
+    base, _ = load_base()
+    imgs = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255).permute(2, 0, 1)
+            for p in sorted(clean_dir.iterdir())]
+    sampler = synthetic_sampler(imgs, get_degradation("noise").synthesize)
+
+    def lora(seed: int, before: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(before)
+        torch.rand(7)
+        model = train_adapter(base, sampler, config=TrainAdapterConfig(steps=1, batch_size=2, crop=32, seed=seed))
+        return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+    a, b, c = lora(0, before=1), lora(0, before=2), lora(1, before=1)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert not all(torch.equal(a[n], c[n]) for n in a)
+
+
 def test_over_puts_the_degradation_on_top_of_others(clean_dir):
     """--over: a share of the crops gets another degradation first, and their target is the base's output on
     that background (what the base gives without the adapter's degradation); the other crops are unchanged."""

@@ -142,10 +142,15 @@ def train_adapter(
         if model.peft_config["default"].r != cfg.rank:
             raise ValueError(f"{init}: rank {model.peft_config['default'].r}, not the configured {cfg.rank}")
     else:
-        model = peft.get_peft_model(
-            copy.deepcopy(base).train(),
-            peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(base.config.lora_targets)),
-        )
+        # PEFT draws LoRA's A from the global RNG: seeded here, so one command run twice trains the same adapter
+        # (unseeded, two runs of `air add-degradation realnoise` gave adapters 0.02 dB apart); the caller's RNG
+        # state is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = peft.get_peft_model(
+                copy.deepcopy(base).train(),
+                peft.LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(base.config.lora_targets)),
+            )
     budget = None if time_budget is None else max(1e-3, time_budget - (time.monotonic() - started))
     engine = Engine(model, lr=cfg.lr, steps=cfg.steps, floor=0.05, time_budget=budget, precision=cfg.precision,
                     channels_last=cfg.channels_last,
