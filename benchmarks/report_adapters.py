@@ -206,7 +206,9 @@ def add_pairs_section(runs: list[dict]) -> list[str]:
         "`benchmarks/add_degradation.py --pairs` ran `air add-degradation NAME --data ../shared/data/pairs/SET "
         "--holdout 0.2` in a fresh `$AIR_HOME` per set: a rank-4 adapter on the frozen base from the 80%, the "
         "estimator retrained with one more output (warm-started; the new adapter's examples are the training "
-        "photos' stored views), then the held-out 20% (whole photos, seed 0 split) through the whole pipeline. "
+        "photos' stored views), then the held-out 20% (seed 0 split; by photo until ca6732e, whole scenes since, as "
+        "the row says: 19 of PolyU's 20 photos held out by photo shared a scene with the training ones) through "
+        "the whole pipeline. "
         "*Adapter alone*: the new adapter at weight 1, no estimator. *Old tasks*: the built-in degradations at "
         "severity 0.5 on the held-out clean photos of the set (with `--clean DIR`: of DIR, which also gives the "
         "other adapters' examples to the estimator), before and after (the worst change shown). PSNR in dB.",

@@ -100,6 +100,13 @@ def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
 #: How ``air add-degradation`` updates the estimator (:func:`run`'s ``estimator_update``).
 ESTIMATOR_UPDATES = ("distill", "new-only", "all")
 
+#: Share of the estimator's crops exposed down as dark scenes (``train_estimator``'s ``p_dark``, judged: brightening
+#: them is an error), and their darkest exposure: the shipped estimator's recipe (CONTRIBUTING.md). Without them
+#: nothing held the old estimator's "a dark scene is not low light": after `air add-degradation snow`, PolyU's dark
+#: sofa got low light 0.44 and came out at 14.0 dB (input 37.0), held-out PolyU 37.15 → 35.99 (NOTES.md).
+DARK_SHARE = 0.1
+DARK_FLOOR = 0.4
+
 #: With a time budget: the adapter's share of the time left when it starts, and the share of the time left
 #: after the adapter that is kept for the before/after comparison (the estimator gets the rest).
 ADAPTER_SHARE = 0.45
@@ -250,7 +257,9 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
     from ..core.training.adapter import (
         TrainAdapterConfig, build_manifest, paired_sampler, save_adapter, synthetic_sampler, train_adapter,
     )
-    from ..core.training.estimator import P_EXPOSED, P_OTHER, P_OTHER_STACKED, P_PAIR_CLEAN, save_views, train_estimator
+    from ..core.training.estimator import (
+        EXPOSURE, P_EXPOSED, P_OTHER, P_OTHER_STACKED, P_PAIR_CLEAN, save_views, train_estimator,
+    )
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
     from .restorer import load_restorer
@@ -383,7 +392,8 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
             names, [sources[n] for n in names], other_clean, init=before.estimator, steps=estimator_steps,
             batches=pool, seed=seed, p_clean=0.15, judge=partial(after.best_subsets, strength=strength),
             strength=strength, others=others, p_other=P_OTHER, p_other_stacked=P_OTHER_STACKED, p_exposed=P_EXPOSED,
-            p_pair_clean=P_PAIR_CLEAN,
+            p_pair_clean=P_PAIR_CLEAN, p_dark=DARK_SHARE, dark_floor=DARK_FLOOR,
+            dark_keep=[n for n in EXPOSURE if n in names],
             keep_inherited=estimator_update == "new-only",
             distill=estimator_update == "distill", relearn=[name],
             source_weights=([NEW_VIEWS_WEIGHT if n == name else 1.0 for n in names]

@@ -349,6 +349,7 @@ def test_add_degradation_end_to_end(tmp_path):
     with safe_open(str(rr.estimator_path), "pt") as f:  # by default the old outputs learned by distillation
         training = json.loads(f.metadata()["training"])
         assert training["distilled"] is True and training["p_pair_clean"] == 0.3
+        assert training["p_dark"] == 0.1 and training["dark_keep"] == ["lowlight"]  # dark scenes stay not low light
     r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs)])
     assert r.exit_code == 2 and "--overwrite" in r.output
     # With another adapter removed the estimator no longer matches: restore warns and still works.
