@@ -389,7 +389,7 @@ def test_estimator_views_travel_with_the_adapter(server, adapters, tmp_path):
     server.commit("erin/odd-views", {**odd, "air_files.json": index_for("grain", odd_payload)})
     server.create_repo("erin/odd-clean")
     u8 = torch.zeros(2, 2, 3, 8, 8, dtype=torch.uint8)
-    odd = {**files, hubmod.VIEWS_FILE: save({"views": u8, "clean": u8[:1]})}  # clean views of another shape
+    odd = {**files, hubmod.VIEWS_FILE: save({"views": u8, "clean": u8[:1].clone()})}  # clean views of another shape
     odd_payload = {p: odd[p] for p in (*hubmod.ADAPTER_FILES, hubmod.VIEWS_FILE)}
     server.commit("erin/odd-clean", {**odd, "air_files.json": index_for("grain", odd_payload)})
     gina = Env(tmp_path / "gina", server.url)
