@@ -1,7 +1,7 @@
 """``air add-degradation NAME``: teach the installed model a new degradation, end to end.
 
 1. data: real pairs (``degraded/`` + ``clean/``, matched by file name) or clean photos degraded by a
-   plugin's synthesizer; a seeded share is held out;
+   plugin's synthesizer; a seeded share is held out, whole scenes at a time (``registry.pairs``);
 2. phase II: a LoRA adapter on the frozen base (``train_adapter``);
 3. phase III: the estimator retrained over every active adapter plus the new one, warm-started from the
    current estimator (a few hundred steps instead of thousands);
