@@ -87,7 +87,7 @@ def pipeline(weights: Path | None = None, folders: list[Path] | None = None) -> 
 HOLDOUT = 0.2
 #: How the real pairs were chosen, recorded with the results: before/after tables compare real rows only
 #: between runs on the same pairs (until 2026-11-29: the last 20 by name).
-PAIRS_SPLIT = f"air add-degradation --holdout {HOLDOUT}, seed 0"
+PAIRS_SPLIT = f"air add-degradation --holdout {HOLDOUT}, seed 0, whole scenes"  # by photo until ca6732e
 
 
 def held_out_pairs(root: Path, limit: int, size: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

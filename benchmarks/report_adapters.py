@@ -457,7 +457,7 @@ def before_after_section(prev: dict, now_b: dict, now_g: dict) -> list[str]:
         before = {name(r): r for r in old}
         for r in new:
             o = before.get(name(r))
-            if o is not None:
+            if o is not None and abs(o["input"] - r["input"]) < 1e-4:  # the same inputs, or no comparison
                 base = f"{r['base']:.2f}" if "base" in r else ""
                 lines.append(f"| {table} | {name(r)} | {r['images']} | {r['input']:.2f} | {base} | {o[key]:.2f} | "
                              f"{r[key]:.2f} | {r[key] - o[key]:+.2f} |")
