@@ -3,7 +3,7 @@
     python benchmarks/quality.py --clean ../shared/data/eval/CBSD68 --limit 12 --bm3d --tta --reuse benchmarks/results/quality_cbsd68.json --out benchmarks/results/quality_cbsd68.json
     python benchmarks/plots.py
     python benchmarks/estimator_variant.py --crop 0 --out runs/est_whole.safetensors   # the baseline of the next two
-    python benchmarks/no_reference.py --real ../shared/data/real --limit 12 --baseline-estimator runs/prev.safetensors --baseline-label "the estimator before realnoise (f3cb60b's registry/weights/estimator.safetensors)" --out benchmarks/results/no_reference.json
+    python benchmarks/no_reference.py --real ../shared/data/real --limit 12 --baseline-estimator runs/prev.safetensors --baseline-label "the estimator of 6f0a01c" --out benchmarks/results/no_reference.json   # runs/prev.safetensors: git show 6f0a01c:registry/weights/estimator.safetensors
     python benchmarks/reliability.py --examples 200 --out benchmarks/results/reliability.json
     python benchmarks/niqe_check.py --basicsr /tmp/bsr/basicsr-1.4.2 --out benchmarks/results/niqe_check.json
     python benchmarks/segmentation.py --clean ../shared/data/eval/CBSD68 --out benchmarks/results/segmentation.json
@@ -11,12 +11,12 @@
     air eval --pairs ../shared/data/pairs/noise_real_PolyU --csv benchmarks/results/eval_polyu.csv
     python benchmarks/adapters.py --data ../shared/data/pairs --out benchmarks/results/adapters.json
     air train adapter jpeg --synthetic jpeg --family --clean ../shared/data/train/clean --out registry/weights/adapters/jpeg --steps 1000
-    python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --stacks all --without realnoise --baseline-estimator runs/prev.safetensors --baseline-label "the estimator before realnoise" --out benchmarks/results/blending.json   # runs/prev.safetensors: git show f3cb60b:registry/weights/estimator.safetensors
+    python benchmarks/blending.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --stacks all --without realnoise --baseline-estimator runs/prev.safetensors --baseline-label "the estimator of 6f0a01c (realnoise learnt on a split by photo)" --out benchmarks/results/blending.json
     python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/gate.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --eval-images 16 --out benchmarks/results/add_snow.json
     python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --eval-images 16 --time-budget 8 --out benchmarks/results/add_snow_budget.json
     python benchmarks/add_degradation.py --pairs --data ../shared/data/pairs/noise_real_PolyU --name realnoise --holdout 0.2 --eval-images 20 --out benchmarks/results/add_real_polyu.json   # and rain_Rain100H → heavyrain, underwater_EUVP → underwater
-    python benchmarks/add_degradation.py --pairs --data ../shared/data/pairs/noise_real_PolyU --name realnoise --holdout 0.2 --clean runs/clean200 --eval-images 20 --home runs/store --out benchmarks/results/add_real_polyu_exposed.json   # the bundled realnoise adapter and estimator
+    python benchmarks/add_degradation.py --pairs --data ../shared/data/pairs/noise_real_PolyU --name realnoise --holdout 0.2 --clean runs/clean200 --eval-images 20 --home runs/store --out benchmarks/results/add_real_polyu_scenes.json   # the bundled realnoise adapter and estimator, run on the bundle without realnoise (CONTRIBUTING.md)
     python benchmarks/real_baselines.py --pairs ../shared/data/pairs --out benchmarks/results/real_cbm3d.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer_lr1e-4 --lr 1e-4 --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer.json
     python benchmarks/peer.py --data ../shared/data/train/clean --work runs/peer --clean ../shared/data/eval/CBSD68 --limit 12 --out benchmarks/results/peer_lr5e-4.json

@@ -435,8 +435,7 @@ def save_views(folder: Path, degraded: Sequence[torch.Tensor], g: torch.Generato
 
 
 def load_views(folder: Path) -> torch.Tensor | None:
-    path = Path(folder) / VIEWS_FILE
-    return load_file(str(path))["views"] if path.is_file() else None
+    return None if (stored := stored_source(folder)) is None else stored.views
 
 
 def stored_source(folder: Path) -> Source | None:
