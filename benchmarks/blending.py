@@ -21,8 +21,11 @@ the estimator's blend without the gate, ``blended_no_fallback`` without the fall
 same fallback and detection rules), side by side; an adapter it was not trained for gets weight 0 unless a
 rule weights it (as `air restore` does with an estimator older than an adapter), so an estimator from before
 an adapter was added measures the pipeline as it was. With ``--without NAME``
-every row also gets ``blended_without``: the same routing with adapter NAME's weight set to 0, which is the
-pipeline as it was before that adapter (a detected adapter, ``core.routing.Detected``, changes no other weight).
+every row also gets ``blended_without``: the routing of the pipeline with adapter NAME detached (the estimator's
+output for it unread, the fallback and detection rules run on the rest, as for a user who removes it), which is
+the pipeline as it was before that adapter up to the estimator. Until 2026-12-05 (second session) the column set
+NAME's weight to 0 after the routing; since the jpeg rule yields to realnoise (``core.routing.Detected``) that left
+the jpeg weight scaled down for an adapter no longer there.
 """
 
 from __future__ import annotations
@@ -112,8 +115,8 @@ def _crop(x: torch.Tensor, size: int) -> torch.Tensor:
 def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: str | None = None) -> dict:
     """PSNR of the input, the base alone, the estimator's blend and the oracle (weight 1 on each of ``parts``;
     none for a clean photo), the estimator's top-1 and its mean weights; with ``baseline`` (``r`` with another
-    estimator) also the blend it routes to; with ``without`` (an adapter) also the blend
-    with that adapter's weight at 0."""
+    estimator) also the blend it routes to; with ``without`` (an adapter) also the blend routed with that adapter
+    detached (weight 0, and no rule reads its estimated weight)."""
     oracle_w = r.weights_from({p: 1.0 for p in parts if p in r.adapters})  # none for a degradation without one
     first = next((p for p in parts if p in r.adapters), None)  # what top-1 counts
     acc = {"input": [], "base": [], "blended": [], "oracle": []}
@@ -121,27 +124,31 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
     zero = torch.zeros(len(r.adapters))
     for degraded, clean in samples:
         w, strength, extra = r.route(degraded)
+        keep = r.also_clean(w)  # the gate's dark-pixel rule, as `air restore` applies it (core.routing.KeepDark)
         weights.append(w)
         if r.fallback is not None:  # the estimator's weights alone, without the fallback's part (core.routing)
             est_only = w.clone()
             if extra:
                 est_only[r.adapters.index(r.fallback.adapter)] -= extra
             acc.setdefault("blended_no_fallback", []).append(
-                _psnr(r.restore(degraded, est_only, strength=strength).image, clean) if extra else None)
+                _psnr(r.restore(degraded, est_only, strength=strength, also_clean=keep).image, clean) if extra else None)
         strengths.append(strength)
         if baseline is not None:  # the whole routing (fallback, detection rules) with the other estimator
             wb, b_strength, _ = baseline.route(degraded)
-            acc.setdefault("blended_baseline", []).append(_psnr(r.restore(degraded, wb, strength=b_strength).image, clean))
-        if without is not None:
-            w0 = w.clone()
-            w0[r.adapters.index(without)] = 0.0
-            acc.setdefault("blended_without", []).append(_psnr(r.restore(degraded, w0, strength=strength).image, clean))
+            acc.setdefault("blended_baseline", []).append(
+                _psnr(r.restore(degraded, wb, strength=b_strength, also_clean=baseline.also_clean(wb)).image, clean))
+        if without is not None:  # routed as if NAME were not attached, so no rule reads its weight
+            k = r.adapters.index(without)
+            detached = dataclasses.replace(r, adapters=r.adapters[:k] + r.adapters[k + 1 :])
+            w0 = torch.cat([(part := detached.route(degraded)[0])[:k], torch.zeros(1), part[k:]])
+            acc.setdefault("blended_without", []).append(
+                _psnr(r.restore(degraded, w0, strength=strength, also_clean=detached.also_clean(part)).image, clean))
         top1 += (r.adapters[int(w.argmax())] == first) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
-        acc["blended"].append(_psnr(r.restore(degraded, w, strength=strength).image, clean))
+        acc["blended"].append(_psnr(r.restore(degraded, w, strength=strength, also_clean=keep).image, clean))
         if r.estimator is not None and r.estimator.config.strength:  # the same blend at full strength
-            acc.setdefault("blended_full", []).append(_psnr(r.restore(degraded, w).image, clean))
+            acc.setdefault("blended_full", []).append(_psnr(r.restore(degraded, w, also_clean=keep).image, clean))
         if r.gate:  # the same blend without the clean-pixel gate, side by side
             acc.setdefault("blended_ungated", []).append(
                 _psnr(r.restore(degraded, w, gate=False, strength=strength).image, clean))

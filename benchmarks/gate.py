@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             est_only = w.clone()
             if extra:
                 est_only[r.adapters.index(r.fallback.adapter)] -= extra
-            acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True).image, c, quantize=True).item() if extra
+            acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True, also_clean=r.also_clean(w)).image, c,
+                                        quantize=True).item() if extra
                                    else psnr(gated.image, c, quantize=True).item())
             acc["fallback"] += extra
             acc["input"] += min(psnr(x, c, quantize=True).item(), 100.0)
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             acc["share"] += clean_share(gated.seg_probs[0].mean().item())
             if learned:
                 w, strength = r.assess(x)
-                acc["gated_full"] += psnr(r.restore(x, w, gate=True).image, c, quantize=True).item()
+                acc["gated_full"] += psnr(r.restore(x, w, gate=True, also_clean=r.also_clean(w)).image, c,
+                                            quantize=True).item()
                 acc["strength"] += strength
         rows.append({"task": name, "severity": sev, "images": len(samples),
                      **{k: v / len(samples) for k, v in acc.items()}})

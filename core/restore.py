@@ -70,6 +70,7 @@ def restore(
     gate: bool = False,
     clean_ramp: tuple[float, float] | None = CLEAN_RAMP,
     release: float = 0.0,
+    also_clean: dict[str, float] | None = None,
     strength: float = 1.0,
     precision: str = "auto",
     tile_batch: int | None = None,
@@ -88,7 +89,9 @@ def restore(
     ``clean_ramp=None`` turns that whole-image part off (the per-pixel gate alone). ``release`` in [0, 1]
     lifts that share of the gate everywhere, for a degradation the head has no class for and reads as clean
     (JPEG blocks: mean p_clean 0.7 on CBSD68 at quality 50; snow), once something else has weighted its
-    adapter (the estimator, ``core.routing.Detected``; ``Restorer.unseen``).
+    adapter (the estimator, ``core.routing.Detected``; ``Restorer.unseen``). ``also_clean`` maps a class to the
+    share of its probability the gate counts as clean too (``core.routing.KeepDark``: a night sky the head reads
+    as low light, on a photo the estimator finds exposed as meant).
 
     ``strength`` in [0, 1]: how much of the (gated) restoration to keep, ``x + strength·(restored − x)``; the
     estimator predicts it per image where it was trained to (``core.estimator.best_strength``).
@@ -119,6 +122,18 @@ def restore(
     model.to(memory_format=torch.channels_last)
 
     clean = model.config.classes.index("clean") if gate else None
+    unknown = sorted(set(also_clean or {}) - set(model.config.classes))
+    if unknown:
+        raise InvalidValueError(f"also_clean: no class {', '.join(map(repr, unknown))}; the head's classes: "
+                                f"{', '.join(model.config.classes)}")
+    kept = [(model.config.classes.index(c), v) for c, v in (also_clean or {}).items() if v > 0]
+
+    def keep_prob(probs: torch.Tensor) -> torch.Tensor:
+        """[B, C, h, w] class probabilities → [B, 1, h, w]: what the gate counts as clean."""
+        p = probs[:, clean : clean + 1]
+        for i, v in kept:
+            p = p + v * probs[:, i : i + 1]
+        return p
 
     def fn(patch: torch.Tensor):
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -126,7 +141,7 @@ def restore(
         image = out.image.float().clamp(0, 1)
         probs = out.seg_logits.float().softmax(1) if out.seg_logits is not None else None
         if gate and not explain:
-            probs = probs[:, clean : clean + 1]  # all the gate needs, stitched over the whole photo
+            probs = keep_prob(probs)  # all the gate needs, stitched over the whole photo
         return image.contiguous(), (probs.contiguous() if probs is not None else None)
 
     x = rgb.float().cpu()
@@ -140,7 +155,7 @@ def restore(
     image = res.image.clamp_(0, 1)
     whole = 0.0
     if gate:  # after stitching: the whole-image share needs every tile's p_clean
-        p_clean = res.seg_probs[clean : clean + 1]
+        p_clean = keep_prob(res.seg_probs[None])[0] if explain else res.seg_probs
         whole = clean_share(float(p_clean.mean()), clean_ramp) if clean_ramp is not None else 0.0
         apply_gate(x, image, p_clean, whole, release=release, inplace=True)
     if strength != 1.0:

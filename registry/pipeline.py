@@ -32,6 +32,9 @@ class Restored:
     # adapter → (the weight a floor raised it to, why) where a measured floor beat the estimator (core.routing.Floor)
     floored: dict[str, tuple[float, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # lines for the user (a tile made smaller to fit in memory)
+    # share of the pixels read as low light that the gate kept too: the estimator found the photo exposed as
+    # meant (core.routing.KeepDark)
+    kept_dark: float = 0.0
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -134,8 +137,9 @@ class Pipeline:
         strength_source = "given" if strength is not None or adapters is not None else (
             "estimator" if learned else "none")
         strength = chosen if strength is None else strength
+        also_clean = self.restorer.also_clean(w) if source == "estimator" else {}
         res = self.restorer.restore(rgb, w, tile=tile, overlap=overlap, explain=explain or self.refiner is not None,
-                                    strength=strength, progress=progress)
+                                    strength=strength, progress=progress, also_clean=also_clean)
         shares = class_shares(res.seg_probs, self.classes) if res.seg_probs is not None else None
         names = self.restorer.adapters
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
@@ -143,7 +147,7 @@ class Pipeline:
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
                        detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
                        floored=floored,
-                       notes=[fit.note] if fit.note else [])
+                       notes=[fit.note] if fit.note else [], kept_dark=max(also_clean.values(), default=0.0))
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 

@@ -14,7 +14,7 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
-from ..core.routing import DETECTED, FLOORS, Detected, Fallback, Floor, apply_fallback, head_means
+from ..core.routing import DETECTED, FLOORS, Detected, Fallback, Floor, KeepDark, apply_fallback, head_means
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -45,6 +45,9 @@ class Restorer:
     detected: tuple[Detected, ...] = DETECTED
     # Estimated weights raised to a measured floor where the estimator misjudges (core.routing.Floor).
     floors: tuple[Floor, ...] = FLOORS
+    # Dark pixels kept as they are where the estimator finds the photo exposed as meant (core.routing.KeepDark);
+    # None turns it off.
+    keep_dark: KeepDark | None = field(default_factory=KeepDark)
 
     @torch.no_grad()
     def assess(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -103,6 +106,14 @@ class Restorer:
         classes = set(self.model.config.classes)
         seen_as = {name: real.head_class for name, real in BUNDLED_REAL.items()}  # realnoise: noise
         return [i for i, name in enumerate(self.adapters) if seen_as.get(name, name) not in classes]
+
+    def also_clean(self, weights: torch.Tensor) -> dict[str, float]:
+        """What the gate counts as clean besides the clean class, for weights [K] the estimator routed
+        (core.routing.KeepDark); {} without an estimator, whose judgement it needs."""
+        rule = self.keep_dark
+        if rule is None or self.estimator is None or not rule.applies(self.model, self.adapters):
+            return {}
+        return rule.also_clean(float(weights[self.adapters.index(rule.adapter)]))
 
     def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
         """Per-adapter weights [K] for one image [3, H, W] (see :meth:`assess`)."""
@@ -177,12 +188,15 @@ class Restorer:
         return targets
 
     def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, **kw) -> RestoreResult:
-        """Restore one image; ``weights`` [K] default to the estimator's, and then so does ``strength`` (1 with
-        given weights); ``gate`` defaults to ``self.gate``, and the share of it lifted (``release``) to the
-        largest weight of a detected adapter that releases it (``core.routing.Detected``)."""
+        """Restore one image; ``weights`` [K] default to the estimator's, and then so do ``strength`` (1 with
+        given weights) and what the gate keeps besides clean pixels (``also_clean``, :meth:`also_clean`; none
+        with given weights: pass ``also_clean=self.also_clean(w)`` for weights routed here); ``gate`` defaults to
+        ``self.gate``, and the share of it lifted (``release``) to the largest weight of a detected adapter that
+        releases it (``core.routing.Detected``)."""
         if weights is None:
             w, strength = self.assess(rgb)
             kw.setdefault("strength", strength)
+            kw.setdefault("also_clean", self.also_clean(w))
         else:
             w = weights
             if w.shape != (len(self.adapters),):

@@ -84,6 +84,24 @@ def test_a_clean_photo_comes_back_as_it_went_in_and_explain_says_why(tmp_path):
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "raw.png")), np.asarray(Image.open(src)))
 
 
+def test_explain_says_why_a_night_sky_stays_dark(tmp_path):
+    """A well-exposed photo under a noisy black band: the band comes back as it went in, and --explain says
+    that the estimator found the photo exposed as meant (core.routing.KeepDark)."""
+    import torch
+    from skimage import data
+
+    a = np.ascontiguousarray(data.astronaut())
+    g = torch.Generator().manual_seed(0)
+    a[:192] = (255 * (0.02 + 0.01 * torch.randn((192, 512, 3), generator=g))).round().clamp(0, 255).byte().numpy()
+    src = tmp_path / "night.png"
+    Image.fromarray(a).save(src)
+    r = _air("restore", str(src), "-o", str(tmp_path / "out.png"), "--explain")
+    assert r.exit_code == 0, r.output
+    assert "finds it exposed as meant" in r.output and "a night sky stays dark" in r.output.replace("\n", " ")
+    out = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
+    assert np.abs(out[:176] - a[:176].astype(int)).mean() < 1.5  # in 8-bit levels
+
+
 def test_restore_example_improves_it(tmp_path):
     """The shipped noisy example gets closer to the clean photo it was made from."""
     from skimage import data

@@ -458,6 +458,20 @@ def test_the_jpeg_rule_stands_down_on_scene_wide_degradations() -> None:
         assert 0.0 < rule.share({}, {cls: sum(rule.head_ramp) / 2}) < 1.0
 
 
+def test_the_jpeg_rule_makes_way_for_an_adapter_that_cleans_blocks_already() -> None:
+    """realnoise, learnt from camera JPEGs, undoes their blocks too: the jpeg adapter's measured weight shrinks
+    by realnoise's weight, so the two never clean the same blocks twice."""
+    from air_restore.core.routing import Detected
+
+    rule = Detected()
+    assert rule.yields_to == ("realnoise",)
+    assert rule.share({"realnoise": 0.0, "blur": 0.5, "noise": 0.8}, {"clean": 0.9}) == 1.0
+    assert rule.share({"realnoise": 0.25}, {"clean": 0.9}) == pytest.approx(0.75)
+    assert rule.share({"realnoise": 1.0}, {"clean": 0.9}) == 0.0
+    # It compounds with the head's ramp: half of that and a quarter of realnoise leave 0.375.
+    assert rule.share({"realnoise": 0.25}, {"rain": sum(rule.head_ramp) / 2}) == pytest.approx(0.375)
+
+
 def test_camera_noise_leaves_chroma_blotches_not_just_pixel_noise() -> None:
     grey = torch.full((2, 3, 64, 64), 0.5)
     y = D.camera_noise(grey, _gen(0), 1.0)
@@ -896,6 +910,40 @@ def test_gate_mixes_per_pixel_by_the_clean_probability():
     p = res.seg_probs[0:1]
     assert 0.05 < float(p.mean()) < 0.95  # a random head: neither all clean nor none
     assert torch.allclose(gated, x + (1 - p) * (res.image - x), atol=1e-5)
+
+
+def test_the_gate_counts_a_class_as_clean_in_the_share_it_is_given():
+    """``also_clean``: the gate keeps ``p_clean + share·p_class``; the explained and the plain paths (and tiles)
+    give the same image, and a class the head does not have is refused by name."""
+    from air_restore.core.errors import InvalidValueError
+
+    model = _randomize_residual_scales(AirUNet(config=TINY)).eval()
+    with torch.no_grad():
+        model.ending.weight.normal_(0, 0.05, generator=_gen(1))
+    x = _photo(32, 32, "coffee")
+    k = model.config.classes.index("lowlight")
+    for tiles in ({}, {"tile": 24, "overlap": 8}):
+        res = restore(model, x, explain=True, **tiles)
+        p = res.seg_probs[0:1] + 0.5 * res.seg_probs[k : k + 1]
+        for explain in (False, True):
+            gated = restore(model, x, gate=True, also_clean={"lowlight": 0.5}, clean_ramp=None, explain=explain,
+                            **tiles).image
+            assert torch.allclose(gated, x + (1 - p) * (res.image - x), atol=1e-5), (tiles, explain)
+    assert not torch.allclose(gated, restore(model, x, gate=True, clean_ramp=None).image, atol=1e-4)
+    with pytest.raises(InvalidValueError, match="'dusk'"):
+        restore(model, x, gate=True, also_clean={"dusk": 1.0})
+
+
+def test_a_dark_area_the_estimator_calls_exposed_as_meant_is_kept(shipped):
+    """The shipped base lifts a noisy black area it reads as low light (a night sky over a dim scene) towards
+    grey; counting low light as clean (``core.routing.KeepDark``'s ``also_clean``) keeps those pixels."""
+    g = _gen(0)
+    x = _photo(512, 512) * 0.6
+    x[:, :256] = (0.02 + 0.01 * torch.randn((3, 256, 512), generator=g)).clamp(0, 1)
+    sky = (slice(None), slice(0, 240))
+    lifted = restore(shipped, x, gate=True).image
+    kept = restore(shipped, x, gate=True, also_clean={"lowlight": 1.0}).image
+    assert float(lifted[sky].mean()) > 0.1 and float((kept - x)[sky].abs().mean()) < 0.01
 
 
 def test_clean_share_ramps_between_its_two_points():

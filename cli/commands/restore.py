@@ -164,8 +164,15 @@ def print_explain(out: Console, name: str, result) -> None:
             out.print(escape(f"{name}: {result.fallback:.2f} of the noise weight is the share the estimator left "
                              "unassigned: the noise adapter restores mild, unclear degradations better than the base "
                              "alone (never given on a dark photo)"), highlight=False, soft_wrap=True)
+    dark = result.kept_dark > 0 and result.shares is not None and result.shares.get("lowlight", 0.0) >= 0.01
+    if dark:
+        out.print(escape(f"{name}: the estimator finds it exposed as meant (low light "
+                         f"{result.weights.get('lowlight', 0.0):.2f}), so the gate also kept "
+                         f"{100 * result.kept_dark:.0f}% of what looks under-exposed as it came: a night sky stays "
+                         "dark"), highlight=False, soft_wrap=True)
     if result.clean_share > 0:
-        out.print(escape(f"{name}: looks clean as a whole, so the gate kept {100 * result.clean_share:.0f}% of the "
+        what = "clean (or dark on purpose)" if dark else "clean"
+        out.print(escape(f"{name}: looks {what} as a whole, so the gate kept {100 * result.clean_share:.0f}% of the "
                          "input everywhere, and more where a pixel looks clean (--no-gate turns this off)"),
                   highlight=False, soft_wrap=True)
     if result.strength_source != "none":
