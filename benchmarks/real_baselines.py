@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from blending import _psnr, held_out_pairs  # noqa: E402
+from blending import PAIRS_SPLIT, _psnr, held_out_pairs  # noqa: E402
 from quality import cbm3d  # noqa: E402
 
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(rows[-1]), flush=True)
     keys = ("input", "cbm3d", "cbm3d_true_sigma", "base", "pipeline")
     result = {
-        "set": SET, "pairs": len(rows), "split": "air add-degradation --holdout 0.2, seed 0",
+        "set": SET, "pairs": len(rows), "split": PAIRS_SPLIT,
         "crop": args.size or "whole", "adapters": r.adapters, "threads": torch.get_num_threads(),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parents[1],
                                  capture_output=True, text=True).stdout.strip(),
