@@ -122,6 +122,9 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
     acc = {"input": [], "base": [], "blended": [], "oracle": []}
     weights, strengths, top1 = [], [], 0
     zero = torch.zeros(len(r.adapters))
+    if without is not None:  # routed as if NAME were not attached, so no rule reads its weight
+        k = r.adapters.index(without)
+        detached = dataclasses.replace(r, adapters=r.adapters[:k] + r.adapters[k + 1 :])
     for degraded, clean in samples:
         w, strength, extra = r.route(degraded)
         keep = r.also_clean(w)  # the gate's dark-pixel rule, as `air restore` applies it (core.routing.KeepDark)
@@ -137,12 +140,11 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
             wb, b_strength, _ = baseline.route(degraded)
             acc.setdefault("blended_baseline", []).append(
                 _psnr(r.restore(degraded, wb, strength=b_strength, also_clean=baseline.also_clean(wb)).image, clean))
-        if without is not None:  # routed as if NAME were not attached, so no rule reads its weight
-            k = r.adapters.index(without)
-            detached = dataclasses.replace(r, adapters=r.adapters[:k] + r.adapters[k + 1 :])
-            w0 = torch.cat([(part := detached.route(degraded)[0])[:k], torch.zeros(1), part[k:]])
+        if without is not None:
+            part, s0, _ = detached.route(degraded)
+            w0 = torch.cat([part[:k], torch.zeros(1), part[k:]])
             acc.setdefault("blended_without", []).append(
-                _psnr(r.restore(degraded, w0, strength=strength, also_clean=detached.also_clean(part)).image, clean))
+                _psnr(r.restore(degraded, w0, strength=s0, also_clean=detached.also_clean(part)).image, clean))
         top1 += (r.adapters[int(w.argmax())] == first) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
