@@ -445,6 +445,23 @@ def test_blockiness_finds_the_jpeg_grid_and_nothing_else(name: str) -> None:
     assert Detected().measured(_pil_jpeg(x, 30)) == 1.0 and Detected().measured(x) == 0.0
 
 
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_a_jpeg_of_a_noisy_photo_counts_as_compressed(name: str) -> None:
+    """Noise saved as a JPEG (quality 85) hides the grid from the pixel steps, but not from the DCT: on the grid
+    the codec zeroed most high frequencies. Noise alone and a photo that never went through JPEG read about 1."""
+    from air_restore.core.blockiness import blockiness, compression, quantization
+    from air_restore.core.routing import Detected
+
+    x = torch.from_numpy(np.ascontiguousarray(getattr(skdata, name)())).permute(2, 0, 1).float() / 255
+    noisy = ((x + torch.randn(x.shape, generator=_gen(0)) * 20 / 255).clamp(0, 1) * 255).round() / 255
+    saved = _pil_jpeg(noisy, 85)
+    assert blockiness(saved) < Detected().ramp[0]  # the grid's steps alone would give it weight 0
+    assert quantization(saved) > 8 and quantization(saved[:, 3:, 5:]) > 8  # the phase is searched
+    assert quantization(x) < 1.5 and quantization(noisy) < 1.5
+    assert compression(saved) >= blockiness(saved) and Detected().measured(saved) > 0.75
+    assert Detected().measured(x) == 0.0 and Detected().measured(noisy) == 0.0
+
 def test_the_jpeg_rule_stands_down_on_scene_wide_degradations() -> None:
     """Blended with the haze, rain or low-light adapter the jpeg adapter undoes their correction, so its measured
     weight stands only where the head sees none of them and the estimator does not find the photo dark."""
