@@ -115,9 +115,8 @@ class Detected:
     through JPEG measure 1.0–1.1, CBSD68's (JPEG-born, high quality) 1.06–1.37 (median 1.18); libjpeg at
     quality 90 1.06–1.5, 70 1.4–2.5, 50 1.9–3.6, 20 from 4.2; PolyU's camera JPEGs 1.9–2.8. Noise saved as a
     JPEG hides the grid (noise 0.5 then JPEG 0.5: 1.36–1.76), so the measure is :func:`core.blockiness.compression`,
-    which also reads the DCT's quantization on the grid. 12 CBSD68 photos: noise then JPEG 24.30 → 24.98 dB,
-    Gaussian σ20 then libjpeg q85 25.25 → 25.69, σ10 then q75 30.83 → 30.94; clean photos, plain noise, camera
-    noise, rain, drizzle and PolyU unchanged (NOTES.md).
+    which also reads the DCT's quantization on the grid: ``benchmarks/blending.py``, noise then JPEG 24.50 →
+    25.09 dB, every other row (clean photos and PolyU included) within 0.005 dB (NOTES.md).
 
     Not on a photo with a scene-wide degradation: trained on JPEGs of clean photos, the adapter undoes the
     base's correction of haze, rain and low light when blended with their adapters (12 CBSD68 photos, haze
