@@ -33,6 +33,12 @@ import torch
 _LUMA = (0.299, 0.587, 0.114)
 
 
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """[3, H, W] in [0, 1] → luma [H, W] in 8-bit levels."""
+    x = rgb.float()
+    return sum(c * x[i] for i, c in enumerate(_LUMA)) * 255
+
+
 def _phase_ratio(steps: torch.Tensor, flat: torch.Tensor) -> float:
     """max over the 8 column phases of the mean step [H, W − 1] (flat places only) / median of the 8."""
     idx = torch.arange(steps.shape[1]) % 8
@@ -54,8 +60,7 @@ def blockiness(rgb: torch.Tensor, *, flat_step: float = 3.0, max_side: int = 204
     if min(h, w) < 32:
         return 1.0
     top, left = max(0, (h - max_side) // 2) // 8 * 8, max(0, (w - max_side) // 2) // 8 * 8
-    x = rgb[:, top : top + max_side, left : left + max_side].float()
-    y = sum(c * x[i] for i, c in enumerate(_LUMA)) * 255
+    y = _luma(rgb[:, top : top + max_side, left : left + max_side])
     ratios = []
     for axis in (1, 0):  # steps between columns, then between rows
         yy = y if axis == 1 else y.T
@@ -80,10 +85,9 @@ def quantization(rgb: torch.Tensor, *, side: int = 512, zero: float = 0.75) -> f
     noisy photo (see the module docstring). Reads the top left ``side`` px (and 8 more) of each side."""
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
-    x = rgb[:, : side + 8, : side + 8].float()
-    if min(x.shape[1:]) < 40:
+    if min(rgb.shape[1:]) < 40:
         return 1.0
-    y = sum(c * x[i] for i, c in enumerate(_LUMA)) * 255
+    y = _luma(rgb[:, : side + 8, : side + 8])
     shares = []
     for py in range(8):
         for px in range(8):
@@ -102,5 +106,8 @@ def compression(rgb: torch.Tensor, *, ramp: tuple[float, float] = (6.0, 10.0),
     blockiness ``scale`` (the JPEG rule's ramp, ``core.routing.Detected``), so a JPEG of a noisy photo counts as
     compressed as the grid of a clean one would. The quantization's ramp starts above the 1.5–4.1 of CBSD68's
     clean (JPEG-born) photos; 12 of them with noise then JPEG at quality ≈50 read 8.9–15.9."""
+    b = blockiness(rgb)
+    if b >= scale[1]:  # the grid says it all: the DCT could not say more
+        return b
     q = min(1.0, max(0.0, (quantization(rgb) - ramp[0]) / (ramp[1] - ramp[0])))
-    return max(blockiness(rgb), scale[0] + q * (scale[1] - scale[0]))
+    return max(b, scale[0] + q * (scale[1] - scale[0]))
