@@ -128,15 +128,19 @@ class Detected:
     dark JPEGs as clean, p_clean 0.97; the estimator does not). An adapter trained over those degradations
     instead (``--over haze,rain,lowlight``, 35% of crops, 500 more steps) lost 2.6 dB on JPEG alone.
 
-    And it makes way for an adapter that undoes compression already (``yields_to``): the measured weight is
-    scaled by ``1 − w`` for the estimator's weight ``w`` of each adapter named there. The bundled realnoise was
-    learnt from PolyU's camera JPEGs (blockiness 1.9–2.8). On 21 held-out PolyU photos (unseen scenes)
-    realnoise alone gives 37.79 dB, and with the jpeg adapter on top at the measured weight (0.82 on average)
-    37.01: the two clean the same blocks twice. Scaled, the pipeline went 37.30 → 37.52 (input 36.32), against
-    36.90 with no jpeg adapter at all: where the estimator doubts realnoise (weight 0.41 on average) the jpeg
-    adapter still earns its share. Blur is not named, though the adapter earns nothing on a blurred JPEG (12
-    CBSD68 photos: base alone 23.30, pipeline 23.20, scaled by blur 23.27): a heavy JPEG reads as blurred to
-    the estimator (a cat photo at libjpeg q20: blur 0.23), and there the adapter is needed (NOTES.md)."""
+    And it makes way for two adapters (``yields_to``: each with a ramp over the estimator's weight ``w`` of that
+    adapter; the measured weight is scaled by ``1 − ramp(w)``). realnoise (ramp 0 → 1, so ``1 − w``) undoes
+    compression already: the bundled realnoise was learnt from PolyU's camera JPEGs (blockiness 1.9–2.8). On 21
+    held-out PolyU photos (unseen scenes) realnoise alone gives 37.79 dB, and with the jpeg adapter on top at the
+    measured weight (0.82 on average) 37.01: the two clean the same blocks twice. Scaled, the pipeline went 37.30
+    → 37.52 (input 36.32), against 36.90 with no jpeg adapter at all: where the estimator doubts realnoise
+    (weight 0.41 on average) the jpeg adapter still earns its share. Blur (ramp 0.35 → 0.6): trained on JPEGs
+    of sharp photos, the jpeg adapter undoes the deblurring on a blurred JPEG (12 CBSD68 photos, blur then JPEG:
+    the blur adapter at weight 1 alone 23.38 dB, the pipeline with the jpeg adapter at its measured weight 23.00,
+    input 22.97). A heavy JPEG reads a little blurred to the estimator, so the ramp starts above what JPEGs of
+    sharp photos get (40 CBSD68 photos at libjpeg q15, q25, q40 and the plugin's codec at 0.5 and 0.9: blur ≤
+    0.35, nine in ten ≤ 0.17; the test's q20 cat 0.23), while blurred JPEGs get 0.43 at the median and a
+    quarter of them ≥ 0.65 (NOTES.md)."""
 
     adapter: str = "jpeg"
     measure: Callable[[torch.Tensor], float] = compression
@@ -145,13 +149,14 @@ class Detected:
     head_ramp: tuple[float, float] = (0.1, 0.2)
     unless_estimated: tuple[str, ...] = ("lowlight",)
     est_limit: float = 0.1
-    yields_to: tuple[str, ...] = ("realnoise",)
+    # (adapter, lo, hi): the measured weight is scaled by 1 − ramp(w, lo, hi) of that adapter's estimated weight w
+    yields_to: tuple[tuple[str, float, float], ...] = (("realnoise", 0.0, 1.0), ("blur", 0.35, 0.6))
     # The segmentation head has no class for it and reads it as clean (JPEG at quality 50: mean p_clean
     # 0.7), so the clean-pixel gate would keep most of the input: the weight lifts that share of the gate.
     releases_gate: bool = True
     why: str = ("how far the 8×8 JPEG grid stands out, or the codec's zeroed frequencies on it; 0 on a photo with "
                 "haze, rain or low light, whose correction that adapter would undo; less the realnoise weight, whose "
-                "adapter cleans camera JPEGs")
+                "adapter cleans camera JPEGs, and on a photo the estimator finds blurred")
 
     def measured(self, rgb: torch.Tensor) -> float:
         """The weight from the measurement alone, 0–1."""
@@ -164,8 +169,8 @@ class Detected:
             return 0.0
         p = max((head.get(c, 0.0) for c in self.unless_head), default=0.0)
         share = 1.0 - linear_ramp(p, *self.head_ramp)
-        for n in self.yields_to:
-            share *= 1.0 - min(1.0, max(0.0, estimated.get(n, 0.0)))
+        for n, lo, hi in self.yields_to:
+            share *= 1.0 - linear_ramp(estimated.get(n, 0.0), lo, hi)
         return share
 
 

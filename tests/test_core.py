@@ -481,12 +481,26 @@ def test_the_jpeg_rule_makes_way_for_an_adapter_that_cleans_blocks_already() -> 
     from air_restore.core.routing import Detected
 
     rule = Detected()
-    assert rule.yields_to == ("realnoise",)
-    assert rule.share({"realnoise": 0.0, "blur": 0.5, "noise": 0.8}, {"clean": 0.9}) == 1.0
+    assert ("realnoise", 0.0, 1.0) in rule.yields_to
+    assert rule.share({"realnoise": 0.0, "blur": 0.3, "noise": 0.8}, {"clean": 0.9}) == 1.0
     assert rule.share({"realnoise": 0.25}, {"clean": 0.9}) == pytest.approx(0.75)
     assert rule.share({"realnoise": 1.0}, {"clean": 0.9}) == 0.0
     # It compounds with the head's ramp: half of that and a quarter of realnoise leave 0.375.
     assert rule.share({"realnoise": 0.25}, {"rain": sum(rule.head_ramp) / 2}) == pytest.approx(0.375)
+
+
+def test_the_jpeg_rule_makes_way_for_the_blur_adapter_on_a_blurred_photo() -> None:
+    """Trained on JPEGs of sharp photos, the jpeg adapter undoes the deblurring of a blurred JPEG: its weight falls
+    to 0 as the estimator's blur weight rises past what a heavy JPEG of a sharp photo gets (≤ 0.35)."""
+    from air_restore.core.routing import Detected
+
+    rule = Detected()
+    assert rule.share({"blur": 0.23}, {"clean": 0.9}) == 1.0  # a libjpeg q20 photo reads a little blurred
+    assert rule.share({"blur": 0.35}, {"clean": 0.9}) == 1.0
+    assert 0.0 < rule.share({"blur": 0.45}, {"clean": 0.9}) < 1.0
+    assert rule.share({"blur": 0.6}, {"clean": 0.9}) == 0.0
+    # It compounds with realnoise's share: half of each leaves a quarter.
+    assert rule.share({"blur": 0.475, "realnoise": 0.5}, {"clean": 0.9}) == pytest.approx(0.25)
 
 
 def test_camera_noise_leaves_chroma_blotches_not_just_pixel_noise() -> None:

@@ -67,7 +67,7 @@ def test_bundled_adapters_are_shipped_and_active():
     assert [a.name for a in bundled] == list(BUNDLED_ORDER)
     for a in bundled:
         assert a.error is None and a.base_fingerprint == info.fingerprint
-        # A few MB at most (the repository stays small): rank 4 is 330 kB, the rank-16 jpeg adapter 1.3 MB.
+        # A few MB at most (the repository stays small): rank 4 is 330 kB, the rank-16 ones (blur, rain, jpeg) 1.3 MB.
         assert (a.path / "adapter_model.safetensors").stat().st_size < 1_500_000
     assert [a.name for a in active_adapters(info.fingerprint)] == list(BUNDLED_ORDER)
 
