@@ -156,7 +156,7 @@ class Detected:
     releases_gate: bool = True
     why: str = ("how far the 8×8 JPEG grid stands out, or the codec's zeroed frequencies on it; 0 on a photo with "
                 "haze, rain or low light, whose correction that adapter would undo; less the realnoise weight, whose "
-                "adapter cleans camera JPEGs, and on a photo the estimator finds blurred")
+                "adapter cleans camera JPEGs; 0 on a photo the estimator finds blurred, whose deblurring it would undo")
 
     def measured(self, rgb: torch.Tensor) -> float:
         """The weight from the measurement alone, 0–1."""
