@@ -29,6 +29,8 @@ import math
 
 import torch
 
+from .restore import linear_ramp
+
 #: Luma weights (ITU-R BT.601), as JPEG computes Y.
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -109,5 +111,5 @@ def compression(rgb: torch.Tensor, *, ramp: tuple[float, float] = (6.0, 10.0),
     b = blockiness(rgb)
     if b >= scale[1]:  # the grid says it all: the DCT could not say more
         return b
-    q = min(1.0, max(0.0, (quantization(rgb) - ramp[0]) / (ramp[1] - ramp[0])))
+    q = linear_ramp(quantization(rgb), *ramp)
     return max(b, scale[0] + q * (scale[1] - scale[0]))

@@ -445,7 +445,6 @@ def test_blockiness_finds_the_jpeg_grid_and_nothing_else(name: str) -> None:
     assert Detected().measured(_pil_jpeg(x, 30)) == 1.0 and Detected().measured(x) == 0.0
 
 
-
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
 def test_a_jpeg_of_a_noisy_photo_counts_as_compressed(name: str) -> None:
     """Noise saved as a JPEG (quality 85) hides the grid from the pixel steps, but not from the DCT: on the grid
@@ -461,6 +460,7 @@ def test_a_jpeg_of_a_noisy_photo_counts_as_compressed(name: str) -> None:
     assert quantization(x) < 1.5 and quantization(noisy) < 1.5
     assert compression(saved) >= blockiness(saved) and Detected().measured(saved) > 0.75
     assert Detected().measured(x) == 0.0 and Detected().measured(noisy) == 0.0
+
 
 def test_the_jpeg_rule_stands_down_on_scene_wide_degradations() -> None:
     """Blended with the haze, rain or low-light adapter the jpeg adapter undoes their correction, so its measured
