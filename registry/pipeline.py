@@ -31,6 +31,8 @@ class Restored:
     detected: dict[str, str] = field(default_factory=dict)
     # adapter → (the weight a floor raised it to, why) where a measured floor beat the estimator (core.routing.Floor)
     floored: dict[str, tuple[float, str]] = field(default_factory=dict)
+    # adapter → (the factor its weight was scaled by, why) where it made way for another (core.routing.Yield)
+    yielded: dict[str, tuple[float, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # lines for the user (a tile made smaller to fit in memory)
     # share of the pixels read as low light that the gate kept too: the estimator found the photo exposed as
     # meant (core.routing.KeepDark)
@@ -107,16 +109,19 @@ class Pipeline:
         return w, strength
 
     def route(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None,
-              raised: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
+              raised: dict[str, tuple[float, str]] | None = None,
+              yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took (:meth:`Restorer.route`; 0 with ``adapters``);
-        ``raised`` receives the weights a floor raised (core.routing.Floor) and that no fixed weight replaced."""
+        ``raised`` receives the weights a floor raised (core.routing.Floor), ``yielded`` those a yield rule scaled
+        down (core.routing.Yield), each where no fixed weight replaced it."""
         if adapters is not None:
             return self.restorer.weights_from({**adapters, **self.fixed}), 1.0, 0.0
-        w, strength, extra = self.restorer.route(rgb, raised)
+        w, strength, extra = self.restorer.route(rgb, raised, yielded)
         for name, v in self.fixed.items():
             w[self.restorer.adapters.index(name)] = v
-            if raised is not None:
-                raised.pop(name, None)
+            for d in (raised, yielded):
+                if d is not None:
+                    d.pop(name, None)
         return w, strength, extra
 
     @torch.no_grad()
@@ -130,7 +135,8 @@ class Pipeline:
         fit = self.memory_plan(*rgb.shape[-2:], tile=tile, overlap=overlap, explain=explain)
         tile = fit.tile
         floored: dict[str, tuple[float, str]] = {}
-        w, chosen, fallback = self.route(rgb, adapters, floored)
+        yielded: dict[str, tuple[float, str]] = {}
+        w, chosen, fallback = self.route(rgb, adapters, floored, yielded)
         source = "given" if adapters is not None else ("estimator" if self.restorer.adapters else "none")
         est = self.restorer.estimator
         learned = adapters is None and est is not None and est.config.strength
@@ -146,7 +152,7 @@ class Pipeline:
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
                        detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
-                       floored=floored,
+                       floored=floored, yielded=yielded,
                        notes=[fit.note] if fit.note else [], kept_dark=max(also_clean.values(), default=0.0))
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights

@@ -14,7 +14,8 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
-from ..core.routing import DETECTED, FLOORS, Detected, Fallback, Floor, KeepDark, apply_fallback, head_means
+from ..core.routing import (DETECTED, FLOORS, YIELDS, Detected, Fallback, Floor, KeepDark, Yield, apply_fallback,
+                             head_means)
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -45,6 +46,8 @@ class Restorer:
     detected: tuple[Detected, ...] = DETECTED
     # Estimated weights raised to a measured floor where the estimator misjudges (core.routing.Floor).
     floors: tuple[Floor, ...] = FLOORS
+    # Estimated adapters that make way for another's weight (core.routing.Yield): noise for haze.
+    yields: tuple[Yield, ...] = YIELDS
     # Dark pixels kept as they are where the estimator finds the photo exposed as meant (core.routing.KeepDark);
     # None turns it off.
     keep_dark: KeepDark | None = field(default_factory=KeepDark)
@@ -57,10 +60,11 @@ class Restorer:
         return w, strength
 
     @torch.no_grad()
-    def route(self, rgb: torch.Tensor, raised: dict[str, tuple[float, str]] | None = None
-              ) -> tuple[torch.Tensor, float, float]:
+    def route(self, rgb: torch.Tensor, raised: dict[str, tuple[float, str]] | None = None,
+              yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned;
-        ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.routing.Floor)."""
+        ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.routing.Floor),
+        ``yielded`` adapter → (factor, why) for each weight a yield rule scaled down (core.routing.Yield)."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
         probs: list[torch.Tensor] = []  # the head's mean class probabilities, once, where a rule needs them
@@ -85,6 +89,14 @@ class Restorer:
                         w[i] = m
                         if raised is not None:
                             raised[floor.adapter] = (m, floor.why)
+            for rule in self.yields:
+                if rule.applies(self.adapters):
+                    f = rule.factor(w, self.adapters)
+                    w = rule.apply(w, self.adapters)
+                    if self.fallback is not None and rule.adapter == self.fallback.adapter:
+                        extra *= f  # the fallback's part yields in the same proportion
+                    if yielded is not None and f < 0.99 and float(w[self.adapters.index(rule.adapter)]) >= 0.01 * f:
+                        yielded[rule.adapter] = (f, rule.why)
         for rule in self.detecting():
             v = rule.measured(rgb)
             if v > 0:

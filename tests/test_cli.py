@@ -242,6 +242,14 @@ def test_explain_writes_map_and_shares(tmp_path):
     assert max(shares, key=shares.get) == "rain"  # the example is a rainy photo
 
 
+def test_explain_says_when_the_noise_weight_makes_way_for_haze(tmp_path):
+    """core.routing.Yield, as --explain reports it on the shipped hazy example."""
+    r = _air("restore", str(EXAMPLES / "hazy_chelsea.png"), "-o", str(tmp_path / "h.png"), "--explain")
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "the noise weight was multiplied by" in text and "1 − the haze weight" in text
+
+
 def test_tiled_restore_has_no_seams(tmp_path):
     """Small tiles and whole-image inference give the same picture."""
     src = _photo(tmp_path / "a.png", size=(300, 260))

@@ -160,6 +160,9 @@ def print_explain(out: Console, name: str, result) -> None:
         for adapter, (floor, why) in result.floored.items():
             out.print(escape(f"{name}: the {adapter} weight was raised to {floor:.2f} by a measurement of the photo "
                              f"({why}): the estimator gave it less"), highlight=False, soft_wrap=True)
+        for adapter, (factor, why) in result.yielded.items():
+            out.print(escape(f"{name}: the {adapter} weight was multiplied by {factor:.2f}: {why}"),
+                      highlight=False, soft_wrap=True)
         if result.fallback > 0:
             out.print(escape(f"{name}: {result.fallback:.2f} of the noise weight is the share the estimator left "
                              "unassigned: the noise adapter restores mild, unclear degradations better than the base "
