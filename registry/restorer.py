@@ -91,11 +91,11 @@ class Restorer:
                             raised[floor.adapter] = (m, floor.why)
             for rule in self.yields:
                 if rule.applies(self.adapters):
-                    f = rule.factor(w, self.adapters)
+                    before, f = float(w[self.adapters.index(rule.adapter)]), rule.factor(w, self.adapters)
                     w = rule.apply(w, self.adapters)
                     if self.fallback is not None and rule.adapter == self.fallback.adapter:
                         extra *= f  # the fallback's part yields in the same proportion
-                    if yielded is not None and f < 0.99 and float(w[self.adapters.index(rule.adapter)]) >= 0.01 * f:
+                    if yielded is not None and f < 0.99 and before >= 0.01:
                         yielded[rule.adapter] = (f, rule.why)
         for rule in self.detecting():
             v = rule.measured(rgb)

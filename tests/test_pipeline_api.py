@@ -231,7 +231,7 @@ def test_a_night_sky_stays_black_where_the_estimator_finds_the_photo_exposed(pip
 def test_noise_makes_way_for_haze_on_a_hazy_noisy_photo(pipe):
     """core.routing.Yield: the noise weight, the fallback's part included, is scaled by 1 − the haze weight. On a
     hazy, noisy photo the haze adapter beside the base restores it better without the noise weight beside it
-    (12 CBSD68 photos: +1.45 dB; BENCHMARKS.md); a noisy photo without haze keeps its noise weight."""
+    (12 CBSD68 photos: +1.06 dB; BENCHMARKS.md); a noisy photo without haze keeps its noise weight."""
     import torch
     from skimage import data
 
