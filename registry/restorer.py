@@ -91,8 +91,9 @@ class Restorer:
                             raised[floor.adapter] = (m, floor.why)
             for rule in self.yields:
                 if rule.applies(self.adapters):
-                    before, f = float(w[self.adapters.index(rule.adapter)]), rule.factor(w, self.adapters)
-                    w = rule.apply(w, self.adapters)
+                    k, f = self.adapters.index(rule.adapter), rule.factor(w, self.adapters)
+                    before = float(w[k])
+                    w[k] = before * f
                     if self.fallback is not None and rule.adapter == self.fallback.adapter:
                         extra *= f  # the fallback's part yields in the same proportion
                     if yielded is not None and f < 0.99 and before >= 0.01:
