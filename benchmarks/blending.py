@@ -16,6 +16,8 @@ the right adapter, 0 elsewhere; for a mixed task, 1 on both). Also the estimator
 single-degradation images. Every column is the pipeline as `air restore` runs it, with its clean-pixel gate
 (``core.restore``; ``--no-gate`` turns it off here too) and the estimator's strength; ``blended_ungated`` is
 the estimator's blend without the gate, ``blended_no_fallback`` without the fallback adapter's share
+(each blended column with the second pass where haze or low light led the first, ``core.routing.Sequel``, as
+`air restore` runs it; the routing of ``blended_without``'s second pass is the whole pipeline's)
 (``core.routing``), ``blended_full`` at strength 1 (for an estimator with a strength output). All PSNRs on 8-bit-quantized inputs, whole images, tiles of 512. With
 ``--baseline-estimator FILE`` every row also gets the pipeline with that estimator in this one's place (the
 same fallback and detection rules), side by side; an adapter it was not trained for gets weight 0 unless a
@@ -134,26 +136,31 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
             if extra:
                 est_only[r.adapters.index(r.fallback.adapter)] -= extra
             acc.setdefault("blended_no_fallback", []).append(
-                _psnr(r.restore(degraded, est_only, strength=strength, also_clean=keep).image, clean) if extra else None)
+                _psnr(r.restore(degraded, est_only, strength=strength, also_clean=keep, again=True).image, clean)
+                if extra else None)
         strengths.append(strength)
         if baseline is not None:  # the whole routing (fallback, detection rules) with the other estimator
             wb, b_strength, _ = baseline.route(degraded)
             acc.setdefault("blended_baseline", []).append(
-                _psnr(r.restore(degraded, wb, strength=b_strength, also_clean=baseline.also_clean(wb)).image, clean))
+                _psnr(baseline.restore(degraded, wb, strength=b_strength, also_clean=baseline.also_clean(wb),
+                                       again=True).image, clean))
         if without is not None:
             part, s0, _ = detached.route(degraded)
             w0 = torch.cat([part[:k], torch.zeros(1), part[k:]])
             acc.setdefault("blended_without", []).append(
-                _psnr(r.restore(degraded, w0, strength=s0, also_clean=detached.also_clean(part)).image, clean))
+                _psnr(r.restore(degraded, w0, strength=s0, also_clean=detached.also_clean(part), again=True).image,
+                      clean))
         top1 += (r.adapters[int(w.argmax())] == first) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))
         acc["base"].append(_psnr(r.restore(degraded, zero).image, clean))
-        acc["blended"].append(_psnr(r.restore(degraded, w, strength=strength, also_clean=keep).image, clean))
+        blended = r.restore(degraded, w, strength=strength, also_clean=keep, again=True)  # what `air restore` gives
+        acc["blended"].append(_psnr(blended.image, clean))
         if r.estimator is not None and r.estimator.config.strength:  # the same blend at full strength
-            acc.setdefault("blended_full", []).append(_psnr(r.restore(degraded, w, also_clean=keep).image, clean))
+            acc.setdefault("blended_full", []).append(
+                _psnr(r.restore(degraded, w, also_clean=keep, again=True).image, clean))
         if r.gate:  # the same blend without the clean-pixel gate, side by side
             acc.setdefault("blended_ungated", []).append(
-                _psnr(r.restore(degraded, w, gate=False, strength=strength).image, clean))
+                _psnr(r.restore(degraded, w, gate=False, strength=strength, again=True).image, clean))
         acc["oracle"].append(_psnr(r.restore(degraded, oracle_w).image, clean))
     if "blended_no_fallback" in acc:  # where the fallback took nothing, the blend is the same image
         acc["blended_no_fallback"] = [b if v is None else v for v, b in zip(acc["blended_no_fallback"], acc["blended"])]
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         "clean_set": args.clean.name, "images_per_task": len(clean), "severity": SEVERITY,
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
         "without": args.without,
+        "second_pass": r.sequel is not None,  # core.routing.Sequel in the blended columns
         "baseline_estimator": (args.baseline_label or str(args.baseline_estimator)) if baseline is not None else None,
         "stacks": args.stacks, "pairs_split": PAIRS_SPLIT,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,

@@ -5,6 +5,8 @@ estimator leaves unassigned goes to the noise adapter, and its mean), on clean p
 noise from ``core.degradations``, which no bundled adapter was trained on), each single degradation at severity
 0.5 and the held-out real pairs; plus the head's mean p_clean and the whole-image share kept.
 With an estimator that has a strength output, also the gated blend at full strength and the mean strength.
+The pipeline's columns restore a second time where haze or low light led the first pass (``core.routing.Sequel``),
+as `air restore` does; p_clean and the share are the first pass's, the head's view of the input.
 
     python benchmarks/gate.py --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 \
         --out benchmarks/results/gate.json
@@ -71,23 +73,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
                "p_clean": 0.0, "share": 0.0, **({"gated_full": 0.0, "strength": 0.0} if learned else {})}
         for x, c in samples:
             w, _, extra = r.route(x)
-            gated = r.restore(x, explain=True, gate=True)
+            gated = r.restore(x, explain=True, gate=True, again=False)  # the head's view of the input
+            final = r.restore(x, gate=True) if r.wants_second_pass(w) else gated  # core.routing.Sequel
             est_only = w.clone()
             if extra:
                 est_only[r.adapters.index(r.fallback.adapter)] -= extra
-            acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True, also_clean=r.also_clean(w)).image, c,
-                                        quantize=True).item() if extra
-                                   else psnr(gated.image, c, quantize=True).item())
+            acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True, also_clean=r.also_clean(w), again=True).image,
+                                        c, quantize=True).item() if extra
+                                   else psnr(final.image, c, quantize=True).item())
             acc["fallback"] += extra
             acc["input"] += min(psnr(x, c, quantize=True).item(), 100.0)
             acc["ungated"] += psnr(r.restore(x, gate=False).image, c, quantize=True).item()
             acc["pixel_gate"] += psnr(r.restore(x, gate=True, clean_ramp=None).image, c, quantize=True).item()
-            acc["gated"] += psnr(gated.image, c, quantize=True).item()
+            acc["gated"] += psnr(final.image, c, quantize=True).item()
             acc["p_clean"] += gated.seg_probs[0].mean().item()
             acc["share"] += clean_share(gated.seg_probs[0].mean().item())
             if learned:
                 w, strength = r.assess(x)
-                acc["gated_full"] += psnr(r.restore(x, w, gate=True, also_clean=r.also_clean(w)).image, c,
+                acc["gated_full"] += psnr(r.restore(x, w, gate=True, also_clean=r.also_clean(w), again=True).image, c,
                                             quantize=True).item()
                 acc["strength"] += strength
         rows.append({"task": name, "severity": sev, "images": len(samples),
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.out:
         est = r.estimator_path.name if r.estimator_path else None
         atomic_write_text(args.out, json.dumps({"adapters": r.adapters, "estimator": est, "rows": rows,
+                                                "second_pass": r.sequel is not None,
                                                 "pairs_split": PAIRS_SPLIT}, indent=1))
     return rows
 

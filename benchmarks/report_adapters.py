@@ -64,6 +64,9 @@ def blending_section(b: dict) -> list[str]:
            "segmentation head sees as clean are kept, and the input over a photo that looks clean as a whole); "
            "*blended, no gate* is the estimator's blend without it."
            if b.get("gate") else "")
+        + (" Where haze or low light leads (an estimator weight of 0.3 or more), every blended column restores the "
+           "photo a second time, routed on the first pass's output, as `air restore` does (`core.routing.Sequel`)."
+           if b.get("second_pass") else "")
         + (" Where the estimator's weights sum to less than 1, the rest goes to the noise adapter unless the photo "
            "looks dark or clean (`core.routing`); *blended, no fallback* is the estimator's weights alone."
            if "blended_no_fallback" in b["single"][0] else "")
@@ -129,7 +132,9 @@ def gate_section(g: dict) -> list[str]:
         + ("; *no fallback*: the pipeline without the fallback adapter (`core.routing`: the noise adapter takes "
            "the weight the estimator leaves unassigned, except on a photo that looks dark; *fallback*: the mean "
            "weight it took)" if fb else "")
-        + ". *p_clean*: the segmentation head's mean probability that a pixel is clean.",
+        + ("; the pipeline's columns restore a second time where haze or low light led the first pass "
+           "(`core.routing.Sequel`)" if g.get("second_pass") else "")
+        + ". *p_clean*: the segmentation head's mean probability that a pixel is clean (of the input).",
         "",
         "| input | severity | input PSNR | no gate | " + ("pixel gate | " if pixel else "")
         + ("strength 1 | " if full else "") + ("no fallback | " if fb else "") + "**pipeline** | pipeline − input | "
@@ -441,10 +446,10 @@ def family_section(f: dict) -> list[str]:
 
 
 def before_after_section(prev: dict, now_b: dict, now_g: dict) -> list[str]:
-    """results/previous.json: the blending and gate tables of the pipeline before a change of shipped weights
-    (``blending``, ``gate``: those scripts' JSON at ``commit``), beside this tree's ``now_b`` (results/blending.json)
-    and ``now_g`` (results/gate.json). Both scripts are seeded and deterministic, so a row moves only because the
-    weights did."""
+    """results/previous.json: the blending and gate tables of the pipeline before a change of shipped weights or
+    routing (``blending``, ``gate``: those scripts' JSON at ``commit``), beside this tree's ``now_b``
+    (results/blending.json) and ``now_g`` (results/gate.json). Both scripts are seeded and deterministic, so a row
+    moves only because the weights or the routing did."""
     lines = [f"## Before → after: {prev['change']}", "",
              f"The pipeline (`air restore`'s routing, gate and fallback) at commit {prev['commit']} and now, on the "
              "same seeded inputs (`benchmarks/blending.py --stacks all` and `benchmarks/gate.py`, 12 CBSD68 photos "

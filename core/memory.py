@@ -42,6 +42,9 @@ FIXED_BYTES = 300e6  # Python, torch, the base with its adapters and the estimat
 IMAGE_BYTES_PER_PIXEL = 64.0  # whole-image buffers (input, output, stitching weights, gate) per pixel
 EXPLAIN_BYTES_PER_PIXEL = 24.0  # --explain: every class's probability and the map, on top
 TTA_BYTES_PER_PIXEL = 64.0  # --tta: the refiner's copies of input and output, its stitched decode
+# A second pass (core.routing.Sequel): the first pass's output, now the second's input, held beside the input
+# (one float RGB image); derived, and checked against one measured run in NOTES.md.
+AGAIN_BYTES_PER_PIXEL = 12.0
 TILE_BYTES_PER_PIXEL = 1400.0  # activations of one tile, per pixel of the tile, at WIDTH channels
 WIDTH = 24  # channels at full resolution of the model the constants were measured on
 
@@ -81,11 +84,13 @@ def tile_shape(height: int, width: int, tile: int, overlap: int, align: int = 8)
 
 
 def predict(height: int, width: int, *, tile: int, overlap: int, align: int = 8, model_width: int = WIDTH,
-            explain: bool = False, tta: bool = False, device: str = "cpu") -> MemoryNeed:
-    """Peak host memory of restoring a ``height``×``width`` image (see the module docstring). On a GPU
-    (``device`` not ``cpu``) the tile's activations live in GPU memory and are not counted here."""
+            explain: bool = False, tta: bool = False, again: bool = False, device: str = "cpu") -> MemoryNeed:
+    """Peak host memory of restoring a ``height``×``width`` image (see the module docstring); ``again``: with
+    room for a second pass. On a GPU (``device`` not ``cpu``) the tile's activations live in GPU memory and are
+    not counted here."""
     pixels = height * width
-    per_pixel = IMAGE_BYTES_PER_PIXEL + EXPLAIN_BYTES_PER_PIXEL * explain + TTA_BYTES_PER_PIXEL * tta
+    per_pixel = (IMAGE_BYTES_PER_PIXEL + EXPLAIN_BYTES_PER_PIXEL * explain + TTA_BYTES_PER_PIXEL * tta
+                 + AGAIN_BYTES_PER_PIXEL * again)
     th, tw = tile_shape(height, width, tile, overlap, align)
     tiles = TILE_BYTES_PER_PIXEL * th * tw * model_width / WIDTH if device == "cpu" else 0.0
     return MemoryNeed(FIXED_BYTES, per_pixel * pixels, tiles, (th, tw))
@@ -108,12 +113,13 @@ class MemoryPlan:
 
 
 def plan(height: int, width: int, *, tile: int, overlap: int, align: int = 8, model_width: int = WIDTH,
-         explain: bool = False, tta: bool = False, device: str = "cpu", available: float | None = None,
-         name: str = "image") -> MemoryPlan:
+         explain: bool = False, tta: bool = False, again: bool = False, device: str = "cpu",
+         available: float | None = None, name: str = "image") -> MemoryPlan:
     """The tile to restore a ``height``×``width`` image with: ``tile`` if the predicted peak fits in
     ``available`` bytes (default :func:`available_bytes`), else the largest of :data:`SMALLER_TILES` below
     it that fits. Raises :class:`ImageTooLargeError` (naming ``name``) when none does."""
-    kw = dict(overlap=overlap, align=align, model_width=model_width, explain=explain, tta=tta, device=device)
+    kw = dict(overlap=overlap, align=align, model_width=model_width, explain=explain, tta=tta, again=again,
+              device=device)
     need = predict(height, width, tile=tile, **kw)
     if available is None:
         available = available_bytes()

@@ -37,6 +37,9 @@ class Restored:
     # share of the pixels read as low light that the gate kept too: the estimator found the photo exposed as
     # meant (core.routing.KeepDark)
     kept_dark: float = 0.0
+    # adapter → weight of the second pass, routed on the first pass's output where haze or low light led the first
+    # (core.routing.Sequel); None where there was one pass
+    second: dict[str, float] | None = None
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -127,8 +130,9 @@ class Pipeline:
     @torch.no_grad()
     def run(self, rgb: torch.Tensor, *, adapters: dict[str, float] | None = None, tile: int | None = None,
             overlap: int = OVERLAP, explain: bool = False, strength: float | None = None, progress=None) -> Restored:
-        """Restore one image ``rgb`` [3, H, W] in [0, 1]: estimate (unless ``adapters``), blend, tiles, then
-        the refiner if the pipeline has one. ``explain`` also returns the segmentation and class shares.
+        """Restore one image ``rgb`` [3, H, W] in [0, 1]: estimate (unless ``adapters``), blend, tiles, a second
+        pass routed on the output where haze or low light led the first (core.routing.Sequel), then the refiner if
+        the pipeline has one. ``explain`` also returns the segmentation and class shares.
         ``strength`` (0 = the input, 1 = all of the restoration) replaces the estimator's choice."""
         from ..core.explain import class_shares
 
@@ -144,8 +148,22 @@ class Pipeline:
             "estimator" if learned else "none")
         strength = chosen if strength is None else strength
         also_clean = self.restorer.also_clean(w) if source == "estimator" else {}
+        twice = source == "estimator" and self.restorer.wants_second_pass(w)
+        # A strength given for two passes blends the input with their final output: both run at full strength.
+        given = twice and strength_source == "given"
+        first = progress if progress is None or not twice else lambda done, total: progress(done, 2 * total)
         res = self.restorer.restore(rgb, w, tile=tile, overlap=overlap, explain=explain or self.refiner is not None,
-                                    strength=strength, progress=progress, also_clean=also_clean)
+                                    strength=1.0 if given else strength, progress=first, also_clean=also_clean,
+                                    again=False)
+        second = None
+        # The segmentation and class shares stay the first pass's: they describe the input. An adapter attached with
+        # a fixed weight (--adapter PATH=W) acts in the first pass only: the estimator gives it 0 in the second.
+        if twice:
+            then = progress if progress is None else lambda done, total: progress(total + done, 2 * total)
+            after, w2 = self.restorer.second_pass(res.image, 1.0 if given else None, tile=tile, overlap=overlap,
+                                                  progress=then)
+            image = rgb + strength * (after.image - rgb) if given else after.image
+            res, second = res._replace(image=image), dict(zip(self.restorer.adapters, map(float, w2)))
         shares = class_shares(res.seg_probs, self.classes) if res.seg_probs is not None else None
         names = self.restorer.adapters
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
@@ -153,7 +171,8 @@ class Pipeline:
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
                        detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
                        floored=floored, yielded=yielded,
-                       notes=[fit.note] if fit.note else [], kept_dark=max(also_clean.values(), default=0.0))
+                       notes=[fit.note] if fit.note else [], kept_dark=max(also_clean.values(), default=0.0),
+                       second=second)
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 
@@ -173,8 +192,10 @@ class Pipeline:
 
         model, tta = self.restorer.model, self.refiner is not None
         tile = self.default_tile() if tile is None else tile
+        # Planned before the routing says whether a second pass comes (core.routing.Sequel): room for one.
+        again = self.restorer.sequel is not None and self.restorer.estimator is not None
         return plan(height, width, tile=tile, overlap=overlap, align=model.config.pad_multiple,
-                    model_width=model.config.width, explain=explain or tta, tta=tta,
+                    model_width=model.config.width, explain=explain or tta, tta=tta, again=again,
                     device=next(model.parameters()).device.type, name=name)
 
     def default_tile(self) -> int:

@@ -14,8 +14,8 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, restore
-from ..core.routing import (DETECTED, FLOORS, YIELDS, Detected, Fallback, Floor, KeepDark, Yield, apply_fallback,
-                             head_means)
+from ..core.routing import (DETECTED, FLOORS, SEQUEL, YIELDS, Detected, Fallback, Floor, KeepDark, Sequel, Yield,
+                             apply_fallback, head_means)
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -51,6 +51,9 @@ class Restorer:
     # Dark pixels kept as they are where the estimator finds the photo exposed as meant (core.routing.KeepDark);
     # None turns it off.
     keep_dark: KeepDark | None = field(default_factory=KeepDark)
+    # A second pass routed on the first one's output where haze or low light led it (core.routing.Sequel);
+    # None restores once.
+    sequel: Sequel | None = SEQUEL
 
     @torch.no_grad()
     def assess(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -200,21 +203,41 @@ class Restorer:
             targets[:, -1] = (best_out - degraded).pow(2).flatten(1).mean(1)
         return targets
 
-    def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, **kw) -> RestoreResult:
+    def wants_second_pass(self, weights: torch.Tensor) -> bool:
+        """Whether weights [K] routed here call for a second pass (core.routing.Sequel)."""
+        return self.sequel is not None and self.estimator is not None and self.sequel.applies(weights, self.adapters)
+
+    def second_pass(self, first: torch.Tensor, strength: float | None = None,
+                    **kw) -> tuple[RestoreResult, torch.Tensor]:
+        """The second pass (core.routing.Sequel) on a first pass's output ``first`` [3, H, W]: routed on it as on
+        any photo, then restored; ``strength`` replaces the estimator's, ``kw`` as for :func:`core.restore.restore`
+        (tiles, precision, progress), without what the routing decides. Returns the result and its weights [K]."""
+        w, chosen, _ = self.route(first)
+        strength = chosen if strength is None else strength
+        return self.restore(first, w, strength=strength, also_clean=self.also_clean(w), **kw), w
+
+    def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, *, again: bool | None = None,
+                **kw) -> RestoreResult:
         """Restore one image; ``weights`` [K] default to the estimator's, and then so do ``strength`` (1 with
         given weights) and what the gate keeps besides clean pixels (``also_clean``, :meth:`also_clean`; none
         with given weights: pass ``also_clean=self.also_clean(w)`` for weights routed here); ``gate`` defaults to
         ``self.gate``, and the share of it lifted (``release``) to the largest weight of a detected adapter that
-        releases it (``core.routing.Detected``)."""
-        if weights is None:
-            w, strength = self.assess(rgb)
+        releases it (``core.routing.Detected``). ``again`` (default: with the estimator's weights) restores the
+        output once more where the weights call for it (:meth:`second_pass`): pass ``again=True`` with weights
+        routed here to get what ``air restore`` gives. After two passes the result is the second's (``explain``: its
+        segmentation is of the first pass's output)."""
+        passed = {k: v for k, v in kw.items() if k not in ("strength", "also_clean", "release")}  # to a second pass
+        routed = weights is None
+        if routed:
+            weights, strength = self.assess(rgb)
             kw.setdefault("strength", strength)
-            kw.setdefault("also_clean", self.also_clean(w))
-        else:
-            w = weights
-            if w.shape != (len(self.adapters),):
-                raise ValueError(f"weights of shape {tuple(w.shape)} for {len(self.adapters)} adapters "
-                                 f"({', '.join(self.adapters)}): give one weight per adapter")
+            kw.setdefault("also_clean", self.also_clean(weights))
+        elif weights.shape != (len(self.adapters),):
+            raise ValueError(f"weights of shape {tuple(weights.shape)} for {len(self.adapters)} adapters "
+                             f"({', '.join(self.adapters)}): give one weight per adapter")
+        if (routed if again is None else again) and self.wants_second_pass(weights):
+            return self.second_pass(self.restore(rgb, weights, again=False, **kw).image, **passed)[0]
+        w = weights
         kw.setdefault("gate", self.gate)
         kw.setdefault("precision", self.precision)
         # The head reads a degradation it has no class for (JPEG blocks, snow) as clean: the weight of its adapter
