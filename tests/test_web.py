@@ -147,6 +147,7 @@ def test_page_restores_like_air_restore(server, browser, tmp_path):
     assert _psnr(got, want) >= 50
     status = browser.find_element(By.ID, "air-status").text
     assert "hazy_chelsea.png" in status and "estimator" in status
+    assert "restored twice" in status  # haze led the first pass (core.routing.Sequel), as `air restore --explain` says
     # The map and its legend, and the per-class shares, are on the page.
     assert browser.find_elements(By.CSS_SELECTOR, "#air-map img")
     assert "haze" in browser.find_element(By.ID, "air-shares").text
