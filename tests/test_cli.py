@@ -248,7 +248,7 @@ def test_explain_says_when_the_noise_weight_makes_way_for_haze(tmp_path):
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
     assert "the noise weight was multiplied by" in text and "1 − the haze weight" in text
-    assert "restored twice: haze or low light led the first pass" in text  # core.routing.Sequel
+    assert "restored twice: a scene-wide correction (haze or low light) led the first pass" in text  # Sequel
 
 
 def test_tiled_restore_has_no_seams(tmp_path):

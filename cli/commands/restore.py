@@ -165,8 +165,9 @@ def print_explain(out: Console, name: str, result) -> None:
                       highlight=False, soft_wrap=True)
         if result.second is not None:
             found = ", ".join(f"{a} {v:.2f}" for a, v in result.second.items() if v >= 0.01) or "none"
-            out.print(escape(f"{name}: restored twice: haze or low light led the first pass and hides other "
-                             f"degradations, so the estimator judged its output again (weights: {found})"),
+            out.print(escape(f"{name}: restored twice: a scene-wide correction (haze or low light) led the first "
+                             f"pass, so the estimator judged its output again for what the veil or the dark hid "
+                             f"(weights: {found})"),
                       highlight=False, soft_wrap=True)
         if result.fallback > 0:
             out.print(escape(f"{name}: {result.fallback:.2f} of the noise weight is the share the estimator left "
