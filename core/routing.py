@@ -267,12 +267,11 @@ class Sequel:
     and 0.47). ``benchmarks/blending.py`` (12 CBSD68 photos per stack at severity 0.5), one pass → two: haze+rain
     12.83 → 16.99 dB, haze+lowlight 14.08 → 15.74, rain+lowlight 19.77 → 21.46, haze+lowlight+noise 11.55 → 12.51;
     no row of the single, stacked, real or clean tables lower by 0.001 dB; haze or low light alone unchanged: the
-    first pass's output looks clean and the gate keeps it. A second pass on every photo would cost clean photos 0.45 dB,
-    blur 0.10 and JPEG 0.15 (a probe, NOTES.md), hence ``after``. Such photos take twice as long."""
+    first pass's output looks clean and the gate keeps it. A second pass on every photo would cost clean photos
+    0.45 dB, blur 0.10 and JPEG 0.15 (a probe, NOTES.md), hence ``after``. Such photos take twice as long."""
 
     after: tuple[str, ...] = ("haze", "lowlight")
     at: float = 0.3
-    why: str = "a scene-wide correction (haze, low light) led the first pass; it hides other degradations"
 
     def applies(self, weights: torch.Tensor, adapters: list[str]) -> bool:
         """Whether weights [K] (in ``adapters`` order), routed by the estimator, call for a second pass."""
