@@ -73,19 +73,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
                "p_clean": 0.0, "share": 0.0, **({"gated_full": 0.0, "strength": 0.0} if learned else {})}
         for x, c in samples:
             w, _, extra = r.route(x)
-            gated = r.restore(x, explain=True, gate=True, again=False)  # the head's view of the input
-            final = r.restore(x, gate=True) if r.wants_second_pass(w) else gated  # core.routing.Sequel
+            gated = r.restore(x, explain=True, gate=True)  # its segmentation: the first pass's, of the input
             est_only = w.clone()
             if extra:
                 est_only[r.adapters.index(r.fallback.adapter)] -= extra
             acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True, also_clean=r.also_clean(w), again=True).image,
                                         c, quantize=True).item() if extra
-                                   else psnr(final.image, c, quantize=True).item())
+                                   else psnr(gated.image, c, quantize=True).item())
             acc["fallback"] += extra
             acc["input"] += min(psnr(x, c, quantize=True).item(), 100.0)
             acc["ungated"] += psnr(r.restore(x, gate=False).image, c, quantize=True).item()
             acc["pixel_gate"] += psnr(r.restore(x, gate=True, clean_ramp=None).image, c, quantize=True).item()
-            acc["gated"] += psnr(final.image, c, quantize=True).item()
+            acc["gated"] += psnr(gated.image, c, quantize=True).item()
             acc["p_clean"] += gated.seg_probs[0].mean().item()
             acc["share"] += clean_share(gated.seg_probs[0].mean().item())
             if learned:

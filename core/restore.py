@@ -20,6 +20,12 @@ class RestoreResult(NamedTuple):
     clean_share: float = 0.0  # share of the photo the gate kept as it was, as a whole (clean_share())
 
 
+def check_strength(strength: float) -> None:
+    """Refuse a strength outside [0, 1] (the share of the restoration kept), in one line."""
+    if not 0.0 <= strength <= 1.0:
+        raise InvalidValueError(f"strength {strength}: use a number from 0 (the input) to 1 (all of the restoration)")
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' → cuda if available, else cpu; 'cuda' without a GPU is a clear error."""
     if name == "auto":
@@ -109,8 +115,7 @@ def restore(
         raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
     if not 0.0 <= release <= 1.0:
         raise InvalidValueError(f"release {release}: use a number from 0 (the whole gate) to 1 (no gate)")
-    if not 0.0 <= strength <= 1.0:
-        raise InvalidValueError(f"strength {strength}: use a number from 0 (the input) to 1 (all of the restoration)")
+    check_strength(strength)
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
     if tile is None:

@@ -148,22 +148,16 @@ class Pipeline:
             "estimator" if learned else "none")
         strength = chosen if strength is None else strength
         also_clean = self.restorer.also_clean(w) if source == "estimator" else {}
-        twice = source == "estimator" and self.restorer.wants_second_pass(w)
-        # A strength given for two passes blends the input with their final output: both run at full strength.
-        given = twice and strength_source == "given"
-        first = progress if progress is None or not twice else lambda done, total: progress(done, 2 * total)
-        res = self.restorer.restore(rgb, w, tile=tile, overlap=overlap, explain=explain or self.refiner is not None,
-                                    strength=1.0 if given else strength, progress=first, also_clean=also_clean,
-                                    again=False)
+        # An adapter attached with a fixed weight (--adapter PATH=W) acts in the first pass only: the estimator gives
+        # it 0 in the second.
+        kw = dict(tile=tile, overlap=overlap, explain=explain or self.refiner is not None, strength=strength,
+                  progress=progress, also_clean=also_clean)
         second = None
-        # The segmentation and class shares stay the first pass's: they describe the input. An adapter attached with
-        # a fixed weight (--adapter PATH=W) acts in the first pass only: the estimator gives it 0 in the second.
-        if twice:
-            then = progress if progress is None else lambda done, total: progress(total + done, 2 * total)
-            after, w2 = self.restorer.second_pass(res.image, 1.0 if given else None, tile=tile, overlap=overlap,
-                                                  progress=then)
-            image = rgb + strength * (after.image - rgb) if given else after.image
-            res, second = res._replace(image=image), dict(zip(self.restorer.adapters, map(float, w2)))
+        if source == "estimator" and self.restorer.wants_second_pass(w):
+            res, w2 = self.restorer.restore_twice(rgb, w, **kw)
+            second = dict(zip(self.restorer.adapters, map(float, w2)))
+        else:
+            res = self.restorer.restore(rgb, w, again=False, **kw)
         shares = class_shares(res.seg_probs, self.classes) if res.seg_probs is not None else None
         names = self.restorer.adapters
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,

@@ -13,7 +13,7 @@ from ..core.arch import AirUNet
 from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
-from ..core.restore import RestoreResult, apply_gate, restore
+from ..core.restore import RestoreResult, apply_gate, check_strength, restore
 from ..core.routing import (DETECTED, FLOORS, SEQUEL, YIELDS, Detected, Fallback, Floor, KeepDark, Sequel, Yield,
                              apply_fallback, head_means)
 from .adapters import load_for_base
@@ -207,14 +207,25 @@ class Restorer:
         """Whether weights [K] routed here call for a second pass (core.routing.Sequel)."""
         return self.sequel is not None and self.estimator is not None and self.sequel.applies(weights, self.adapters)
 
-    def second_pass(self, first: torch.Tensor, strength: float | None = None,
-                    **kw) -> tuple[RestoreResult, torch.Tensor]:
-        """The second pass (core.routing.Sequel) on a first pass's output ``first`` [3, H, W]: routed on it as on
-        any photo, then restored; ``strength`` replaces the estimator's, ``kw`` as for :func:`core.restore.restore`
-        (tiles, precision, progress), without what the routing decides. Returns the result and its weights [K]."""
-        w, chosen, _ = self.route(first)
-        strength = chosen if strength is None else strength
-        return self.restore(first, w, strength=strength, also_clean=self.also_clean(w), **kw), w
+    def restore_twice(self, rgb: torch.Tensor, weights: torch.Tensor, *, strength: float = 1.0, progress=None,
+                      **kw) -> tuple[RestoreResult, torch.Tensor]:
+        """Two passes (core.routing.Sequel): ``rgb`` [3, H, W] restored with ``weights`` [K] routed here, then that
+        output routed (estimator, fallback, every rule) and restored again. ``strength`` keeps that share of the
+        whole restoration (the input blended with the final output), ``progress`` counts both passes' tiles, ``kw``
+        as for :meth:`restore` for the first pass (the second routes its own ``also_clean`` and ``release``).
+        Returns the result, whose segmentation and clean share are the first pass's (they describe the input),
+        and the second pass's weights [K]."""
+        check_strength(strength)
+
+        def half(n: int):  # pass n's tiles as part of one bar over both passes
+            return None if progress is None else lambda done, total: progress(n * total + done, 2 * total)
+
+        first = self.restore(rgb, weights, again=False, strength=1.0, progress=half(0), **kw)
+        kw = {k: v for k, v in kw.items() if k not in ("also_clean", "release", "explain")}
+        w2 = self.route(first.image)[0]
+        second = self.restore(first.image, w2, again=False, also_clean=self.also_clean(w2), progress=half(1), **kw)
+        image = second.image if strength == 1.0 else rgb + strength * (second.image - rgb)
+        return first._replace(image=image), w2
 
     def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, *, again: bool | None = None,
                 **kw) -> RestoreResult:
@@ -224,9 +235,7 @@ class Restorer:
         ``self.gate``, and the share of it lifted (``release``) to the largest weight of a detected adapter that
         releases it (``core.routing.Detected``). ``again`` (default: with the estimator's weights) restores the
         output once more where the weights call for it (:meth:`second_pass`): pass ``again=True`` with weights
-        routed here to get what ``air restore`` gives. After two passes the result is the second's (``explain``: its
-        segmentation is of the first pass's output)."""
-        passed = {k: v for k, v in kw.items() if k not in ("strength", "also_clean", "release")}  # to a second pass
+        routed here to get what ``air restore`` gives (:meth:`restore_twice`)."""
         routed = weights is None
         if routed:
             weights, strength = self.assess(rgb)
@@ -236,7 +245,7 @@ class Restorer:
             raise ValueError(f"weights of shape {tuple(weights.shape)} for {len(self.adapters)} adapters "
                              f"({', '.join(self.adapters)}): give one weight per adapter")
         if (routed if again is None else again) and self.wants_second_pass(weights):
-            return self.second_pass(self.restore(rgb, weights, again=False, **kw).image, **passed)[0]
+            return self.restore_twice(rgb, weights, **kw)[0]
         w = weights
         kw.setdefault("gate", self.gate)
         kw.setdefault("precision", self.precision)
