@@ -30,7 +30,7 @@ adapter (an estimator trained with it, by ``air train estimator``, decides as fo
 
 A *floor* (:class:`Floor`) raises the estimator's weight of an adapter it does know to a measured minimum:
 the haze adapter on photos whose darkest parts are lifted by a veil (:func:`veil`). The estimator learned haze
-from the plugin's synthesizer and gives real fog 0.00–0.13 (NOTES.md). Not in force yet (:data:`FLOORS`).
+from the plugin's synthesizer and gives real fog 0.00–0.13 and a thin, even veil 0.02–0.22 (NOTES.md).
 
 A *yield* (:class:`Yield`) scales one estimated adapter's weight down by another's: the noise adapter makes way for
 the haze adapter (× (1 − the haze weight)), which restores a hazy, noisy photo better on its own.
@@ -198,25 +198,36 @@ def veil(rgb: torch.Tensor, patch: int = 15, q: float = 0.1, side: int = 640) ->
 @dataclass(frozen=True)
 class Floor:
     """``adapter``'s weight raised to at least ``measure(rgb)`` mapped onto 0–1 by a linear ``ramp`` (0 at or
-    below the first value, 1 at or above the second), for an adapter the estimator knows but misjudges. The
-    default: haze by :func:`veil` (0 up to 0.18, the highest value on a clear photo measured, 1 from 0.3). On
-    six real foggy photos the haze adapter at weight 1 took NIQE from 3.72 (input) to 3.44; the estimator's
-    routing gave 3.78."""
+    below the first value, 1 at or above the second), for an adapter the estimator knows but misjudges; with
+    ``head_ramp``, times the segmentation head's mean probability of the class ``adapter`` names (the adapters
+    off, :func:`head_means`) on a second ramp, so the measurement counts only where the head sees that
+    degradation too.
+
+    The default: haze by :func:`veil` (0 up to 0.18, the highest value on a clear photo measured, 1 from 0.3),
+    where the head's haze is 0.02 → 0.1. The estimator learned haze from the plugin's synthesizer and gives a
+    thin, even veil (``core.degradations.flat_haze``) 0.02–0.22; the veil alone raised blurred photos too
+    (blur lifts a bright photo's dark channel: CBSD68 blur −0.15 dB), whose head haze is ≤ 0.01. Measured on 12
+    CBSD68 photos per row (NOTES.md): flat haze 0.5 +2.83 dB, blur, rain and clean photos untouched."""
 
     adapter: str = "haze"
     measure: Callable[[torch.Tensor], float] = veil
     ramp: tuple[float, float] = (0.18, 0.3)
-    why: str = "a veil lifting the photo's darkest parts (dark channel), as fog does"
+    head_ramp: tuple[float, float] | None = (0.02, 0.1)
+    why: str = "a veil lifting the photo's darkest parts (dark channel), as fog does, where the head sees haze"
 
-    def measured(self, rgb: torch.Tensor) -> float:
-        """The floor of the adapter's weight from the measurement, 0–1."""
-        return linear_ramp(self.measure(rgb), *self.ramp)
+    def measured(self, rgb: torch.Tensor, head: Callable[[], torch.Tensor] | None = None,
+                 classes: tuple[str, ...] = ()) -> float:
+        """The floor of the adapter's weight, 0–1. ``head``: returns :func:`head_means` of ``rgb`` (asked only
+        where the measurement's ramp is above 0), ``classes`` the head's class names; without them the
+        ``head_ramp`` counts as met."""
+        m = linear_ramp(self.measure(rgb), *self.ramp)
+        if m > 0 and self.head_ramp is not None and head is not None and self.adapter in classes:
+            m *= linear_ramp(float(head()[classes.index(self.adapter)]), *self.head_ramp)
+        return m
 
 
-#: The floors of the pipeline (``registry.restorer.Restorer.floors``). None yet: the haze floor (``Floor()``)
-#: lifts haze+rain/snow/blur by 0.17–0.38 dB but costs blur 0.11 dB, since blur and rain lift a bright photo's
-#: dark channel to 0.19–0.28 too (CBSD68, 12 photos; NOTES.md). Judge a floor with ``Restorer(floors=...)``.
-FLOORS: tuple[Floor, ...] = ()
+#: The floors of the pipeline (``registry.restorer.Restorer.floors``): haze by the veil where the head sees haze.
+FLOORS: tuple[Floor, ...] = (Floor(),)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ class Restorer:
                 w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback, head)
             for floor in self.floors:
                 if floor.adapter in self.adapters:
-                    i, m = self.adapters.index(floor.adapter), floor.measured(rgb)
+                    i, m = self.adapters.index(floor.adapter), floor.measured(rgb, head, self.model.config.classes)
                     if m > float(w[i]):
                         w[i] = m
                         if raised is not None:

@@ -137,8 +137,8 @@ def test_the_fallback_rule(pipe):
 def test_a_veil_raises_the_haze_weight_to_its_floor_and_leaves_clear_photos_alone(pipe):
     """core.routing.Floor: the estimator gives haze too little where the photo's darkest parts are lifted by a
     veil (real fog: 0.00–0.13, NOTES.md); the floor raises it to the dark channel's measure. On a clear photo
-    the veil measures 0 and the routing is the estimator's, untouched. (Not in force in the shipped pipeline:
-    it cost blurred photos 0.11 dB, NOTES.md.)"""
+    the veil measures 0 and the routing is the estimator's, untouched. In force in the shipped pipeline
+    (core.routing.FLOORS), where the segmentation head sees haze too."""
     import dataclasses
 
     import torch
@@ -148,7 +148,8 @@ def test_a_veil_raises_the_haze_weight_to_its_floor_and_leaves_clear_photos_alon
     from air_restore.core.metrics import psnr, quantize8
     from air_restore.core.routing import Floor, veil
 
-    rule = Floor()  # not in force by default (core.routing.FLOORS): judged here as a pipeline would run it
+    rule = Floor()
+    assert pipe.restorer.floors == (rule,)  # in force: judged here without the rules that act after it
     # Without the yield rule (core.routing.Yield), which would take the noise weight down with the raised haze
     r, bare = (dataclasses.replace(pipe.restorer, floors=f, yields=()) for f in ((rule,), ()))
     clean = torch.from_numpy(np.ascontiguousarray(data.astronaut()[:256, :256])).permute(2, 0, 1).float() / 255
@@ -168,7 +169,35 @@ def test_a_veil_raises_the_haze_weight_to_its_floor_and_leaves_clear_photos_alon
 
     floored = Pipeline(r)
     assert floored.run(hazy).floored["haze"][0] == 1.0 and floored.run(clean).floored == {}
-    assert pipe.run(hazy).floored == {}  # the shipped pipeline has no floor in force
+    assert pipe.run(hazy).floored["haze"][0] == 1.0  # the shipped pipeline, every rule in force
+
+
+def test_the_haze_floor_counts_only_where_the_segmentation_head_sees_haze(pipe):
+    """Blur lifts a bright photo's dark channel as a veil does (CBSD68 blur: up to 0.28, NOTES.md), so the floor
+    also asks the segmentation head: a measurement at its maximum raises nothing on a photo whose haze
+    probability is below the head ramp (a blurred photo here), and raises the weight fully on a hazy one."""
+    import dataclasses
+
+    import torch
+    from skimage import data
+
+    from air_restore.core import degradations as D
+    from air_restore.core.metrics import quantize8
+    from air_restore.core.routing import Floor, head_means
+
+    always = Floor(measure=lambda rgb: 1.0)  # as if every photo had a dense veil
+    r, bare = (dataclasses.replace(pipe.restorer, floors=f, yields=()) for f in ((always,), ()))
+    h, classes = r.adapters.index("haze"), r.model.config.classes
+    clean = torch.from_numpy(np.ascontiguousarray(data.chelsea()[:256, :256])).permute(2, 0, 1).float() / 255
+    blurred = quantize8(D.blur(clean[None], torch.Generator().manual_seed(1), 0.7)[0])
+    hazy = quantize8(D.haze(clean[None], torch.Generator().manual_seed(3), 0.1)[0])
+    head = {name: head_means(r.model, x) for name, x in (("blurred", blurred), ("hazy", hazy))}
+    assert head["blurred"][classes.index("haze")] < always.head_ramp[0]
+    assert head["hazy"][classes.index("haze")] > always.head_ramp[1]
+    assert always.measured(blurred, lambda: head["blurred"], classes) == 0.0
+    assert torch.equal(r.route(blurred)[0], bare.route(blurred)[0])
+    assert always.measured(hazy, lambda: head["hazy"], classes) == 1.0 and r.route(hazy)[0][h] == 1.0
+    assert always.measured(blurred) == 1.0  # without the head: the measurement alone
 
 
 def test_the_noise_adapter_takes_what_the_estimator_leaves_but_not_on_a_dark_photo(pipe):
