@@ -30,7 +30,8 @@ adapter (an estimator trained with it, by ``air train estimator``, decides as fo
 
 A *floor* (:class:`Floor`) raises the estimator's weight of an adapter it does know to a measured minimum:
 the haze adapter on photos whose darkest parts are lifted by a veil (:func:`veil`). The estimator learned haze
-from the plugin's synthesizer and gives real fog 0.00–0.13 and a thin, even veil 0.02–0.22 (NOTES.md).
+from the plugin's synthesizer and gives real fog 0.00–0.13 and a thin, even veil 0.02–0.22 (NOTES.md). Not in
+force yet (:data:`FLOORS`).
 
 A *yield* (:class:`Yield`) scales one estimated adapter's weight down by another's: the noise adapter makes way for
 the haze adapter (× (1 − the haze weight)), which restores a hazy, noisy photo better on its own.
@@ -207,7 +208,8 @@ class Floor:
     where the head's haze is 0.02 → 0.1. The estimator learned haze from the plugin's synthesizer and gives a
     thin, even veil (``core.degradations.flat_haze``) 0.02–0.22; the veil alone raised blurred photos too
     (blur lifts a bright photo's dark channel: CBSD68 blur −0.15 dB), whose head haze is ≤ 0.01. Measured on 12
-    CBSD68 photos per row (NOTES.md): flat haze 0.5 +2.83 dB, blur, rain and clean photos untouched."""
+    CBSD68 photos per row (NOTES.md): flat haze 0.5 +2.83 dB, blur, rain and clean photos untouched; not in force
+    (:data:`FLOORS`): on dense real fog it brings out the base's blotches."""
 
     adapter: str = "haze"
     measure: Callable[[torch.Tensor], float] = veil
@@ -226,8 +228,11 @@ class Floor:
         return m
 
 
-#: The floors of the pipeline (``registry.restorer.Restorer.floors``): haze by the veil where the head sees haze.
-FLOORS: tuple[Floor, ...] = (Floor(),)
+#: The floors of the pipeline (``registry.restorer.Restorer.floors``). None in force: with the head's haze the haze
+#: floor leaves blur, rain and clean photos alone and lifts thin, even haze by about 3 dB, but on dense real fog it
+#: raises the haze weight to 1 and brings out the base's blotches (real/hazy fishers.jpg; NOTES.md). Judge a floor
+#: with ``Restorer(floors=...)``.
+FLOORS: tuple[Floor, ...] = ()
 
 
 @dataclass(frozen=True)
