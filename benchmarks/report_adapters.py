@@ -123,7 +123,8 @@ def gate_section(g: dict) -> list[str]:
         "",
         f"`benchmarks/gate.py`: {rows[0]['images']} CBSD68 photos per row, clean or degraded at the severity shown "
         f"(seeded; by a plugin, or for light rain and camera noise by `core.degradations`, which no bundled adapter "
-        f"was trained on), and held-out real pairs; adapters {', '.join(g['adapters'])}. PSNR in dB against the "
+        f"was trained on, and for thin haze by its `flat_haze`, a uniform veil in sRGB that is part of the haze "
+        f"adapter's training family but was never shown to the estimator), and held-out real pairs; adapters {', '.join(g['adapters'])}. PSNR in dB against the "
         "clean photo (a clean input counts as 100). *No gate* / *pipeline*: the estimator's blend without / with "
         "the clean-pixel gate"
         + ("; *pixel gate*: its per-pixel part alone, without keeping the input over a photo that looks clean as "
