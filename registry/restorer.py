@@ -234,7 +234,7 @@ class Restorer:
         with given weights: pass ``also_clean=self.also_clean(w)`` for weights routed here); ``gate`` defaults to
         ``self.gate``, and the share of it lifted (``release``) to the largest weight of a detected adapter that
         releases it (``core.routing.Detected``). ``again`` (default: with the estimator's weights) restores the
-        output once more where the weights call for it (:meth:`second_pass`): pass ``again=True`` with weights
+        output once more where the weights call for it (:meth:`wants_second_pass`): pass ``again=True`` with weights
         routed here to get what ``air restore`` gives (:meth:`restore_twice`)."""
         routed = weights is None
         if routed:
