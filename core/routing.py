@@ -36,6 +36,9 @@ force yet (:data:`FLOORS`).
 A *yield* (:class:`Yield`) scales one estimated adapter's weight down by another's: the noise adapter makes way for
 the haze adapter (× (1 − the haze weight)), which restores a hazy, noisy photo better on its own.
 
+A *temper* (:class:`Temper`) scales an estimated adapter's weight down by how much the base alone already corrects:
+the low-light adapter's where the base alone brightens the photo 2–4 fold.
+
 A *sequel* (:class:`Sequel`) restores a photo twice where a scene-wide correction (haze, low light) led the first
 pass: the second pass is routed on the first one's output, where the veil or the dark no longer hides the rest.
 """
@@ -68,20 +71,30 @@ class Fallback:
         return {self.adapter, self.unless} <= set(adapters) and self.unless in model.config.classes
 
 
-def head_means(model: AirUNet, rgb: torch.Tensor, crop: int = 128) -> torch.Tensor:
-    """Mean probability of each class [C] from the segmentation head over four native-resolution crops of
-    ``rgb`` [3, H, W] (centred at 30%/70% of each side; the whole photo when it is smaller), adapters off."""
+def crop_pass(model: AirUNet, rgb: torch.Tensor, crop: int = 128) -> tuple[torch.Tensor, float]:
+    """One pass of the base alone (adapters off) over four native-resolution crops of ``rgb`` [3, H, W] (centred
+    at 30%/70% of each side; the whole photo when it is smaller): the segmentation head's mean probability of each
+    class [C], and how much the base brightens the crops (the mean of its output over the mean of theirs)."""
     _, h, w = rgb.shape
     c = min(crop, h, w)
     ys = sorted({min(max(0, round(h * f) - c // 2), h - c) for f in (0.3, 0.7)})
     xs = sorted({min(max(0, round(w * f) - c // 2), w - c) for f in (0.3, 0.7)})
     zero = torch.zeros(1, len(adapter_names(model)))
-    probs = []
+    probs, light_in, light_out = [], 0.0, 0.0
     with torch.no_grad(), blend(model, zero.to(next(model.parameters()).device)):
         for y in ys:
             for x in xs:
-                probs.append(restore(model, rgb[:, y : y + c, x : x + c], explain=True).seg_probs.mean((1, 2)))
-    return torch.stack(probs).mean(0)
+                tile = rgb[:, y : y + c, x : x + c]
+                out = restore(model, tile, explain=True)
+                probs.append(out.seg_probs.mean((1, 2)))
+                light_in, light_out = light_in + float(tile.mean()), light_out + float(out.image.mean())
+    return torch.stack(probs).mean(0), light_out / max(light_in, 1e-4)
+
+
+def head_means(model: AirUNet, rgb: torch.Tensor, crop: int = 128) -> torch.Tensor:
+    """Mean probability of each class [C] from the segmentation head over four native-resolution crops of
+    ``rgb`` [3, H, W] (:func:`crop_pass`), adapters off."""
+    return crop_pass(model, rgb, crop)[0]
 
 
 def fallback_share(w_unless: float, p_unless: float, p_clean: float, rule: Fallback) -> float:
@@ -269,6 +282,35 @@ class Yield:
 
 #: The yield rules of the pipeline (``registry.restorer.Restorer.yields``), applied after the fallback and floors.
 YIELDS: tuple[Yield, ...] = (Yield(),)
+
+
+@dataclass(frozen=True)
+class Temper:
+    """An estimated adapter's weight times ``1 − cut · ramp(gain)``, where ``gain`` is how much the base alone
+    brightens the photo (:func:`crop_pass`: its output's mean over the input's, adapters off) and ``ramp`` is
+    linear (0 at or below the first value, 1 at or above the second).
+
+    The default: the low-light weight, cut by up to a fifth where the base alone brightens the photo 2–4 fold.
+    The estimator gives a dark photo a low-light weight of about 0.75 whether the base already corrects it or not.
+    Where the base brightens it threefold or more, the adapter at that weight on top of it does worse than at
+    0.8 of it (CBSD68, 12 photos a row, held out from the choice of ramp: lowlight +0.31 dB, blur+lowlight +0.16,
+    rain+lowlight +0.19, snow+lowlight +0.12, no row lower; NOTES.md). It is not the exposure: the output's mean
+    brightness moves by at most 0.01. Where the base leaves a dark photo as it is (a JPEG-compressed one: gain
+    0.97–1.08), the adapter does all the brightening and keeps its whole weight."""
+
+    adapter: str = "lowlight"
+    ramp: tuple[float, float] = (2.0, 4.0)
+    cut: float = 0.2
+    why: str = ("the base alone already brightens this photo, and less of the low-light adapter on top restores "
+                "such photos better")
+
+    def factor(self, gain: float) -> float:
+        """What the adapter's weight is multiplied by, 0–1, for a photo the base alone brightens ``gain``-fold."""
+        return 1.0 - self.cut * linear_ramp(gain, *self.ramp)
+
+
+#: The temper rules of the pipeline (``registry.restorer.Restorer.tempers``), applied after the yields.
+TEMPERS: tuple[Temper, ...] = (Temper(),)
 
 
 @dataclass(frozen=True)

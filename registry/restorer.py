@@ -14,8 +14,8 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, check_strength, restore
-from ..core.routing import (DETECTED, FLOORS, SEQUEL, YIELDS, Detected, Fallback, Floor, KeepDark, Sequel, Yield,
-                             apply_fallback, head_means)
+from ..core.routing import (DETECTED, FLOORS, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, Floor, KeepDark, Sequel,
+                             Temper, Yield, apply_fallback, crop_pass)
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -48,6 +48,8 @@ class Restorer:
     floors: tuple[Floor, ...] = FLOORS
     # Estimated adapters that make way for another's weight (core.routing.Yield): noise for haze.
     yields: tuple[Yield, ...] = YIELDS
+    # Estimated adapters scaled down where the base alone already corrects (core.routing.Temper): low light.
+    tempers: tuple[Temper, ...] = TEMPERS
     # Dark pixels kept as they are where the estimator finds the photo exposed as meant (core.routing.KeepDark);
     # None turns it off.
     keep_dark: KeepDark | None = field(default_factory=KeepDark)
@@ -67,15 +69,19 @@ class Restorer:
               yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned;
         ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.routing.Floor),
-        ``yielded`` adapter → (factor, why) for each weight a yield rule scaled down (core.routing.Yield)."""
+        ``yielded`` adapter → (factor, why) for each weight a yield or temper rule scaled down (core.routing.Yield,
+        core.routing.Temper)."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
-        probs: list[torch.Tensor] = []  # the head's mean class probabilities, once, where a rule needs them
+        passes: list[tuple[torch.Tensor, float]] = []  # the base alone on the head's crops, once, where a rule asks
+
+        def crops() -> tuple[torch.Tensor, float]:
+            if not passes:
+                passes.append(crop_pass(self.model, rgb.float(), (self.fallback or Fallback()).crop))
+            return passes[0]
 
         def head() -> torch.Tensor:
-            if not probs:
-                probs.append(head_means(self.model, rgb.float(), (self.fallback or Fallback()).crop))
-            return probs[0]
+            return crops()[0]
 
         if self.estimator is not None:
             dev = next(self.estimator.parameters()).device
@@ -101,6 +107,12 @@ class Restorer:
                         extra *= f  # the fallback's part yields in the same proportion
                     if yielded is not None and f < 0.99 and before >= 0.01:
                         yielded[rule.adapter] = (f, rule.why)
+            for temper in self.tempers:
+                if temper.adapter in self.adapters and float(w[k := self.adapters.index(temper.adapter)]) >= 0.01:
+                    f = temper.factor(crops()[1])
+                    w[k] *= f
+                    if yielded is not None and f < 0.99:
+                        yielded[temper.adapter] = (f, temper.why)
         for rule in self.detecting():
             v = rule.measured(rgb)
             if v > 0:

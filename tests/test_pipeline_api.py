@@ -199,6 +199,41 @@ def test_the_haze_floor_counts_only_where_the_segmentation_head_sees_haze(pipe):
     assert always.measured(blurred) == 1.0  # without the head: the measurement alone
 
 
+def test_the_low_light_weight_is_tempered_where_the_base_alone_brightens_the_photo(pipe):
+    """core.routing.Temper: a dark photo that the base alone brightens 2–4 fold gets less of the low-light weight
+    the estimator gives it (by the rule's factor of that gain), the other weights as they were, and --explain
+    hears why. The same photo saved as a JPEG, which the base gives back as dark as it came, keeps all of it."""
+    import dataclasses
+
+    import pytest
+    import torch
+    from skimage import data
+
+    from air_restore.core import degradations as D
+    from air_restore.core.metrics import quantize8
+    from air_restore.core.routing import Temper, crop_pass
+
+    rule = Temper()
+    r, bare = (dataclasses.replace(pipe.restorer, tempers=t) for t in ((rule,), ()))
+    k = r.adapters.index(rule.adapter)
+    clean = torch.from_numpy(np.ascontiguousarray(data.chelsea()[:256, :256])).permute(2, 0, 1).float() / 255
+    dark = quantize8(D.lowlight(clean[None], torch.Generator().manual_seed(5), 0.5)[0])
+    dark_jpeg = quantize8(D.jpeg(dark[None], torch.Generator().manual_seed(6), 0.5)[0])
+    _, gain = crop_pass(r.model, dark)
+    _, gain_jpeg = crop_pass(r.model, dark_jpeg)
+    assert gain > rule.ramp[0] and gain_jpeg < 1.2  # the base brightens the one and leaves the other dark
+
+    said: dict = {}
+    w, before = r.route(dark, yielded=said)[0], bare.route(dark)[0]
+    assert before[k] >= 0.3 and rule.factor(gain) < 0.99
+    assert float(w[k]) == pytest.approx(float(before[k]) * rule.factor(gain), abs=1e-6)
+    others = [i for i in range(len(w)) if i != k]
+    assert torch.equal(w[others], before[others])
+    assert said[rule.adapter] == (pytest.approx(rule.factor(gain)), rule.why)
+    kept = r.route(dark_jpeg)[0]
+    assert kept[k] >= 0.3 and torch.equal(kept, bare.route(dark_jpeg)[0])
+
+
 def test_the_noise_adapter_takes_what_the_estimator_leaves_but_not_on_a_dark_photo(pipe):
     """Mild noise: the estimator assigns little, the rest goes to the noise adapter (12 CBSD68 photos, σ≈5:
     29.62 → 35.56 dB, benchmarks/gate.py), and the result is closer to the clean photo than the estimator's
