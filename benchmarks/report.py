@@ -290,7 +290,9 @@ def base_v2_section(results: Path, run: Path) -> list[str]:
             f"`benchmarks/promote.py` ({f.name}): candidate `{cand['fingerprint']}` ({cand['steps']} steps, recipe "
             f"{cand['recipe']}) against the bundled `{ref['fingerprint']}`, both alone (no adapters), side by side "
             f"in one run on the CPU ({p['threads']} thread(s)). PSNR rows: 12 CBSD68 images per row as in the "
-            "quality table; stacked at severity 0.5 each; real pairs: held-out last 10% by name. NIQE: median of "
+            "quality table; stacked at severity 0.5 each; flat sky (where the run has it): a flat bright sky, in the "
+            "target too, under the haze plugin at 0.7, then libjpeg (`promote.sky_under_haze`); real pairs: held-out "
+            "last 10% by name. NIQE: median of "
             f"the first 6 photos per set (lower is better). Rule: refuse if any PSNR row loses more than "
             f"{p['tolerance_db']} dB or any NIQE median rises more than {p['niqe_tolerance']}.",
             "",
