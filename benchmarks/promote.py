@@ -12,7 +12,9 @@ Both bases run alone (no adapters: a new base invalidates them), side by side in
 - **flat sky**: a photo whose far part is a flat, bright sky (in the target too), under dense haze (0.7), saved
   as a JPEG by libjpeg (:func:`sky_under_haze`). Real foggy photos are mostly such featureless fog, and a base
   that invents texture or dark blots there (what base v1 and the 16,508-step candidate do to real/hazy's
-  fishers.jpg and foggyHouse.jpg; NOTES.md) loses PSNR on the sky, where the plugin rows cannot see it;
+  fishers.jpg and foggyHouse.jpg; NOTES.md) loses PSNR on the sky, where the plugin rows cannot see it. Recipe
+  widened5 trains on flat skies too, made another way (`core.families.with_sky`: above a wavy horizon, JPEG by
+  the torch codec), so this row is not its training data;
 - **clean**: the clean photo itself — a restorer should give it back unchanged;
 - **real pairs**: the held-out split (last 10% by file name, as `air train adapter` holds it out) of
   each paired set under --pairs;

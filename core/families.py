@@ -19,6 +19,11 @@ to a mean of 0.27, because every variant dims *relative* to its crop and a brigh
 0.15–0.17 whatever the floor. ``widened4`` therefore exposes every low-light crop down to an absolute
 mean brightness of 0.02–0.12 (:data:`DARK_MEANS`; LOL is all < 0.1), in linear light after its variant,
 so nothing the base learns to brighten is as bright as a dim photo it must leave alone.
+``widened5`` adds what real fog showed: base v1 and the widened4 candidate paint blotches or dark blots over
+featureless fog (real/hazy's fishers, foggyHouse; NOTES.md), JPEG's 8×8 steps amplified by dehazing plus texture
+invented where nothing is left. Its haze family is JPEG-compressed after the haze on half the crops, and a
+quarter of the clean targets get a flat, bright sky (:func:`with_sky`), so a featureless bright region must come
+back featureless. A haze adapter trained that way on base v1 kept such skies flat (NOTES.md).
 """
 
 from __future__ import annotations
@@ -94,12 +99,37 @@ FAMILIES_4 = {
                  FAMILIES_3["lowlight"][1]),
 }
 
+def then_jpeg(fn: Synthesizer, p: float = 0.5, max_severity: float = 0.6, codec: Synthesizer = D.jpeg) -> Synthesizer:
+    """``fn``, then JPEG compression by ``codec`` on a random share ``p`` of the images (severity 0 →
+    ``max_severity``: quality 95 → about 43), as a phone or camera saves a photo."""
+
+    def synth(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
+        y = fn(x, g, s).clamp(0, 1)
+        b = y.shape[0]
+        pick = torch.rand((b,), generator=g, device=y.device) < p
+        q = max_severity * torch.rand((b,), generator=g, device=y.device)
+        return torch.where(pick.view(-1, 1, 1, 1), codec(y, g, q), y)
+
+    return synth
+
+
+#: Recipe widened5: widened4, with its haze family JPEG-compressed afterwards on half the crops (the torch codec,
+#: which runs where the batch is), and flat skies among the clean targets (:data:`SKY_TARGET_RECIPES`).
+FAMILIES_5 = {
+    **FAMILIES_4,
+    "haze": ((then_jpeg(partial(D.pick_per_image, variants=FAMILIES_4["haze"][0], probs=FAMILIES_4["haze"][1])),),
+             (1.0,)),
+}
+
 #: The recipes built on these families, and the CutMix shares they train with (15% of backgrounds and
 #: regions clean, 30% of regions with a second degradation stacked).
-RECIPE_FAMILIES = {"widened": FAMILIES, "widened2": FAMILIES, "widened3": FAMILIES_3, "widened4": FAMILIES_4}
+RECIPE_FAMILIES = {"widened": FAMILIES, "widened2": FAMILIES, "widened3": FAMILIES_3, "widened4": FAMILIES_4,
+                   "widened5": FAMILIES_5}
 RECIPES = tuple(RECIPE_FAMILIES)
 #: Recipes that darken a share of the clean targets (:func:`vary_exposure`).
-DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4")
+DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4", "widened5")
+#: Recipes that give a share of the clean targets a flat sky (:func:`with_sky`).
+SKY_TARGET_RECIPES = ("widened5",)
 CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
 
 #: Share of training crops whose clean target itself is darker (linear exposure × 0.25–1): a dim
@@ -123,22 +153,34 @@ def vary_exposure(clean: torch.Tensor, g: torch.Generator, p: float = DIM_TARGET
     out = torch.where(pick.view(-1, 1, 1, 1), darker, clean)
     return (out, pick) if with_pick else out
 
+
+#: Share of training crops whose clean target gets a flat sky (recipe widened5).
+SKY_TARGETS = 0.25
+
+
+def with_sky(clean: torch.Tensor, g: torch.Generator, p: float = SKY_TARGETS) -> torch.Tensor:
+    """``clean`` [B, 3, H, W] with a random share ``p`` of the crops given a flat, bright sky above a soft, wavy
+    horizon (at 20–70% of the height from the top): a grey of 0.7–1 with a slight tint and a gentle vertical
+    gradient. The degradations come after, so under haze or noise the right answer there is flat: a featureless
+    bright region must come back featureless, not blotched (real fog, NOTES.md)."""
+    b, _, h, w = clean.shape
+    dev = clean.device
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=g, device=dev)
+
+    pick = rand(b) < p
+    y = torch.linspace(0, 1, h, device=dev).view(1, 1, h, 1)
+    x = torch.linspace(0, 1, w, device=dev).view(1, 1, 1, w)
+    wave = 0.08 * rand(b, 1, 1, 1) * torch.sin(2 * torch.pi * (1 + 3 * rand(b, 1, 1, 1)) * x + 2 * torch.pi * rand(b, 1, 1, 1))
+    sky_mask = torch.sigmoid((0.2 + 0.5 * rand(b, 1, 1, 1) + wave - y) / 0.02)  # 1 above the horizon
+    tint = 1 + 0.05 * torch.randn((b, 3, 1, 1), generator=g, device=dev)
+    sky = ((0.7 + 0.3 * rand(b, 1, 1, 1)) * tint * (1 + 0.12 * (rand(b, 1, 1, 1) - 0.5) * (2 * y - 1))).clamp(0, 1)
+    out = clean * (1 - sky_mask) + sky * sky_mask
+    return torch.where(pick.view(-1, 1, 1, 1), out, clean)
+
 #: What a camera stacks on top of any degradation (severity is drawn by CutMix, at most 0.5).
 STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))
-
-
-def then_jpeg(fn: Synthesizer, p: float = 0.5, max_severity: float = 0.6, codec: Synthesizer = D.jpeg) -> Synthesizer:
-    """``fn``, then JPEG compression by ``codec`` on a random share ``p`` of the images (severity 0 →
-    ``max_severity``: quality 95 → about 43), as a phone or camera saves a photo."""
-
-    def synth(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
-        y = fn(x, g, s).clamp(0, 1)
-        b = y.shape[0]
-        pick = torch.rand((b,), generator=g, device=y.device) < p
-        q = max_severity * torch.rand((b,), generator=g, device=y.device)
-        return torch.where(pick.view(-1, 1, 1, 1), codec(y, g, q), y)
-
-    return synth
 
 
 #: JPEG by the plugin's torch codec or by libjpeg (Pillow), drawn per image.

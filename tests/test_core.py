@@ -598,6 +598,30 @@ def test_vary_exposure_darkens_only_the_picked_share_of_targets(photos: torch.Te
     assert torch.equal(vary_exposure(batch, _gen(0), 0.0), batch)
 
 
+def test_widened5_gives_some_targets_a_flat_sky_and_compresses_haze_afterwards(photos: torch.Tensor) -> None:
+    """Real fog is mostly featureless, and base v1 and the widened4 candidate blot it (NOTES.md): widened5 gives a
+    share of the clean targets a flat, bright sky above a horizon (the top rows of such a crop are flat where the
+    photo's were not), and saves about half of widened4's hazy crops as JPEGs afterwards."""
+    from air_restore.core.families import RECIPES, family, with_sky
+
+    assert "widened5" in RECIPES
+    batch = photos.repeat(20, 1, 1, 1)
+    out = with_sky(batch, _gen(0), 0.5)
+    changed = (out - batch).abs().flatten(1).amax(1) > 0
+    assert 8 <= int(changed.sum()) <= 32  # about half of 40
+    assert torch.equal(out[~changed], batch[~changed]) and torch.equal(with_sky(batch, _gen(0), 0.0), batch)
+    top = out[changed][..., :4, :]  # the sky is at least the top 20% of the height
+    assert top.std((2, 3)).max() < 0.05 < batch[changed][..., :4, :].std((2, 3)).max()
+    assert top.mean() > 0.6  # a bright sky
+
+    # About half of the hazy crops are then saved as JPEGs: decoded, they sit on the 8-bit grid, as no crop of
+    # widened4's haze does.
+    sev = torch.full((len(batch),), 0.5)
+    on_grid = [int(((x * 255 - (x * 255).round()).abs().flatten(1).amax(1) < 1e-3).sum())
+               for x in (family("haze", r)(batch, _gen(7), sev) for r in ("widened4", "widened5"))]
+    assert on_grid[0] == 0 and 8 <= on_grid[1] <= 32
+
+
 def test_srgb_linear_round_trip() -> None:
     x = torch.linspace(0, 1, 1001)
     torch.testing.assert_close(D.linear_to_srgb(D.srgb_to_linear(x)), x, atol=1e-5, rtol=0)

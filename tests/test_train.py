@@ -181,13 +181,14 @@ def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_pat
     assert second["chunks"] == 2 and second["step"] > first["step"]
     assert second["config"]["recipe"] == "widened" and second["config"]["steps"] == 40
     assert [c["chunk"] for c in second["chunk_log"]] == [1, 2]
-    # Changing the recipe of a run takes an explicit request, and the chunk log says where it changed.
+    # Changing the recipe of a run takes an explicit request, and the chunk log says where it changed (to the
+    # newest recipe: dim and sky targets, JPEG after haze).
     logs: list[str] = []
-    third = train_base_chunk(photo_dir, run, config=_chunk_config(200).model_copy(update={"recipe": "widened2"}),
+    third = train_base_chunk(photo_dir, run, config=_chunk_config(200).model_copy(update={"recipe": "widened5"}),
                              time_budget=22, change_recipe=True, log=logs.append)
-    assert third["config"]["recipe"] == "widened2"
-    assert [c["recipe"] for c in third["chunk_log"]] == ["widened", "widened", "widened2"]
-    assert any(f"from widened to widened2 at step {second['step']}" in line for line in logs)
+    assert third["config"]["recipe"] == "widened5"
+    assert [c["recipe"] for c in third["chunk_log"]] == ["widened", "widened", "widened5"]
+    assert any(f"from widened to widened5 at step {second['step']}" in line for line in logs)
     assert third["chunk_log"][1]["steps"] == second["step"] - first["step"]
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert rows[0]["chunk"] == 0 and rows[0]["step"] == 0  # where the run started
