@@ -99,6 +99,7 @@ FAMILIES_4 = {
                  FAMILIES_3["lowlight"][1]),
 }
 
+
 def then_jpeg(fn: Synthesizer, p: float = 0.5, max_severity: float = 0.6, codec: Synthesizer = D.jpeg) -> Synthesizer:
     """``fn``, then JPEG compression by ``codec`` on a random share ``p`` of the images (severity 0 →
     ``max_severity``: quality 95 → about 43), as a phone or camera saves a photo."""
@@ -172,12 +173,14 @@ def with_sky(clean: torch.Tensor, g: torch.Generator, p: float = SKY_TARGETS) ->
     pick = rand(b) < p
     y = torch.linspace(0, 1, h, device=dev).view(1, 1, h, 1)
     x = torch.linspace(0, 1, w, device=dev).view(1, 1, 1, w)
-    wave = 0.08 * rand(b, 1, 1, 1) * torch.sin(2 * torch.pi * (1 + 3 * rand(b, 1, 1, 1)) * x + 2 * torch.pi * rand(b, 1, 1, 1))
+    cycles, phase = 1 + 3 * rand(b, 1, 1, 1), 2 * torch.pi * rand(b, 1, 1, 1)
+    wave = 0.08 * rand(b, 1, 1, 1) * torch.sin(2 * torch.pi * cycles * x + phase)
     sky_mask = torch.sigmoid((0.2 + 0.5 * rand(b, 1, 1, 1) + wave - y) / 0.02)  # 1 above the horizon
     tint = 1 + 0.05 * torch.randn((b, 3, 1, 1), generator=g, device=dev)
     sky = ((0.7 + 0.3 * rand(b, 1, 1, 1)) * tint * (1 + 0.12 * (rand(b, 1, 1, 1) - 0.5) * (2 * y - 1))).clamp(0, 1)
     out = clean * (1 - sky_mask) + sky * sky_mask
     return torch.where(pick.view(-1, 1, 1, 1), out, clean)
+
 
 #: What a camera stacks on top of any degradation (severity is drawn by CutMix, at most 0.5).
 STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))

@@ -31,7 +31,8 @@ class Restored:
     detected: dict[str, str] = field(default_factory=dict)
     # adapter → (the weight a floor raised it to, why) where a measured floor beat the estimator (core.routing.Floor)
     floored: dict[str, tuple[float, str]] = field(default_factory=dict)
-    # adapter → (the factor its weight was scaled by, why) where it made way for another (core.routing.Yield)
+    # adapter → (the factor its weight was scaled by, why) where it made way for another (core.routing.Yield) or
+    # the base alone already corrects (core.routing.Temper)
     yielded: dict[str, tuple[float, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # lines for the user (a tile made smaller to fit in memory)
     # share of the pixels read as low light that the gate kept too: the estimator found the photo exposed as
@@ -115,8 +116,8 @@ class Pipeline:
               raised: dict[str, tuple[float, str]] | None = None,
               yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took (:meth:`Restorer.route`; 0 with ``adapters``);
-        ``raised`` receives the weights a floor raised (core.routing.Floor), ``yielded`` those a yield rule scaled
-        down (core.routing.Yield), each where no fixed weight replaced it."""
+        ``raised`` receives the weights a floor raised (core.routing.Floor), ``yielded`` those a yield or temper
+        rule scaled down (core.routing.Yield, core.routing.Temper), each where no fixed weight replaced it."""
         if adapters is not None:
             return self.restorer.weights_from({**adapters, **self.fixed}), 1.0, 0.0
         w, strength, extra = self.restorer.route(rgb, raised, yielded)

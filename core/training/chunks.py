@@ -146,7 +146,8 @@ def train_base_chunk(
         rows.append({"step": step, "chunk": 0, **validate(ema_model())})
         log(json.dumps(rows[-1]))
     for step in engine:
-        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, dim_targets=cfg.recipe in DIM_TARGET_RECIPES,
+        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with,
+                              dim_targets=cfg.recipe in DIM_TARGET_RECIPES,
                               sky_targets=cfg.recipe in SKY_TARGET_RECIPES)
         loss_l1, _, loss = _losses(engine, batch, cfg)
         engine.update(loss, {"loss": loss.item()} if (step + 1) % 50 == 0 else {})
