@@ -23,7 +23,7 @@ so nothing the base learns to brighten is as bright as a dim photo it must leave
 featureless fog (real/hazy's fishers, foggyHouse; NOTES.md), JPEG's 8×8 steps amplified by dehazing plus texture
 invented where nothing is left. Its haze family is JPEG-compressed after the haze on half the crops, and a
 quarter of the clean targets get a flat, bright sky (:func:`with_sky`), so a featureless bright region must come
-back featureless. A haze adapter trained that way on base v1 kept such skies flat (NOTES.md).
+back featureless. A haze adapter trained on such skies on base v1 kept them flat, though not real fog (NOTES.md).
 """
 
 from __future__ import annotations
