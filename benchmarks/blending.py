@@ -129,7 +129,7 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
         detached = dataclasses.replace(r, adapters=r.adapters[:k] + r.adapters[k + 1 :])
     for degraded, clean in samples:
         w, strength, extra = r.route(degraded)
-        keep = r.also_clean(w)  # the gate's dark-pixel rule, as `air restore` applies it (core.routing.KeepDark)
+        keep = r.also_clean(w, degraded)  # the gate's keep rules, as `air restore` applies them (core.routing)
         weights.append(w)
         if r.fallback is not None:  # the estimator's weights alone, without the fallback's part (core.routing)
             est_only = w.clone()
@@ -142,13 +142,13 @@ def _row(r, task: str, parts: tuple[str, ...], samples, baseline=None, without: 
         if baseline is not None:  # the whole routing (fallback, detection rules) with the other estimator
             wb, b_strength, _ = baseline.route(degraded)
             acc.setdefault("blended_baseline", []).append(
-                _psnr(baseline.restore(degraded, wb, strength=b_strength, also_clean=baseline.also_clean(wb),
+                _psnr(baseline.restore(degraded, wb, strength=b_strength, also_clean=baseline.also_clean(wb, degraded),
                                        again=True).image, clean))
         if without is not None:
             part, s0, _ = detached.route(degraded)
             w0 = torch.cat([part[:k], torch.zeros(1), part[k:]])
             acc.setdefault("blended_without", []).append(
-                _psnr(r.restore(degraded, w0, strength=s0, also_clean=detached.also_clean(part), again=True).image,
+                _psnr(r.restore(degraded, w0, strength=s0, also_clean=detached.also_clean(part, degraded), again=True).image,
                       clean))
         top1 += (r.adapters[int(w.argmax())] == first) if parts else bool(w.max() < 0.5)
         acc["input"].append(_psnr(degraded, clean))

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
             for label, r in pipes.items():
                 w, strength, _ = r.route(degraded)
                 acc.setdefault(f"pipeline_{label}", []).append(
-                    _psnr(r.restore(degraded, w, strength=strength, also_clean=r.also_clean(w)).image, ref))
+                    _psnr(r.restore(degraded, w, strength=strength, also_clean=r.also_clean(w, degraded)).image, ref))
                 acc.setdefault(f"weight_{label}", []).append(float(w[r.adapters.index(name)]))
         rows.append({"task": row, "images": len(samples), **{k: statistics.fmean(v) for k, v in acc.items()}})
         print(json.dumps(rows[-1]), flush=True)

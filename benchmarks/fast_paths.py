@@ -81,7 +81,7 @@ def run_path(r, x: torch.Tensor, w: torch.Tensor, strength: float, *, fused: boo
     whole = (max(x.shape[1:]) + OVERLAP) // align * align + align  # larger than the photo: one tile
     with _settings(r, fused, mode):
         return r.restore(x, w, strength=strength, tile=tile or whole, overlap=OVERLAP, tile_batch=tile_batch,
-                         precision=precision, also_clean=r.also_clean(w)).image
+                         precision=precision, also_clean=r.also_clean(w, x)).image
 
 
 def main(argv: list[str] | None = None) -> dict:

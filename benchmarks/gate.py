@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             est_only = w.clone()
             if extra:
                 est_only[r.adapters.index(r.fallback.adapter)] -= extra
-            acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True, also_clean=r.also_clean(w), again=True).image,
+            acc["no_fallback"] += (psnr(r.restore(x, est_only, gate=True, also_clean=r.also_clean(w, x), again=True).image,
                                         c, quantize=True).item() if extra
                                    else psnr(gated.image, c, quantize=True).item())
             acc["fallback"] += extra
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             acc["share"] += clean_share(gated.seg_probs[0].mean().item())
             if learned:
                 w, strength = r.assess(x)
-                acc["gated_full"] += psnr(r.restore(x, w, gate=True, also_clean=r.also_clean(w), again=True).image, c,
+                acc["gated_full"] += psnr(r.restore(x, w, gate=True, also_clean=r.also_clean(w, x), again=True).image, c,
                                             quantize=True).item()
                 acc["strength"] += strength
         rows.append({"task": name, "severity": sev, "images": len(samples),

@@ -21,6 +21,14 @@ Both bases run alone (no adapters: a new base invalidates them), side by side in
 - **NIQE**: the median NIQE of the restored first --niqe-limit photos of each set under --real (lower
   is better; no reference).
 
+With ``--adapter DIR`` (repeatable: an adapter trained on the candidate, ``air train adapter ... --weights
+CANDIDATE``), every row with that adapter's degradation in its name is judged as each base with its own adapter of
+that name at weight 1 and the clean-pixel gate on (the reference's: the installed adapter, bundled or local). A new
+base is promoted with adapters retrained on it, and a base may leave part of a correction to one by design: recipe
+widened4 brightens only photos darker than a mean of 0.12, so that dim photos which must stay dim are not brightened
+(``core.families``), and loses the plugin's low-light rows alone while winning them with its low-light adapter
+(NOTES.md).
+
 The verdict: PROMOTE only when no PSNR row loses more than --tolerance dB and no NIQE median rises
 by more than --niqe-tolerance; otherwise REFUSE, naming the rows. Exit code 0 for PROMOTE, 1 for
 REFUSE. The candidate's own training families (core.families) are not rows here: they are its
@@ -35,6 +43,7 @@ import statistics
 import sys
 import time
 import zlib
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -48,8 +57,10 @@ from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.evaluation import paired_samples  # noqa: E402
 from air_restore.core.metrics import psnr, quantize8  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
+from air_restore.core.lora import attach, blend  # noqa: E402
 from air_restore.core.restore import restore  # noqa: E402
-from air_restore.registry.store import bundled_base_path, load_base  # noqa: E402
+from air_restore.registry.adapters import load_for_base, read_manifest  # noqa: E402
+from air_restore.registry.store import all_adapters, bundled_base_path, load_base  # noqa: E402
 
 #: The mixed tasks first (their rows and seeds as in earlier promotion runs), then the rest of the stacked table.
 STACKED = tuple(dict.fromkeys((*MIXED, ("haze", "rain"), *ALL_STACKS)))
@@ -105,17 +116,29 @@ def _samples(clean_paths: list[Path], pairs: Path | None):
             yield "real pairs", folder.name, [(s.degraded, s.clean) for s in paired_samples(folder) if s.name in keep]
 
 
+def has(row: str, degradation: str) -> bool:
+    """Whether a row's name (``"low light"``, ``"blur + lowlight"``) has ``degradation`` in it."""
+    return degradation in row.replace(" ", "")
+
+
 def compare(models: dict, clean_paths: list[Path], pairs: Path | None, real: Path | None, niqe_limit: int,
-            log=print) -> list[dict]:
-    """One row per test: the input and each model's mean PSNR (or median NIQE), side by side."""
+            log=print, adapters: tuple[str, ...] = ()) -> list[dict]:
+    """One row per test: the input and each model's mean PSNR (or median NIQE), side by side. ``adapters``: the
+    names of the adapters attached to every model, in the same order; a row with one's degradation in its name runs
+    each model with it at weight 1 and the gate on (``with``)."""
     rows = []
     with torch.no_grad():
         for group, name, samples in _samples(clean_paths, pairs):
             row = {"group": group, "row": name, "images": len(samples), "metric": "psnr",
                    "input": statistics.fmean(_psnr(d, c) for d, c in samples)}
+            on = [a for a in adapters if has(name, a)]
+            if on:
+                row["with"] = on
+            w = torch.tensor([[float(a in on) for a in adapters]])
             for key, model in models.items():
                 t = time.perf_counter()
-                row[key] = statistics.fmean(_psnr(restore(model, d).image, c) for d, c in samples)
+                with blend(model, w) if on else nullcontext():
+                    row[key] = statistics.fmean(_psnr(restore(model, d, gate=bool(on)).image, c) for d, c in samples)
                 row[f"{key}_s"] = (time.perf_counter() - t) / len(samples)
             rows.append(row)
             log(json.dumps(row))
@@ -150,7 +173,8 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| group | row | images | input | reference | candidate | change |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         unit = "dB" if r["metric"] == "psnr" else "NIQE"
-        lines.append(f"| {r['group']} | {r['row']} | {r['images']} | {r['input']:.2f} | {r['reference']:.2f} | "
+        name = r["row"] + (f" (+ {', '.join(r['with'])} adapter, gate on)" if r.get("with") else "")
+        lines.append(f"| {r['group']} | {name} | {r['images']} | {r['input']:.2f} | {r['reference']:.2f} | "
                      f"{r['candidate']:.2f} | {r['candidate'] - r['reference']:+.2f} {unit} |")
     return "\n".join(lines)
 
@@ -166,6 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--niqe-limit", type=int, default=6, help="first N photos of each real set")
     ap.add_argument("--tolerance", type=float, default=0.1, help="largest PSNR loss allowed on any row (dB)")
     ap.add_argument("--niqe-tolerance", type=float, default=0.1, help="largest NIQE median rise allowed")
+    ap.add_argument("--adapter", type=Path, action="append", default=[], metavar="DIR",
+                    help="an adapter trained on the candidate (repeatable): rows with its degradation in their name "
+                         "run each base with its own adapter of that name at weight 1, gate on")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -175,8 +202,19 @@ def main(argv: list[str] | None = None) -> dict:
         models[key], info = load_base(path)
         fps[key] = {"file": Path(path).name, "fingerprint": info.fingerprint,
                     "steps": info.training.get("steps"), "recipe": info.training.get("recipe", "v1")}
+    names = []
+    for folder in args.adapter:
+        name = read_manifest(folder).get("name")
+        ref = [a.path for a in all_adapters(fps["reference"]["fingerprint"]) if a.name == name and a.error is None]
+        if not ref:
+            raise SystemExit(f"--adapter {folder}: no installed adapter {name!r} for the reference base to compare with")
+        for key, adapter in (("reference", ref[0]), ("candidate", folder)):
+            attach(models[key], name, load_for_base(adapter, fps[key]["fingerprint"])[1])
+            fps[key].setdefault("adapters", {})[name] = str(adapter)
+        names.append(name)
     clean_paths = iter_image_paths([args.clean])[: args.limit]
-    rows = compare(models, clean_paths, args.pairs, args.real, args.niqe_limit, log=lambda s: print(s, flush=True))
+    rows = compare(models, clean_paths, args.pairs, args.real, args.niqe_limit, log=lambda s: print(s, flush=True),
+                   adapters=tuple(names))
     ok, losses = verdict(rows, args.tolerance, args.niqe_tolerance)
     result = {"reference": fps["reference"], "candidate": fps["candidate"], "threads": torch.get_num_threads(),
               "tolerance_db": args.tolerance, "niqe_tolerance": args.niqe_tolerance, "rows": rows,

@@ -105,7 +105,7 @@ def tta_restorer(blended):
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         w, strength = blended.assess(x)
-        restored = blended.restore(x, w, strength=strength, also_clean=blended.also_clean(w)).image
+        restored = blended.restore(x, w, strength=strength, also_clean=blended.also_clean(w, x)).image
         out, _ = refiner.refine(x, restored, degradation_weights(blended.adapters, w.tolist()))
         return out.float().cpu()
 

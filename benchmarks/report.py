@@ -53,6 +53,8 @@
     python benchmarks/web.py --runs 3 --out benchmarks/results/web.json
     python benchmarks/batch.py --photos ../shared/data/eval/CBSD68 --limit 32 --runs 3 --out benchmarks/results/batch.json
     python benchmarks/promote.py --candidate training/base-v2/base.safetensors --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_STEPS.json
+    air train adapter lowlight --synthetic lowlight --family --over rain,haze,blur --over-share 0.25 --clean ../shared/data/train/clean --steps 600 --weights training/base-v2/base.safetensors --out runs/v2_lowlight   # a low-light adapter on the candidate, for the next line
+    python benchmarks/promote.py --candidate training/base-v2/base.safetensors --adapter runs/v2_lowlight --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_chunk8_lowlight.json
     python benchmarks/report.py
 """
 
@@ -286,9 +288,13 @@ def base_v2_section(results: Path, run: Path) -> list[str]:
     for f in sorted(results.glob("promote_*.json")):
         p = json.loads(f.read_text())
         cand, ref = p["candidate"], p["reference"]
+        retrained = ", ".join(f"{n} (`{d}`)" for n, d in cand.get("adapters", {}).items())
+        alone = ("both alone (no adapters), except on the rows marked with an adapter: there each base with its own "
+                 f"adapter of that name at weight 1 and the clean-pixel gate on (the candidate's, trained on it: "
+                 f"{retrained}; the bundled base's: the bundled one)" if retrained else "both alone (no adapters)")
         lines += [
             f"`benchmarks/promote.py` ({f.name}): candidate `{cand['fingerprint']}` ({cand['steps']} steps, recipe "
-            f"{cand['recipe']}) against the bundled `{ref['fingerprint']}`, both alone (no adapters), side by side "
+            f"{cand['recipe']}) against the bundled `{ref['fingerprint']}`, {alone}, side by side "
             f"in one run on the CPU ({p['threads']} thread(s)). PSNR rows: 12 CBSD68 images per row as in the "
             "quality table; stacked at severity 0.5 each; flat sky (where the run has it): a flat bright sky, in the "
             "target too, under the haze plugin at 0.7, then libjpeg (`promote.sky_under_haze`); real pairs: held-out "
@@ -302,7 +308,8 @@ def base_v2_section(results: Path, run: Path) -> list[str]:
         for r in p["rows"]:
             unit = "dB" if r["metric"] == "psnr" else "NIQE"
             inp = "—" if r["group"] == "clean" else f"{r['input']:.2f}"
-            lines.append(f"| {r['group']} | {r['row']} | {r['images']} | {inp} | {r['reference']:.2f} | "
+            name = r["row"] + (f" (+ {', '.join(r['with'])} adapter)" if r.get("with") else "")
+            lines.append(f"| {r['group']} | {name} | {r['images']} | {inp} | {r['reference']:.2f} | "
                          f"{r['candidate']:.2f} | {r['candidate'] - r['reference']:+.2f} {unit} |")
         verdict = "PROMOTE" if p["promote"] else "REFUSE: " + "; ".join(p["losses"])
         lines += ["", f"Verdict: **{verdict}**", ""]

@@ -39,6 +39,11 @@ the haze adapter (× (1 − the haze weight)), which restores a hazy, noisy phot
 A *temper* (:class:`Temper`) scales an estimated adapter's weight down by how much the base alone already corrects:
 the low-light adapter's where the base alone brightens the photo 2–4 fold.
 
+A *keep* rule (:class:`KeepDark`, :class:`KeepHaze`) has the clean-pixel gate keep the pixels the head reads as
+low light or haze where the estimator, judging the photo as a whole, finds none (and, for haze, no veil lifts the
+photo's darkest parts): the base alone corrects whatever the head marks, and there its correction is a guess (a
+night sky lifted to grey, a bright cloud darkened to slate, fog painted with blotches).
+
 A *sequel* (:class:`Sequel`) restores a photo twice where a scene-wide correction (haze, low light) led the first
 pass: the second pass is routed on the first one's output, where the veil or the dark no longer hides the rest.
 """
@@ -375,4 +380,33 @@ class KeepDark:
     def also_clean(self, weight: float) -> dict[str, float]:
         """The gate's ``also_clean`` for the estimator's ``weight`` of the adapter: {} from the ramp's end."""
         share = 1.0 - linear_ramp(weight, *self.ramp)
+        return {self.adapter: share} if share > 0 else {}
+
+
+@dataclass(frozen=True)
+class KeepHaze:
+    """Where neither the estimator nor the photo's darkest parts show haze, the clean-pixel gate keeps the pixels the
+    head reads as haze too: ``also_clean = {"haze": share}`` for ``core.restore.restore``, ``share`` falling from 1 to 0
+    over ``ramp`` of the estimator's haze weight and over ``veil_ramp`` of :func:`veil` (the photo's darkest parts
+    lifted, as haze lifts them; :class:`Floor`'s ramp: 0.18 is the highest veil measured on a clear photo).
+
+    The base alone dehazes whatever the head marks, and on such photos that is a guess, mostly a bad one: it darkens
+    a bright cloud, snowfield or defocused background to slate grey (DICM/04's clouds, real/snow's JSTASR_testImg_3,
+    CBSD68's penguin under light rain: 33.0 dB in, 31.0 out), and paints blotches and blocks over real fog seen
+    behind dark foreground (real/hazy foggy_oaks, FoggyKiss: veil 0). Looked at, every one. Light synthetic haze,
+    which the estimator also gives little weight (plugin haze at 0.15: 0.03–0.9), lifts the veil (0.25 and up on
+    CBSD68) and is dehazed as before; with the estimator's weight alone the rule cost it 3.4 dB (NOTES.md)."""
+
+    adapter: str = "haze"  # an adapter name and a segmentation class
+    ramp: tuple[float, float] = (0.05, 0.2)
+    veil_ramp: tuple[float, float] = (0.18, 0.3)
+
+    def applies(self, model: AirUNet, adapters: list[str]) -> bool:
+        return self.adapter in adapters and self.adapter in model.config.classes
+
+    def also_clean(self, weight: float, rgb: torch.Tensor) -> dict[str, float]:
+        """The gate's ``also_clean`` for the estimator's ``weight`` of the adapter on the photo ``rgb`` [3, H, W]."""
+        share = 1.0 - linear_ramp(weight, *self.ramp)
+        if share > 0:
+            share *= 1.0 - linear_ramp(veil(rgb), *self.veil_ramp)
         return {self.adapter: share} if share > 0 else {}

@@ -38,6 +38,8 @@ class Restored:
     # share of the pixels read as low light that the gate kept too: the estimator found the photo exposed as
     # meant (core.routing.KeepDark)
     kept_dark: float = 0.0
+    # share of the pixels read as haze that the gate kept too: the estimator found no haze (core.routing.KeepHaze)
+    kept_haze: float = 0.0
     # adapter → weight of the second pass, routed on the first pass's output where haze or low light led the first
     # (core.routing.Sequel); None where there was one pass
     second: dict[str, float] | None = None
@@ -148,7 +150,7 @@ class Pipeline:
         strength_source = "given" if strength is not None or adapters is not None else (
             "estimator" if learned else "none")
         strength = chosen if strength is None else strength
-        also_clean = self.restorer.also_clean(w) if source == "estimator" else {}
+        also_clean = self.restorer.also_clean(w, rgb) if source == "estimator" else {}
         # An adapter attached with a fixed weight (--adapter PATH=W) acts in the first pass only: the estimator gives
         # it 0 in the second.
         kw = dict(tile=tile, overlap=overlap, explain=explain or self.refiner is not None, strength=strength,
@@ -166,7 +168,8 @@ class Pipeline:
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
                        detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
                        floored=floored, yielded=yielded,
-                       notes=[fit.note] if fit.note else [], kept_dark=max(also_clean.values(), default=0.0),
+                       notes=[fit.note] if fit.note else [], kept_dark=also_clean.get("lowlight", 0.0),
+                       kept_haze=also_clean.get("haze", 0.0),
                        second=second)
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights

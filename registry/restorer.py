@@ -14,8 +14,8 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, check_strength, restore
-from ..core.routing import (DETECTED, FLOORS, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, Floor, KeepDark, Sequel,
-                             Temper, Yield, apply_fallback, crop_pass)
+from ..core.routing import (DETECTED, FLOORS, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, Floor, KeepDark, KeepHaze,
+                             Sequel, Temper, Yield, apply_fallback, crop_pass)
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -53,6 +53,9 @@ class Restorer:
     # Dark pixels kept as they are where the estimator finds the photo exposed as meant (core.routing.KeepDark);
     # None turns it off.
     keep_dark: KeepDark | None = field(default_factory=KeepDark)
+    # Hazy pixels kept as they are where the estimator finds no haze in the photo (core.routing.KeepHaze); None turns
+    # it off.
+    keep_haze: KeepHaze | None = field(default_factory=KeepHaze)
     # A second pass routed on the first one's output where haze or low light led it (core.routing.Sequel);
     # None restores once.
     sequel: Sequel | None = SEQUEL
@@ -135,13 +138,18 @@ class Restorer:
         seen_as = {name: real.head_class for name, real in BUNDLED_REAL.items()}  # realnoise: noise
         return [i for i, name in enumerate(self.adapters) if seen_as.get(name, name) not in classes]
 
-    def also_clean(self, weights: torch.Tensor) -> dict[str, float]:
-        """What the gate counts as clean besides the clean class, for weights [K] the estimator routed
-        (core.routing.KeepDark); {} without an estimator, whose judgement it needs."""
-        rule = self.keep_dark
-        if rule is None or self.estimator is None or not rule.applies(self.model, self.adapters):
+    def also_clean(self, weights: torch.Tensor, rgb: torch.Tensor) -> dict[str, float]:
+        """What the gate counts as clean besides the clean class, for weights [K] the estimator routed on the photo
+        ``rgb`` [3, H, W] (core.routing.KeepDark, KeepHaze); {} without an estimator, whose judgement it needs."""
+        if self.estimator is None:
             return {}
-        return rule.also_clean(float(weights[self.adapters.index(rule.adapter)]))
+        out: dict[str, float] = {}
+        dark, haze = self.keep_dark, self.keep_haze
+        if dark is not None and dark.applies(self.model, self.adapters):
+            out.update(dark.also_clean(float(weights[self.adapters.index(dark.adapter)])))
+        if haze is not None and haze.applies(self.model, self.adapters):
+            out.update(haze.also_clean(float(weights[self.adapters.index(haze.adapter)]), rgb))
+        return out
 
     def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
         """Per-adapter weights [K] for one image [3, H, W] (see :meth:`assess`)."""
@@ -235,7 +243,7 @@ class Restorer:
         first = self.restore(rgb, weights, again=False, strength=1.0, progress=half(0), **kw)
         kw = {k: v for k, v in kw.items() if k not in ("also_clean", "release", "explain")}
         w2 = self.route(first.image)[0]
-        second = self.restore(first.image, w2, again=False, also_clean=self.also_clean(w2), progress=half(1), **kw)
+        second = self.restore(first.image, w2, again=False, also_clean=self.also_clean(w2, first.image), progress=half(1), **kw)
         image = second.image if strength == 1.0 else rgb + strength * (second.image - rgb)
         return first._replace(image=image), w2
 
@@ -243,7 +251,7 @@ class Restorer:
                 **kw) -> RestoreResult:
         """Restore one image; ``weights`` [K] default to the estimator's, and then so do ``strength`` (1 with
         given weights) and what the gate keeps besides clean pixels (``also_clean``, :meth:`also_clean`; none
-        with given weights: pass ``also_clean=self.also_clean(w)`` for weights routed here); ``gate`` defaults to
+        with given weights: pass ``also_clean=self.also_clean(w, rgb)`` for weights routed here); ``gate`` defaults to
         ``self.gate``, and the share of it lifted (``release``) to the largest weight of a detected adapter that
         releases it (``core.routing.Detected``). ``again`` (default: with the estimator's weights) restores the
         output once more where the weights call for it (:meth:`wants_second_pass`): pass ``again=True`` with weights
@@ -252,7 +260,7 @@ class Restorer:
         if routed:
             weights, strength = self.assess(rgb)
             kw.setdefault("strength", strength)
-            kw.setdefault("also_clean", self.also_clean(weights))
+            kw.setdefault("also_clean", self.also_clean(weights, rgb))
         elif weights.shape != (len(self.adapters),):
             raise ValueError(f"weights of shape {tuple(weights.shape)} for {len(self.adapters)} adapters "
                              f"({', '.join(self.adapters)}): give one weight per adapter")

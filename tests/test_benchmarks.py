@@ -447,6 +447,43 @@ def test_promote_script_passes_the_same_base_and_refuses_a_worse_one(clean_dir, 
     assert any("flat sky /" in loss for loss in res["losses"])
 
 
+def test_promote_judges_the_rows_of_an_adapter_retrained_on_the_candidate(clean_dir, tmp_path):
+    """``promote.py --adapter DIR``: the rows with the adapter's degradation in their name run each base with its own
+    adapter of that name (the candidate's: DIR; the reference's: the installed one) at weight 1, gate on; every
+    other row is each base alone, as without the option. An adapter made for another base is refused."""
+    import torch
+    from typer.testing import CliRunner
+
+    from air_restore.cli.main import app
+    from air_restore.core.io.weights import save_base
+    from air_restore.registry.store import bundled_base_path, load_base
+
+    ad = tmp_path / "lowlight"
+    r = CliRunner().invoke(app, ["train", "adapter", "lowlight", "--synthetic", "lowlight", "--clean", str(clean_dir),
+                                 "--out", str(ad), "--steps", "2", "--batch-size", "2", "--crop", "32"])
+    assert r.exit_code == 0, r.output
+    promote = _module("promote")
+    common = ["--candidate", str(bundled_base_path()), "--clean", str(clean_dir), "--limit", "1"]
+    alone = {r["row"]: r for r in promote.main(common)["rows"]}
+    res = promote.main([*common, "--adapter", str(ad)])
+    assert res["candidate"]["adapters"] == {"lowlight": str(ad)}
+    with_it = [r for r in res["rows"] if r.get("with")]
+    assert {r["row"] for r in with_it} == {r for r in alone if "low" in r} and len(with_it) >= 10
+    assert all(r["with"] == ["lowlight"] for r in with_it)
+    # Its own two-step adapter against the bundled one: those rows differ, with the adapter on either side.
+    assert all(r["candidate"] != r["reference"] and r["reference"] != alone[r["row"]]["reference"] for r in with_it)
+    for r in res["rows"]:
+        if not r.get("with"):
+            assert r["candidate"] == r["reference"] == alone[r["row"]]["reference"]
+    v2 = tmp_path / "v2.safetensors"
+    model = load_base()[0]
+    with torch.no_grad():
+        model.ending.weight.mul_(1.01)
+    save_base(model, v2)  # another base: another fingerprint
+    with pytest.raises(Exception, match="trained for base"):
+        promote.main(["--candidate", str(v2), "--clean", str(clean_dir), "--limit", "1", "--adapter", str(ad)])
+
+
 def test_gate_script(clean_dir, tmp_path):
     """The gate keeps a clean photo closer to itself than the network alone, and changes the noisy rows little."""
     import json

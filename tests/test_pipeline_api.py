@@ -291,6 +291,40 @@ def test_a_night_sky_stays_black_where_the_estimator_finds_the_photo_exposed(pip
     assert torch.equal(pipe.run(night, adapters={}).image, without.run(night, adapters={}).image)
 
 
+def test_a_bright_defocused_region_is_not_dehazed_where_the_estimator_finds_no_haze(pipe):
+    """A photo whose top third is bright and defocused (a snowfield or a sky out of focus): neither the estimator nor
+    the photo's darkest parts show haze, the head reads the band as haze and the base alone darkens it by about 25
+    grey levels; the gate keeps it as it came (core.routing.KeepHaze). A photo the estimator finds hazy is restored
+    exactly as without the rule."""
+    import torch
+    import torch.nn.functional as F
+    from skimage import data
+
+    from air_restore.core.metrics import quantize8
+    from air_restore.core.routing import KeepHaze
+    from air_restore.registry.discovery import get_degradation
+    from air_restore.registry.pipeline import Pipeline
+
+    rule = KeepHaze()
+    clean = torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1).float() / 255
+    assert rule.also_clean(0.0, clean) == {"haze": 1.0} and rule.also_clean(rule.ramp[1], clean) == {}
+    assert rule.also_clean(0.0, 0.5 + 0.5 * clean) == {}  # a veil over the darkest parts: haze the base may remove
+    bright = clean.clone()
+    bright[:, :170] = quantize8(0.6 + 0.35 * F.avg_pool2d(clean[None, :, :170], 31, 1, 15, count_include_pad=False)[0])
+    band = (slice(None), slice(0, 170))
+    without = Pipeline(dataclasses.replace(pipe.restorer, keep_haze=None))
+    out, darkened = pipe.run(bright, explain=True), without.run(bright)
+    assert out.weights["haze"] < rule.ramp[0] and out.weights == darkened.weights
+    assert out.shares["haze"] > 0.05 and out.kept_haze == 1.0
+    assert float((darkened.image - bright)[band].mean()) < -0.05 and float((out.image - bright)[band].abs().mean()) < 0.01
+    hazy = quantize8(get_degradation("haze").synthesize(clean[None, :, 128:384, 128:384], torch.Generator().manual_seed(3),
+                                                        0.5)[0].clamp(0, 1))
+    assert pipe.run(hazy).weights["haze"] > rule.ramp[1]
+    assert torch.equal(pipe.run(hazy).image, without.run(hazy).image)
+    # Given weights are used as given: the rule needs the estimator's judgement.
+    assert torch.equal(pipe.run(bright, adapters={}).image, without.run(bright, adapters={}).image)
+
+
 def test_noise_makes_way_for_haze_on_a_hazy_noisy_photo(pipe):
     """core.routing.Yield: the noise weight, the fallback's part included, is scaled by 1 − the haze weight. On a
     hazy, noisy photo the haze adapter beside the base restores it better without the noise weight beside it

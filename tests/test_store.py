@@ -205,7 +205,7 @@ def test_pipeline_uses_the_estimator_and_blends():
     assert w.shape == (len(BUNDLED_ORDER),) and int(w.argmax()) == 0 and float(w[0]) > 0.5
     out = r.restore(noisy).image
     base = r.restore(noisy, torch.zeros(len(BUNDLED_ORDER))).image
-    by_hand = r.restore(noisy, w, strength=strength, also_clean=r.also_clean(w)).image
+    by_hand = r.restore(noisy, w, strength=strength, also_clean=r.also_clean(w, noisy)).image
     assert torch.equal(out, by_hand) and not torch.equal(out, base)
     bare = load_restorer(use_adapters=False)
     assert torch.allclose(bare.restore(noisy).image, base, atol=1e-5)  # weight 0 = the base exactly

@@ -179,6 +179,11 @@ def print_explain(out: Console, name: str, result) -> None:
                          f"{result.weights.get('lowlight', 0.0):.2f}), so the gate also kept "
                          f"{100 * result.kept_dark:.0f}% of what looks under-exposed as it came: a night sky stays "
                          "dark"), highlight=False, soft_wrap=True)
+    if result.kept_haze > 0 and result.shares is not None and result.shares.get("haze", 0.0) >= 0.01:
+        out.print(escape(f"{name}: the estimator finds no haze to restore (haze {result.weights.get('haze', 0.0):.2f}), "
+                         f"so the gate also kept {100 * result.kept_haze:.0f}% of what looks hazy as it came: the base "
+                         "would only guess there, and paints blotches over fog and bright, flat parts"),
+                  highlight=False, soft_wrap=True)
     if result.clean_share > 0:
         what = "clean (or dark on purpose)" if dark else "clean"
         out.print(escape(f"{name}: looks {what} as a whole, so the gate kept {100 * result.clean_share:.0f}% of the "
