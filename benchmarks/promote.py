@@ -22,8 +22,8 @@ Both bases run alone (no adapters: a new base invalidates them), side by side in
   is better; no reference).
 
 With ``--adapter DIR`` (repeatable: an adapter trained on the candidate, ``air train adapter ... --weights
-CANDIDATE``), every row with that adapter's degradation in its name is judged as each base with its own adapter of
-that name at weight 1 and the clean-pixel gate on (the reference's: the installed adapter, bundled or local). A new
+CANDIDATE``), every PSNR row with that adapter's degradation in its name is judged as each base with its own adapter
+of that name at weight 1 and the clean-pixel gate on (the reference's: the installed adapter, bundled or local). A new
 base is promoted with adapters retrained on it, and a base may leave part of a correction to one by design: recipe
 widened4 brightens only photos darker than a mean of 0.12, so that dim photos which must stay dim are not brightened
 (``core.families``), and loses the plugin's low-light rows alone while winning them with its low-light adapter
@@ -124,8 +124,8 @@ def has(row: str, degradation: str) -> bool:
 def compare(models: dict, clean_paths: list[Path], pairs: Path | None, real: Path | None, niqe_limit: int,
             log=print, adapters: tuple[str, ...] = ()) -> list[dict]:
     """One row per test: the input and each model's mean PSNR (or median NIQE), side by side. ``adapters``: the
-    names of the adapters attached to every model, in the same order; a row with one's degradation in its name runs
-    each model with it at weight 1 and the gate on (``with``)."""
+    names of the adapters attached to every model, in the same order; a PSNR row with one's degradation in its name
+    runs each model with it at weight 1 and the gate on (``with``); the NIQE rows run each base alone."""
     rows = []
     with torch.no_grad():
         for group, name, samples in _samples(clean_paths, pairs):
@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tolerance", type=float, default=0.1, help="largest PSNR loss allowed on any row (dB)")
     ap.add_argument("--niqe-tolerance", type=float, default=0.1, help="largest NIQE median rise allowed")
     ap.add_argument("--adapter", type=Path, action="append", default=[], metavar="DIR",
-                    help="an adapter trained on the candidate (repeatable): rows with its degradation in their name "
-                         "run each base with its own adapter of that name at weight 1, gate on")
+                    help="an adapter trained on the candidate (repeatable): PSNR rows with its degradation in their "
+                         "name run each base with its own adapter of that name at weight 1, gate on")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
 

@@ -180,9 +180,10 @@ def print_explain(out: Console, name: str, result) -> None:
                          f"{100 * result.kept_dark:.0f}% of what looks under-exposed as it came: a night sky stays "
                          "dark"), highlight=False, soft_wrap=True)
     if result.kept_haze > 0 and result.shares is not None and result.shares.get("haze", 0.0) >= 0.01:
-        out.print(escape(f"{name}: the estimator finds no haze to restore (haze {result.weights.get('haze', 0.0):.2f}), "
-                         f"so the gate also kept {100 * result.kept_haze:.0f}% of what looks hazy as it came: the base "
-                         "would only guess there, and paints blotches over fog and bright, flat parts"),
+        out.print(escape(f"{name}: neither the estimator (haze {result.weights.get('haze', 0.0):.2f}) nor a veil over "
+                         f"the darkest parts shows haze, so the gate also kept {100 * result.kept_haze:.0f}% of what "
+                         "looks hazy as it came: the base would only guess there, and darkens bright clouds and snow "
+                         "or blotches fog"),
                   highlight=False, soft_wrap=True)
     if result.clean_share > 0:
         what = "clean (or dark on purpose)" if dark else "clean"
