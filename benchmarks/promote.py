@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
         name = read_manifest(folder).get("name")
         ref = [a.path for a in all_adapters(fps["reference"]["fingerprint"]) if a.name == name and a.error is None]
         if not ref:
-            raise SystemExit(f"--adapter {folder}: no installed adapter {name!r} for the reference base to compare with")
+            raise SystemExit(f"--adapter {folder}: no installed adapter {name!r} for the reference base to compare "
+                             "with")
         for key, adapter in (("reference", ref[0]), ("candidate", folder)):
             attach(models[key], name, load_for_base(adapter, fps[key]["fingerprint"])[1])
             fps[key].setdefault("adapters", {})[name] = str(adapter)

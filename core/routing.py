@@ -393,10 +393,10 @@ class KeepHaze:
     The base alone dehazes whatever the head marks, and on such photos that is a guess, mostly a bad one: it darkens
     a bright cloud, snowfield or defocused background to slate grey (DICM/04's clouds, real/snow's JSTASR_testImg_3,
     CBSD68's penguin under light rain: 33.0 dB in, 31.0 out), and paints blotches and blocks over real fog seen
-    behind dark foreground (real/hazy foggy_oaks, marin-headlands-bridge: veil 0 and 0.09). Looked at, every one. Light synthetic haze,
-    which the estimator also gives little weight (plugin haze at 0.15: 0.03–0.9), lifts the veil (0.25 and up on
-    CBSD68) and is dehazed nearly as before (−0.15 dB on 12 held-out photos); with the estimator's weight alone the
-    rule cost it 3.4 dB (NOTES.md)."""
+    behind dark foreground (real/hazy foggy_oaks, marin-headlands-bridge: veil 0 and 0.09). Looked at, every one.
+    Light synthetic haze, which the estimator also gives little weight (plugin haze at 0.15: 0.03–0.9), lifts the
+    veil (0.25 and up on CBSD68) and is dehazed nearly as before (−0.15 dB on 12 held-out photos); with the
+    estimator's weight alone the rule cost it 3.4 dB (NOTES.md)."""
 
     adapter: str = "haze"  # an adapter name and a segmentation class
     ramp: tuple[float, float] = (0.05, 0.2)

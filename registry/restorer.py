@@ -53,8 +53,8 @@ class Restorer:
     # Dark pixels kept as they are where the estimator finds the photo exposed as meant (core.routing.KeepDark);
     # None turns it off.
     keep_dark: KeepDark | None = field(default_factory=KeepDark)
-    # Hazy pixels kept as they are where the estimator finds no haze in the photo (core.routing.KeepHaze); None turns
-    # it off.
+    # Hazy pixels kept as they are where neither the estimator nor a veil over the photo's darkest parts shows haze
+    # (core.routing.KeepHaze); None turns it off.
     keep_haze: KeepHaze | None = field(default_factory=KeepHaze)
     # A second pass routed on the first one's output where haze or low light led it (core.routing.Sequel);
     # None restores once.
@@ -243,7 +243,8 @@ class Restorer:
         first = self.restore(rgb, weights, again=False, strength=1.0, progress=half(0), **kw)
         kw = {k: v for k, v in kw.items() if k not in ("also_clean", "release", "explain")}
         w2 = self.route(first.image)[0]
-        second = self.restore(first.image, w2, again=False, also_clean=self.also_clean(w2, first.image), progress=half(1), **kw)
+        second = self.restore(first.image, w2, again=False, also_clean=self.also_clean(w2, first.image),
+                              progress=half(1), **kw)
         image = second.image if strength == 1.0 else rgb + strength * (second.image - rgb)
         return first._replace(image=image), w2
 
