@@ -373,22 +373,29 @@ class KeepDark:
 
     adapter: str = "lowlight"  # an adapter name and a segmentation class
     ramp: tuple[float, float] = (0.02, 0.1)
+    # With it, the share also falls from 1 to 0 over this ramp of the photo's :func:`veil` (:class:`KeepHaze`).
+    veil_ramp: tuple[float, float] | None = None
 
     def applies(self, model: AirUNet, adapters: list[str]) -> bool:
         return self.adapter in adapters and self.adapter in model.config.classes
 
-    def also_clean(self, weight: float) -> dict[str, float]:
-        """The gate's ``also_clean`` for the estimator's ``weight`` of the adapter: {} from the ramp's end."""
+    def also_clean(self, weight: float, rgb: torch.Tensor | None = None) -> dict[str, float]:
+        """The gate's ``also_clean`` for the estimator's ``weight`` of the adapter on the photo ``rgb`` [3, H, W]
+        (needed with a ``veil_ramp``): {} from the ramp's end."""
         share = 1.0 - linear_ramp(weight, *self.ramp)
+        if share > 0 and self.veil_ramp is not None:
+            if rgb is None:
+                raise ValueError(f"{type(self).__name__} measures the photo's veil: pass the photo")
+            share *= 1.0 - linear_ramp(veil(rgb), *self.veil_ramp)
         return {self.adapter: share} if share > 0 else {}
 
 
 @dataclass(frozen=True)
-class KeepHaze:
-    """Where neither the estimator nor the photo's darkest parts show haze, the clean-pixel gate keeps the pixels the
-    head reads as haze too: ``also_clean = {"haze": share}`` for ``core.restore.restore``, ``share`` falling from 1 to 0
-    over ``ramp`` of the estimator's haze weight and over ``veil_ramp`` of :func:`veil` (the photo's darkest parts
-    lifted, as haze lifts them; :class:`Floor`'s ramp: 0.18 is the highest veil measured on a clear photo).
+class KeepHaze(KeepDark):
+    """:class:`KeepDark`'s rule for haze: where neither the estimator nor the photo's darkest parts show haze, the
+    clean-pixel gate keeps the pixels the head reads as haze too, ``share`` falling from 1 to 0 over ``ramp`` of the
+    estimator's haze weight and over ``veil_ramp`` of :func:`veil` (the photo's darkest parts lifted, as haze lifts
+    them; :class:`Floor`'s ramp: 0.18 is the highest veil measured on a clear photo).
 
     The base alone dehazes whatever the head marks, and on such photos that is a guess, mostly a bad one: it darkens
     a bright cloud, snowfield or defocused background to slate grey (DICM/04's clouds, real/snow's JSTASR_testImg_3,
@@ -398,16 +405,6 @@ class KeepHaze:
     veil (0.25 and up on CBSD68) and is dehazed nearly as before (−0.15 dB on 12 held-out photos); with the
     estimator's weight alone the rule cost it 3.4 dB (NOTES.md)."""
 
-    adapter: str = "haze"  # an adapter name and a segmentation class
+    adapter: str = "haze"
     ramp: tuple[float, float] = (0.05, 0.2)
-    veil_ramp: tuple[float, float] = (0.18, 0.3)
-
-    def applies(self, model: AirUNet, adapters: list[str]) -> bool:
-        return self.adapter in adapters and self.adapter in model.config.classes
-
-    def also_clean(self, weight: float, rgb: torch.Tensor) -> dict[str, float]:
-        """The gate's ``also_clean`` for the estimator's ``weight`` of the adapter on the photo ``rgb`` [3, H, W]."""
-        share = 1.0 - linear_ramp(weight, *self.ramp)
-        if share > 0:
-            share *= 1.0 - linear_ramp(veil(rgb), *self.veil_ramp)
-        return {self.adapter: share} if share > 0 else {}
+    veil_ramp: tuple[float, float] | None = (0.18, 0.3)

@@ -144,11 +144,9 @@ class Restorer:
         if self.estimator is None:
             return {}
         out: dict[str, float] = {}
-        dark, haze = self.keep_dark, self.keep_haze
-        if dark is not None and dark.applies(self.model, self.adapters):
-            out.update(dark.also_clean(float(weights[self.adapters.index(dark.adapter)])))
-        if haze is not None and haze.applies(self.model, self.adapters):
-            out.update(haze.also_clean(float(weights[self.adapters.index(haze.adapter)]), rgb))
+        for rule in (self.keep_dark, self.keep_haze):
+            if rule is not None and rule.applies(self.model, self.adapters):
+                out.update(rule.also_clean(float(weights[self.adapters.index(rule.adapter)]), rgb))
         return out
 
     def estimate(self, rgb: torch.Tensor) -> torch.Tensor:
