@@ -19,6 +19,8 @@ scaled by the doubt, 0.04, while mild noise (other weights near 0) keeps nearly 
 
 Nor does it act on a photo the same crops say is clean as a whole: the gate gives such a photo back as it
 came, and the noise adapter would only move the head's judgement of it (a clean cat photo: kept 100% → 47%).
+Nor on one whose darkest parts a veil lifts (:func:`veil`): light haze, which the estimator gives little weight,
+and whose dehazing the noise adapter would undo (:func:`fallback_share`).
 
 Measured by ``benchmarks/gate.py`` and ``benchmarks/blending.py`` (BENCHMARKS.md, NOTES.md).
 
@@ -71,6 +73,12 @@ class Fallback:
     est_limit: float = 0.1  # the estimator's weight for ``unless`` at which the fallback is fully off
     head_ramp: tuple[float, float] = (0.2, 0.5)  # head's mean p_unless: fallback full below, off above
     crop: int = 128  # side of the four native-resolution crops the head looks at
+    # The photo's :func:`veil`: fallback full below, off above (None: not measured), where the head's mean haze
+    # probability is over ``haze_ramp`` (as for :class:`Floor`: blur lifts the veil too), unless the photo's
+    # :func:`fog_density` is over ``dense_ramp`` (full from its end). See :func:`fallback_share`.
+    veil_ramp: tuple[float, float] | None = (0.18, 0.3)
+    haze_ramp: tuple[float, float] = (0.02, 0.1)
+    dense_ramp: tuple[float, float] = (0.45, 0.6)
 
     def applies(self, model: AirUNet, adapters: list[str]) -> bool:
         return {self.adapter, self.unless} <= set(adapters) and self.unless in model.config.classes
@@ -102,14 +110,31 @@ def head_means(model: AirUNet, rgb: torch.Tensor, crop: int = 128) -> torch.Tens
     return crop_pass(model, rgb, crop)[0]
 
 
-def fallback_share(w_unless: float, p_unless: float, p_clean: float, rule: Fallback) -> float:
+def fallback_share(w_unless: float, p_unless: float, p_clean: float, rule: Fallback, veiled: float = 0.0,
+                   p_haze: float = 1.0, dense: float = 0.0) -> float:
     """How much of the unassigned weight the fallback adapter takes, 0–1: none on a photo that looks dark
     (``w_unless``, ``p_unless``), and none on one that looks clean as a whole to the head with the adapters
     off (``p_clean``, :func:`core.restore.clean_share`), which the gate then gives back as it came: the
-    fallback would only move the head's judgement of it."""
+    fallback would only move the head's judgement of it.
+
+    Nor on a photo whose darkest parts a veil lifts (``veiled``, the photo's :func:`veil`, over ``rule.veil_ramp``)
+    where the head sees haze (``p_haze``, its mean haze probability, over ``rule.haze_ramp``; blur lifts a bright
+    photo's veil too, :class:`Floor`): light haze, to which the estimator gives little weight (plugin haze at 0.15:
+    0.01–0.86), so that most of the weight was unassigned and went to the noise adapter, which undoes the base's
+    dehazing as it does on a hazy, noisy photo (:class:`Yield`). 12 held-out CBSD68 photos (#12–23) a row, before →
+    after: plugin haze at 0.15 24.42 → 25.13 dB, 0.3 24.67 → 25.29, 0.5 +0.09, 0.8 −0.02; a thin, even veil
+    (``flat_haze``) at 0.5 +0.33, 0.8 +0.72; haze+JPEG +0.36, haze+blur +0.34, haze+rain +0.07; no change on
+    haze+noise, snow, blur, rain (one photo in a row loses up to 1.6 dB where the noise adapter happened to help;
+    NOTES.md). Except under dense fog (``dense``, the photo's :func:`fog_density`, over ``rule.dense_ramp``), where
+    nothing is left to recover and the base paints blotches over the featureless fog: there the noise adapter's
+    pull towards the input keeps them fainter (fishers.jpg, looked at)."""
     by_estimator = max(0.0, 1.0 - w_unless / rule.est_limit)
     by_head = 1.0 - linear_ramp(p_unless, *rule.head_ramp)
-    return by_estimator * by_head * (1.0 - clean_share(p_clean))
+    by_veil = 1.0
+    if rule.veil_ramp is not None:
+        by_veil -= (linear_ramp(veiled, *rule.veil_ramp) * linear_ramp(p_haze, *rule.haze_ramp)
+                    * (1.0 - linear_ramp(dense, *rule.dense_ramp)))
+    return by_estimator * by_head * by_veil * (1.0 - clean_share(p_clean))
 
 
 def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, adapters: list[str],
@@ -125,8 +150,10 @@ def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, ada
     classes = model.config.classes
     # What the estimator is sure of is not left to chance: the rest counts in proportion to its doubt.
     sure = max((float(v) for k, v in enumerate(weights) if adapters[k] != rule.adapter), default=0.0)
+    veiled, dense = (veil(rgb), fog_density(rgb)) if rule.veil_ramp is not None else (0.0, 0.0)
+    p_haze = float(p[classes.index("haze")]) if "haze" in classes else 0.0
     extra = rest * (1.0 - min(1.0, max(0.0, sure))) * fallback_share(
-        w_unless, float(p[classes.index(rule.unless)]), float(p[classes.index("clean")]), rule)
+        w_unless, float(p[classes.index(rule.unless)]), float(p[classes.index("clean")]), rule, veiled, p_haze, dense)
     out = weights.clone()
     out[adapters.index(rule.adapter)] += extra
     return out, extra
@@ -199,19 +226,30 @@ class Detected:
         return share
 
 
-def veil(rgb: torch.Tensor, patch: int = 15, q: float = 0.1, side: int = 640) -> float:
-    """How far a veil lifts the darkest parts of a photo [3, H, W]: the ``q`` quantile of its dark channel
-    (He, Sun and Tang 2009: the minimum over colours and a ``patch`` px square), the photo first reduced to
-    ``side`` px on its long side. A clear photo has shadows or saturated colours somewhere, so its dark channel
-    is near 0 over a tenth of it; haze adds airlight everywhere. First 24 photos of each set: real/hazy 0–0.44
-    (10 above 0.18), CBSD68 ≤ 0.17, PolyU ≤ 0.12, RNI6 ≤ 0.14, DICM 0, real/snow ≤ 0.18. Fog over dark
-    foreground silhouettes reads 0: this finds part of real fog, never a clear photo."""
+def dark_channel(rgb: torch.Tensor, patch: int = 15, side: int = 640) -> torch.Tensor:
+    """The dark channel of a photo [3, H, W] (He, Sun and Tang 2009: the minimum over colours and a ``patch`` px
+    square), the photo first reduced to ``side`` px on its long side; flattened."""
     x = rgb.float()
     if max(x.shape[-2:]) > side:
         x = torch.nn.functional.interpolate(x[None], scale_factor=side / max(x.shape[-2:]), mode="area")[0]
     d = x.amin(0)[None, None]
-    d = -torch.nn.functional.max_pool2d(-d, patch, 1, patch // 2)
-    return float(d.flatten().quantile(q))
+    return (-torch.nn.functional.max_pool2d(-d, patch, 1, patch // 2)).flatten()
+
+
+def veil(rgb: torch.Tensor, patch: int = 15, q: float = 0.1, side: int = 640) -> float:
+    """How far a veil lifts the darkest parts of a photo [3, H, W]: the ``q`` quantile of its :func:`dark_channel`.
+    A clear photo has shadows or saturated colours somewhere, so its dark channel
+    is near 0 over a tenth of it; haze adds airlight everywhere. First 24 photos of each set: real/hazy 0–0.44
+    (10 above 0.18), CBSD68 ≤ 0.17, PolyU ≤ 0.12, RNI6 ≤ 0.14, DICM 0, real/snow ≤ 0.18. Fog over dark
+    foreground silhouettes reads 0: this finds part of real fog, never a clear photo."""
+    return float(dark_channel(rgb, patch, side).quantile(q))
+
+
+def fog_density(rgb: torch.Tensor, level: float = 0.7, patch: int = 15, side: int = 640) -> float:
+    """The share of a photo [3, H, W] whose :func:`dark_channel` is above ``level``: how much of it a dense fog
+    (or a bright, colourless scene) covers. real/hazy's fishers.jpg 0.62, its other 23 photos ≤ 0.26; plugin haze
+    on 24 CBSD68 photos at 0.15 ≤ 0.35, 0.3 ≤ 0.42, 0.5 ≤ 0.49, 0.8 up to 0.79."""
+    return float((dark_channel(rgb, patch, side) > level).float().mean())
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,43 @@ def test_the_fallback_rule(pipe):
     assert not Fallback().applies(pipe.restorer.model, ["noise", "haze"])
 
 
+def test_the_fallback_stays_off_a_veiled_photo_but_not_under_dense_fog(pipe):
+    """core.routing.fallback_share: light haze lifts the photo's darkest parts (its veil), and the estimator gives it
+    little weight, so the fallback would pour the rest into the noise adapter, which undoes the base's dehazing.
+    The veil turns the fallback off; a dense fog (most of the dark channel above 0.7) turns it back on. On a noisy
+    clear photo, which has no veil, the fallback is as it was."""
+    import dataclasses
+
+    import torch
+    from skimage import data
+
+    from air_restore.core import degradations as D
+    from air_restore.core.metrics import psnr, quantize8
+    from air_restore.core.routing import Fallback, fallback_share, fog_density, veil
+
+    rule = Fallback()
+    lo, hi = rule.veil_ramp
+    assert fallback_share(0.0, 0.0, 0.0, rule, veiled=lo) == 1.0
+    assert 0 < fallback_share(0.0, 0.0, 0.0, rule, veiled=(lo + hi) / 2) < 1
+    assert fallback_share(0.0, 0.0, 0.0, rule, veiled=hi) == 0.0
+    assert fallback_share(0.0, 0.0, 0.0, rule, veiled=hi, dense=rule.dense_ramp[1]) == 1.0
+    assert fallback_share(0.0, 0.0, 0.0, dataclasses.replace(rule, veil_ramp=None), veiled=1.0) == 1.0
+
+    on, off = (dataclasses.replace(pipe.restorer, fallback=f) for f in (rule, Fallback(veil_ramp=None)))
+    clean = torch.from_numpy(np.ascontiguousarray(data.astronaut()[:256, :256])).permute(2, 0, 1).float() / 255
+    hazy = quantize8(D.haze(clean[None], torch.Generator().manual_seed(3), 0.1)[0])
+    assert veil(hazy) > hi and fog_density(hazy) < rule.dense_ramp[0]
+    (w_on, s_on, extra_on), (w_off, s_off, extra_off) = on.route(hazy), off.route(hazy)
+    assert extra_on == 0.0 and extra_off > 0.2  # the estimator left most of the weight unassigned
+    restored = [r.restore(hazy, w, strength=s, also_clean=r.also_clean(w, hazy), again=True).image
+                for r, w, s in ((on, w_on, s_on), (off, w_off, s_off))]
+    assert psnr(restored[0], clean) > psnr(restored[1], clean) + 0.5
+
+    noisy = quantize8(D.noise(clean[None], torch.Generator().manual_seed(4), 0.1)[0])
+    assert veil(noisy) < lo
+    assert on.route(noisy)[2] == off.route(noisy)[2] > 0
+
+
 def test_a_veil_raises_the_haze_weight_to_its_floor_and_leaves_clear_photos_alone(pipe):
     """core.routing.Floor: the estimator gives haze too little where the photo's darkest parts are lifted by a
     veil (real fog: 0.00–0.13, NOTES.md); the floor raises it to the dark channel's measure. On a clear photo

@@ -172,7 +172,8 @@ def print_explain(out: Console, name: str, result) -> None:
         if result.fallback > 0:
             out.print(escape(f"{name}: {result.fallback:.2f} of the noise weight is the share the estimator left "
                              "unassigned: the noise adapter restores mild, unclear degradations better than the base "
-                             "alone (never given on a dark photo)"), highlight=False, soft_wrap=True)
+                             "alone (never given on a dark photo, nor on a veiled, hazy one, whose dehazing it would "
+                             "undo)"), highlight=False, soft_wrap=True)
     dark = result.kept_dark > 0 and result.shares is not None and result.shares.get("lowlight", 0.0) >= 0.01
     if dark:
         out.print(escape(f"{name}: the estimator finds it exposed as meant (low light "
