@@ -19,8 +19,8 @@ scaled by the doubt, 0.04, while mild noise (other weights near 0) keeps nearly 
 
 Nor does it act on a photo the same crops say is clean as a whole: the gate gives such a photo back as it
 came, and the noise adapter would only move the head's judgement of it (a clean cat photo: kept 100% → 47%).
-Nor on one whose darkest parts a veil lifts (:func:`veil`): light haze, which the estimator gives little weight,
-and whose dehazing the noise adapter would undo (:func:`fallback_share`).
+Nor on one whose darkest parts a veil lifts (:func:`veil`) where the head sees haze: light haze, which the estimator
+gives little weight, and whose dehazing the noise adapter would undo; dense fog excepted (:func:`fallback_share`).
 
 Measured by ``benchmarks/gate.py`` and ``benchmarks/blending.py`` (BENCHMARKS.md, NOTES.md).
 
@@ -238,10 +238,10 @@ def dark_channel(rgb: torch.Tensor, patch: int = 15, side: int = 640) -> torch.T
 
 def veil(rgb: torch.Tensor, patch: int = 15, q: float = 0.1, side: int = 640) -> float:
     """How far a veil lifts the darkest parts of a photo [3, H, W]: the ``q`` quantile of its :func:`dark_channel`.
-    A clear photo has shadows or saturated colours somewhere, so its dark channel
-    is near 0 over a tenth of it; haze adds airlight everywhere. First 24 photos of each set: real/hazy 0–0.44
-    (10 above 0.18), CBSD68 ≤ 0.17, PolyU ≤ 0.12, RNI6 ≤ 0.14, DICM 0, real/snow ≤ 0.18. Fog over dark
-    foreground silhouettes reads 0: this finds part of real fog, never a clear photo."""
+    A clear photo has shadows or saturated colours somewhere, so its dark channel is near 0 over a tenth of it;
+    haze adds airlight everywhere. First 24 photos of each set: real/hazy 0–0.44 (10 above 0.18), CBSD68 ≤ 0.17,
+    PolyU ≤ 0.12, RNI6 ≤ 0.14, DICM 0, real/snow ≤ 0.18. Fog over dark foreground silhouettes reads 0: this finds
+    part of real fog, never a clear photo."""
     return float(dark_channel(rgb, patch, side).quantile(q))
 
 
