@@ -3,8 +3,8 @@ per-pixel part alone, and whole (per pixel, plus the input kept over a photo tha
 ``core.restore.clean_share``), and the whole gate without the fallback adapter (``core.routing``: the weight the
 estimator leaves unassigned goes to the noise adapter, and its mean), on clean photos, mild degradations (also light rain without a veil and camera
 noise from ``core.degradations``, which no bundled adapter was trained on, and a thin, even veil, ``flat_haze``, part
-of the haze adapter's training family but never shown to the estimator), each single degradation at severity
-0.5 and the held-out real pairs; plus the head's mean p_clean and the whole-image share kept.
+of the haze adapter's training family but never shown to the estimator, and light plugin haze at 0.15), each single
+degradation at severity 0.5 and the held-out real pairs; plus the head's mean p_clean and the whole-image share kept.
 With an estimator that has a strength output, also the gated blend at full strength and the mean strength.
 The pipeline's columns restore a second time where haze or low light led the first pass (``core.routing.Sequel``),
 as `air restore` does; p_clean and the share are the first pass's, the head's view of the input.
@@ -41,7 +41,9 @@ TASKS = (("clean", None, 0.0), ("noise", "noise", 0.1), ("noise", "noise", 0.2),
          # Not from a plugin: light rain with no veil and camera noise (core.degradations' wider families)
          ("light rain (drizzle)", D.drizzle, 0.3), ("camera noise", D.camera_noise, 0.3), ("jpeg", "jpeg", 0.9),
          # a thin, even veil in sRGB, as simpler haze synthesizers make it (last: the rows above keep their seeds)
-         ("thin haze (flat)", D.flat_haze, 0.5))
+         ("thin haze (flat)", D.flat_haze, 0.5),
+         # light haze, which the estimator gives little weight (core.routing.fallback_share: the fallback's veil rule)
+         ("light haze", "haze", 0.15))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
