@@ -9,6 +9,8 @@ itself: it raises (or lets through) :class:`~air_restore.core.errors.UserError`,
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 from typing import Callable, NoReturn, TypeVar
 
 import typer
@@ -75,6 +77,39 @@ def user_errors(fn: F) -> F:
     return run  # type: ignore[return-value]
 
 
+class CtrlC:
+    """Ctrl-C that cannot be lost: inside ``with CtrlC() as c``, call ``c.check()`` between units of work.
+
+    Ctrl-C raises KeyboardInterrupt wherever Python happens to be; when that is a weakref callback (importlib's
+    module locks, torch's caches) the exception is printed as "Exception ignored in ..." and dropped, and a
+    100000-step `air add-degradation` went on training (CI). Here the press is also latched, and ``check``
+    raises it again. A SIGINT that was ignored (`nohup`, `cmd &`) stays ignored."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._old = None
+
+    def __enter__(self) -> "CtrlC":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def _handler(self, signum, frame) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed (whether or not its first one got through)."""
+        if self.pressed:
+            raise KeyboardInterrupt
+
+
 class StageBars:
     """Progress bars for a job that reports ``progress(stage, done, total)``: one bar per stage, shown in
     the order the stages first report, labelled from ``labels`` (the stage name if absent)."""
@@ -93,15 +128,19 @@ class StageBars:
         self.labels = labels or {}
         self.tasks: dict[str, object] = {}
         self.logged: dict[str, int] = {}  # stage → the last part printed (not a terminal)
+        self.ctrl_c = CtrlC()
 
     def __enter__(self) -> "StageBars":
+        self.ctrl_c.__enter__()
         self.bar.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self.bar.__exit__(*exc)
+        self.ctrl_c.__exit__(*exc)
 
     def __call__(self, stage: str, done: int, total: int | None, info: str = "") -> None:
+        self.ctrl_c.check()
         if stage not in self.tasks:
             self.tasks[stage] = self.bar.add_task(self.labels.get(stage, stage), total=total, info="")
         self.bar.update(self.tasks[stage], completed=done, total=total, **({"info": info} if info else {}))

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -504,3 +505,30 @@ def test_progress_in_a_log_file_prints_a_line_every_tenth():
     lines = [ln for ln in buf.getvalue().splitlines() if ": " in ln]
     assert [ln.split(":")[1].split()[0] for ln in lines[:-1]] == [f"{-(-37 * k // 10)}/37" for k in range(1, 11)]
     assert lines[3] == "training rain: 15/37 loss 0.067" and lines[-1] == "views: 5/5"
+
+
+def test_progress_raises_a_ctrl_c_that_was_swallowed():
+    """A KeyboardInterrupt raised inside a weakref callback is printed and dropped by Python; one landed in
+    importlib's module-lock callback and a 100000-step `air add-degradation` ran on after Ctrl-C (CI). Under
+    StageBars the press is latched: the next progress report raises it again. The handler is put back after."""
+    import io
+    import signal
+
+    from rich.console import Console
+
+    from air_restore.cli.ui import StageBars
+
+    before = signal.getsignal(signal.SIGINT)
+    assert before is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        with StageBars(out=Console(file=io.StringIO())) as bars:
+            bars("adapter", 1, 10)
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1.0)
+            except KeyboardInterrupt:
+                pass  # what a weakref callback does to it
+            bars("adapter", 2, 10)
+    assert signal.getsignal(signal.SIGINT) is before
+    with StageBars(out=Console(file=io.StringIO())) as bars:  # a new job starts unlatched
+        bars("adapter", 1, 10)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ...core.defaults import OVERLAP, TILE
-from ..ui import console, fail, flag, say, stdout, warn
+from ..ui import CtrlC, console, fail, flag, say, stdout, warn
 
 
 def eval_cmd(
@@ -59,10 +59,14 @@ def eval_cmd(
         warn(w)
     what = f"base {restorer.info.fingerprint}" + (f" + {', '.join(restorer.adapters)}" if restorer.adapters else "")
     title, samples, total = _samples(pairs, clean, no_reference, degrade, seed)
-    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with CtrlC() as ctrl_c, Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("eval", total=total)
-        restore_fn = lambda x: restorer.restore(x, tile=tile, overlap=overlap).image  # noqa: E731
+
+        def restore_fn(x):
+            ctrl_c.check()
+            return restorer.restore(x, tile=tile, overlap=overlap).image
+
         if no_reference is not None:
             result = evaluate_no_reference(
                 samples, restore_fn, csv_path=csv_path, on_image=lambda row: bar.advance(task),

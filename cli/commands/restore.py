@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from ...core.defaults import OVERLAP, TILE, TILE_HALF
 from ..options import check_tiles, open_pipeline
-from ..ui import console, error, fail, flag, say, stdout
+from ..ui import CtrlC, console, error, fail, flag, say, stdout
 
 
 def restore(
@@ -91,17 +91,19 @@ def restore(
     pipe, fixed = open_pipeline(weights, device, no_adapters, tta, adapters, adapter or [], gate=not no_gate,
                                 precision=precision)
     failed = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, disable=not console.is_terminal, transient=True) as bar:
+    with CtrlC() as ctrl_c, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=console, disable=not console.is_terminal,
+                                     transient=True) as bar:
         task = bar.add_task("restoring", total=len(plan.jobs), visible=plan.is_batch)
         tiles = bar.add_task("  tiles", total=None)
         for job in plan.jobs:
+            ctrl_c.check()
             bar.update(task, description=f"restoring {job.src.name}")
             bar.reset(tiles, total=None)
             try:
                 done = jobs.restore_file(pipe, job, adapters=fixed, tile=tile, overlap=overlap, explain=explain,
                                          overwrite=overwrite, max_pixels=max_pixels, strength=strength,
-                                         progress=lambda d, t: bar.update(tiles, completed=d, total=t))
+                                         progress=lambda d, t: (ctrl_c.check(), bar.update(tiles, completed=d, total=t)))
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
                 error(str(e), out=bar.console)
