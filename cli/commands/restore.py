@@ -103,7 +103,8 @@ def restore(
             try:
                 done = jobs.restore_file(pipe, job, adapters=fixed, tile=tile, overlap=overlap, explain=explain,
                                          overwrite=overwrite, max_pixels=max_pixels, strength=strength,
-                                         progress=lambda d, t: (ctrl_c.check(), bar.update(tiles, completed=d, total=t)))
+                                         progress=lambda d, t: (ctrl_c.check(),
+                                                                bar.update(tiles, completed=d, total=t)))
             except (ImageReadError, FileExistsError, ValueError, OSError) as e:
                 failed += 1
                 error(str(e), out=bar.console)
