@@ -83,10 +83,14 @@ class CtrlC:
     Ctrl-C raises KeyboardInterrupt wherever Python happens to be; when that is a weakref callback (importlib's
     module locks, torch's caches) the exception is printed as "Exception ignored in ..." and dropped, and a
     100000-step `air add-degradation` went on training (CI). Here the press is also latched, and ``check``
-    raises it again. A SIGINT that was ignored (`nohup`, `cmd &`) stays ignored."""
+    raises it again. A SIGINT that was ignored (`nohup`, `cmd &`) stays ignored.
 
-    def __init__(self) -> None:
+    ``at_once=False``: the press only latches, and ``check`` is where it is raised: a job that must not stop between
+    two steps that belong together (a file written and then counted) calls ``check`` only between them."""
+
+    def __init__(self, *, at_once: bool = True) -> None:
         self.pressed = False
+        self.at_once = at_once
         self._old = None
 
     def __enter__(self) -> "CtrlC":
@@ -102,7 +106,8 @@ class CtrlC:
 
     def _handler(self, signum, frame) -> None:
         self.pressed = True
-        raise KeyboardInterrupt
+        if self.at_once:
+            raise KeyboardInterrupt
 
     def check(self) -> None:
         """Raise KeyboardInterrupt if Ctrl-C was pressed (whether or not its first one got through)."""

@@ -516,7 +516,7 @@ def test_progress_raises_a_ctrl_c_that_was_swallowed():
 
     from rich.console import Console
 
-    from air_restore.cli.ui import StageBars
+    from air_restore.cli.ui import CtrlC, StageBars
 
     # Python's own handler, as under a terminal (a pytest started with `&` or nohup inherits SIGINT ignored)
     outer = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -533,6 +533,12 @@ def test_progress_raises_a_ctrl_c_that_was_swallowed():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         with StageBars(out=Console(file=io.StringIO())) as bars:  # a new job starts unlatched
             bars("adapter", 1, 10)
+        with CtrlC(at_once=False) as ctrl_c:  # latched only: raised where the job checks, not where it was
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert ctrl_c.pressed
+            with pytest.raises(KeyboardInterrupt):
+                ctrl_c.check()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignored stays ignored: nothing latched, nothing raised
         with StageBars(out=Console(file=io.StringIO())) as bars:
             os.kill(os.getpid(), signal.SIGINT)
@@ -541,3 +547,38 @@ def test_progress_raises_a_ctrl_c_that_was_swallowed():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, outer)
+
+
+def test_restore_interrupted_keeps_what_is_done_and_says_so(tmp_path):
+    """Ctrl-C in `air restore FOLDER`: exit 130 and one line counting what was restored and what was not; the
+    outputs already written stay whole, and the one being written when the key came is not left half-written."""
+    import signal
+
+    src, out = tmp_path / "shots", tmp_path / "out"
+    src.mkdir()
+    for i in range(12):
+        _photo(src / f"{i:02d}.png", size=(480, 320))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    start = ("import signal, runpy; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "runpy.run_module('air_restore.cli.main', run_name='__main__')")  # as a terminal would (see test_store)
+    p = subprocess.Popen([sys.executable, "-c", start, "restore", str(src), "-o", str(out)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out.is_dir() and any(out.glob("*.png"))):
+            time.sleep(0.05)
+        assert any(out.glob("*.png")), "nothing was restored"
+        p.send_signal(signal.SIGINT)
+        output, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, output
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 12, output  # interrupted part-way
+    line = next(ln for ln in output.splitlines() if ln.startswith("interrupted:"))
+    assert line.startswith(f"interrupted: {len(written)} restored, 0 failed, {12 - len(written)} not done"), line
+    for f in written:  # whole images, no temporaries
+        assert f.suffix == ".png" and Image.open(f).size == (480, 320)
+        Image.open(f).load()

@@ -90,32 +90,41 @@ def restore(
         fail("--no-adapters cannot be combined with --adapters or --adapter")
     pipe, fixed = open_pipeline(weights, device, no_adapters, tta, adapters, adapter or [], gate=not no_gate,
                                 precision=precision)
-    failed = 0
-    with CtrlC() as ctrl_c, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=console, disable=not console.is_terminal,
-                                     transient=True) as bar:
+    failed = finished = 0
+    interrupted = False
+    # Ctrl-C is raised only where ctrl_c.check() is called (each file, each tile), so that a file written is counted.
+    with CtrlC(at_once=False) as ctrl_c, Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+            disable=not console.is_terminal, transient=True) as bar:
         task = bar.add_task("restoring", total=len(plan.jobs), visible=plan.is_batch)
         tiles = bar.add_task("  tiles", total=None)
-        for job in plan.jobs:
-            ctrl_c.check()
-            bar.update(task, description=f"restoring {job.src.name}")
-            bar.reset(tiles, total=None)
-            try:
-                done = jobs.restore_file(pipe, job, adapters=fixed, tile=tile, overlap=overlap, explain=explain,
-                                         overwrite=overwrite, max_pixels=max_pixels, strength=strength,
-                                         progress=lambda d, t: (ctrl_c.check(),
-                                                                bar.update(tiles, completed=d, total=t)))
-            except (ImageReadError, FileExistsError, ValueError, OSError) as e:
-                failed += 1
-                error(str(e), out=bar.console)
+        try:
+            for job in plan.jobs:
+                ctrl_c.check()
+                bar.update(task, description=f"restoring {job.src.name}")
+                bar.reset(tiles, total=None)
+                try:
+                    done = jobs.restore_file(pipe, job, adapters=fixed, tile=tile, overlap=overlap, explain=explain,
+                                             overwrite=overwrite, max_pixels=max_pixels, strength=strength,
+                                             progress=lambda d, t: (ctrl_c.check(),
+                                                                    bar.update(tiles, completed=d, total=t)))
+                except (ImageReadError, FileExistsError, ValueError, OSError) as e:
+                    failed += 1
+                    error(str(e), out=bar.console)
+                else:
+                    for note in done.restored.notes:
+                        say(f"{job.src.name}: {note}")
+                    say(f"{job.src} → {job.dest}")
+                    if explain:
+                        failed += _report_explain(done)
+                finished += 1
                 bar.advance(task)
-                continue
-            for note in done.restored.notes:
-                say(f"{job.src.name}: {note}")
-            say(f"{job.src} → {job.dest}")
-            if explain:
-                failed += _report_explain(done)
-            bar.advance(task)
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:  # the file being written when Ctrl-C came is not left half-written (core.io.files.atomic_write)
+        say(f"interrupted: {finished - failed} restored, {failed} failed, {len(plan.jobs) - finished} not done "
+            "(no output is left half-written)", out=console)
+        raise typer.Exit(130)
     if plan.is_batch or failed:
         stdout.print(f"{len(plan.jobs) - failed} restored, {failed} failed")
     if failed:
