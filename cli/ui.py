@@ -85,8 +85,9 @@ class CtrlC:
     100000-step `air add-degradation` went on training (CI). Here the press is also latched, and ``check``
     raises it again. A SIGINT that was ignored (`nohup`, `cmd &`) stays ignored.
 
-    ``at_once=False``: the press only latches, and ``check`` is where it is raised: a job that must not stop between
-    two steps that belong together (a file written and then counted) calls ``check`` only between them."""
+    ``at_once=False``: the first press only latches, and ``check`` is where it is raised: a job that must not stop
+    between two steps that belong together (a file written and then counted) calls ``check`` only between them. A
+    second press raises at once (someone who presses twice wants out now)."""
 
     def __init__(self, *, at_once: bool = True) -> None:
         self.pressed = False
@@ -105,8 +106,8 @@ class CtrlC:
             self._old = None
 
     def _handler(self, signum, frame) -> None:
-        self.pressed = True
-        if self.at_once:
+        again, self.pressed = self.pressed, True
+        if self.at_once or again:
             raise KeyboardInterrupt
 
     def check(self) -> None:
