@@ -150,9 +150,10 @@ def apply_fallback(model: AirUNet, rgb: torch.Tensor, weights: torch.Tensor, ada
     classes = model.config.classes
     # What the estimator is sure of is not left to chance: the rest counts in proportion to its doubt.
     sure = max((float(v) for k, v in enumerate(weights) if adapters[k] != rule.adapter), default=0.0)
-    dark = dark_channel(rgb) if rule.veil_ramp is not None else None  # one for both (about 0.1 s on a 3 MP photo)
-    veiled, dense = (veil(rgb, dark=dark), fog_density(rgb, dark=dark)) if dark is not None else (0.0, 0.0)
     p_haze = float(p[classes.index("haze")]) if "haze" in classes else 0.0
+    # The veil counts only where the head sees haze: measured only there (one dark channel for both, ~0.1 s at 3 MP).
+    dark = dark_channel(rgb) if rule.veil_ramp is not None and p_haze > rule.haze_ramp[0] else None
+    veiled, dense = (veil(rgb, dark=dark), fog_density(rgb, dark=dark)) if dark is not None else (0.0, 0.0)
     extra = rest * (1.0 - min(1.0, max(0.0, sure))) * fallback_share(
         w_unless, float(p[classes.index(rule.unless)]), float(p[classes.index("clean")]), rule, veiled, p_haze, dense)
     out = weights.clone()
