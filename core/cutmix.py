@@ -3,7 +3,8 @@ different degradation at a random severity, with per-pixel labels for the segmen
 
 Regions are random boxes and free-form blobs (thresholded smooth noise) pasted over a per-crop
 background class. Some regions get a second degradation stacked (noise on top of blur, haze, rain
-or low light, as a real sensor adds); their label is the dominant, first degradation.
+or low light, as a real sensor adds); their label is the dominant, first degradation. A class can be
+made to cover whole crops (``whole_crop``): an exposure covers the whole frame, never a box in it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def cutmix_batch(
     p_clean: float = 0.1,
     p_stack: float = 0.2,
     min_severity: float = 0.1,
+    whole_crop: Sequence[int] = (),
 ) -> CutMixBatch:
     """Degrade ``clean`` [B, 3, H, W] region by region.
 
@@ -61,22 +63,34 @@ def cutmix_batch(
     (noise, typically); such regions keep the first degradation's label.
     p_uniform: share of crops degraded by one degradation only, everywhere (like most real photos).
     p_clean: chance that a crop's background or a region is left clean.
+    whole_crop: classes (1-based, as in ``labels``) that only ever cover a whole crop: never drawn for a region
+    (a region draws among the other classes), and a crop with one as its background gets no regions.
     """
     b, _, h, w = clean.shape
     dev = clean.device
     k = len(synthesizers)
 
-    def draw_class(n: int) -> torch.Tensor:
-        cls = torch.randint(1, k + 1, (n,), generator=g, device=dev)
+    region_classes = torch.tensor([c for c in range(1, k + 1) if c not in set(whole_crop)], device=dev)
+    if len(region_classes) == 0:
+        raise ValueError(f"whole_crop {list(whole_crop)} leaves no class for the regions")
+
+    def draw_class(n: int, region: bool = False) -> torch.Tensor:
+        if region and whole_crop:
+            cls = region_classes[torch.randint(0, len(region_classes), (n,), generator=g, device=dev)]
+        else:
+            cls = torch.randint(1, k + 1, (n,), generator=g, device=dev)
         is_clean = torch.rand((n,), generator=g, device=dev) < p_clean
         return torch.where(is_clean, torch.zeros_like(cls), cls)
 
-    labels = draw_class(b).view(-1, 1, 1).expand(b, h, w).clone()
+    background = draw_class(b)
+    labels = background.view(-1, 1, 1).expand(b, h, w).clone()
     uniform = torch.rand((b,), generator=g, device=dev) < p_uniform
+    if whole_crop:
+        uniform |= torch.isin(background, torch.tensor(list(whole_crop), device=dev))
     for _ in range(max_regions):
         active = (torch.rand((b,), generator=g, device=dev) < 0.7) & ~uniform
         mask = _region_masks(b, h, w, g, dev) & active.view(-1, 1, 1)
-        labels = torch.where(mask, draw_class(b).view(-1, 1, 1), labels)
+        labels = torch.where(mask, draw_class(b, region=True).view(-1, 1, 1), labels)
 
     degraded = clean.clone()
     for cls, synth in enumerate(synthesizers, start=1):

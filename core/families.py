@@ -24,6 +24,12 @@ featureless fog (real/hazy's fishers, foggyHouse; NOTES.md), JPEG's 8×8 steps a
 invented where nothing is left. Its haze family is JPEG-compressed after the haze on half the crops, and a
 quarter of the clean targets get a flat, bright sky (:func:`with_sky`), so a featureless bright region must come
 back featureless. A haze adapter trained on such skies on base v1 kept them flat, though not real fog (NOTES.md).
+``widened6`` keeps low light to whole crops: Degradation CutMix pasted it as boxes and blobs among lit pixels (and
+lit boxes over it), so the base learned to brighten any patch it reads as dark and noisy. The widened4 candidate's
+gain on real photos follows its head's per-pixel low-light probability (correlation 0.94–0.96 on PolyU's dim door
+and classroom) and turns a dim wall or a row of dark benches into yellow blotches (9–10 dB against v1's 38; NOTES.md).
+An exposure covers the whole frame, so a low-light crop is dark all over, with no region pasted in or over it
+(:data:`WHOLE_CROP`); a dark patch beside lit pixels is then always a shadow, whose noise is the noise class's.
 """
 
 from __future__ import annotations
@@ -125,12 +131,14 @@ FAMILIES_5 = {
 #: The recipes built on these families, and the CutMix shares they train with (15% of backgrounds and
 #: regions clean, 30% of regions with a second degradation stacked).
 RECIPE_FAMILIES = {"widened": FAMILIES, "widened2": FAMILIES, "widened3": FAMILIES_3, "widened4": FAMILIES_4,
-                   "widened5": FAMILIES_5}
+                   "widened5": FAMILIES_5, "widened6": FAMILIES_5}
 RECIPES = tuple(RECIPE_FAMILIES)
 #: Recipes that darken a share of the clean targets (:func:`vary_exposure`).
-DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4", "widened5")
+DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4", "widened5", "widened6")
 #: Recipes that give a share of the clean targets a flat sky (:func:`with_sky`).
-SKY_TARGET_RECIPES = ("widened5",)
+SKY_TARGET_RECIPES = ("widened5", "widened6")
+#: Classes a recipe draws over whole crops only (:func:`core.cutmix.cutmix_batch`'s ``whole_crop``).
+WHOLE_CROP: dict[str, tuple[str, ...]] = {"widened6": ("lowlight",)}
 CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
 
 #: Share of training crops whose clean target itself is darker (linear exposure × 0.25–1): a dim
@@ -226,6 +234,11 @@ def family(name: str, recipe: str = "widened") -> Synthesizer:
         raise ValueError(f"no widened family for class {name!r}; known: {', '.join(families)}")
     variants, probs = families[name]
     return partial(D.pick_per_image, variants=variants, probs=probs)
+
+
+def whole_crop(classes: Sequence[str], recipe: str) -> tuple[int, ...]:
+    """The CutMix labels (indices into ``classes``, 0 clean) that ``recipe`` draws over whole crops only."""
+    return tuple(classes.index(c) for c in WHOLE_CROP.get(recipe, ()) if c in classes)
 
 
 def widened(classes: Sequence[str], recipe: str = "widened") -> tuple[list[Synthesizer], Synthesizer]:

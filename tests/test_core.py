@@ -681,6 +681,40 @@ def test_cutmix_uniform_crops_have_a_single_label(photos: torch.Tensor) -> None:
         assert (res.labels > 0).all()
 
 
+def test_cutmix_draws_a_whole_crop_class_over_whole_crops_only(photos: torch.Tensor) -> None:
+    """An exposure covers the whole frame (widened6): a whole-crop class is never pasted as a region, nor has one
+    pasted over it, so every crop that shows it is that class all over; other crops still get their regions."""
+    clean = photos[:1].repeat(200, 1, 1, 1)
+    synths = [_constant_synth(v) for v in (0.2, 0.4, 0.6)]
+
+    def crops_with_3(**kw) -> tuple[int, int]:
+        """(crops showing class 3, those of them that are class 3 all over)."""
+        labels = cutmix_batch(clean, synths, _gen(3), p_clean=0.2, p_uniform=0.0, **kw).labels.flatten(1)
+        shows = (labels == 3).any(1)
+        return int(shows.sum()), int((labels[shows] == 3).all(1).sum())
+
+    shown, whole = crops_with_3()
+    assert shown > 100 and whole < shown / 4  # pasted as regions and under them, mostly mixed
+    shown, whole = crops_with_3(whole_crop=(3,))
+    assert 40 < shown == whole
+    labels = cutmix_batch(clean, synths, _gen(3), p_clean=0.2, p_uniform=0.0, whole_crop=(3,)).labels.flatten(1)
+    mixed = (labels != labels[:, :1]).any(1)
+    assert int(mixed.sum()) > 60  # the other crops keep their regions
+    with pytest.raises(ValueError, match="no class for the regions"):
+        cutmix_batch(clean[:2], synths, _gen(0), whole_crop=(1, 2, 3))
+
+
+def test_widened6_draws_low_light_over_whole_crops_only() -> None:
+    """widened6 is widened5 with low light over whole crops only (NOTES.md: the widened4 candidate brightens whatever
+    patch its head reads as dark and noisy, into blotches on real dim photos)."""
+    from air_restore.core.families import RECIPES, whole_crop
+
+    classes = AirUNetConfig().classes
+    assert "widened6" in RECIPES
+    assert whole_crop(classes, "widened6") == (classes.index("lowlight"),)
+    assert whole_crop(classes, "widened5") == ()
+
+
 def test_cutmix_is_deterministic_per_seed(photos: torch.Tensor) -> None:
     a = cutmix_batch(photos, SYNTHS, _gen(5))
     b = cutmix_batch(photos, SYNTHS, _gen(5))

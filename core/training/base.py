@@ -54,11 +54,12 @@ class TrainBaseConfig(BaseModel):
     mixed_precision: str = Field("no", description="accelerate mixed precision: no, bf16 or fp16.")
     channels_last: bool = Field(True, description="channels_last memory format: 1.37× the steps/s on a 2-core "
                                 "AVX2 CPU (benchmarks/train_speed.py); the GPU path always used it.")
-    recipe: Literal["v1", "widened", "widened2", "widened3", "widened4", "widened5"] = Field(
+    recipe: Literal["v1", "widened", "widened2", "widened3", "widened4", "widened5", "widened6"] = Field(
         "v1", description="v1: one built-in synthesizer per class, noise stacked; widened: degradation "
         "families and camera-pipeline stacks (core.families); widened2: also dim clean targets; widened3: "
         "also only clearly dark low light; widened4: low light at an absolute mean brightness of 0.02–0.12; "
-        "widened5: also JPEG after haze and flat skies among the clean targets (featureless fog stays featureless)."
+        "widened5: also JPEG after haze and flat skies among the clean targets (featureless fog stays featureless); "
+        "widened6: also low light over whole crops only (no region pasted in or over it)."
     )
     p_clean: float = Field(0.1, ge=0, le=1, description="CutMix: chance that a background or region stays clean.")
     p_stack: float = Field(0.2, ge=0, le=1, description="CutMix: chance that a region gets a second degradation.")
@@ -146,9 +147,10 @@ def _evaluate(net: AirUNet, val_batch, acc) -> dict:
 
 
 def _cutmix_crops(data: torch.Tensor, cfg: TrainBaseConfig, g: torch.Generator, synthesizers, stack_with, *,
-                  dim_targets: bool = False, sky_targets: bool = False):
+                  dim_targets: bool = False, sky_targets: bool = False, whole_crop: tuple[int, ...] = ()):
     """One training batch (clean, degraded, labels): random crops, optionally some darker targets
-    (recipes widened2 to widened5) and some with a flat sky (widened5), then Degradation CutMix."""
+    (recipes widened2 to widened6) and some with a flat sky (widened5, widened6), then Degradation CutMix
+    (``whole_crop``: :func:`core.cutmix.cutmix_batch`'s)."""
     clean = random_crops(data, cfg.batch_size, cfg.crop, g)
     if dim_targets:
         from ..families import vary_exposure
@@ -160,7 +162,7 @@ def _cutmix_crops(data: torch.Tensor, cfg: TrainBaseConfig, g: torch.Generator, 
         clean = with_sky(clean, g)
     with torch.no_grad():
         degraded, labels = cutmix_batch(clean, synthesizers, g, stack_with=stack_with,
-                                        p_clean=cfg.p_clean, p_stack=cfg.p_stack)
+                                        p_clean=cfg.p_clean, p_stack=cfg.p_stack, whole_crop=whole_crop)
     return clean, degraded, labels
 
 

@@ -73,7 +73,7 @@ def train_base_chunk(
     """
     from accelerate import Accelerator
 
-    from ..families import DIM_TARGET_RECIPES, RECIPES, SKY_TARGET_RECIPES, widened
+    from ..families import DIM_TARGET_RECIPES, RECIPES, SKY_TARGET_RECIPES, whole_crop, widened
 
     started = time.time()
     run_dir = Path(run_dir)
@@ -114,6 +114,7 @@ def train_base_chunk(
     val_batch = None
     if n_val:
         vc = random_crops(val_data, 4 * n_val, cfg.crop, gv)
+        # Every class in regions (no whole_crop), so the held-out crops stay those of earlier recipes.
         val_batch = (vc, *cutmix_batch(vc, synthesizers, gv, stack_with=stack_with,
                                        p_clean=cfg.p_clean, p_stack=cfg.p_stack))
 
@@ -148,7 +149,8 @@ def train_base_chunk(
     for step in engine:
         batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with,
                               dim_targets=cfg.recipe in DIM_TARGET_RECIPES,
-                              sky_targets=cfg.recipe in SKY_TARGET_RECIPES)
+                              sky_targets=cfg.recipe in SKY_TARGET_RECIPES,
+                              whole_crop=whole_crop(cfg.model.classes, cfg.recipe))
         loss_l1, _, loss = _losses(engine, batch, cfg)
         engine.update(loss, {"loss": loss.item()} if (step + 1) % 50 == 0 else {})
         step = engine.step
