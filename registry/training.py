@@ -59,16 +59,19 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
             clean: Path | None = None, over: list[str] = (), over_share: float = 0.3, steps: int = 500,
             rank: int = 4, batch_size: int = 8, crop: int = 96, lr: float = 5e-4, holdout: float = 0.1,
             weights: Path | None = None, seed: int = 0, family: bool = False, init: Path | None = None,
-            overwrite: bool = False, progress: Progress = _quiet) -> AdapterRun:
+            shuffle_colours: float = 0.0, overwrite: bool = False, progress: Progress = _quiet) -> AdapterRun:
     """``air train adapter``: one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer
     (with ``family``, the widened family of that built-in class, :mod:`air_restore.core.families`); the last
     ``holdout`` share of the images is held out for the before/after metrics, degraded the same way.
-    ``init``: an adapter folder of the same rank, trained on the same base, to start from."""
+    ``init``: an adapter folder of the same rank, trained on the same base, to start from. ``shuffle_colours``: the
+    share of training crops whose colour channels are put in a random order
+    (:func:`air_restore.core.training.adapter.shuffle_colours`)."""
     from ..core.evaluation import paired_samples
     from ..core.training.adapter import (
-        Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter, synthetic_sampler,
-        train_adapter,
+        Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter,
+        synthetic_sampler, train_adapter,
     )
+    from ..core.training.adapter import shuffle_colours as shuffled
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
     from .store import load_base
@@ -86,6 +89,8 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
         raise UserError("--synthetic needs --clean DIR (clean photos to degrade)")
     if family and synthetic is None:
         raise UserError("--family needs --synthetic NAME (a built-in degradation with a widened family)")
+    if not 0.0 <= shuffle_colours <= 1.0:
+        raise UserError(f"--shuffle-colours {shuffle_colours}: give a share between 0 and 1")
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
     if init is not None and not (init / "adapter_config.json").is_file():
@@ -126,10 +131,12 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
     if not train:
         raise UserError("need at least 2 images (one to train on, one held out)")
     if pairs is not None:
-        sampler = paired_sampler([d for d, _ in train], [c for _, c in train])
+        sampler = shuffled(paired_sampler([d for d, _ in train], [c for _, c in train]), shuffle_colours)
     else:
-        sampler = synthetic_sampler([c for _, c in train], synth,
+        sampler = synthetic_sampler([c for _, c in train], synth, shuffle=shuffle_colours,
                                     over=Over(under, over_share, base) if over else None)
+    if shuffle_colours:
+        source["colour_shuffle"] = shuffle_colours
     if started_from is not None:
         source["init"] = started_from
     started = time.time()

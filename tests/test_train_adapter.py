@@ -14,7 +14,10 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
-from air_restore.core.training.adapter import Over, TrainAdapterConfig, save_adapter, synthetic_sampler, train_adapter
+from air_restore.core.training.adapter import (
+    CHANNEL_ORDERS, Over, TrainAdapterConfig, paired_sampler, save_adapter, shuffle_colours, synthetic_sampler,
+    train_adapter,
+)
 from air_restore.core.lora import attach, blend
 from air_restore.registry.adapters import read_peft_adapter
 from air_restore.registry.discovery import get_degradation
@@ -244,6 +247,7 @@ def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
         (["noise", "--synthetic", "noise", "--clean", "{c}", "--over", "fog"], "no degradation plugin named 'fog'"),
         (["snow", "--pairs", "{c}", "--family"], "--family needs --synthetic"),
         (["snow", "--synthetic", "snow", "--clean", "{c}", "--family"], "no family for 'snow'"),
+        (["snow", "--synthetic", "noise", "--clean", "{c}", "--shuffle-colours", "1.5"], "--shuffle-colours"),
     ],
 )
 def test_cli_errors(clean_dir, tmp_path, args, message):
@@ -281,3 +285,33 @@ def test_restore_with_adapter(clean_dir, tmp_path):
     assert res.exit_code == 2 and "nope" in res.output
     res = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "x.png"), "--adapter", f"{out}=lots"])
     assert res.exit_code == 2 and "must be a number" in res.output
+
+
+def test_shuffled_colours_reorder_both_crops_of_a_pair_alike():
+    """--shuffle-colours: the adapter sees each photo in any of the six channel orders, so no colour prior of the
+    training photos survives (their green shadows painted LOL's shadows green; NOTES.md)."""
+    # A colourful photo: every channel at its own level, the degraded crop a fixed function of the clean one.
+    clean = torch.stack([torch.full((40, 40), v) for v in (0.1, 0.5, 0.9)]) + 0.05 * torch.rand(3, 40, 40)
+    crops = paired_sampler([clean ** 2], [clean])
+    assert shuffle_colours(crops, 0.0) is crops
+    x, y = shuffle_colours(crops, 1.0)(600, 16, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(x, y ** 2)  # the pair reordered alike
+    orders = {tuple(int(i) for i in torch.argsort(c.mean((1, 2)))) for c in y}
+    assert len(orders) == 6  # every order of the three levels
+    means = y.mean((0, 2, 3))
+    assert float(means.max() - means.min()) < 0.05  # no channel stands out any more (0.8 apart unshuffled)
+    x, y = shuffle_colours(crops, 0.25)(400, 16, torch.Generator().manual_seed(1))
+    kept = (y.mean((2, 3)).argsort(1) == torch.tensor([0, 1, 2])).all(1).float().mean()
+    assert 0.7 < float(kept) < 0.85  # 75% kept, plus a sixth of the shuffled drawing the same order
+    with pytest.raises(ValueError):
+        shuffle_colours(crops, -0.1)
+    assert CHANNEL_ORDERS[0].tolist() == [0, 1, 2]
+
+
+def test_cli_records_shuffled_colours_in_the_manifest(clean_dir, tmp_path):
+    out = tmp_path / "ll"
+    r = runner.invoke(app, ["train", "adapter", "lowlight", "--synthetic", "lowlight", "--clean", str(clean_dir),
+                            "--out", str(out), "--steps", "2", "--batch-size", "2", "--crop", "32",
+                            "--shuffle-colours", "1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "air_manifest.json").read_text())["training"]["data"]["colour_shuffle"] == 1.0

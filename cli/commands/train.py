@@ -112,6 +112,11 @@ def adapter(
     init: Optional[Path] = typer.Option(
         None, "--init", help="Start from this adapter folder (same base and --rank) instead of a fresh LoRA: "
         "teach an adapter new data (e.g. with --family) without losing what it learned."),
+    shuffle_colours: float = typer.Option(
+        0.0, "--shuffle-colours", min=0.0, max=1.0, help="Share of the crops whose colour channels are put in a "
+        "random order (degraded and clean alike), so the adapter learns no colour prior from the photos: where "
+        "noise or darkness destroy a region's colour, an adapter trained on green-shadowed nature photos paints it "
+        "green (the bundled lowlight adapter: 1). Not for a degradation that is a colour cast (underwater)."),
     overwrite: bool = flag("--overwrite", help="Replace an existing adapter folder."),
 ) -> None:
     """Phase II: train one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer.
@@ -135,7 +140,7 @@ def adapter(
         run = training.adapter(name, out, pairs=pairs, synthetic=synthetic, clean=clean, over=over_names,
                                over_share=over_share, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
                                lr=lr, holdout=holdout, weights=weights, seed=seed, family=family,
-                               init=init, overwrite=overwrite, progress=bars)
+                               init=init, shuffle_colours=shuffle_colours, overwrite=overwrite, progress=bars)
     m = run.metrics
     table = Table(title=f"{name}: held-out PSNR ({run.held} images)", show_edge=False)
     for col in ("input", "base", "base + adapter", "gain over base"):
