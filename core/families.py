@@ -30,6 +30,9 @@ gain on real photos follows its head's per-pixel low-light probability (correlat
 and classroom) and turns a dim wall or a row of dark benches into yellow blotches (9–10 dB against v1's 38; NOTES.md).
 An exposure covers the whole frame, so a low-light crop is dark all over, with no region pasted in or over it
 (:data:`WHOLE_CROP`); a dark patch beside lit pixels is then always a shadow, whose noise is the noise class's.
+It also reorders the colour channels of half the clean crops (:data:`COLOUR_SHUFFLE`): the training photos' green
+shadows taught the low-light adapter to paint dark regions green, and its retraining on shuffled crops halved that
+(NOTES.md); the base adds the rest.
 """
 
 from __future__ import annotations
@@ -139,6 +142,9 @@ DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4", "widened5", "widened6"
 SKY_TARGET_RECIPES = ("widened5", "widened6")
 #: Classes a recipe draws over whole crops only (:func:`core.cutmix.cutmix_batch`'s ``whole_crop``).
 WHOLE_CROP: dict[str, tuple[str, ...]] = {"widened6": ("lowlight",)}
+#: Share of a recipe's clean crops whose colour channels are reordered before anything else (:func:`channel_orders`):
+#: half, so the base loses its green shadows (it adds +2 to +4 levels of green to LOL's) but keeps seeing real colour.
+COLOUR_SHUFFLE: dict[str, float] = {"widened6": 0.5}
 CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
 
 #: Share of training crops whose clean target itself is darker (linear exposure × 0.25–1): a dim
@@ -188,6 +194,25 @@ def with_sky(clean: torch.Tensor, g: torch.Generator, p: float = SKY_TARGETS) ->
     sky = ((0.7 + 0.3 * rand(b, 1, 1, 1)) * tint * (1 + 0.12 * (rand(b, 1, 1, 1) - 0.5) * (2 * y - 1))).clamp(0, 1)
     out = clean * (1 - sky_mask) + sky * sky_mask
     return torch.where(pick.view(-1, 1, 1, 1), out, clean)
+
+
+#: The six orders of three colour channels (the first keeps them as they are).
+CHANNEL_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+
+
+def channel_orders(b: int, g: torch.Generator, share: float, device=None) -> torch.Tensor:
+    """Colour channel orders [B, 3] (long): one of :data:`CHANNEL_ORDERS` for a random ``share`` of ``b`` images,
+    the channels as they are for the rest. Apply with ``x[torch.arange(b)[:, None], order]``. Training on shuffled
+    channels leaves no colour prior to learn: the training photos' dark regions are green (CBSD432: G − (R + B)/2
+    +5.9 levels under luma 25, +8.2 from 25 to 60; Urban100 −0.9 and −1.7), and where darkness and noise destroy a
+    region's colour, a network trained on them paints it green (NOTES.md)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share {share} is not in [0, 1]")
+    orders = torch.tensor(CHANNEL_ORDERS, device=device)
+    order = orders[torch.randint(0, len(CHANNEL_ORDERS), (b,), generator=g, device=device)]
+    keep = torch.rand((b,), generator=g, device=device) >= share
+    order[keep] = orders[0]
+    return order
 
 
 #: What a camera stacks on top of any degradation (severity is drawn by CutMix, at most 0.5).

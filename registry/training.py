@@ -69,9 +69,8 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
     from ..core.evaluation import paired_samples
     from ..core.training.adapter import (
         Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter,
-        synthetic_sampler, train_adapter,
+        shuffle_colours as shuffled, synthetic_sampler, train_adapter,
     )
-    from ..core.training.adapter import shuffle_colours as shuffled
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
     from .store import load_base

@@ -715,6 +715,29 @@ def test_widened6_draws_low_light_over_whole_crops_only() -> None:
     assert whole_crop(classes, "widened5") == ()
 
 
+def test_widened6_shuffles_the_colours_of_half_the_crops(photos: torch.Tensor) -> None:
+    """The training photos' shadows are green; half of widened6's clean crops have their colour channels reordered
+    (NOTES.md), the other half are left as they are, and earlier recipes draw exactly what they drew before."""
+    from air_restore.core.families import COLOUR_SHUFFLE, channel_orders
+    from air_restore.core.training.base import TrainBaseConfig, _cutmix_crops
+
+    assert COLOUR_SHUFFLE == {"widened6": 0.5}
+    order = channel_orders(4000, _gen(0), 0.5)
+    kept = float((order == torch.tensor([0, 1, 2])).all(1).float().mean())
+    assert abs(kept - (0.5 + 0.5 / 6)) < 0.03 and sorted(order[0].tolist()) == [0, 1, 2]
+    assert len({tuple(o) for o in order.tolist()}) == 6
+    assert (channel_orders(50, _gen(0), 0.0) == torch.tensor([0, 1, 2])).all()
+    data = (photos * 255).round().to(torch.uint8)
+    cfg = TrainBaseConfig(batch_size=6, crop=32, model=TINY)
+    synths = [lambda x, g, s: x] * (len(TINY.classes) - 1)  # nothing degraded: the crops come back as drawn
+    plain = _cutmix_crops(data, cfg, _gen(3), synths, None)[0]
+    same = _cutmix_crops(data, cfg, _gen(3), synths, None, colour_shuffle=0.0)[0]
+    assert torch.equal(plain, same)
+    shuffled = _cutmix_crops(data, cfg, _gen(3), synths, None, colour_shuffle=1.0)[0]
+    assert torch.equal(shuffled.sort(1).values, plain.sort(1).values)  # the same pixels, channels reordered
+    assert not torch.equal(shuffled, plain)
+
+
 def test_cutmix_is_deterministic_per_seed(photos: torch.Tensor) -> None:
     a = cutmix_batch(photos, SYNTHS, _gen(5))
     b = cutmix_batch(photos, SYNTHS, _gen(5))

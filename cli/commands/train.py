@@ -30,8 +30,8 @@ def base(
         None, help="v1 (default): the built-in synthesizers; widened / widened2 ... widened6: degradation "
         "families and camera-pipeline stacks (base v2; widened2 also keeps dim photos dim, widened3 also brightens "
         "only clearly dark ones, widened4 only photos at a mean brightness of 0.02–0.12, widened5 also JPEG after "
-        "haze and flat skies that must stay flat, widened6 also low light over whole crops only). With --chunked, "
-        "the run's recorded recipe unless given."),
+        "haze and flat skies that must stay flat, widened6 also low light over whole crops only and half the "
+        "crops' colours shuffled). With --chunked, the run's recorded recipe unless given."),
     chunked: bool = flag(
         "--chunked", help="Resumable chunks: train for --time-budget seconds, then write --out/base.safetensors "
         "(EMA, fp16) and --out/training-state.json; the same command again goes on from there. --steps is the "

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
 from ..arch import FORMAT_VERSION, AirUNet
+from ..families import channel_orders
 from ..metrics import psnr
 
 PairSampler = Callable[[int, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
@@ -94,16 +95,11 @@ class Over:
         return x, y
 
 
-#: The six orders of three colour channels (the first keeps them as they are).
-CHANNEL_ORDERS = torch.tensor([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
-
-
 def shuffle_colours(sampler: PairSampler, share: float) -> PairSampler:
     """``sampler`` with the colour channels of a random ``share`` of its pairs put in one of the six orders (the
-    same order for the degraded and the clean crop of a pair), so the adapter learns no colour prior from the
-    training photos. CBSD432's dark regions are green (G − (R + B)/2: +5.9 levels under luma 25, +8.2 from 25 to
-    60; Urban100's −0.9 and −1.7), and where low light and noise have destroyed a region's colour, an adapter
-    trained on them paints it that green (NOTES.md). Not for a degradation that *is* a colour (an underwater
+    same order for the degraded and the clean crop of a pair; :func:`~air_restore.core.families.channel_orders`),
+    so the adapter learns no colour prior from the training photos, whose green shadows it would paint where low
+    light and noise have destroyed a region's colour. Not for a degradation that *is* a colour (an underwater
     cast): shuffled, the cast would be any colour."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share {share} is not in [0, 1]")
@@ -112,9 +108,7 @@ def shuffle_colours(sampler: PairSampler, share: float) -> PairSampler:
 
     def sample(batch: int, crop: int, g: torch.Generator):
         x, y = sampler(batch, crop, g)
-        order = CHANNEL_ORDERS[torch.randint(0, len(CHANNEL_ORDERS), (batch,), generator=g)]
-        keep = torch.rand((batch,), generator=g) >= share
-        order[keep] = CHANNEL_ORDERS[0]
+        order = channel_orders(batch, g, share)
         rows = torch.arange(batch).view(-1, 1)
         return x[rows, order], y[rows, order]
 

@@ -59,7 +59,8 @@ class TrainBaseConfig(BaseModel):
         "families and camera-pipeline stacks (core.families); widened2: also dim clean targets; widened3: "
         "also only clearly dark low light; widened4: low light at an absolute mean brightness of 0.02–0.12; "
         "widened5: also JPEG after haze and flat skies among the clean targets (featureless fog stays featureless); "
-        "widened6: also low light over whole crops only (no region pasted in or over it)."
+        "widened6: also low light over whole crops only (no region pasted in or over it) and half the crops' colour "
+        "channels reordered (no green shadows learnt from the photos)."
     )
     p_clean: float = Field(0.1, ge=0, le=1, description="CutMix: chance that a background or region stays clean.")
     p_stack: float = Field(0.2, ge=0, le=1, description="CutMix: chance that a region gets a second degradation.")
@@ -147,11 +148,18 @@ def _evaluate(net: AirUNet, val_batch, acc) -> dict:
 
 
 def _cutmix_crops(data: torch.Tensor, cfg: TrainBaseConfig, g: torch.Generator, synthesizers, stack_with, *,
-                  dim_targets: bool = False, sky_targets: bool = False, whole_crop: tuple[int, ...] = ()):
-    """One training batch (clean, degraded, labels): random crops, optionally some darker targets
-    (recipes widened2 to widened6) and some with a flat sky (widened5, widened6), then Degradation CutMix
-    (``whole_crop``: :func:`core.cutmix.cutmix_batch`'s)."""
+                  dim_targets: bool = False, sky_targets: bool = False, whole_crop: tuple[int, ...] = (),
+                  colour_shuffle: float = 0.0):
+    """One training batch (clean, degraded, labels): random crops, a ``colour_shuffle`` share of them with their
+    colour channels reordered (widened6), optionally some darker targets (recipes widened2 to widened6) and some
+    with a flat sky (widened5, widened6), then Degradation CutMix (``whole_crop``: as
+    :func:`core.cutmix.cutmix_batch` takes it)."""
     clean = random_crops(data, cfg.batch_size, cfg.crop, g)
+    if colour_shuffle:
+        from ..families import channel_orders
+
+        order = channel_orders(clean.shape[0], g, colour_shuffle, clean.device)
+        clean = clean[torch.arange(clean.shape[0], device=clean.device)[:, None], order]
     if dim_targets:
         from ..families import vary_exposure
 

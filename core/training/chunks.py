@@ -73,7 +73,7 @@ def train_base_chunk(
     """
     from accelerate import Accelerator
 
-    from ..families import DIM_TARGET_RECIPES, RECIPES, SKY_TARGET_RECIPES, whole_crop, widened
+    from ..families import COLOUR_SHUFFLE, DIM_TARGET_RECIPES, RECIPES, SKY_TARGET_RECIPES, whole_crop, widened
 
     started = time.time()
     run_dir = Path(run_dir)
@@ -150,7 +150,8 @@ def train_base_chunk(
         batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with,
                               dim_targets=cfg.recipe in DIM_TARGET_RECIPES,
                               sky_targets=cfg.recipe in SKY_TARGET_RECIPES,
-                              whole_crop=whole_crop(cfg.model.classes, cfg.recipe))
+                              whole_crop=whole_crop(cfg.model.classes, cfg.recipe),
+                              colour_shuffle=COLOUR_SHUFFLE.get(cfg.recipe, 0.0))
         loss_l1, _, loss = _losses(engine, batch, cfg)
         engine.update(loss, {"loss": loss.item()} if (step + 1) % 50 == 0 else {})
         step = engine.step
