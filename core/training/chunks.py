@@ -146,12 +146,12 @@ def train_base_chunk(
     if not state:  # where the run starts, so the log shows what the first chunk changed
         rows.append({"step": step, "chunk": 0, **validate(ema_model())})
         log(json.dumps(rows[-1]))
+    # What the recipe does to each batch besides its synthesizers (fixed for the chunk).
+    recipe_options = dict(dim_targets=cfg.recipe in DIM_TARGET_RECIPES, sky_targets=cfg.recipe in SKY_TARGET_RECIPES,
+                          whole_crop=whole_crop(cfg.model.classes, cfg.recipe),
+                          colour_shuffle=COLOUR_SHUFFLE.get(cfg.recipe, 0.0))
     for step in engine:
-        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with,
-                              dim_targets=cfg.recipe in DIM_TARGET_RECIPES,
-                              sky_targets=cfg.recipe in SKY_TARGET_RECIPES,
-                              whole_crop=whole_crop(cfg.model.classes, cfg.recipe),
-                              colour_shuffle=COLOUR_SHUFFLE.get(cfg.recipe, 0.0))
+        batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, **recipe_options)
         loss_l1, _, loss = _losses(engine, batch, cfg)
         engine.update(loss, {"loss": loss.item()} if (step + 1) % 50 == 0 else {})
         step = engine.step
