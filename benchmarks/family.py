@@ -14,8 +14,10 @@ Each adapter alone at weight 1 (others 0, the clean-pixel gate on, as `air resto
 base alone, on: the held-out real pairs of its degradation (the last ``--pairs-limit`` of Rain100H for
 rain, PolyU for noise; neither adapter saw them), its plugin at severity 0.5 and at a mild 0.15, each
 variant of its widened family (``core.families``) at 0.5, the plugin at 0.5 then JPEG-compressed (quality
-about 90 and 50, as photos are saved), and clean photos. The family rows are the new adapter's own training
-distribution, so only the real pairs (and the clean row) are an independent test.
+about 90 and 50, as photos are saved), and clean photos; for noise also noise without colour (:data:`LUMINANCE_ROWS`:
+grey photos, and colour photos with one noise draw for all channels), compared with the grey photo where it is one.
+The family rows are the new adapter's own training distribution, so only the real pairs, the clean row and the
+rows without colour (written apart from the synthesizer it trains on) are an independent test.
 With ``--pipeline``, also: the pipeline as `air restore` runs it (every bundled adapter blended by the
 bundled estimator, the fallback and the gate) with the baseline and with the new adapter in its place, the
 estimator's mean weight for it, every stacked degradation of the blending table that holds it, and every
@@ -39,7 +41,7 @@ from blending import ALL_STACKS, PAIRS, _crop, _psnr, held_out_pairs, pipeline, 
 
 from air_restore.core import degradations as D  # noqa: E402
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
-from air_restore.core.families import FAMILIES  # noqa: E402
+from air_restore.core.families import FAMILIES, luma  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
 from air_restore.core.metrics import quantize8  # noqa: E402
 from air_restore.registry.adapters import read_manifest  # noqa: E402
@@ -48,15 +50,41 @@ from air_restore.registry.pipeline import Restorer  # noqa: E402
 from air_restore.registry.store import bundled_adapters, load_base  # noqa: E402
 
 
-def rows_for(name: str) -> list[tuple[str, object, float]]:
-    """(row name, synthesizer, severity) of the synthetic rows for adapter ``name``."""
+def _luminance_noise(sigma: float, grey: bool):
+    """Gaussian noise of ``sigma`` (8-bit levels), one draw for all three channels, on the photo or on it made grey:
+    written here, apart from ``core.degradations.mono_noise`` that the noise adapter's family draws from."""
+    def synth(x: torch.Tensor, g: torch.Generator, s: float) -> torch.Tensor:
+        base = _grey(x) if grey else x
+        return base + sigma / 255 * torch.randn((x.shape[0], 1, *x.shape[2:]), generator=g)
+    return synth
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """The photo grey, in 8 bits as a grey file holds it."""
+    return quantize8(luma(x))
+
+
+#: Rows of photos whose noise has no colour (grey photos and scans, a phone's luma noise), for the noise adapter;
+#: the fourth field makes the reference grey too.
+LUMINANCE_ROWS = [
+    ("grey photo, noise σ 10", _luminance_noise(10, True), 0.5, _grey),
+    ("grey photo, noise σ 25", _luminance_noise(25, True), 0.5, _grey),
+    ("luminance noise σ 10", _luminance_noise(10, False), 0.5, None),
+    ("luminance noise σ 20", _luminance_noise(20, False), 0.5, None),
+    ("grey photo, clean", lambda x, g, s: _grey(x), 0.5, _grey),
+]
+
+
+def rows_for(name: str) -> list[tuple]:
+    """(row name, synthesizer, severity[, reference]) of the synthetic rows for adapter ``name``; ``reference``
+    maps the clean photo to the one to compare with (the photo itself where absent)."""
     plugin = get_degradation(name).synthesize
     rows = [(f"{name} 0.5", plugin, 0.5), (f"{name} 0.15", plugin, 0.15)]
     variants = FAMILIES[name][0] if name in FAMILIES else ()
     rows += [(f"family: {fn.__name__.strip('_')} 0.5", fn, 0.5) for fn in variants if fn is not plugin]
     for q, js in ((90, 0.1), (50, 0.5)):
         rows.append((f"{name} 0.5 + jpeg q≈{q}", lambda x, g, s, js=js: D.jpeg(plugin(x, g, s).clamp(0, 1), g, js), 0.5))
-    return rows
+    return rows + (LUMINANCE_ROWS if name == "noise" else [])
 
 
 def stacked_rows(name: str) -> list[tuple[str, object, float]]:
@@ -100,10 +128,11 @@ def main(argv: list[str] | None = None) -> dict:
             if (parts != (name,) and not args.pipeline) or not root.is_dir():
                 continue
             sets.append((f"real: {folder} (held out)", held_out_pairs(root, args.pairs_limit, args.size)))
-    for row, fn, severity in rows_for(name) + (stacked_rows(name) if args.pipeline else []):
+    for row, fn, severity, *ref in rows_for(name) + (stacked_rows(name) if args.pipeline else []):
         seed = zlib.crc32(row.encode())
-        sets.append((row, [(quantize8(fn(c[None], torch.Generator().manual_seed(seed + i), severity)[0].clamp(0, 1)), c)
-                           for i, c in enumerate(clean)]))
+        to_ref = ref[0] if ref and ref[0] is not None else (lambda x: x)
+        sets.append((row, [(quantize8(fn(c[None], torch.Generator().manual_seed(seed + i), severity)[0].clamp(0, 1)),
+                            to_ref(c[None])[0]) for i, c in enumerate(clean)]))
     sets.append(("clean", [(quantize8(c), c) for c in clean]))
     rows = []
     one, zero = torch.ones(1), torch.zeros(1)

@@ -411,10 +411,13 @@ def family_section(f: dict) -> list[str]:
     """`air train adapter --family` (benchmarks/family.py): an adapter trained on a widened family, alone, and
     (``--pipeline``) in the whole pipeline beside the adapter it replaces."""
     t, name = f["training"], f["adapter"]
-    init = t.get("data", {}).get("init")
+    data = t.get("data", {})
+    init = data.get("init")
     before = "bundled" if not f.get("pipeline") else "previous"
+    flags = "".join(f" --{flag} {data[key]:g}" for flag, key in (("grey", "grey"), ("clean-share", "clean_share"))
+                    if data.get(key))
     lines = [
-        f"## `air train adapter {name} --family`: a {name} adapter trained on its widened family",
+        f"## `air train adapter {name} --family{flags}`: a {name} adapter trained on its widened family",
         "",
         f"`benchmarks/family.py`: the {before} {name} adapter and one trained with `--synthetic {name} --family` "
         f"({t.get('steps')} steps × {t.get('batch_size')} × {t.get('crop')}²"

@@ -13,6 +13,8 @@ output: benchmarks fix seeds by seeding the generator.
   thin and dim), motion-blurred seeds rather than 1-px bars, screen-blended, plus a veil.
 - lowlight: exposure cut in linear RGB, Poisson–Gaussian sensor noise, then the sRGB curve and a
   random extra gamma.
+- mono_noise: luminance noise, the same in every channel (grayscale photos, film grain, a phone's
+  luma noise after its chroma denoising).
 - jpeg: baseline JPEG in torch (:func:`jpeg`) or through libjpeg (:func:`jpeg_codec`).
 """
 
@@ -24,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 MAX_NOISE_SIGMA = 50.0 / 255.0
+#: Luma weights (ITU-R BT.601, as Pillow's "L" mode reads a colour photo).
+LUMA = (0.299, 0.587, 0.114)
 
 
 from .synthesis import (  # noqa: F401  (the helpers, also public here: D.rand, D.severity_tensor, ...)
@@ -297,6 +301,34 @@ def camera_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Te
         idx = compress.nonzero().flatten()
         out[idx] = jpeg(out[idx], g, uniform(0.05, 0.5, (len(idx),), g, dev))
     return out
+
+
+def mono_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
+    """Luminance noise: (nearly) the same noise in every channel, σ = severity·50/255 as in :func:`noise`.
+
+    What a grayscale photo or scan carries (RNI6's real noisy photos are all grayscale), and what a phone
+    leaves after its ISP has removed the chroma noise. Networks trained only on noise drawn per channel
+    learn to find noise by its colour and leave this untouched (base v1: σ 25 on grayscale CBSD68 photos,
+    20.49 dB in, 20.63 out; NOTES.md). Per image: Gaussian or Poisson–Gaussian on the luma (as
+    :func:`noise`); channel correlation 1 on half the images (a grayscale photo stays gray) and 0.5–1
+    on the rest; film-like grain on 30% (the field blurred by a Gaussian of σ 0.4–1 px, its std kept).
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    sigma = per_image(severity_tensor(severity, b, dev) * MAX_NOISE_SIGMA)
+    corr = torch.where(rand((b,), g, dev) < 0.5, torch.ones(b, device=dev), uniform(0.5, 1.0, (b,), g, dev))
+    common = randn((b, 1, h, w), g, dev)
+    grain = rand((b,), g, dev) < 0.3
+    if bool(grain.any()):
+        idx = grain.nonzero().flatten()
+        blurred = conv_per_image(common[idx], gaussian_kernel(uniform(0.4, 1.0, (len(idx),), g, dev), 7))
+        common[idx] = blurred / blurred.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    corr = per_image(corr)
+    n = corr.sqrt() * common + (1 - corr).sqrt() * randn(x.shape, g, dev)
+    luma = (x * torch.tensor(LUMA, device=dev, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    shot = per_image(rand((b,), g, dev) < 0.5)
+    std = torch.where(shot, torch.sqrt(1.5 * sigma.square() * luma.clamp(0, 1) + (0.5 * sigma).square()), sigma)
+    return (x + std * n).clamp(0, 1)
 
 
 def gaussian_blur(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,11 @@ An exposure covers the whole frame, so a low-light crop is dark all over, with n
 It also reorders the colour channels of half the clean crops (:data:`COLOUR_SHUFFLE`): the training photos' green
 shadows taught the low-light adapter to paint dark regions green, and its retraining on shuffled crops halved that
 (NOTES.md); the base adds the rest.
+``widened7`` adds luminance noise (:func:`~air_restore.core.degradations.mono_noise`, the same in every channel) to the
+noise family and turns 15% of the clean crops grey (:data:`GREY`). Base v1 finds noise by its colour: its head reads
+a noisy grey photo as clean and its output leaves the noise (grey CBSD68 photos at σ 25: 20.32 dB in, 21.15 out
+without the gate; RNI6, real noisy photos, are all grey). A noise adapter trained on both gained +6 dB there on v1
+(NOTES.md), but the head it reads through must learn it too.
 """
 
 from __future__ import annotations
@@ -131,20 +136,29 @@ FAMILIES_5 = {
              (1.0,)),
 }
 
+#: Recipe widened7: widened5's families (as widened6) with luminance noise in the noise family, a fifth of it.
+FAMILIES_7 = {
+    **FAMILIES_5,
+    "noise": ((D.noise, D.camera_noise, D.jpeg, D.mono_noise), (0.35, 0.30, 0.15, 0.20)),
+}
+
 #: The recipes built on these families, and the CutMix shares they train with (15% of backgrounds and
 #: regions clean, 30% of regions with a second degradation stacked).
 RECIPE_FAMILIES = {"widened": FAMILIES, "widened2": FAMILIES, "widened3": FAMILIES_3, "widened4": FAMILIES_4,
-                   "widened5": FAMILIES_5, "widened6": FAMILIES_5}
+                   "widened5": FAMILIES_5, "widened6": FAMILIES_5, "widened7": FAMILIES_7}
 RECIPES = tuple(RECIPE_FAMILIES)
 #: Recipes that darken a share of the clean targets (:func:`vary_exposure`).
-DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4", "widened5", "widened6")
+DIM_TARGET_RECIPES = ("widened2", "widened3", "widened4", "widened5", "widened6", "widened7")
 #: Recipes that give a share of the clean targets a flat sky (:func:`with_sky`).
-SKY_TARGET_RECIPES = ("widened5", "widened6")
+SKY_TARGET_RECIPES = ("widened5", "widened6", "widened7")
 #: Classes a recipe draws over whole crops only (:func:`core.cutmix.cutmix_batch`'s ``whole_crop``).
-WHOLE_CROP: dict[str, tuple[str, ...]] = {"widened6": ("lowlight",)}
+WHOLE_CROP: dict[str, tuple[str, ...]] = {"widened6": ("lowlight",), "widened7": ("lowlight",)}
 #: Share of a recipe's clean crops whose colour channels are reordered before anything else (:func:`channel_orders`):
 #: half, so the base loses its green shadows (it adds +2 to +4 levels of green to LOL's) but keeps seeing real colour.
-COLOUR_SHUFFLE: dict[str, float] = {"widened6": 0.5}
+COLOUR_SHUFFLE: dict[str, float] = {"widened6": 0.5, "widened7": 0.5}
+#: Share of a recipe's clean crops turned grey after that (:func:`luma`): black-and-white photos and scans, whose
+#: noise has no colour to be found by.
+GREY: dict[str, float] = {"widened7": 0.15}
 CUTMIX = {"p_clean": 0.15, "p_stack": 0.3}
 
 #: Share of training crops whose clean target itself is darker (linear exposure × 0.25–1): a dim
@@ -215,6 +229,18 @@ def channel_orders(b: int, g: torch.Generator, share: float, device=None) -> tor
     return order
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] → the same photos grey: their luma in all three channels."""
+    return (x * torch.tensor(D.LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x)
+
+
+def grey_picks(b: int, g: torch.Generator, share: float, device=None) -> torch.Tensor:
+    """bool [B]: which of ``b`` images to turn grey, a random ``share`` of them."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share {share} is not in [0, 1]")
+    return torch.rand((b,), generator=g, device=device) < share
+
+
 #: What a camera stacks on top of any degradation (severity is drawn by CutMix, at most 0.5).
 STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_noise, D.jpeg), (0.4, 0.3, 0.3))
 
@@ -239,6 +265,11 @@ ADAPTER_FAMILIES: dict[str, Synthesizer] = {
     #: in place (CBSD68, rain 0.5 then JPEG: 22.9 dB from the base against 28.6 uncompressed). A wider family
     #: that also drew drizzle and rain over haze cost rain alone 2.8 dB at weight 1 (NOTES.md).
     "rain": then_jpeg(D.rain, codec=JPEG_EITHER),
+    #: The noise adapter's family: the plugin's noise (per channel) on two crops in three, luminance noise (the
+    #: same in every channel: grey photos and scans, film grain, a phone's luma noise) on the third. Base v1 and
+    #: the first noise adapter left luminance noise in place (grey CBSD68 photos at σ 25: 20.49 dB in, 20.50 out
+    #: of the pipeline; 26.5 with this family; NOTES.md).
+    "noise": partial(D.pick_per_image, variants=(D.noise, D.mono_noise), probs=(2 / 3, 1 / 3)),
 }
 
 

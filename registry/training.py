@@ -59,17 +59,20 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
             clean: Path | None = None, over: list[str] = (), over_share: float = 0.3, steps: int = 500,
             rank: int = 4, batch_size: int = 8, crop: int = 96, lr: float = 5e-4, holdout: float = 0.1,
             weights: Path | None = None, seed: int = 0, family: bool = False, init: Path | None = None,
-            shuffle_colours: float = 0.0, overwrite: bool = False, progress: Progress = _quiet) -> AdapterRun:
+            shuffle_colours: float = 0.0, grey: float = 0.0, clean_share: float = 0.0, overwrite: bool = False,
+            progress: Progress = _quiet) -> AdapterRun:
     """``air train adapter``: one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer
     (with ``family``, the widened family of that built-in class, :mod:`air_restore.core.families`); the last
     ``holdout`` share of the images is held out for the before/after metrics, degraded the same way.
     ``init``: an adapter folder of the same rank, trained on the same base, to start from. ``shuffle_colours``: the
     share of training crops whose colour channels are put in a random order
-    (:func:`air_restore.core.training.adapter.shuffle_colours`)."""
+    (:func:`air_restore.core.training.adapter.shuffle_colours`); ``grey``: the share turned grey
+    (:func:`~air_restore.core.training.adapter.grey_crops`); ``clean_share``: the share given clean, with their
+    clean target (:func:`~air_restore.core.training.adapter.synthetic_sampler`'s ``keep_clean``)."""
     from ..core.evaluation import paired_samples
     from ..core.training.adapter import (
         Over, TrainAdapterConfig, build_manifest, heldout_psnr, paired_sampler, save_adapter,
-        shuffle_colours as shuffled, synthetic_sampler, train_adapter,
+        grey_crops, shuffle_colours as shuffled, synthetic_sampler, train_adapter, with_clean,
     )
     from ..plugins.api import NAME_RE
     from .discovery import get_degradation
@@ -88,8 +91,9 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
         raise UserError("--synthetic needs --clean DIR (clean photos to degrade)")
     if family and synthetic is None:
         raise UserError("--family needs --synthetic NAME (a built-in degradation with a widened family)")
-    if not 0.0 <= shuffle_colours <= 1.0:
-        raise UserError(f"--shuffle-colours {shuffle_colours}: give a share between 0 and 1")
+    for flag_name, share in (("--shuffle-colours", shuffle_colours), ("--grey", grey), ("--clean-share", clean_share)):
+        if not 0.0 <= share <= 1.0:
+            raise UserError(f"{flag_name} {share}: give a share between 0 and 1")
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (pass --overwrite to replace it)")
     if init is not None and not (init / "adapter_config.json").is_file():
@@ -130,12 +134,14 @@ def adapter(name: str, out: Path, *, pairs: Path | None = None, synthetic: str |
     if not train:
         raise UserError("need at least 2 images (one to train on, one held out)")
     if pairs is not None:
-        sampler = shuffled(paired_sampler([d for d, _ in train], [c for _, c in train]), shuffle_colours)
+        sampler = with_clean(grey_crops(shuffled(paired_sampler([d for d, _ in train], [c for _, c in train]),
+                                                 shuffle_colours), grey), clean_share)
     else:
-        sampler = synthetic_sampler([c for _, c in train], synth, shuffle=shuffle_colours,
-                                    over=Over(under, over_share, base) if over else None)
-    if shuffle_colours:
-        source["colour_shuffle"] = shuffle_colours
+        sampler = synthetic_sampler([c for _, c in train], synth, shuffle=shuffle_colours, grey=grey,
+                                    keep_clean=clean_share, over=Over(under, over_share, base) if over else None)
+    for key, share in (("colour_shuffle", shuffle_colours), ("grey", grey), ("clean_share", clean_share)):
+        if share:
+            source[key] = share
     if started_from is not None:
         source["init"] = started_from
     started = time.time()

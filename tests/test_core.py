@@ -27,7 +27,7 @@ DEGRADATIONS = {"noise": D.noise, "blur": D.blur, "haze": D.haze, "rain": D.rain
 SYNTHS = list(DEGRADATIONS.values())
 # The wider families base v2 trains on (core.families) meet the same contract.
 WIDER = {"jpeg": D.jpeg, "jpeg_codec": D.jpeg_codec, "camera_noise": D.camera_noise, "gaussian_blur": D.gaussian_blur,
-         "flat_haze": D.flat_haze, "drizzle": D.drizzle, "dim": D.dim}
+         "flat_haze": D.flat_haze, "drizzle": D.drizzle, "dim": D.dim, "mono_noise": D.mono_noise}
 DEGRADATIONS = {**DEGRADATIONS, **WIDER}
 
 
@@ -517,6 +517,26 @@ def test_camera_noise_leaves_chroma_blotches_not_just_pixel_noise() -> None:
     assert chroma.std() > 0.01  # colour noise, not only luminance
 
 
+def test_mono_noise_is_the_same_in_every_channel_and_keeps_grey_photos_grey() -> None:
+    grey = torch.full((64, 3, 48, 48), 0.5)
+    y = D.mono_noise(grey, _gen(0), 0.5)
+    n = (y - grey).flatten(2)  # [B, 3, HW]
+    n = n - n.mean(2, keepdim=True)
+    corr = (n[:, 0] * n[:, 1]).mean(1) / (n[:, 0].std(1) * n[:, 1].std(1))
+    assert corr.min() > 0.45  # luminance noise: channel correlation 0.5–1 (per-channel noise: about 0)
+    still_grey = (y[:, 0] == y[:, 1]).all((1, 2)) & (y[:, 1] == y[:, 2]).all((1, 2))
+    assert 20 <= int(still_grey.sum()) <= 44  # half the photos keep correlation 1: a grey photo stays grey
+    sigma = (y - grey).flatten(1).std(1)
+    assert (sigma - 25 / 255).abs().max() < 0.35 * 25 / 255  # σ = severity · 50/255 (the Poisson–Gaussian variant
+    # has the same std at mid-grey)
+    lag = (n[..., 1:] * n[..., :-1]).mean((1, 2)) / n.square().mean((1, 2))
+    assert 8 <= int((lag > 0.2).sum()) <= 32  # film-like grain, spread over neighbours, on about 30%
+    assert int((lag < 0.05).sum()) >= 32  # the rest pixel by pixel
+    iid = D.noise(grey, _gen(0), 0.5) - grey
+    iid = iid.flatten(2) - iid.flatten(2).mean(2, keepdim=True)
+    assert ((iid[:, 0] * iid[:, 1]).mean(1) / (iid[:, 0].std(1) * iid[:, 1].std(1))).abs().max() < 0.1
+
+
 def test_drizzle_keeps_the_photo_brightness_except_in_streaks(photos: torch.Tensor) -> None:
     y = D.drizzle(photos, _gen(0), 0.5)
     diff = y - photos
@@ -721,7 +741,7 @@ def test_widened6_shuffles_the_colours_of_half_the_crops(photos: torch.Tensor) -
     from air_restore.core.families import COLOUR_SHUFFLE, channel_orders
     from air_restore.core.training.base import TrainBaseConfig, _cutmix_crops
 
-    assert COLOUR_SHUFFLE == {"widened6": 0.5}
+    assert COLOUR_SHUFFLE == {"widened6": 0.5, "widened7": 0.5}
     order = channel_orders(4000, _gen(0), 0.5)
     kept = float((order == torch.tensor([0, 1, 2])).all(1).float().mean())
     assert abs(kept - (0.5 + 0.5 / 6)) < 0.03 and sorted(order[0].tolist()) == [0, 1, 2]
@@ -736,6 +756,39 @@ def test_widened6_shuffles_the_colours_of_half_the_crops(photos: torch.Tensor) -
     shuffled = _cutmix_crops(data, cfg, _gen(3), synths, None, colour_shuffle=1.0)[0]
     assert torch.equal(shuffled.sort(1).values, plain.sort(1).values)  # the same pixels, channels reordered
     assert not torch.equal(shuffled, plain)
+
+
+def test_widened7_adds_luminance_noise_and_grey_crops(photos: torch.Tensor) -> None:
+    """widened7 is widened6 with luminance noise in the noise family and 15% of the clean crops grey (v1's head reads
+    a noisy grey photo as clean; NOTES.md); earlier recipes draw exactly what they drew before."""
+    from air_restore.core.families import FAMILIES_5, GREY, RECIPE_FAMILIES, family, luma, whole_crop
+    from air_restore.core.training.base import TrainBaseConfig, _cutmix_crops
+
+    classes = AirUNetConfig().classes
+    assert whole_crop(classes, "widened7") == whole_crop(classes, "widened6")
+    assert {k: v for k, v in RECIPE_FAMILIES["widened7"].items() if k != "noise"} == \
+        {k: v for k, v in FAMILIES_5.items() if k != "noise"}
+    assert D.mono_noise in RECIPE_FAMILIES["widened7"]["noise"][0]
+    assert D.mono_noise not in RECIPE_FAMILIES["widened6"]["noise"][0]
+    grey = torch.full((400, 3, 16, 16), 0.5)
+
+    def correlated(recipe: str) -> int:
+        """How many of the 400 draw noise whose channels go together (camera noise's demosaicing does it too)."""
+        n = (family("noise", recipe)(grey, _gen(0), 0.5) - grey).flatten(2)
+        n = n - n.mean(2, keepdim=True)
+        return int(((n[:, 0] * n[:, 1]).mean(1) / (n[:, 0].std(1) * n[:, 1].std(1)).clamp_min(1e-8) > 0.45).sum())
+
+    assert correlated("widened7") >= correlated("widened6") + 35  # a fifth more draw luminance noise (80 of 400)
+    assert GREY == {"widened7": 0.15}
+    data = (photos * 255).round().to(torch.uint8)
+    cfg = TrainBaseConfig(batch_size=200, crop=16, model=TINY)
+    synths = [lambda x, g, s: x] * (len(TINY.classes) - 1)  # nothing degraded: the crops come back as drawn
+    plain = _cutmix_crops(data, cfg, _gen(3), synths, None)[0]
+    assert torch.equal(plain, _cutmix_crops(data, cfg, _gen(3), synths, None, grey=0.0)[0])
+    greyed = _cutmix_crops(data, cfg, _gen(3), synths, None, grey=0.15)[0]
+    turned = ~torch.isclose(greyed, plain).flatten(1).all(1)
+    assert 0.08 < float(turned.float().mean()) < 0.24
+    torch.testing.assert_close(greyed[turned], luma(plain[turned]))
 
 
 def test_cutmix_is_deterministic_per_seed(photos: torch.Tensor) -> None:

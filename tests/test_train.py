@@ -182,13 +182,13 @@ def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_pat
     assert second["config"]["recipe"] == "widened" and second["config"]["steps"] == 40
     assert [c["chunk"] for c in second["chunk_log"]] == [1, 2]
     # Changing the recipe of a run takes an explicit request, and the chunk log says where it changed (to the
-    # newest recipe: dim and sky targets, JPEG after haze, low light over whole crops).
+    # newest recipe: dim and sky targets, JPEG after haze, low light over whole crops, grey crops).
     logs: list[str] = []
-    third = train_base_chunk(photo_dir, run, config=_chunk_config(200).model_copy(update={"recipe": "widened6"}),
+    third = train_base_chunk(photo_dir, run, config=_chunk_config(200).model_copy(update={"recipe": "widened7"}),
                              time_budget=22, change_recipe=True, log=logs.append)
-    assert third["config"]["recipe"] == "widened6"
-    assert [c["recipe"] for c in third["chunk_log"]] == ["widened", "widened", "widened6"]
-    assert any(f"from widened to widened6 at step {second['step']}" in line for line in logs)
+    assert third["config"]["recipe"] == "widened7"
+    assert [c["recipe"] for c in third["chunk_log"]] == ["widened", "widened", "widened7"]
+    assert any(f"from widened to widened7 at step {second['step']}" in line for line in logs)
     assert third["chunk_log"][1]["steps"] == second["step"] - first["step"]
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert rows[0]["chunk"] == 0 and rows[0]["step"] == 0  # where the run started

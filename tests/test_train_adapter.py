@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from air_restore.cli.main import app
 from air_restore.core.training.adapter import (
-    Over, TrainAdapterConfig, paired_sampler, save_adapter, shuffle_colours, synthetic_sampler, train_adapter,
+    Over, TrainAdapterConfig, grey_crops, paired_sampler, save_adapter, shuffle_colours, synthetic_sampler,
+    train_adapter, with_clean,
 )
 from air_restore.core.lora import attach, blend
 from air_restore.registry.adapters import read_peft_adapter
@@ -132,16 +133,22 @@ def test_cli_over_is_recorded(clean_dir, tmp_path):
 
 
 def test_family_draws_other_ways_the_degradation_looks():
-    """--family: the noise family also holds JPEG, which leaves a flat grey crop almost as it is; the noise
-    plugin's own synthesizer never does."""
+    """--family: the noise adapter's family also holds luminance noise, the same in every channel; the noise
+    plugin's own synthesizer draws each channel's noise apart."""
     from air_restore.registry.training import family_synthesizer
 
-    grey = torch.full((32, 3, 32, 32), 0.5)
+    grey = torch.full((60, 3, 32, 32), 0.5)
+
+    def channel_corr(x):
+        n = (x - grey).flatten(2)
+        n = n - n.mean(2, keepdim=True)
+        return (n[:, 0] * n[:, 1]).mean(1) / (n[:, 0].std(1) * n[:, 1].std(1)).clamp_min(1e-8)
+
     plain = get_degradation("noise").synthesize(grey, torch.Generator().manual_seed(0), 0.5)
     wide = family_synthesizer("noise")[0](grey, torch.Generator().manual_seed(0), 0.5)
-    spread = lambda x: (x - grey).flatten(1).std(1)  # noqa: E731
-    assert spread(plain).min() > 0.05
-    assert (spread(wide) < 0.01).sum() >= 2 and (spread(wide) > 0.05).sum() >= 10
+    assert channel_corr(plain).abs().max() < 0.2
+    luminance = int((channel_corr(wide) > 0.45).sum())
+    assert 10 <= luminance <= 32 and int((channel_corr(wide).abs() < 0.2).sum()) >= 28  # a third, the rest per channel
 
 
 def test_cli_family_is_recorded_and_used(clean_dir, tmp_path):
@@ -247,6 +254,8 @@ def test_interrupted_save_leaves_nothing(tmp_path, clean_dir):
         (["snow", "--pairs", "{c}", "--family"], "--family needs --synthetic"),
         (["snow", "--synthetic", "snow", "--clean", "{c}", "--family"], "no family for 'snow'"),
         (["snow", "--synthetic", "noise", "--clean", "{c}", "--shuffle-colours", "1.5"], "--shuffle-colours"),
+        (["snow", "--synthetic", "noise", "--clean", "{c}", "--grey", "2"], "--grey"),
+        (["snow", "--synthetic", "noise", "--clean", "{c}", "--clean-share", "-0.1"], "--clean-share"),
     ],
 )
 def test_cli_errors(clean_dir, tmp_path, args, message):
@@ -306,10 +315,44 @@ def test_shuffled_colours_reorder_both_crops_of_a_pair_alike():
         shuffle_colours(crops, -0.1)
 
 
-def test_cli_records_shuffled_colours_in_the_manifest(clean_dir, tmp_path):
+def test_grey_crops_turn_both_crops_of_a_pair_grey():
+    """--grey: a share of the pairs read as a black-and-white photo, the degraded and the clean crop alike."""
+    clean = torch.stack([torch.full((40, 40), v) for v in (0.1, 0.5, 0.9)]) + 0.05 * torch.rand(3, 40, 40)
+    crops = paired_sampler([clean ** 2], [clean])
+    assert grey_crops(crops, 0.0) is crops
+    x, y = grey_crops(crops, 1.0)(50, 16, torch.Generator().manual_seed(0))
+    luma = lambda t: (t * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # noqa: E731
+    x0, y0 = crops(50, 16, torch.Generator().manual_seed(0))  # the same crops, not turned grey
+    torch.testing.assert_close(y, luma(y0).expand_as(y0))
+    torch.testing.assert_close(x, luma(x0).expand_as(x0))
+    x, y = grey_crops(crops, 0.25)(400, 16, torch.Generator().manual_seed(1))
+    is_grey = (y.std(1) < 1e-6).flatten(1).all(1)
+    assert 0.18 < float(is_grey.float().mean()) < 0.32
+    assert torch.equal(is_grey, (x.std(1) < 1e-6).flatten(1).all(1))  # both crops of a pair alike
+    with pytest.raises(ValueError):
+        grey_crops(crops, 1.5)
+
+
+def test_clean_share_gives_a_share_of_the_crops_undegraded():
+    """--clean-share: clean crops with themselves as the target, from a synthesizer and from pairs alike."""
+    photo = torch.rand(3, 40, 40)
+    noisy = lambda x, g, s: (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)  # noqa: E731
+    for sampler in (synthetic_sampler([photo], noisy, keep_clean=0.3),
+                    with_clean(paired_sampler([noisy(photo, torch.Generator().manual_seed(5), 1)], [photo]), 0.3)):
+        x, y = sampler(400, 16, torch.Generator().manual_seed(0))
+        same = (x == y).flatten(1).all(1).float().mean()
+        assert 0.23 < float(same) < 0.37
+    x, y = synthetic_sampler([photo], noisy)(100, 16, torch.Generator().manual_seed(0))
+    assert not (x == y).flatten(1).all(1).any()
+    with pytest.raises(ValueError):
+        synthetic_sampler([photo], noisy, keep_clean=-0.5)
+
+
+def test_cli_records_the_colour_grey_and_clean_shares_in_the_manifest(clean_dir, tmp_path):
     out = tmp_path / "ll"
     r = runner.invoke(app, ["train", "adapter", "lowlight", "--synthetic", "lowlight", "--clean", str(clean_dir),
                             "--out", str(out), "--steps", "2", "--batch-size", "2", "--crop", "32",
-                            "--shuffle-colours", "1"])
+                            "--shuffle-colours", "1", "--grey", "0.5", "--clean-share", "0.1"])
     assert r.exit_code == 0, r.output
-    assert json.loads((out / "air_manifest.json").read_text())["training"]["data"]["colour_shuffle"] == 1.0
+    data = json.loads((out / "air_manifest.json").read_text())["training"]["data"]
+    assert (data["colour_shuffle"], data["grey"], data["clean_share"]) == (1.0, 0.5, 0.1)

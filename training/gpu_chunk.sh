@@ -27,5 +27,5 @@ if python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
     gpu=(--compile --mixed-precision bf16)
 fi
 python3 -m air_restore.cli.main train base --chunked --data "$data" --out "$run" --time-budget "$budget" \
-    --recipe widened6 --steps 24000 --batch-size 256 --crop 128 --lr 5e-4 --val-every 250 \
+    --recipe widened7 --steps 24000 --batch-size 256 --crop 128 --lr 5e-4 --val-every 250 \
     --init registry/weights/base-v1.safetensors "${gpu[@]}" "$@"

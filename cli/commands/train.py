@@ -27,11 +27,12 @@ def base(
     init: Optional[Path] = typer.Option(None, help="Start from these base weights (fine-tuning) instead of random."),
     warmup: int = typer.Option(200, help="Learning-rate warm-up steps."),
     recipe: Optional[str] = typer.Option(
-        None, help="v1 (default): the built-in synthesizers; widened / widened2 ... widened6: degradation "
+        None, help="v1 (default): the built-in synthesizers; widened / widened2 ... widened7: degradation "
         "families and camera-pipeline stacks (base v2; widened2 also keeps dim photos dim, widened3 also brightens "
         "only clearly dark ones, widened4 only photos at a mean brightness of 0.02–0.12, widened5 also JPEG after "
         "haze and flat skies that must stay flat, widened6 also low light over whole crops only and half the "
-        "crops' colours shuffled). With --chunked, the run's recorded recipe unless given."),
+        "crops' colours shuffled, widened7 also luminance noise and grey crops). With --chunked, the run's recorded "
+        "recipe unless given."),
     chunked: bool = flag(
         "--chunked", help="Resumable chunks: train for --time-budget seconds, then write --out/base.safetensors "
         "(EMA, fp16) and --out/training-state.json; the same command again goes on from there. --steps is the "
@@ -106,8 +107,9 @@ def adapter(
     seed: int = typer.Option(0),
     family: bool = flag(
         "--family", help="With --synthetic NAME of a built-in degradation: draw each crop from its widened family "
-        "(noise: also camera noise and JPEG; blur: also Gaussian; haze: also flat and noisy haze; rain: also "
-        "drizzle and rain over haze; lowlight: also dim and dark-and-noisy, and half of the crops JPEG-compressed), "
+        "(noise: also luminance noise, the same in every channel, as on grey photos; blur: also Gaussian; haze: "
+        "also flat and noisy haze; rain: half of the crops then JPEG-compressed; jpeg: the torch codec or libjpeg; "
+        "lowlight: also dim and dark-and-noisy, and half of the crops JPEG-compressed), "
         "so the adapter is not fitted to one synthesizer's quirks."),
     init: Optional[Path] = typer.Option(
         None, "--init", help="Start from this adapter folder (same base and --rank) instead of a fresh LoRA: "
@@ -117,6 +119,14 @@ def adapter(
         "random order (degraded and clean alike), so the adapter learns no colour prior from the photos: where "
         "noise or darkness destroy a region's colour, an adapter trained on green-shadowed nature photos paints it "
         "green (the bundled lowlight adapter: 1). Not for a degradation that is a colour cast (underwater)."),
+    grey: float = typer.Option(
+        0.0, "--grey", min=0.0, max=1.0, help="Share of the crops turned grey (degraded and clean alike), for "
+        "black-and-white photos and scans: trained on colour photos alone, a network finds noise by its colour and "
+        "leaves it on a grey photo (the bundled noise adapter: 0.25)."),
+    clean_share: float = typer.Option(
+        0.0, "--clean-share", min=0.0, max=1.0, help="Share of the crops given undegraded, their own target, so "
+        "the adapter learns to leave clean pixels alone, and with them the segmentation head's reading of them, "
+        "which the clean-pixel gate uses (the bundled noise adapter: 0.1)."),
     overwrite: bool = flag("--overwrite", help="Replace an existing adapter folder."),
 ) -> None:
     """Phase II: train one LoRA adapter on the frozen base, from real pairs or a plugin's synthesizer.
@@ -140,7 +150,8 @@ def adapter(
         run = training.adapter(name, out, pairs=pairs, synthetic=synthetic, clean=clean, over=over_names,
                                over_share=over_share, steps=steps, rank=rank, batch_size=batch_size, crop=crop,
                                lr=lr, holdout=holdout, weights=weights, seed=seed, family=family,
-                               init=init, shuffle_colours=shuffle_colours, overwrite=overwrite, progress=bars)
+                               init=init, shuffle_colours=shuffle_colours, grey=grey, clean_share=clean_share,
+                               overwrite=overwrite, progress=bars)
     m = run.metrics
     table = Table(title=f"{name}: held-out PSNR ({run.held} images)", show_edge=False)
     for col in ("input", "base", "base + adapter", "gain over base"):

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
 from ..arch import FORMAT_VERSION, AirUNet
-from ..families import channel_orders
+from ..families import channel_orders, grey_picks, luma
 from ..metrics import psnr
 
 PairSampler = Callable[[int, int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
@@ -115,12 +115,52 @@ def shuffle_colours(sampler: PairSampler, share: float) -> PairSampler:
     return sample
 
 
+def grey_crops(sampler: PairSampler, share: float) -> PairSampler:
+    """``sampler`` with a random ``share`` of its pairs turned grey (:func:`~air_restore.core.families.luma`, the
+    degraded and the clean crop alike), as a black-and-white photo or scan is read. A network trained on colour
+    photos only finds noise by its colour: on grey photos it leaves noise in place (NOTES.md)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share {share} is not in [0, 1]")
+    if share == 0.0:
+        return sampler
+
+    def sample(batch: int, crop: int, g: torch.Generator):
+        x, y = sampler(batch, crop, g)
+        pick = grey_picks(batch, g, share).view(-1, 1, 1, 1)
+        return torch.where(pick, luma(x), x), torch.where(pick, luma(y), y)
+
+    return sample
+
+
+def with_clean(sampler: PairSampler, share: float) -> PairSampler:
+    """``sampler`` with a random ``share`` of its pairs made clean → clean (the input replaced by its target)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share {share} is not in [0, 1]")
+    if share == 0.0:
+        return sampler
+
+    def sample(batch: int, crop: int, g: torch.Generator):
+        x, y = sampler(batch, crop, g)
+        keep = (torch.rand((batch,), generator=g) < share).view(-1, 1, 1, 1)
+        return torch.where(keep, y, x), y
+
+    return sample
+
+
 def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_severity: float = 0.1,
-                      over: Over | None = None, shuffle: float = 0.0) -> PairSampler:
+                      over: Over | None = None, shuffle: float = 0.0, grey: float = 0.0,
+                      keep_clean: float = 0.0) -> PairSampler:
     """Random clean crops degraded by ``synthesize`` at random severities (over other degradations too,
     with ``over``); ``shuffle``: the share of clean crops whose colour channels are reordered first
-    (:func:`shuffle_colours`), so the base's output under ``over`` is that of the reordered crop."""
-    crops = shuffle_colours(paired_sampler(clean, clean), shuffle)
+    (:func:`shuffle_colours`), so the base's output under ``over`` is that of the reordered crop; ``grey``: the
+    share turned grey first (:func:`grey_crops`); ``keep_clean``: the share not degraded by ``synthesize`` (their
+    target is themselves, or the base's output under ``over``), so the adapter learns to leave undamaged
+    pixels alone. The clean-pixel gate reads the segmentation head with the adapters on, and an adapter that
+    never saw a clean crop can turn that reading: a noise adapter trained on luminance noise without them had
+    the head read every clean CBSD68 photo as degraded at weight 1 (NOTES.md)."""
+    if not 0.0 <= keep_clean <= 1.0:
+        raise ValueError(f"keep_clean {keep_clean} is not in [0, 1]")
+    crops = grey_crops(shuffle_colours(paired_sampler(clean, clean), shuffle), grey)
 
     def sample(batch: int, crop: int, g: torch.Generator):
         _, y = crops(batch, crop, g)
@@ -128,7 +168,11 @@ def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_se
         if over is not None:
             x, y = over.apply(y, g)
         severity = min_severity + (1 - min_severity) * torch.rand((batch,), generator=g)
-        return synthesize(x, g, severity).clamp(0, 1), y
+        degraded = synthesize(x, g, severity).clamp(0, 1)
+        if keep_clean:
+            keep = (torch.rand((batch,), generator=g) < keep_clean).view(-1, 1, 1, 1)
+            degraded = torch.where(keep, x, degraded)
+        return degraded, y
 
     return sample
 

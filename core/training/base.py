@@ -54,13 +54,14 @@ class TrainBaseConfig(BaseModel):
     mixed_precision: str = Field("no", description="accelerate mixed precision: no, bf16 or fp16.")
     channels_last: bool = Field(True, description="channels_last memory format: 1.37× the steps/s on a 2-core "
                                 "AVX2 CPU (benchmarks/train_speed.py); the GPU path always used it.")
-    recipe: Literal["v1", "widened", "widened2", "widened3", "widened4", "widened5", "widened6"] = Field(
+    recipe: Literal["v1", "widened", "widened2", "widened3", "widened4", "widened5", "widened6", "widened7"] = Field(
         "v1", description="v1: one built-in synthesizer per class, noise stacked; widened: degradation "
         "families and camera-pipeline stacks (core.families); widened2: also dim clean targets; widened3: "
         "also only clearly dark low light; widened4: low light at an absolute mean brightness of 0.02–0.12; "
         "widened5: also JPEG after haze and flat skies among the clean targets (featureless fog stays featureless); "
         "widened6: also low light over whole crops only (no region pasted in or over it) and half the crops' colour "
-        "channels reordered (no green shadows learnt from the photos)."
+        "channels reordered (no green shadows learnt from the photos); widened7: also luminance noise and 15% of "
+        "the crops grey (noise found on grey photos too)."
     )
     p_clean: float = Field(0.1, ge=0, le=1, description="CutMix: chance that a background or region stays clean.")
     p_stack: float = Field(0.2, ge=0, le=1, description="CutMix: chance that a region gets a second degradation.")
@@ -149,17 +150,21 @@ def _evaluate(net: AirUNet, val_batch, acc) -> dict:
 
 def _cutmix_crops(data: torch.Tensor, cfg: TrainBaseConfig, g: torch.Generator, synthesizers, stack_with, *,
                   dim_targets: bool = False, sky_targets: bool = False, whole_crop: tuple[int, ...] = (),
-                  colour_shuffle: float = 0.0):
+                  colour_shuffle: float = 0.0, grey: float = 0.0):
     """One training batch (clean, degraded, labels): random crops, a ``colour_shuffle`` share of them with their
-    colour channels reordered (widened6), optionally some darker targets (recipes widened2 to widened6) and some
-    with a flat sky (widened5, widened6), then Degradation CutMix (``whole_crop``: as
-    :func:`core.cutmix.cutmix_batch` takes it)."""
+    colour channels reordered (widened6, widened7), a ``grey`` share turned grey (widened7), optionally some darker
+    targets (recipes widened2 to widened7) and some with a flat sky (widened5 to widened7), then Degradation CutMix
+    (``whole_crop``: as :func:`core.cutmix.cutmix_batch` takes it)."""
     clean = random_crops(data, cfg.batch_size, cfg.crop, g)
     if colour_shuffle:
         from ..families import channel_orders
 
         order = channel_orders(clean.shape[0], g, colour_shuffle, clean.device)
         clean = clean[torch.arange(clean.shape[0], device=clean.device)[:, None], order]
+    if grey:
+        from ..families import grey_picks, luma
+
+        clean = torch.where(grey_picks(clean.shape[0], g, grey, clean.device).view(-1, 1, 1, 1), luma(clean), clean)
     if dim_targets:
         from ..families import vary_exposure
 

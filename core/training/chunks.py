@@ -73,7 +73,7 @@ def train_base_chunk(
     """
     from accelerate import Accelerator
 
-    from ..families import COLOUR_SHUFFLE, DIM_TARGET_RECIPES, RECIPES, SKY_TARGET_RECIPES, whole_crop, widened
+    from ..families import COLOUR_SHUFFLE, DIM_TARGET_RECIPES, GREY, RECIPES, SKY_TARGET_RECIPES, whole_crop, widened
 
     started = time.time()
     run_dir = Path(run_dir)
@@ -149,7 +149,7 @@ def train_base_chunk(
     # What the recipe does to each batch besides its synthesizers (fixed for the chunk).
     recipe_options = dict(dim_targets=cfg.recipe in DIM_TARGET_RECIPES, sky_targets=cfg.recipe in SKY_TARGET_RECIPES,
                           whole_crop=whole_crop(cfg.model.classes, cfg.recipe),
-                          colour_shuffle=COLOUR_SHUFFLE.get(cfg.recipe, 0.0))
+                          colour_shuffle=COLOUR_SHUFFLE.get(cfg.recipe, 0.0), grey=GREY.get(cfg.recipe, 0.0))
     for step in engine:
         batch = _cutmix_crops(train_data, cfg, g, synthesizers, stack_with, **recipe_options)
         loss_l1, _, loss = _losses(engine, batch, cfg)
