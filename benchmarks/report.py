@@ -55,6 +55,9 @@
     python benchmarks/promote.py --candidate training/base-v2/base.safetensors --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_STEPS.json
     air train adapter lowlight --synthetic lowlight --family --over rain,haze,blur --over-share 0.25 --clean ../shared/data/train/clean --steps 600 --weights training/base-v2/base.safetensors --out runs/v2_lowlight   # a low-light adapter on the candidate, for the next line
     python benchmarks/promote.py --candidate training/base-v2/base.safetensors --adapter runs/v2_lowlight --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/promote_chunk8_lowlight.json
+    mkdir -p runs/noise_before && for f in adapter_config.json adapter_model.safetensors air_manifest.json; do git show 19d2384:registry/weights/adapters/noise/$f > runs/noise_before/$f; done  # the noise adapter before
+    air train adapter noise --synthetic noise --family --grey 0.25 --clean-share 0.1 --over rain --over-share 0.15 --init runs/noise_before --rank 16 --steps 2000 --clean ../shared/data/train/clean --out registry/weights/adapters/noise --overwrite
+    python benchmarks/family.py --adapter registry/weights/adapters/noise --baseline runs/noise_before --pipeline --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_noise_luminance.json
     python benchmarks/report.py
 """
 

@@ -388,6 +388,21 @@ def test_family_script(clean_dir, tmp_path):
     assert "| pipeline, previous |" in "\n".join(_module("report_adapters").family_section(res))
 
 
+def test_family_script_measures_noise_without_colour_against_grey_photos(clean_dir):
+    """benchmarks/family.py, noise: grey photos are compared with the grey photo, and the bundled noise adapter
+    (trained with luminance noise and grey crops) removes noise from one (base v1 and the adapter before: ±0.1 dB)."""
+    from air_restore.registry.store import bundled_adapters
+
+    noise = next(a.path for a in bundled_adapters() if a.name == "noise")
+    res = _module("family").main(["--adapter", str(noise), "--clean", str(clean_dir), "--limit", "1", "--size", "96"])
+    rows = {r["task"]: r for r in res["rows"]}
+    assert rows["grey photo, clean"]["input"] == pytest.approx(100.0)  # the reference is the grey photo
+    grey = rows["grey photo, noise σ 25"]
+    assert 19.5 < grey["input"] < 21.5
+    assert grey["new"] > grey["input"] + 2.0 and grey["base"] < grey["input"] + 1.0
+    assert rows["luminance noise σ 20"]["new"] > rows["luminance noise σ 20"]["input"] + 2.0
+
+
 def test_profile_script_splits_the_convolutions_by_kind():
     """benchmarks/profile_restore.py: operator groups of one profiled restore, the convolutions told apart by
     their weight shapes (the base has 1×1 and depthwise 3×3 convs, and a few others)."""
