@@ -576,7 +576,9 @@ def test_targets_judged_by_restoration_pick_the_best_subset_of_what_is_present()
         chosen = targets[i].nonzero().flatten().tolist()
         for other in ([], [i_noise], [i_haze], [i_noise, i_haze]):
             assert score(i, chosen) >= score(i, other) - 1e-3
-    assert bool(targets[:, i_noise].all())  # heavy noise: the noise adapter helps on every crop
+    assert all(score(i, [i_noise]) > score(i, []) + 0.1 for i in range(3))  # heavy noise: the noise adapter helps
+    # on every crop, and is chosen where it leads (on the coffee crop the haze adapter ties it within 0.01 dB)
+    assert bool(targets[:2, i_noise].all())
     # A credit no adapter can earn leaves the base alone; one no adapter can lose keeps all present on.
     assert not r.best_subsets(noisy, clean, present, keep_db=-100.0).any()
     assert torch.equal(r.best_subsets(noisy, clean, present, keep_db=100.0), present)
