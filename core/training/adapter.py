@@ -95,56 +95,56 @@ class Over:
         return x, y
 
 
+def _check_share(share: float, what: str = "share") -> None:
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"{what} {share} is not in [0, 1]")
+
+
+def _on_pairs(sampler: PairSampler, share: float, apply: Callable) -> PairSampler:
+    """``sampler`` with ``apply(x, y, g) → (x, y)`` run on each batch it draws; ``sampler`` itself at share 0 (so
+    an option left at 0 draws nothing more from the generator and keeps every seed's crops)."""
+    _check_share(share)
+    if share == 0.0:
+        return sampler
+
+    def sample(batch: int, crop: int, g: torch.Generator):
+        return apply(*sampler(batch, crop, g), g)
+
+    return sample
+
+
 def shuffle_colours(sampler: PairSampler, share: float) -> PairSampler:
     """``sampler`` with the colour channels of a random ``share`` of its pairs put in one of the six orders (the
     same order for the degraded and the clean crop of a pair; :func:`~air_restore.core.families.channel_orders`),
     so the adapter learns no colour prior from the training photos, whose green shadows it would paint where low
     light and noise have destroyed a region's colour. Not for a degradation that *is* a colour (an underwater
     cast): shuffled, the cast would be any colour."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"share {share} is not in [0, 1]")
-    if share == 0.0:
-        return sampler
-
-    def sample(batch: int, crop: int, g: torch.Generator):
-        x, y = sampler(batch, crop, g)
-        order = channel_orders(batch, g, share)
-        rows = torch.arange(batch).view(-1, 1)
+    def apply(x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
+        order = channel_orders(x.shape[0], g, share)
+        rows = torch.arange(x.shape[0]).view(-1, 1)
         return x[rows, order], y[rows, order]
 
-    return sample
+    return _on_pairs(sampler, share, apply)
 
 
 def grey_crops(sampler: PairSampler, share: float) -> PairSampler:
     """``sampler`` with a random ``share`` of its pairs turned grey (:func:`~air_restore.core.families.luma`, the
     degraded and the clean crop alike), as a black-and-white photo or scan is read. A network trained on colour
     photos only finds noise by its colour: on grey photos it leaves noise in place (NOTES.md)."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"share {share} is not in [0, 1]")
-    if share == 0.0:
-        return sampler
-
-    def sample(batch: int, crop: int, g: torch.Generator):
-        x, y = sampler(batch, crop, g)
-        pick = grey_picks(batch, g, share).view(-1, 1, 1, 1)
+    def apply(x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
+        pick = grey_picks(x.shape[0], g, share).view(-1, 1, 1, 1)
         return torch.where(pick, luma(x), x), torch.where(pick, luma(y), y)
 
-    return sample
+    return _on_pairs(sampler, share, apply)
 
 
 def with_clean(sampler: PairSampler, share: float) -> PairSampler:
     """``sampler`` with a random ``share`` of its pairs made clean → clean (the input replaced by its target)."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"share {share} is not in [0, 1]")
-    if share == 0.0:
-        return sampler
-
-    def sample(batch: int, crop: int, g: torch.Generator):
-        x, y = sampler(batch, crop, g)
-        keep = (torch.rand((batch,), generator=g) < share).view(-1, 1, 1, 1)
+    def apply(x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
+        keep = (torch.rand((x.shape[0],), generator=g) < share).view(-1, 1, 1, 1)
         return torch.where(keep, y, x), y
 
-    return sample
+    return _on_pairs(sampler, share, apply)
 
 
 def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_severity: float = 0.1,
@@ -158,8 +158,7 @@ def synthetic_sampler(clean: list[torch.Tensor], synthesize: Callable, *, min_se
     pixels alone. The clean-pixel gate reads the segmentation head with the adapters on, and an adapter that
     never saw a clean crop can turn that reading: a noise adapter trained on luminance noise without them had
     the head read every clean CBSD68 photo as degraded at weight 1 (NOTES.md)."""
-    if not 0.0 <= keep_clean <= 1.0:
-        raise ValueError(f"keep_clean {keep_clean} is not in [0, 1]")
+    _check_share(keep_clean, "keep_clean")
     crops = grey_crops(shuffle_colours(paired_sampler(clean, clean), shuffle), grey)
 
     def sample(batch: int, crop: int, g: torch.Generator):
