@@ -58,6 +58,7 @@
     mkdir -p runs/noise_before && for f in adapter_config.json adapter_model.safetensors air_manifest.json; do git show 19d2384:registry/weights/adapters/noise/$f > runs/noise_before/$f; done  # the noise adapter before
     air train adapter noise --synthetic noise --family --grey 0.25 --clean-share 0.1 --over rain --over-share 0.15 --init runs/noise_before --rank 16 --steps 2000 --clean ../shared/data/train/clean --out registry/weights/adapters/noise --overwrite
     python benchmarks/family.py --adapter registry/weights/adapters/noise --baseline runs/noise_before --pipeline --clean ../shared/data/eval/CBSD68 --pairs ../shared/data/pairs --limit 12 --out benchmarks/results/family_noise_luminance.json
+    python benchmarks/floors.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs --real ../shared/data/real --out benchmarks/results/floors.json
     python benchmarks/report.py
 """
 
@@ -67,6 +68,7 @@ import argparse
 import datetime
 import json
 import platform
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -472,6 +474,45 @@ def dark_scenes_section(d: dict) -> list[str]:
     return lines + [""]
 
 
+def floors_section(f: dict) -> list[str]:
+    """results/floors.json: `air restore`'s pipeline with its floors (core.floors) and without, side by side (#14)."""
+    lines = [
+        "## The noise floor: noise without colour, side by side",
+        "",
+        f"`benchmarks/floors.py`: `air restore`'s pipeline (adapters {', '.join(f['adapters'])}) with its floors "
+        f"({', '.join(f['floors'])}) and without, on the same seeded inputs: the first {f['images_per_task']} "
+        f"{f['clean_set']} photos per synthetic row (compared with the grey photo where the row is grey) and the "
+        "held-out real pairs. Mean PSNR (dB); *w*: mean noise weight; *worst*/*best*: the largest change of one "
+        "photo. The floor raises the noise weight by the photo's fine, white luma noise where the segmentation head "
+        "reads the photo as clean, and lifts the clean-pixel gate by as much (`core/floors.py`).",
+        "",
+        "| task | images | input | without | with | with − without | w without | w with | worst | best |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in f["rows"]:
+        lines.append(f"| {r['task']} | {r['images']} | {r['input']:.2f} | {r['without']:.2f} | **{r['with']:.2f}** | "
+                     f"{r['with'] - r['without']:+.2f} | {r['weight_without']:.2f} | {r['weight_with']:.2f} | "
+                     f"{r['worst']:+.2f} | {r['best']:+.2f} |")
+    if f.get("real"):
+        lines += ["", "NIQE (lower is better) on real photos: every photo of RNI6 (real noisy grey scans), the first "
+                  f"{f['images_per_task']} of each other set; *changed*: photos whose output differs (mean |Δ| over "
+                  "0.01 levels).", "",
+                  "| set | photos | input | without | with | changed | lower with |", "|---|---|---|---|---|---|---|"]
+        for name in dict.fromkeys(r["set"] for r in f["real"]):
+            rs = [r for r in f["real"] if r["set"] == name]
+            med = {k: statistics.median(r[k] for r in rs) for k in ("input", "without", "with")}
+            changed = [r for r in rs if r["mean_abs_change"] > 0.01]
+            lower = sum(r["with"] < r["without"] for r in changed)
+            lines.append(f"| {name} | {len(rs)} | {med['input']:.2f} | {med['without']:.2f} | {med['with']:.2f} | "
+                         f"{len(changed)} | {lower} of {len(changed)} |")
+        moved = [r for r in f["real"] if r["mean_abs_change"] > 0.01]
+        if moved:
+            lines += ["", "Changed: " + "; ".join(
+                f"{r['set']}/{r['photo']} NIQE {r['without']:.2f} → {r['with']:.2f} (noise weight "
+                f"{r['weight_without']:.2f} → {r['weight_with']:.2f})" for r in moved) + "."]
+    return lines + [""]
+
+
 def fast_paths_section(f: dict) -> list[str]:
     """results/fast_paths.json: every fast path of `air restore` against the fp32 reference, per task (#15)."""
     paths = list(dict.fromkeys(r["path"] for r in f["rows"]))
@@ -868,6 +909,7 @@ def main(argv: list[str] | None = None) -> str:
                           ("blending.json", blending_section), ("gate.json", gate_section),
                           ("previous.json", lambda p: before_after_section(
                               p, _load(args.results / "blending.json"), _load(args.results / "gate.json"))),
+                          ("floors.json", floors_section),
                           ("add_snow.json", add_snow_section), ("add_snow_budget.json", add_snow_section),
                           *([(add_real[0].name, lambda _: add_pairs_section(
                               [json.loads(f.read_text()) for f in add_real]))] if add_real else []),

@@ -30,10 +30,8 @@ a JPEG output it mistook rain for JPEG and cost rain photos 0.7 dB (NOTES.md); a
 a fact a rule reads without learning it. The rule applies only where the estimator does not know the
 adapter (an estimator trained with it, by ``air train estimator``, decides as for any other).
 
-A *floor* (:class:`Floor`) raises the estimator's weight of an adapter it does know to a measured minimum:
-the haze adapter on photos whose darkest parts are lifted by a veil (:func:`veil`). The estimator learned haze
-from the plugin's synthesizer and gives real fog 0.00–0.13 and a thin, even veil 0.02–0.22 (NOTES.md). Not in
-force yet (:data:`FLOORS`).
+A *floor* (:class:`core.floors.Floor`, in its own module) raises the estimator's weight of an adapter it does know
+to a measured minimum: the noise adapter's by the photo's fine, white noise (:func:`core.floors.fine_noise`).
 
 A *yield* (:class:`Yield`) scales one estimated adapter's weight down by another's: the noise adapter makes way for
 the haze adapter (× (1 − the haze weight)), which restores a hazy, noisy photo better on its own.
@@ -74,8 +72,8 @@ class Fallback:
     head_ramp: tuple[float, float] = (0.2, 0.5)  # head's mean p_unless: fallback full below, off above
     crop: int = 128  # side of the four native-resolution crops the head looks at
     # The photo's :func:`veil`: fallback full below, off above (None: not measured), where the head's mean haze
-    # probability is over ``haze_ramp`` (as for :class:`Floor`: blur lifts the veil too), unless the photo's
-    # :func:`fog_density` is over ``dense_ramp`` (full from its end). See :func:`fallback_share`.
+    # probability is over ``haze_ramp`` (as for the haze floor, ``core.floors.HAZE``: blur lifts the veil too), unless
+    # the photo's :func:`fog_density` is over ``dense_ramp`` (full from its end). See :func:`fallback_share`.
     veil_ramp: tuple[float, float] | None = (0.18, 0.3)
     haze_ramp: tuple[float, float] = (0.02, 0.1)
     dense_ramp: tuple[float, float] = (0.45, 0.6)
@@ -119,8 +117,8 @@ def fallback_share(w_unless: float, p_unless: float, p_clean: float, rule: Fallb
 
     Nor on a photo whose darkest parts a veil lifts (``veiled``, the photo's :func:`veil`, over ``rule.veil_ramp``)
     where the head sees haze (``p_haze``, its mean haze probability, over ``rule.haze_ramp``; blur lifts a bright
-    photo's veil too, :class:`Floor`): light haze, to which the estimator gives little weight (plugin haze at 0.15:
-    0.01–0.86), so that most of the weight was unassigned and went to the noise adapter, which undoes the base's
+    photo's veil too, ``core.floors.HAZE``): light haze, to which the estimator gives little weight (plugin haze at
+    0.15: 0.01–0.86), so that most of the weight was unassigned and went to the noise adapter, which undoes the base's
     dehazing as it does on a hazy, noisy photo (:class:`Yield`). 12 held-out CBSD68 photos (#12–23) a row, before →
     after: plugin haze at 0.15 24.42 → 25.13 dB, 0.3 24.67 → 25.29, 0.5 +0.09, 0.8 −0.02; a thin, even veil
     (``flat_haze``) at 0.5 +0.33, 0.8 +0.72; haze+JPEG +0.36, haze+blur +0.34, haze+rain +0.07; no change on
@@ -255,45 +253,6 @@ def fog_density(rgb: torch.Tensor, level: float = 0.7, patch: int = 15, side: in
 
 
 @dataclass(frozen=True)
-class Floor:
-    """``adapter``'s weight raised to at least ``measure(rgb)`` mapped onto 0–1 by a linear ``ramp`` (0 at or
-    below the first value, 1 at or above the second), for an adapter the estimator knows but misjudges; with
-    ``head_ramp``, times the segmentation head's mean probability of the class ``adapter`` names (the adapters
-    off, :func:`head_means`) on a second ramp, so the measurement counts only where the head sees that
-    degradation too.
-
-    The default: haze by :func:`veil` (0 up to 0.18, the highest value on a clear photo measured, 1 from 0.3),
-    where the head's haze is 0.02 → 0.1. The estimator learned haze from the plugin's synthesizer and gives a
-    thin, even veil (``core.degradations.flat_haze``) 0.02–0.22; the veil alone raised blurred photos too
-    (blur lifts a bright photo's dark channel: CBSD68 blur −0.15 dB), whose head haze is ≤ 0.01. Measured on 12
-    CBSD68 photos per row (NOTES.md): flat haze 0.5 +2.83 dB, blur, rain and clean photos untouched; not in force
-    (:data:`FLOORS`): on dense real fog it brings out the base's blotches."""
-
-    adapter: str = "haze"
-    measure: Callable[[torch.Tensor], float] = veil
-    ramp: tuple[float, float] = (0.18, 0.3)
-    head_ramp: tuple[float, float] | None = (0.02, 0.1)
-    why: str = "a veil lifting the photo's darkest parts (dark channel), as fog does, where the head sees haze"
-
-    def measured(self, rgb: torch.Tensor, head: Callable[[], torch.Tensor] | None = None,
-                 classes: tuple[str, ...] = ()) -> float:
-        """The floor of the adapter's weight, 0–1. ``head``: returns :func:`head_means` of ``rgb`` (asked only
-        where the measurement's ramp is above 0), ``classes`` the head's class names; without them the
-        ``head_ramp`` counts as met."""
-        m = linear_ramp(self.measure(rgb), *self.ramp)
-        if m > 0 and self.head_ramp is not None and head is not None and self.adapter in classes:
-            m *= linear_ramp(float(head()[classes.index(self.adapter)]), *self.head_ramp)
-        return m
-
-
-#: The floors of the pipeline (``registry.restorer.Restorer.floors``). None in force: with the head's haze the haze
-#: floor leaves blur, rain and clean photos alone and lifts thin, even haze by about 3 dB, but on dense real fog it
-#: raises the haze weight to 1 and brings out the base's blotches (real/hazy fishers.jpg; NOTES.md). Judge a floor
-#: with ``Restorer(floors=...)``.
-FLOORS: tuple[Floor, ...] = ()
-
-
-@dataclass(frozen=True)
 class Yield:
     """An estimated adapter that makes way for another: ``adapter``'s weight (the fallback's part included) times
     ``1 − ramp(w)``, with ``w`` the weight of ``to`` and ``ramp`` linear (0 at or below the first value, 1 at or
@@ -325,7 +284,8 @@ class Yield:
         return out
 
 
-#: The yield rules of the pipeline (``registry.restorer.Restorer.yields``), applied after the fallback and floors.
+#: The yield rules of the pipeline (``registry.restorer.Restorer.yields``), applied after the fallback and floors
+#: (``core.floors``).
 YIELDS: tuple[Yield, ...] = (Yield(),)
 
 
@@ -435,7 +395,7 @@ class KeepHaze(KeepDark):
     """:class:`KeepDark`'s rule for haze: where neither the estimator nor the photo's darkest parts show haze, the
     clean-pixel gate keeps the pixels the head reads as haze too, ``share`` falling from 1 to 0 over ``ramp`` of the
     estimator's haze weight and over ``veil_ramp`` of :func:`veil` (the photo's darkest parts lifted, as haze lifts
-    them; :class:`Floor`'s ramp: 0.18 is the highest veil measured on a clear photo).
+    them; the ramp of the haze floor, ``core.floors.HAZE``: 0.18 is the highest veil measured on a clear photo).
 
     The base alone dehazes whatever the head marks, and on such photos that is a guess, mostly a bad one: it darkens
     a bright cloud, snowfield or defocused background to slate grey (DICM/04's clouds, real/snow's JSTASR_testImg_3,

@@ -14,8 +14,9 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, check_strength, restore
-from ..core.routing import (DETECTED, FLOORS, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, Floor, KeepDark, KeepHaze,
-                             Sequel, Temper, Yield, apply_fallback, crop_pass)
+from ..core.floors import FLOORS, Floor
+from ..core.routing import (DETECTED, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, KeepDark, KeepHaze,
+                             Sequel, Temper, Yield, apply_fallback, crop_pass, head_means)
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -44,7 +45,7 @@ class Restorer:
     fallback: Fallback | None = field(default_factory=Fallback)
     # Adapters weighted by a measurement of the photo where the estimator does not know them (core.routing).
     detected: tuple[Detected, ...] = DETECTED
-    # Estimated weights raised to a measured floor where the estimator misjudges (core.routing.Floor).
+    # Estimated weights raised to a measured floor where the estimator misjudges (core.floors): noise by its level.
     floors: tuple[Floor, ...] = FLOORS
     # Estimated adapters that make way for another's weight (core.routing.Yield): noise for haze.
     yields: tuple[Yield, ...] = YIELDS
@@ -71,7 +72,7 @@ class Restorer:
     def route(self, rgb: torch.Tensor, raised: dict[str, tuple[float, str]] | None = None,
               yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned;
-        ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.routing.Floor),
+        ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.floors.Floor),
         ``yielded`` adapter → (factor, why) for each weight a yield or temper rule scaled down (core.routing.Yield,
         core.routing.Temper)."""
         w = torch.zeros(len(self.adapters))
@@ -96,7 +97,8 @@ class Restorer:
                 w, extra = apply_fallback(self.model, rgb.float(), w, self.adapters, self.fallback, head)
             for floor in self.floors:
                 if floor.adapter in self.adapters:
-                    i, m = self.adapters.index(floor.adapter), floor.measured(rgb, head, self.model.config.classes)
+                    i = self.adapters.index(floor.adapter)
+                    m = floor.measured(rgb, head, self.model.config.classes, self.named(w))
                     if m > float(w[i]):
                         w[i] = m
                         if raised is not None:
@@ -119,10 +121,28 @@ class Restorer:
         for rule in self.detecting():
             v = rule.measured(rgb)
             if v > 0:
-                v *= rule.share({n: float(x) for n, x in zip(self.adapters, w)},
-                                dict(zip(self.model.config.classes, head().tolist())))
+                v *= rule.share(self.named(w), dict(zip(self.model.config.classes, head().tolist())))
             w[self.adapters.index(rule.adapter)] = v
         return w, float(strength[0]), extra
+
+    def named(self, weights: torch.Tensor) -> dict[str, float]:
+        """Weights [K] by adapter name."""
+        return {n: float(x) for n, x in zip(self.adapters, weights)}
+
+    def released(self, weights: torch.Tensor, rgb: torch.Tensor) -> float:
+        """The share of the clean-pixel gate lifted for weights [K] on the photo ``rgb`` [3, H, W]: the largest weight
+        of an adapter whose degradation the head has no class for (:meth:`unseen`) or of a detected one that says so
+        (``core.routing.Detected``), and of a floored one as far as its floor reaches (``core.floors.Floor``)."""
+        released = set(self.unseen()) | {self.adapters.index(d.adapter) for d in self.detecting() if d.releases_gate}
+        out = max((float(weights[i]) for i in released), default=0.0)
+        for floor in self.floors:
+            if floor.releases_gate and floor.adapter in self.adapters:
+                w = float(weights[self.adapters.index(floor.adapter)])
+                if w > out:  # measured only where it could count
+                    m = floor.measured(rgb, lambda: head_means(self.model, rgb.float()), self.model.config.classes,
+                                       self.named(weights))
+                    out = max(out, min(w, m))
+        return out
 
     def detecting(self) -> list[Detected]:
         """The detection rules in force: their adapter is active and the estimator does not know it."""
@@ -252,7 +272,7 @@ class Restorer:
         given weights) and what the gate keeps besides clean pixels (``also_clean``, :meth:`also_clean`; none
         with given weights: pass ``also_clean=self.also_clean(w, rgb)`` for weights routed here); ``gate`` defaults to
         ``self.gate``, and the share of it lifted (``release``) to the largest weight of a detected adapter that
-        releases it (``core.routing.Detected``). ``again`` (default: with the estimator's weights) restores the
+        releases it (:meth:`released`). ``again`` (default: with the estimator's weights) restores the
         output once more where the weights call for it (:meth:`wants_second_pass`): pass ``again=True`` with weights
         routed here to get what ``air restore`` gives (:meth:`restore_twice`)."""
         routed = weights is None
@@ -268,10 +288,10 @@ class Restorer:
         w = weights
         kw.setdefault("gate", self.gate)
         kw.setdefault("precision", self.precision)
-        # The head reads a degradation it has no class for (JPEG blocks, snow) as clean: the weight of its adapter
-        # lifts as much of the gate (:meth:`unseen`), as does that of a detected one that says so.
-        released = set(self.unseen()) | {self.adapters.index(d.adapter) for d in self.detecting() if d.releases_gate}
-        kw.setdefault("release", max((float(w[i]) for i in released), default=0.0))
+        # The head reads a degradation it has no class for (JPEG blocks, snow, noise without colour) as clean: the
+        # weight of its adapter lifts as much of the gate (:meth:`released`).
+        if "release" not in kw:
+            kw["release"] = self.released(w, rgb)
         with blend(self.model, w[None].to(next(self.model.parameters()).device), mode=self.mode):
             return restore(self.model, rgb, **kw)
 

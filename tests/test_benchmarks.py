@@ -652,6 +652,31 @@ def test_dark_scenes_script_runs_both_estimators_on_the_same_inputs(clean_dir, t
     assert "| dark scene ×0.3 | 1 |" in text and "+0.00 |" in text
 
 
+def test_floors_script_puts_the_pipeline_beside_itself_without_its_floors(clean_dir, tmp_path):
+    """benchmarks/floors.py: the shipped pipeline with and without the noise floor on the same seeded inputs. Grey
+    noise gets the whole noise weight and gains (on this small photo the estimator gives it 0.87 already); clean photos and colour noise (which the head sees) come out the same to
+    the bit; a real grey noisy photo is scored by NIQE both ways, and the report renders both tables."""
+    from skimage import data
+
+    rni = tmp_path / "real" / "RNI6"
+    rni.mkdir(parents=True)
+    grey = data.camera()[100:300, 150:350].astype(np.float32)
+    noisy = grey + np.random.default_rng(0).normal(0, 12, grey.shape)
+    Image.fromarray(noisy.clip(0, 255).round().astype(np.uint8)).save(rni / "grey.png")
+    mod = _module("floors")
+    res = mod.main(["--clean", str(clean_dir), "--limit", "1", "--size", "192", "--real", str(tmp_path / "real")])
+    rows = {r["task"]: r for r in res["rows"]}
+    assert list(rows) == [row[0] for row in mod.ROWS]
+    for task in ("clean", "colour noise σ 15"):
+        assert rows[task]["with"] == rows[task]["without"], task
+    g = rows["grey photo, noise σ 10"]
+    assert g["weight_with"] > 0.99 > g["weight_without"] and g["with"] > g["without"] + 0.2, g
+    (real,) = res["real"]
+    assert real["set"] == "RNI6" and real["weight_with"] > real["weight_without"] and real["mean_abs_change"] > 0.5
+    text = "\n".join(_module("report").floors_section(res))
+    assert "| grey photo, noise σ 10 | 1 |" in text and "| RNI6 | 1 |" in text and "RNI6/grey.png NIQE" in text
+
+
 def test_real_baselines_script_puts_cbm3d_beside_the_pipeline(tmp_path):
     """benchmarks/real_baselines.py on a tiny paired folder laid out as PolyU: white Gaussian noise of σ 10, whose
     σ the blind estimator finds (real camera noise it underestimates, BENCHMARKS.md), and CBM3D with it beats

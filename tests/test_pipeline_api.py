@@ -183,7 +183,8 @@ def test_a_veil_raises_the_haze_weight_to_its_floor_and_leaves_clear_photos_alon
 
     from air_restore.core import degradations as D
     from air_restore.core.metrics import psnr, quantize8
-    from air_restore.core.routing import Floor, veil
+    from air_restore.core.floors import Floor
+    from air_restore.core.routing import veil
 
     rule = Floor()  # not in force by default (core.routing.FLOORS): judged here as a pipeline would run it
     # Without the yield rule (core.routing.Yield), which would take the noise weight down with the raised haze
@@ -219,7 +220,8 @@ def test_the_haze_floor_counts_only_where_the_segmentation_head_sees_haze(pipe):
 
     from air_restore.core import degradations as D
     from air_restore.core.metrics import quantize8
-    from air_restore.core.routing import Floor, head_means
+    from air_restore.core.floors import Floor
+    from air_restore.core.routing import head_means
 
     always = Floor(measure=lambda rgb: 1.0)  # as if every photo had a dense veil
     r, bare = (dataclasses.replace(pipe.restorer, floors=f, yields=()) for f in ((always,), ()))

@@ -1,0 +1,143 @@
+"""Floors: an estimated adapter's weight raised to a minimum measured on the photo's pixels.
+
+The estimator learned each degradation from its synthesizer and misjudges what it did not see there. A floor
+(:class:`Floor`) reads a fact about the photo that a rule measures reliably and raises the adapter's weight to
+at least that much; the estimator can still give more.
+
+In force (:data:`FLOORS`): the noise adapter's weight by the photo's fine, white noise (:func:`fine_noise`).
+The estimator and the segmentation head both find noise by its colour. On noise without colour (grey photos and
+scans, and phone photos whose processing removed the chroma noise) the estimator gives little weight (CBSD68 turned
+grey, σ 10: 0.26; RNI6's Old_Tom_Morris 0.12), and the head reads the photo as clean (90%), so the clean-pixel gate
+keeps it as it came. The noise floor raises the weight and lifts the gate by as much (``releases_gate``), as the JPEG
+rule does for the blocks the head cannot see (``core.routing.Detected``); only where the head reads the photo as clean
+(``head_class``). Where the head sees the noise (colour noise: mean p_clean ≤ 0.05 at σ 5 and up, against 0.68–0.99
+with grey or luma noise at σ 5–10) the estimator sees it too, and the floor stays out of its way: lifting the gate
+there cost one photo with colour noise at σ 5 2.8 dB, and raising the noise weight on a hazy, noisy photo (before the
+noise weight makes way for haze, ``core.routing.Yield``) 1.6 dB.
+
+Not in force: the haze floor (:data:`HAZE`), which raises the haze adapter's weight by a veil over the photo's
+darkest parts (``core.routing.veil``). With the head's haze it leaves blur, rain and clean photos alone and lifts
+thin, even haze by about 3 dB, but on dense real fog it raises the haze weight to 1 and brings out the base's
+blotches (real/hazy fishers.jpg; NOTES.md). Judge a floor with ``Restorer(floors=...)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .degradations import LUMA
+from .restore import linear_ramp
+from .routing import veil
+
+#: Immerkær's operator (1996): the difference of two Laplacians, 0 on any plane and on any quadratic surface;
+#: on white noise of σ its mean |response| is σ·6·√(2/π).
+_IMMERKAER = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
+
+
+def _fine_energy(y: torch.Tensor, block: int, strip: int = 1024) -> torch.Tensor:
+    """Immerkær's σ estimate of a luma plane [1, 1, H, W] (8-bit levels, H and W multiples of ``block``) in each
+    ``block``×``block`` square, [H / block, W / block]. The operator's response is 3×3 and replicated at the edges; it
+    is taken ``strip`` rows at a time (a multiple of ``block``), so a 64-megapixel photo needs no more than a few
+    strips of memory beside its luma."""
+    k = torch.tensor(_IMMERKAER, dtype=y.dtype, device=y.device).view(1, 1, 3, 3)
+    h, out = y.shape[-2], []
+    for r0 in range(0, h, strip):
+        r1 = min(r0 + strip, h)
+        response = F.conv2d(y[..., max(r0 - 1, 0):min(r1 + 1, h), :], k).abs_()  # rows max(r0, 1) .. min(r1, h-1)
+        response = F.pad(response, (1, 1, 0, 0), mode="replicate")
+        if r0 == 0:
+            response = torch.cat([response[..., :1, :], response], dim=-2)
+        if r1 == h:
+            response = torch.cat([response, response[..., -1:, :]], dim=-2)
+        out.append(F.avg_pool2d(response, block, block))
+    return torch.cat(out, dim=-2)[0, 0] * math.sqrt(math.pi / 2) / 6
+
+
+def fine_noise(rgb: torch.Tensor, block: int = 16, flat: float = 0.3) -> float:
+    """The level of fine, white noise in the luma of a photo [3, H, W] in [0, 1], in 8-bit levels; 0 on a photo
+    too small to measure (under two blocks a side).
+
+    Immerkær's operator responds to noise and to fine texture alike, so on its own it reads a grassy or stony
+    clean photo as noisy as one with σ 10 noise (CBSD68: 8.6). White noise differs from texture in scale: averaging
+    2×2 pixels halves its σ, while a photo's own detail has about as much energy at half the scale as at full
+    (natural images are nearly scale invariant). So in each ``block`` square the noise's part of the operator's
+    energy is ``(e₁² − e₂²) · 4/3``, with e₁ the estimate at full scale and e₂ at half; its mean over the
+    ``flat`` share of squares with the least energy at full scale, square-rooted, is the level.
+
+    What it reads (median, range): clean CBSD68 0.05 (0–2.2, all 68 photos); JPEGs of them at quality 90 and 50 0.07
+    and 0.02 (one photo 3.7 at 90); grey (luma) noise σ 5 4.0 (2.7–4.4), σ 10 8.0 (5.9–8.7); colour noise, whose
+    luma has 0.67 of its σ, σ 8 4.2 (3.0–4.8), σ 15 8.0 (5.9–8.9); the noise plugin at 0.1 2.5, 0.2 5.0 (3.3–5.8).
+    Blur, haze, rain, snow, the plugin's JPEG, ``camera_noise`` (demosaicked, so no longer white) ≤ 2.1. Real photos
+    (every one in each set): PolyU's noisy camera photos ≤ 0.05, Rain100H ≤ 0.6, EUVP ≤ 0.2, DICM ≤ 0.6, hazy ≤ 0.4,
+    snow ≤ 0.5, LOL15 ≤ 0.95; RNI6's grey scans Old_Tom_Morris 3.9, Vinegar 2.3, the other four ≤ 0.1 (their grain
+    is coarse: it keeps its energy at half scale). The low-light plugin, whose sensor noise is white, 1.5–3.5."""
+    if min(rgb.shape[-2:]) < 2 * block:
+        return 0.0
+    h, w = (rgb.shape[-2] // block) * block, (rgb.shape[-1] // block) * block
+    y = sum(c * rgb[i, :h, :w].float() for i, c in enumerate(LUMA))[None, None] * 255
+    full = _fine_energy(y, block).flatten()
+    half = _fine_energy(F.avg_pool2d(y, 2), block // 2).flatten()
+    noise = ((full**2 - half**2) * 4 / 3).clamp(min=0)
+    flattest = full <= full.kthvalue(max(1, int(flat * full.numel()))).values
+    return float(noise[flattest].mean().sqrt())
+
+
+@dataclass(frozen=True)
+class Floor:
+    """``adapter``'s weight raised to at least ``measure(rgb)`` mapped onto 0–1 by a linear ``ramp`` (0 at or
+    below the first value, 1 at or above the second), for an adapter the estimator knows but misjudges; with
+    ``head_ramp``, times the segmentation head's mean probability of ``head_class`` (default: the class ``adapter``
+    names; the adapters off, ``core.routing.head_means``) on a second ramp, so the measurement counts only where the
+    head reads the photo so; 0 where the estimator's weight of an adapter in ``unless_estimated`` reaches
+    ``est_limit``. ``releases_gate``: the floor lifts as much of the clean-pixel gate (for what the head cannot see).
+
+    The defaults are the haze floor (:data:`HAZE`): haze by ``core.routing.veil`` (0 up to 0.18, the highest value
+    on a clear photo measured, 1 from 0.3), where the head's haze is 0.02 → 0.1. The estimator learned haze from the
+    plugin's synthesizer and gives a thin, even veil (``core.degradations.flat_haze``) 0.02–0.22; the veil alone
+    raised blurred photos too (blur lifts a bright photo's dark channel: CBSD68 blur −0.15 dB), whose head haze is
+    ≤ 0.01. Measured on 12 CBSD68 photos per row (NOTES.md): flat haze 0.5 +2.83 dB, blur, rain and clean photos
+    untouched; not in force (:data:`FLOORS`): on dense real fog it brings out the base's blotches."""
+
+    adapter: str = "haze"
+    measure: Callable[[torch.Tensor], float] = veil
+    ramp: tuple[float, float] = (0.18, 0.3)
+    head_ramp: tuple[float, float] | None = (0.02, 0.1)
+    head_class: str | None = None
+    unless_estimated: tuple[str, ...] = ()
+    est_limit: float = 0.1
+    releases_gate: bool = False
+    why: str = "a veil lifting the photo's darkest parts (dark channel), as fog does, where the head sees haze"
+
+    def measured(self, rgb: torch.Tensor, head: Callable[[], torch.Tensor] | None = None,
+                 classes: tuple[str, ...] = (), estimated: dict[str, float] | None = None) -> float:
+        """The floor of the adapter's weight, 0–1. ``head``: returns ``core.routing.head_means`` of ``rgb`` (asked
+        only where the measurement's ramp is above 0), ``classes`` the head's class names; without them the
+        ``head_ramp`` counts as met. ``estimated``: the weights by adapter name, for ``unless_estimated``."""
+        if any((estimated or {}).get(n, 0.0) >= self.est_limit for n in self.unless_estimated):
+            return 0.0
+        m = linear_ramp(self.measure(rgb), *self.ramp)
+        c = self.head_class or self.adapter
+        if m > 0 and self.head_ramp is not None and head is not None and c in classes:
+            m *= linear_ramp(float(head()[classes.index(c)]), *self.head_ramp)
+        return m
+
+
+#: The haze floor (the :class:`Floor` defaults): not in force, see the module docstring.
+HAZE = Floor()
+
+#: The noise floor: the noise adapter's weight by :func:`fine_noise`, 0 up to 2.5 (clean photos read ≤ 2.2), 1 from
+#: 5 (grey noise σ 6, colour noise σ 9), times the head's mean p_clean from 0.1 to 0.4; not on a photo the estimator
+#: finds dark (the low-light plugin's white sensor noise reads up to 3.5, and the noise adapter undoes the base's
+#: brightening: ``core.routing.Fallback``).
+NOISE = Floor(adapter="noise", measure=fine_noise, ramp=(2.5, 5.0), head_ramp=(0.1, 0.4), head_class="clean",
+              unless_estimated=("lowlight",), releases_gate=True,
+              why="fine, white noise in the photo's luma where the head reads it clean: the estimator and the head find "
+              "noise by its colour and miss it on grey photos and luma noise")
+
+#: The floors of the pipeline (``registry.restorer.Restorer.floors``).
+FLOORS: tuple[Floor, ...] = (NOISE,)

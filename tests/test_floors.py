@@ -1,0 +1,101 @@
+"""core.floors: the noise floor finds white noise the estimator and the head miss (grey photos, luma noise) and leaves
+texture, clean photos and colour noise (which the head sees) as the pipeline routed them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+from air_restore.core.floors import FLOORS, HAZE, NOISE, fine_noise
+from air_restore.core.metrics import psnr, quantize8
+from air_restore.registry import load_pipeline
+
+LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+
+
+def _photo(name: str) -> torch.Tensor:
+    a = torch.from_numpy(np.ascontiguousarray(getattr(skdata, name)())).float() / 255
+    return a.permute(2, 0, 1)[:3].contiguous() if a.ndim == 3 else a[None].expand(3, -1, -1).contiguous()
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return (x * LUMA).sum(0, keepdim=True).expand(3, -1, -1).contiguous()
+
+
+def _with_noise(x: torch.Tensor, sigma: float, seed: int = 0, *, colour: bool = False) -> torch.Tensor:
+    shape = x.shape if colour else (1, *x.shape[1:])
+    n = torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * sigma / 255
+    return quantize8((x + n).clamp(0, 1))
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "camera", "grass", "brick"])
+def test_fine_noise_reads_white_noise_and_not_texture(name: str) -> None:
+    """Clean photos read under the floor's ramp, grass and brick (fine texture everywhere) included, where
+    Immerkær's operator alone reads grass as noisy; grey noise at σ 10 reads past the ramp's end, and the reading
+    grows with σ in proportion (white noise halves at half scale, texture does not)."""
+    x = _photo(name)
+    lo, hi = NOISE.ramp
+    assert fine_noise(x) < lo
+    sigma10, sigma20 = fine_noise(_with_noise(x, 10)), fine_noise(_with_noise(x, 20))
+    assert sigma10 > hi - 0.5
+    assert 1.7 < sigma20 / sigma10 < 2.3
+    assert fine_noise(_with_noise(x, 10)[:, :20, :]) == 0.0  # under two blocks a side: not measured
+
+
+def test_fine_noise_in_strips_reads_what_it_reads_whole() -> None:
+    """The operator is taken a strip of rows at a time (a 64-megapixel photo's memory): the strips' edges overlap, so
+    every square's energy is the same as in one pass, the photo's top and bottom edges included."""
+    from air_restore.core.floors import _fine_energy
+
+    y = _with_noise(_photo("coffee"), 10)[0, :384, :592][None, None] * 255
+    whole = _fine_energy(y, 16, strip=4096)
+    assert whole.shape == (24, 37)
+    for strip in (16, 48, 128):
+        assert torch.allclose(_fine_energy(y, 16, strip=strip), whole, atol=1e-4), strip
+
+
+def test_the_noise_floor_stands_down_on_a_dark_photo() -> None:
+    """The low-light plugin's sensor noise is white too, and the noise adapter undoes the base's brightening: where
+    the estimator finds the photo dark the floor is 0."""
+    noisy = _with_noise(_grey(_photo("astronaut")), 10)
+    assert NOISE in FLOORS and HAZE not in FLOORS
+    assert NOISE.measured(noisy) == 1.0 and NOISE.measured(_photo("astronaut")) == 0.0
+    assert NOISE.measured(noisy, estimated={"lowlight": NOISE.est_limit}) == 0.0
+    assert NOISE.measured(noisy, estimated={"lowlight": NOISE.est_limit / 2, "haze": 0.9}) == 1.0
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    r = load_pipeline(device="cpu").restorer
+    return r, dataclasses.replace(r, floors=())
+
+
+def test_the_pipeline_cleans_a_grey_noisy_photo_it_used_to_keep(pipelines) -> None:
+    """The shipped estimator gives grey noise little weight and the head reads it as clean, so without the floor the
+    gate kept most of it; with it the noise adapter gets weight 1 and the gate lifts (the head reads it clean)."""
+    r, bare = pipelines
+    clean = _grey(_photo("camera")[:, 128:384, 128:384])
+    noisy = _with_noise(clean, 10)
+    k = r.adapters.index("noise")
+    assert float(bare.estimate(noisy)[k]) < 0.6 and float(r.estimate(noisy)[k]) > 0.99
+    assert r.released(r.estimate(noisy), noisy) > 0.9
+    before, after = psnr(bare.restore(noisy).image, clean), psnr(r.restore(noisy).image, clean)
+    assert after > before + 1.5, (before, after)
+
+
+@pytest.mark.parametrize("case", ["clean", "colour noise"])
+def test_the_floor_leaves_clean_photos_and_colour_noise_as_routed(pipelines, case: str) -> None:
+    """A clean photo reads no noise, so nothing changes; colour noise at σ 8 measures, but the head sees it (and the
+    estimator weights it already), so the floor stays out of its way: the output is the same to the bit."""
+    r, bare = pipelines
+    x = _photo("astronaut")[:, 100:356, 150:406]
+    if case == "colour noise":
+        x = _with_noise(x, 8, colour=True)
+        assert fine_noise(x) > NOISE.ramp[0]  # the floor measures something, and must not act on it
+    w = r.estimate(x)
+    assert torch.equal(w, bare.estimate(x)) and r.released(w, x) == 0.0
+    assert torch.equal(r.restore(x).image, bare.restore(x).image)
