@@ -136,8 +136,8 @@ HAZE = Floor()
 #: brightening: ``core.routing.Fallback``).
 NOISE = Floor(adapter="noise", measure=fine_noise, ramp=(2.5, 5.0), head_ramp=(0.1, 0.4), head_class="clean",
               unless_estimated=("lowlight",), releases_gate=True,
-              why="fine, white noise in the photo's luma where the head reads it clean: the estimator and the head find "
-              "noise by its colour and miss it on grey photos and luma noise")
+              why="fine, white noise in its luma, where the segmentation head reads the photo as clean: the estimator "
+              "and the head find noise by its colour; the clean-pixel gate is lifted as much")
 
 #: The floors of the pipeline (``registry.restorer.Restorer.floors``).
 FLOORS: tuple[Floor, ...] = (NOISE,)

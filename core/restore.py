@@ -17,7 +17,8 @@ from .tiling import tiled_forward
 class RestoreResult(NamedTuple):
     image: torch.Tensor  # [3, H, W] in [0, 1], CPU
     seg_probs: torch.Tensor | None  # [C, H, W] per-pixel class probabilities (explain=True), CPU
-    clean_share: float = 0.0  # share of the photo the gate kept as it was, as a whole (clean_share())
+    # share of the photo the gate kept as it was, as a whole (clean_share(), less the share of the gate lifted)
+    clean_share: float = 0.0
 
 
 def check_strength(strength: float) -> None:
@@ -165,4 +166,4 @@ def restore(
         apply_gate(x, image, p_clean, whole, release=release, inplace=True)
     if strength != 1.0:
         image.sub_(x).mul_(strength).add_(x)
-    return RestoreResult(image.clamp_(0, 1), res.seg_probs if explain else None, whole)
+    return RestoreResult(image.clamp_(0, 1), res.seg_probs if explain else None, whole * (1 - release))

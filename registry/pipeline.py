@@ -29,7 +29,7 @@ class Restored:
     fallback: float = 0.0  # weight the fallback adapter took of what the estimator left (core.routing)
     # adapter → how a rule measured its weight on the photo (core.routing.Detected.why)
     detected: dict[str, str] = field(default_factory=dict)
-    # adapter → (the weight a floor raised it to, why) where a measured floor beat the estimator (core.routing.Floor)
+    # adapter → (the weight a floor raised it to, why) where a measured floor beat the estimator (core.floors.Floor)
     floored: dict[str, tuple[float, str]] = field(default_factory=dict)
     # adapter → (the factor its weight was scaled by, why) where it made way for another (core.routing.Yield) or
     # the base alone already corrects (core.routing.Temper)
@@ -118,7 +118,7 @@ class Pipeline:
               raised: dict[str, tuple[float, str]] | None = None,
               yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took (:meth:`Restorer.route`; 0 with ``adapters``);
-        ``raised`` receives the weights a floor raised (core.routing.Floor), ``yielded`` those a yield or temper
+        ``raised`` receives the weights a floor raised (core.floors.Floor), ``yielded`` those a yield or temper
         rule scaled down (core.routing.Yield, core.routing.Temper), each where no fixed weight replaced it."""
         if adapters is not None:
             return self.restorer.weights_from({**adapters, **self.fixed}), 1.0, 0.0

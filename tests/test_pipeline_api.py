@@ -206,7 +206,7 @@ def test_a_veil_raises_the_haze_weight_to_its_floor_and_leaves_clear_photos_alon
 
     floored = Pipeline(r)
     assert floored.run(hazy).floored["haze"][0] == 1.0 and floored.run(clean).floored == {}
-    assert pipe.run(hazy).floored == {}  # the shipped pipeline has no floor in force
+    assert pipe.run(hazy).floored == {}  # the shipped pipeline has no haze floor in force (core.floors.FLOORS)
 
 
 def test_the_haze_floor_counts_only_where_the_segmentation_head_sees_haze(pipe):
