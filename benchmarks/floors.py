@@ -6,7 +6,7 @@ floors, on the same seeded inputs.
     python benchmarks/floors.py --clean DIR --limit 1 --size 64     # tiny (the tests do this)
 
 Rows: what the noise floor is for (noise without colour: grey photos, and colour photos with one noise draw for all
-channels, :data:`family.LUMINANCE_ROWS` and σ 5), what it must leave alone (clean photos, colour noise, the noise
+channels, :data:`family.LUMINANCE_ROWS` and σ 5, also saved as JPEGs as a phone saves them), what it must leave alone (clean photos, colour noise, the noise
 plugin, JPEGs at quality 90, whose fine texture can read as noise, and the low-light plugin, whose sensor noise is
 white), and the held-out real pairs. Mean PSNR against the clean photo (the grey photo where the row is grey), the
 noise weight each pipeline routes, and the worst photo's change. With ``--real``: NIQE (lower is better) on every
@@ -58,6 +58,13 @@ def _libjpeg(quality: int):
     return synth
 
 
+def _then_jpeg(synth, quality: int):
+    """``synth``, then saved as a JPEG of ``quality`` (a phone photo: its luma noise, then the camera's JPEG)."""
+    def both(x: torch.Tensor, g: torch.Generator, s: float) -> torch.Tensor:
+        return _libjpeg(quality)(synth(x, g, s).clamp(0, 1), g, s)
+    return both
+
+
 def _plugin(name: str):
     return get_degradation(name).synthesize
 
@@ -68,6 +75,8 @@ ROWS = [
     *LUMINANCE_ROWS[:2],
     ("luminance noise σ 5", _luminance_noise(5, False), 0.5, None),
     *LUMINANCE_ROWS[2:],
+    *((f"luminance noise σ {sigma}, then JPEG q{q}", _then_jpeg(_luminance_noise(sigma, False), q), 0.5, None)
+      for sigma, q in ((10, 90), (10, 75), (20, 75))),
     ("clean", lambda x, g, s: x, 0.5, None),
     ("colour noise σ 5", _gaussian(5), 0.5, None),
     ("colour noise σ 15", _gaussian(15), 0.5, None),
