@@ -6,7 +6,8 @@ floors, on the same seeded inputs.
     python benchmarks/floors.py --clean DIR --limit 1 --size 64     # tiny (the tests do this)
 
 Rows: what the noise floor is for (noise without colour: grey photos, and colour photos with one noise draw for all
-channels, :data:`family.LUMINANCE_ROWS` and σ 5, also saved as JPEGs as a phone saves them), what it must leave alone (clean photos, colour noise, the noise
+channels, :data:`family.LUMINANCE_ROWS` and σ 5, also saved as JPEGs as a phone saves them, and under blur, rain,
+haze or snow), what it must leave alone (clean photos, colour noise, the noise
 plugin, JPEGs at quality 90, whose fine texture can read as noise, and the low-light plugin, whose sensor noise is
 white), and the held-out real pairs. Mean PSNR against the clean photo (the grey photo where the row is grey), the
 noise weight each pipeline routes, and the worst photo's change. With ``--real``: NIQE (lower is better) on every
@@ -65,6 +66,13 @@ def _then_jpeg(synth, quality: int):
     return both
 
 
+def _then_noise(synth, sigma: float):
+    """``synth``, then luminance noise of ``sigma`` (the sensor's, after the scene's degradation)."""
+    def both(x: torch.Tensor, g: torch.Generator, s: float) -> torch.Tensor:
+        return _luminance_noise(sigma, False)(synth(x, g, s).clamp(0, 1), g, s)
+    return both
+
+
 def _plugin(name: str):
     return get_degradation(name).synthesize
 
@@ -77,6 +85,8 @@ ROWS = [
     *LUMINANCE_ROWS[2:],
     *((f"luminance noise σ {sigma}, then JPEG q{q}", _then_jpeg(_luminance_noise(sigma, False), q), 0.5, None)
       for sigma, q in ((10, 90), (10, 75), (20, 75))),
+    *((f"{name} 0.4, then luminance noise σ 10", _then_noise(_plugin(name), 10), 0.4, None)
+      for name in ("blur", "rain", "haze", "snow")),
     ("clean", lambda x, g, s: x, 0.5, None),
     ("colour noise σ 5", _gaussian(5), 0.5, None),
     ("colour noise σ 15", _gaussian(15), 0.5, None),

@@ -95,8 +95,9 @@ class Floor:
     below the first value, 1 at or above the second), for an adapter the estimator knows but misjudges; with
     ``head_ramp``, times the segmentation head's mean probability of ``head_class`` (default: the class ``adapter``
     names; the adapters off, ``core.routing.head_means``) on a second ramp, so the measurement counts only where the
-    head reads the photo so; 0 where the estimator's weight of an adapter in ``unless_estimated`` reaches
-    ``est_limit``. ``releases_gate``: the floor lifts as much of the clean-pixel gate (for what the head cannot see).
+    head reads the photo so; times 1 − ``unless_head_ramp`` of the head's largest mean probability of a class in
+    ``unless_head``; 0 where the estimator's weight of an adapter in ``unless_estimated`` reaches ``est_limit``.
+    ``releases_gate``: the floor lifts as much of the clean-pixel gate (for what the head cannot see).
 
     The defaults are the haze floor (:data:`HAZE`): haze by ``core.routing.veil`` (0 up to 0.18, the highest value
     on a clear photo measured, 1 from 0.3), where the head's haze is 0.02 → 0.1. The estimator learned haze from the
@@ -110,6 +111,8 @@ class Floor:
     ramp: tuple[float, float] = (0.18, 0.3)
     head_ramp: tuple[float, float] | None = (0.02, 0.1)
     head_class: str | None = None
+    unless_head: tuple[str, ...] = ()
+    unless_head_ramp: tuple[float, float] = (0.3, 0.5)
     unless_estimated: tuple[str, ...] = ()
     est_limit: float = 0.1
     releases_gate: bool = False
@@ -126,6 +129,8 @@ class Floor:
         c = self.head_class or self.adapter
         if m > 0 and self.head_ramp is not None and head is not None and c in classes:
             m *= linear_ramp(float(head()[classes.index(c)]), *self.head_ramp)
+        if m > 0 and head is not None and (unless := [classes.index(u) for u in self.unless_head if u in classes]):
+            m *= 1.0 - linear_ramp(max(float(head()[i]) for i in unless), *self.unless_head_ramp)
         return m
 
 
@@ -135,9 +140,11 @@ HAZE = Floor()
 #: The noise floor: the noise adapter's weight by :func:`fine_noise`, 0 up to 2.5 (clean photos read ≤ 2.2), 1 from
 #: 5 (grey noise σ 6, colour noise σ 9), times the head's mean p_clean from 0.1 to 0.4; not on a photo the estimator
 #: finds dark (the low-light plugin's white sensor noise reads up to 3.5, and the noise adapter undoes the base's
-#: brightening: ``core.routing.Fallback``).
+#: brightening: ``core.routing.Fallback``), nor where the head reads haze (mean 0.3 → 0.5: the noise adapter undoes
+#: the base's dehazing; a hazy photo with luma noise, head haze 0.59, lost 2.4 dB; grey noisy photos read ≤ 0.31).
+#: On a hazy photo the second pass, routed on the dehazed output, still gets it (``core.routing.Sequel``).
 NOISE = Floor(adapter="noise", measure=fine_noise, ramp=(2.5, 5.0), head_ramp=(0.1, 0.4), head_class="clean",
-              unless_estimated=("lowlight",), releases_gate=True,
+              unless_head=("haze",), unless_estimated=("lowlight",), releases_gate=True,
               why="fine, white noise in its luma, where the segmentation head reads the photo as clean: the estimator "
               "and the head find noise by its colour; the clean-pixel gate is lifted as much")
 

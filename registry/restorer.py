@@ -135,12 +135,18 @@ class Restorer:
         (``core.routing.Detected``), and of a floored one as far as its floor reaches (``core.floors.Floor``)."""
         released = set(self.unseen()) | {self.adapters.index(d.adapter) for d in self.detecting() if d.releases_gate}
         out = max((float(weights[i]) for i in released), default=0.0)
+        means: list[torch.Tensor] = []
+
+        def head() -> torch.Tensor:  # the head's mean class probabilities, adapters off, once
+            if not means:
+                means.append(head_means(self.model, rgb.float()))
+            return means[0]
+
         for floor in self.floors:
             if floor.releases_gate and floor.adapter in self.adapters:
                 w = float(weights[self.adapters.index(floor.adapter)])
                 if w > out:  # measured only where it could count
-                    m = floor.measured(rgb, lambda: head_means(self.model, rgb.float()), self.model.config.classes,
-                                       self.named(weights))
+                    m = floor.measured(rgb, head, self.model.config.classes, self.named(weights))
                     out = max(out, min(w, m))
         return out
 

@@ -68,6 +68,23 @@ def test_the_noise_floor_stands_down_on_a_dark_photo() -> None:
     assert NOISE.measured(noisy, estimated={"lowlight": NOISE.est_limit / 2, "haze": 0.9}) == 1.0
 
 
+def test_the_noise_floor_makes_way_where_the_head_reads_haze() -> None:
+    """The noise adapter undoes the base's dehazing: where the head reads haze (mean 0.5 and up) the floor is 0, half
+    way up its ramp half of it; where it reads the photo as noisy rather than clean the floor is 0 too."""
+    classes = ("clean", "noise", "blur", "haze", "rain", "lowlight")
+    noisy = _with_noise(_grey(_photo("astronaut")), 10)
+
+    def head(clean: float, haze: float):
+        return lambda: torch.tensor([clean, 0.0, 0.0, haze, 0.0, 0.0])
+
+    lo, hi = NOISE.unless_head_ramp
+    assert NOISE.unless_head == ("haze",)
+    assert NOISE.measured(noisy, head(0.9, lo - 0.01), classes) == 1.0
+    assert NOISE.measured(noisy, head(0.9, (lo + hi) / 2), classes) == pytest.approx(0.5)
+    assert NOISE.measured(noisy, head(0.4, hi), classes) == 0.0
+    assert NOISE.measured(noisy, head(NOISE.head_ramp[0] - 0.01, 0.0), classes) == 0.0  # the head sees the noise
+
+
 @pytest.fixture(scope="module")
 def pipelines():
     r = load_pipeline(device="cpu").restorer
