@@ -3,15 +3,15 @@ floors, on the same seeded inputs.
 
     python benchmarks/floors.py --clean ../shared/data/eval/CBSD68 --limit 12 --pairs ../shared/data/pairs \
         --real ../shared/data/real --out benchmarks/results/floors.json
-    python benchmarks/floors.py --clean DIR --limit 1 --size 64     # tiny (the tests do this)
+    python benchmarks/floors.py --clean DIR --limit 1 --size 192 --real DIR     # tiny (the tests do this)
 
 Rows: what the noise floor is for (noise without colour: grey photos, and colour photos with one noise draw for all
 channels, :data:`family.LUMINANCE_ROWS` and σ 5, also saved as JPEGs as a phone saves them, and under blur, rain,
-haze or snow), what it must leave alone (clean photos, colour noise, the noise
-plugin, JPEGs at quality 90, whose fine texture can read as noise, and the low-light plugin, whose sensor noise is
-white), and the held-out real pairs. Mean PSNR against the clean photo (the grey photo where the row is grey), the
-noise weight each pipeline routes, and the worst photo's change. With ``--real``: NIQE (lower is better) on every
-photo of real/RNI6 (real noisy grey scans) and the first ``--limit`` of each other real set, input and both outputs.
+haze or snow), what it must leave alone (clean photos, colour noise, the noise plugin, JPEGs at quality 90, whose
+fine texture can read as noise, and the low-light plugin, whose sensor noise is white), and the held-out real pairs.
+Mean PSNR against the clean photo (the grey photo where the row is grey), the noise weight each pipeline routes, and
+the worst photo's change. With ``--real``: NIQE (lower is better) on every photo of real/RNI6 (real noisy grey scans)
+and the first ``--limit`` of each other real set, input and both outputs.
 Image i of a row uses seed crc32(row) + i.
 """
 

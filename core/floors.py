@@ -13,7 +13,8 @@ rule does for the blocks the head cannot see (``core.routing.Detected``); only w
 (``head_class``). Where the head sees the noise (colour noise: mean p_clean ≤ 0.05 at σ 5 and up, against 0.68–0.99
 with grey or luma noise at σ 5–10) the estimator sees it too, and the floor stays out of its way: lifting the gate
 there cost one photo with colour noise at σ 5 2.8 dB, and raising the noise weight on a hazy, noisy photo (before the
-noise weight makes way for haze, ``core.routing.Yield``) 1.6 dB.
+noise weight makes way for haze, ``core.routing.Yield``) 1.6 dB. Nor where the head reads haze (``unless_head``): the
+noise adapter undoes the base's dehazing (a hazy photo with luma noise lost 2.4 dB).
 
 Not in force: the haze floor (:data:`HAZE`), which raises the haze adapter's weight by a veil over the photo's
 darkest parts (``core.routing.veil``). With the head's haze it leaves blur, rain and clean photos alone and lifts
