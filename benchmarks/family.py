@@ -93,6 +93,18 @@ def stacked_rows(name: str) -> list[tuple[str, object, float]]:
             for parts in ALL_STACKS if name in parts]
 
 
+def synthetic_sets(rows: list[tuple], clean: list[torch.Tensor]) -> list[tuple[str, list]]:
+    """(row name, [(degraded, reference)]) for each (row, synthesizer, severity[, reference]) of ``rows`` over the
+    ``clean`` photos [3, H, W]; image i of a row uses seed crc32(row) + i, the degraded photo in 8 bits."""
+    sets = []
+    for row, fn, severity, *ref in rows:
+        seed = zlib.crc32(row.encode())
+        to_ref = ref[0] if ref and ref[0] is not None else (lambda x: x)
+        sets.append((row, [(quantize8(fn(c[None], torch.Generator().manual_seed(seed + i), severity)[0].clamp(0, 1)),
+                            to_ref(c[None])[0]) for i, c in enumerate(clean)]))
+    return sets
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--adapter", type=Path, required=True, help="the new adapter folder (a bundled name)")
@@ -128,11 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
             if (parts != (name,) and not args.pipeline) or not root.is_dir():
                 continue
             sets.append((f"real: {folder} (held out)", held_out_pairs(root, args.pairs_limit, args.size)))
-    for row, fn, severity, *ref in rows_for(name) + (stacked_rows(name) if args.pipeline else []):
-        seed = zlib.crc32(row.encode())
-        to_ref = ref[0] if ref and ref[0] is not None else (lambda x: x)
-        sets.append((row, [(quantize8(fn(c[None], torch.Generator().manual_seed(seed + i), severity)[0].clamp(0, 1)),
-                            to_ref(c[None])[0]) for i, c in enumerate(clean)]))
+    sets += synthetic_sets(rows_for(name) + (stacked_rows(name) if args.pipeline else []), clean)
     sets.append(("clean", [(quantize8(c), c) for c in clean]))
     rows = []
     one, zero = torch.ones(1), torch.zeros(1)

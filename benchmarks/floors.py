@@ -24,7 +24,6 @@ import json
 import statistics
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from blending import PAIRS, _crop, _psnr, held_out_pairs, pipeline  # noqa: E402
-from family import LUMINANCE_ROWS, _grey, _luminance_noise  # noqa: E402
+from family import LUMINANCE_ROWS, _grey, _luminance_noise, synthetic_sets  # noqa: E402
 
 from air_restore.core.floors import FLOORS  # noqa: E402
 from air_restore.core.io.files import atomic_write_text  # noqa: E402
 from air_restore.core.io.images import iter_image_paths, read_image  # noqa: E402
-from air_restore.core.metrics import quantize8  # noqa: E402
 from air_restore.core.niqe import niqe  # noqa: E402
 from air_restore.registry.discovery import get_degradation  # noqa: E402
 
@@ -112,11 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     pipes = {"without": dataclasses.replace(shipped, floors=()), "with": shipped}
     k = shipped.adapters.index("noise")
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
-    sets: list[tuple[str, list]] = []
-    for row, fn, severity, *ref in ROWS:
-        seed, to_ref = zlib.crc32(row.encode()), (ref[0] if ref and ref[0] is not None else (lambda x: x))
-        sets.append((row, [(quantize8(fn(c[None], torch.Generator().manual_seed(seed + i), severity)[0].clamp(0, 1)),
-                            to_ref(c[None])[0]) for i, c in enumerate(clean)]))
+    sets = synthetic_sets(ROWS, clean)
     for folder in PAIRS if args.pairs is not None else ():
         if (args.pairs / folder).is_dir():
             sets.append((f"real: {folder} (held out)", held_out_pairs(args.pairs / folder, args.pairs_limit,

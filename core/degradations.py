@@ -303,6 +303,11 @@ def camera_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Te
     return out
 
 
+def luma_plane(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] → their luma (:data:`LUMA`), [B, 1, H, W]."""
+    return (x * torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def mono_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) -> torch.Tensor:
     """Luminance noise: (nearly) the same noise in every channel, σ = severity·50/255 as in :func:`noise`.
 
@@ -325,7 +330,7 @@ def mono_noise(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tens
         common[idx] = blurred / blurred.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
     corr = per_image(corr)
     n = corr.sqrt() * common + (1 - corr).sqrt() * randn(x.shape, g, dev)
-    luma = (x * torch.tensor(LUMA, device=dev, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma = luma_plane(x)
     shot = per_image(rand((b,), g, dev) < 0.5)
     std = torch.where(shot, torch.sqrt(1.5 * sigma.square() * luma.clamp(0, 1) + (0.5 * sigma).square()), sigma)
     return (x + std * n).clamp(0, 1)

@@ -231,7 +231,7 @@ def channel_orders(b: int, g: torch.Generator, share: float, device=None) -> tor
 
 def luma(x: torch.Tensor) -> torch.Tensor:
     """[B, 3, H, W] → the same photos grey: their luma in all three channels."""
-    return (x * torch.tensor(D.LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True).expand_as(x)
+    return D.luma_plane(x).expand_as(x)
 
 
 def grey_picks(b: int, g: torch.Generator, share: float, device=None) -> torch.Tensor:
