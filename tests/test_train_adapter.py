@@ -201,6 +201,21 @@ def test_rain_family_is_the_plugin_then_jpeg_on_about_half():
     assert float((plugin - crops).abs().mean()) > 0.02  # the streaks are there in every crop
 
 
+def test_jpeg_family_saves_noise_on_about_a_fifth_of_its_crops():
+    """The JPEG adapter's family (core.families.ADAPTER_FAMILIES): every crop JPEG-compressed, and about a fifth
+    of them noisy first (core.families.noisy_jpeg), as a camera saves its sensor noise. On a flat grey crop the
+    codec alone leaves it flat; the noise, at σ 7.5 levels or more, survives it."""
+    from air_restore.core.families import ADAPTER_FAMILIES
+
+    crops = torch.full((40, 3, 64, 64), 0.5)
+    out = ADAPTER_FAMILIES["jpeg"](crops, torch.Generator().manual_seed(0), torch.full((40,), 0.3))
+    spread = (out - out.mean((2, 3), keepdim=True)).std(dim=(1, 2, 3)) * 255  # in 8-bit levels
+    noisy = spread > 2
+    assert 3 <= int(noisy.sum()) <= 16
+    assert float(spread[~noisy].max()) < 1  # a clean flat crop stays flat through either codec
+    assert float(spread[noisy].min()) > 3
+
+
 def test_init_starts_from_the_given_adapter(clean_dir, tmp_path):
     """--init: training starts from an existing adapter's factors (at a vanishing learning rate it stays
     there), and the manifest says which; another rank or a folder that is no adapter is refused."""
