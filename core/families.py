@@ -248,18 +248,22 @@ STACK: tuple[tuple[Synthesizer, ...], tuple[float, ...]] = ((D.noise, D.camera_n
 #: JPEG by the plugin's torch codec or by libjpeg (Pillow), drawn per image.
 JPEG_EITHER: Synthesizer = partial(D.pick_per_image, probs=(0.5, 0.5), variants=(D.jpeg, D.jpeg_codec))
 
+#: The noise adapter's family: the plugin's noise (per channel) on two crops in three, luminance noise (the same in
+#: every channel: grey photos and scans, film grain, a phone's luma noise) on the third. Base v1 and the first noise
+#: adapter left luminance noise in place (grey CBSD68 photos at σ 25: 20.49 dB in, 20.50 out of the pipeline; 26.5
+#: with this family; NOTES.md).
+NOISE_FAMILY: Synthesizer = partial(D.pick_per_image, variants=(D.noise, D.mono_noise), probs=(2 / 3, 1 / 3))
+
 #: Severity range of the noise under :func:`noisy_jpeg` (σ = severity·50 levels of 255: 7.5 to 30).
 NOISY_JPEG_NOISE = (0.15, 0.6)
 
 
 def noisy_jpeg(x: torch.Tensor, g: torch.Generator, severity: torch.Tensor) -> torch.Tensor:
-    """Noise (per channel on two photos in three, luminance noise on the third, at a severity drawn from
-    :data:`NOISY_JPEG_NOISE`), then JPEG at ``severity`` by either codec: a phone's or camera's noisy JPEG."""
-    b = x.shape[0]
+    """:data:`NOISE_FAMILY` at a severity drawn from :data:`NOISY_JPEG_NOISE`, then JPEG at ``severity`` by either
+    codec: a phone's or camera's noisy JPEG."""
     lo, hi = NOISY_JPEG_NOISE
-    s = lo + (hi - lo) * torch.rand((b,), generator=g, device=x.device)
-    noisy = D.pick_per_image(x, g, s, variants=(D.noise, D.mono_noise), probs=(2 / 3, 1 / 3)).clamp(0, 1)
-    return JPEG_EITHER(noisy, g, severity)
+    s = lo + (hi - lo) * torch.rand((x.shape[0],), generator=g, device=x.device)
+    return JPEG_EITHER(NOISE_FAMILY(x, g, s).clamp(0, 1), g, severity)
 
 
 #: The low-light adapter's family (``air train adapter lowlight --family``): the plugin's synthesizer at
@@ -283,11 +287,7 @@ ADAPTER_FAMILIES: dict[str, Synthesizer] = {
     #: in place (CBSD68, rain 0.5 then JPEG: 22.9 dB from the base against 28.6 uncompressed). A wider family
     #: that also drew drizzle and rain over haze cost rain alone 2.8 dB at weight 1 (NOTES.md).
     "rain": then_jpeg(D.rain, codec=JPEG_EITHER),
-    #: The noise adapter's family: the plugin's noise (per channel) on two crops in three, luminance noise (the
-    #: same in every channel: grey photos and scans, film grain, a phone's luma noise) on the third. Base v1 and
-    #: the first noise adapter left luminance noise in place (grey CBSD68 photos at σ 25: 20.49 dB in, 20.50 out
-    #: of the pipeline; 26.5 with this family; NOTES.md).
-    "noise": partial(D.pick_per_image, variants=(D.noise, D.mono_noise), probs=(2 / 3, 1 / 3)),
+    "noise": NOISE_FAMILY,
 }
 
 
