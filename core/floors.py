@@ -99,6 +99,9 @@ class Floor:
     head reads the photo so; times 1 − ``unless_head_ramp`` of the head's largest mean probability of a class in
     ``unless_head``; 0 where the estimator's weight of an adapter in ``unless_estimated`` reaches ``est_limit``.
     ``releases_gate``: the floor lifts as much of the clean-pixel gate (for what the head cannot see).
+    ``makes_way_for``: adapters whose weight a detection rule measures (``core.routing.Detected``: jpeg) and whose
+    adapter already cleans what the floor measures; the raise above the estimator's weight is scaled by 1 − the
+    largest of their weights, once they are known (``registry.restorer.Restorer.route``).
 
     The defaults are the haze floor (:data:`HAZE`): haze by ``core.routing.veil`` (0 up to 0.18, the highest value
     on a clear photo measured, 1 from 0.3), where the head's haze is 0.02 → 0.1. The estimator learned haze from the
@@ -117,6 +120,7 @@ class Floor:
     unless_estimated: tuple[str, ...] = ()
     est_limit: float = 0.1
     releases_gate: bool = False
+    makes_way_for: tuple[str, ...] = ()
     why: str = "a veil lifting the photo's darkest parts (dark channel), as fog does, where the head sees haze"
 
     def measured(self, rgb: torch.Tensor, head: Callable[[], torch.Tensor] | None = None,
@@ -143,11 +147,16 @@ HAZE = Floor()
 #: finds dark (the low-light plugin's white sensor noise reads up to 3.5, and the noise adapter undoes the base's
 #: brightening: ``core.routing.Fallback``), nor where the head reads haze (mean 0.3 → 0.5: the noise adapter undoes
 #: the base's dehazing; a hazy photo with luma noise, head haze 0.59, lost 2.4 dB; grey noisy photos read ≤ 0.31).
-#: On a hazy photo the second pass, routed on the dehazed output, still gets it (``core.routing.Sequel``).
+#: On a hazy photo the second pass, routed on the dehazed output, still gets it (``core.routing.Sequel``). The raise
+#: makes way for the jpeg weight (``makes_way_for``): the jpeg adapter learnt noise under the codec
+#: (``core.families.noisy_jpeg``), and the noise adapter on top of it smoothed twice (``benchmarks/floors.py``, 12
+#: CBSD68 photos, luma noise σ 20 then libjpeg q75: 27.62 dB without the floor, 26.67 with it, 27.56 making way; σ 10
+#: then q90, where the jpeg weight is lower: 29.90, 31.07, 31.39).
 NOISE = Floor(adapter="noise", measure=fine_noise, ramp=(2.5, 5.0), head_ramp=(0.1, 0.4), head_class="clean",
-              unless_head=("haze",), unless_estimated=("lowlight",), releases_gate=True,
+              unless_head=("haze",), unless_estimated=("lowlight",), releases_gate=True, makes_way_for=("jpeg",),
               why="fine, white noise in its luma, where the segmentation head reads the photo as clean: the estimator "
-              "and the head find noise by its colour; the clean-pixel gate is lifted as much")
+              "and the head find noise by its colour; the clean-pixel gate is lifted as much; less as far as the jpeg "
+              "adapter is weighted, which cleans noise under the codec")
 
 #: The floors of the pipeline (``registry.restorer.Restorer.floors``).
 FLOORS: tuple[Floor, ...] = (NOISE,)

@@ -77,6 +77,7 @@ class Restorer:
         core.routing.Temper)."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
+        lifted: list[tuple[Floor, float, float]] = []  # each floor that raised a weight, to what, the raise's share
         passes: list[tuple[torch.Tensor, float]] = []  # the base alone on the head's crops, once, where a rule asks
 
         def crops() -> tuple[torch.Tensor, float]:
@@ -100,9 +101,8 @@ class Restorer:
                     i = self.adapters.index(floor.adapter)
                     m = floor.measured(rgb, head, self.model.config.classes, self.named(w))
                     if m > float(w[i]):
+                        lifted.append((floor, m, 1.0 - float(w[i]) / m))
                         w[i] = m
-                        if raised is not None:
-                            raised[floor.adapter] = (m, floor.why)
             for rule in self.yields:
                 if rule.applies(self.adapters):
                     k, f = self.adapters.index(rule.adapter), rule.factor(w, self.adapters)
@@ -123,6 +123,12 @@ class Restorer:
             if v > 0:
                 v *= rule.share(self.named(w), dict(zip(self.model.config.classes, head().tolist())))
             w[self.adapters.index(rule.adapter)] = v
+        for floor, m, share in lifted:  # a raise makes way for the detected weights it yields to, now they are known
+            way = max((float(w[self.adapters.index(n)]) for n in floor.makes_way_for if n in self.adapters),
+                      default=0.0)
+            w[self.adapters.index(floor.adapter)] *= 1.0 - share * way
+            if raised is not None and share * (1.0 - way) > 0.01:
+                raised[floor.adapter] = (m * (1.0 - share * way), floor.why)
         return w, float(strength[0]), extra
 
     def named(self, weights: torch.Tensor) -> dict[str, float]:

@@ -118,6 +118,42 @@ def test_the_floor_leaves_clean_photos_and_colour_noise_as_routed(pipelines, cas
     assert torch.equal(r.restore(x).image, bare.restore(x).image)
 
 
+def _saved_as_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray((x * 255).round().byte().permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+    return torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
+
+
+def test_the_floor_makes_way_for_the_jpeg_adapter_on_a_noisy_jpeg(pipelines) -> None:
+    """The jpeg adapter learnt noise under the codec (core.families.noisy_jpeg): on a photo with luma noise saved as a
+    JPEG, the noise adapter raised to weight 1 on top of it smoothed twice. The floor's raise above the estimator's
+    weight is scaled by 1 − the jpeg weight: where the codec is plain (σ 20, q75: jpeg weight ~1) the noise weight
+    goes back to the estimator's, and the photo comes out over 1 dB nearer the clean one than with the whole raise;
+    at q90 (jpeg weight ~0.3) most of the raise stays, as `--explain` says."""
+    r, bare = pipelines
+    whole = dataclasses.replace(r, floors=(dataclasses.replace(NOISE, makes_way_for=()),))
+    k, j = r.adapters.index("noise"), r.adapters.index("jpeg")
+    assert NOISE.makes_way_for == ("jpeg",)
+    clean = _photo("chelsea")[:, :256, :256]
+    heavy = _saved_as_jpeg(_with_noise(clean, 20), 75)
+    w, est = r.estimate(heavy), bare.estimate(heavy)
+    assert float(whole.estimate(heavy)[k]) > 0.99 and float(w[j]) > 0.99
+    assert float(w[k]) == pytest.approx(float(est[k]), abs=0.01) and float(est[k]) < 0.5
+    assert psnr(r.restore(heavy).image, clean) > psnr(whole.restore(heavy).image, clean) + 1.0
+
+    clean = _photo("astronaut")[:, :256, :256]
+    light = _saved_as_jpeg(_with_noise(clean, 10), 90)
+    w, est, raised = r.estimate(light), bare.estimate(light), {}
+    assert 0.1 < float(w[j]) < 0.5 and float(est[k]) < 0.1
+    assert float(w[k]) == pytest.approx(float(est[k]) + (1 - float(est[k])) * (1 - float(w[j])), abs=1e-4)
+    r.route(light, raised)
+    assert raised["noise"][0] == pytest.approx(float(w[k]), abs=1e-4)  # what `air restore --explain` prints
+
+
 def test_air_restore_explains_the_floor_and_gives_a_grey_scan_back_grey_and_cleaner(tmp_path) -> None:
     """What a user with a noisy grey scan meets: `air restore --explain` raises the noise weight, says why, no longer
     says the gate kept the photo whole, and writes a grey file nearer the clean photo than the input."""
