@@ -90,6 +90,13 @@ def fine_noise(rgb: torch.Tensor, block: int = 16, flat: float = 0.3) -> float:
     return float(noise[flattest].mean().sqrt())
 
 
+def colourless(rgb: torch.Tensor, levels: float = 1.0) -> bool:
+    """Whether a photo [3, H, W] in [0, 1] has no colour: its channels differ by less than ``levels`` (8-bit) on
+    average, every fourth pixel each way (a grey photo or scan, also one saved as RGB or as a JPEG)."""
+    x = rgb[:, ::4, ::4].float()
+    return float((x.amax(0) - x.amin(0)).mean()) * 255 < levels
+
+
 @dataclass(frozen=True)
 class Floor:
     """``adapter``'s weight raised to at least ``measure(rgb)`` mapped onto 0–1 by a linear ``ramp`` (0 at or
@@ -101,7 +108,10 @@ class Floor:
     ``releases_gate``: the floor lifts as much of the clean-pixel gate (for what the head cannot see).
     ``makes_way_for``: adapters whose weight a detection rule measures (``core.routing.Detected``: jpeg) and whose
     adapter already cleans what the floor measures; the raise above the estimator's weight is scaled by 1 − the
-    largest of their weights, once they are known (``registry.restorer.Restorer.route``).
+    largest of their weights, once they are known (``registry.restorer.Restorer.route``). ``moves_to``: an adapter
+    of the floor's own, weighted by it alone (``core.routing.ruled``): where the floor measures more than 0.01 (after
+    making way), ``adapter``'s weight, raised or not, goes to it and ``adapter`` gets 0, and with ``moves_colourless``
+    also on any photo without colour (:func:`colourless`); elsewhere ``adapter`` keeps the estimator's weight.
 
     The defaults are the haze floor (:data:`HAZE`): haze by ``core.routing.veil`` (0 up to 0.18, the highest value
     on a clear photo measured, 1 from 0.3), where the head's haze is 0.02 → 0.1. The estimator learned haze from the
@@ -121,6 +131,8 @@ class Floor:
     est_limit: float = 0.1
     releases_gate: bool = False
     makes_way_for: tuple[str, ...] = ()
+    moves_to: str | None = None
+    moves_colourless: bool = False
     why: str = "a veil lifting the photo's darkest parts (dark channel), as fog does, where the head sees haze"
 
     def measured(self, rgb: torch.Tensor, head: Callable[[], torch.Tensor] | None = None,
@@ -151,12 +163,20 @@ HAZE = Floor()
 #: makes way for the jpeg weight (``makes_way_for``): the jpeg adapter learnt noise under the codec
 #: (``core.families.noisy_jpeg``), and the noise adapter on top of it smoothed twice (``benchmarks/floors.py``, 12
 #: CBSD68 photos, luma noise σ 20 then libjpeg q75: 27.62 dB without the floor, 26.67 with it, 27.56 making way; σ 10
-#: then q90, where the jpeg weight is lower: 29.90, 31.07, 31.39).
+#: then q90, where the jpeg weight is lower: 29.90, 31.07, 31.39). Wherever the floor finds such noise, the noise
+#: weight (raised or not) goes to the lumanoise adapter (``moves_to``): the noise adapter retrained on grey photos and
+#: luma noise (``core.degradations.mono_noise``), which removes them; the noise adapter, learnt on colour noise, keeps
+#: the estimator's weight everywhere else; a grey photo's noise has no colour either, so there the noise weight
+#: goes to lumanoise whatever the floor measures (``moves_colourless``: RNI6's grey scans, whose coarse grain the
+#: floor does not read). On our own independent synthesizers (CBSD68 #24–35) the retrained adapter
+#: in that place cost light rain 0.96 dB, Gaussian noise σ 10 0.55, camera noise 0.47 and JPEG q75 0.32 (NOTES.md).
 NOISE = Floor(adapter="noise", measure=fine_noise, ramp=(2.5, 5.0), head_ramp=(0.1, 0.4), head_class="clean",
               unless_head=("haze",), unless_estimated=("lowlight",), releases_gate=True, makes_way_for=("jpeg",),
+              moves_to="lumanoise", moves_colourless=True,
               why="fine, white noise in its luma, where the segmentation head reads the photo as clean: the estimator "
               "and the head find noise by its colour; the clean-pixel gate is lifted as much; less as far as the jpeg "
-              "adapter is weighted, which cleans noise under the codec")
+              "adapter is weighted, which cleans noise under the codec; the lumanoise adapter, learnt on noise without "
+              "colour, takes the noise weight")
 
 #: The floors of the pipeline (``registry.restorer.Restorer.floors``).
 FLOORS: tuple[Floor, ...] = (NOISE,)

@@ -351,9 +351,17 @@ SEQUEL: Sequel | None = Sequel()
 DETECTED: tuple[Detected, ...] = (Detected(),)
 
 
+def ruled(rules: tuple[Detected, ...] = DETECTED) -> set[str]:
+    """The adapters a rule weights rather than the estimator: a detection rule's, and a floor's own
+    (``core.floors.Floor.moves_to``)."""
+    from .floors import FLOORS  # floors reads the veil from here
+
+    return {d.adapter for d in rules} | {f.moves_to for f in FLOORS if f.moves_to}
+
+
 def estimated(names: list[str], rules: tuple[Detected, ...] = DETECTED) -> list[str]:
-    """``names`` without the adapters a detection rule weights: those an estimator is trained for."""
-    detected = {d.adapter for d in rules}
+    """``names`` without the adapters a rule weights (:func:`ruled`): those an estimator is trained for."""
+    detected = ruled(rules)
     return [n for n in names if n not in detected]
 
 

@@ -34,7 +34,7 @@ from ..core.io.images import iter_image_paths, read_image
 from ..core.training.adapter import heldout_psnr
 from ..core.training.estimator import Source, stored_source
 from .discovery import discover
-from .store import BUNDLED_REAL, adapters_dir, air_home, local_estimator_path, sweep_leftovers
+from .store import BUNDLED_FLOORED, BUNDLED_REAL, adapters_dir, air_home, local_estimator_path, sweep_leftovers
 from .restorer import Restorer
 from .pairs import load_pairs, scene, split
 
@@ -80,7 +80,8 @@ def synthesizers() -> dict[str, Callable]:
 
 def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
     """A :class:`Source` per installed adapter (its plugin's synthesizer, else its stored views, else for a
-    bundled one learnt from real pairs its stand-in, ``store.BUNDLED_REAL``); names of adapters with none too."""
+    bundled one learnt from real pairs its stand-in, ``store.BUNDLED_REAL``, or for one a floor weights the synthesizer
+    it was learnt on, ``store.BUNDLED_FLOORED``); names of adapters with none too."""
     from ..core import degradations
 
     synths = synthesizers()
@@ -92,6 +93,8 @@ def estimator_sources(adapters: list) -> tuple[dict[str, Source], list[str]]:
             out[a.name] = stored
         elif a.origin == "bundled" and a.name in BUNDLED_REAL:
             out[a.name] = Source(synth=getattr(degradations, BUNDLED_REAL[a.name].stand_in))
+        elif a.origin == "bundled" and a.name in BUNDLED_FLOORED:
+            out[a.name] = Source(synth=getattr(degradations, BUNDLED_FLOORED[a.name]))
         else:
             missing.append(a.name)
     return out, missing

@@ -14,9 +14,9 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, check_strength, restore
-from ..core.floors import FLOORS, Floor
+from ..core.floors import FLOORS, Floor, colourless
 from ..core.routing import (DETECTED, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, KeepDark, KeepHaze,
-                             Sequel, Temper, Yield, apply_fallback, crop_pass, head_means)
+                             Sequel, Temper, Yield, apply_fallback, crop_pass, head_means, ruled)
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -72,12 +72,14 @@ class Restorer:
     def route(self, rgb: torch.Tensor, raised: dict[str, tuple[float, str]] | None = None,
               yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned;
+        a weight a floor hands to its own adapter moved there (core.floors.Floor.moves_to);
         ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.floors.Floor),
         ``yielded`` adapter → (factor, why) for each weight a yield or temper rule scaled down (core.routing.Yield,
         core.routing.Temper)."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
-        lifted: list[tuple[Floor, float, float]] = []  # each floor that raised a weight, to what, the raise's share
+        found: list[tuple[Floor, float, float, bool]] = []  # each floor that found something: what, the share it
+        # raised, whether the photo has no colour (Floor.moves_colourless)
         passes: list[tuple[torch.Tensor, float]] = []  # the base alone on the head's crops, once, where a rule asks
 
         def crops() -> tuple[torch.Tensor, float]:
@@ -100,9 +102,10 @@ class Restorer:
                 if floor.adapter in self.adapters:
                     i = self.adapters.index(floor.adapter)
                     m = floor.measured(rgb, head, self.model.config.classes, self.named(w))
-                    if m > float(w[i]):
-                        lifted.append((floor, m, 1.0 - float(w[i]) / m))
-                        w[i] = m
+                    grey = floor.moves_colourless and colourless(rgb)
+                    if m > 0.01 or grey:
+                        found.append((floor, m, max(0.0, 1.0 - float(w[i]) / m) if m > 0 else 0.0, grey))
+                        w[i] = max(float(w[i]), m)
             for rule in self.yields:
                 if rule.applies(self.adapters):
                     k, f = self.adapters.index(rule.adapter), rule.factor(w, self.adapters)
@@ -123,12 +126,20 @@ class Restorer:
             if v > 0:
                 v *= rule.share(self.named(w), dict(zip(self.model.config.classes, head().tolist())))
             w[self.adapters.index(rule.adapter)] = v
-        for floor, m, share in lifted:  # a raise makes way for the detected weights it yields to, now they are known
+        for floor, m, share, grey in found:  # a floor makes way for the detected weights it yields to, now known
             way = max((float(w[self.adapters.index(n)]) for n in floor.makes_way_for if n in self.adapters),
                       default=0.0)
-            w[self.adapters.index(floor.adapter)] *= 1.0 - share * way
+            i = self.adapters.index(floor.adapter)
+            w[i] *= 1.0 - share * way  # the raise above the estimator's weight, scaled
+            if m * (1.0 - way) <= 0.01 and not grey:
+                continue  # nothing left of what the floor found: the estimator's weight, for the estimator's adapter
+            name = floor.adapter
+            if floor.moves_to in self.adapters:  # what the floor found, its own adapter restores
+                name, w[self.adapters.index(floor.moves_to)], w[i] = floor.moves_to, w[i], 0.0
+                if self.fallback is not None and self.fallback.adapter == floor.adapter:
+                    extra = 0.0
             if raised is not None and share * (1.0 - way) > 0.01:
-                raised[floor.adapter] = (m * (1.0 - share * way), floor.why)
+                raised[name] = (m * (1.0 - share * way), floor.why)
         return w, float(strength[0]), extra
 
     def named(self, weights: torch.Tensor) -> dict[str, float]:
@@ -150,7 +161,8 @@ class Restorer:
 
         for floor in self.floors:
             if floor.releases_gate and floor.adapter in self.adapters:
-                w = float(weights[self.adapters.index(floor.adapter)])
+                w = max(float(weights[self.adapters.index(n)]) for n in (floor.adapter, floor.moves_to)
+                        if n in self.adapters)  # its own adapter, where it handed the weight on
                 if w > out:  # measured only where it could count
                     m = floor.measured(rgb, head, self.model.config.classes, self.named(weights))
                     out = max(out, min(w, m))
@@ -165,10 +177,13 @@ class Restorer:
         """Indices of the adapters whose degradation the segmentation head has no class for (JPEG, snow, a
         third-party one): the head reads those pixels as clean, so the clean-pixel gate would keep them as
         they are and undo the adapter. Their weight lifts as much of the gate (:meth:`restore`). A bundled adapter
-        learnt from real pairs names the class that sees its degradation (``store.BUNDLED_REAL``: realnoise, noise)."""
+        learnt from real pairs names the class that sees its degradation (``store.BUNDLED_REAL``: realnoise, noise);
+        a floor's own adapter (lumanoise) lifts the gate only as far as its floor reaches (:meth:`released`)."""
         classes = set(self.model.config.classes)
         seen_as = {name: real.head_class for name, real in BUNDLED_REAL.items()}  # realnoise: noise
-        return [i for i, name in enumerate(self.adapters) if seen_as.get(name, name) not in classes]
+        floored = {f.moves_to for f in self.floors if f.moves_to}  # its floor lifts the gate as far as it reaches
+        return [i for i, name in enumerate(self.adapters)
+                if name not in floored and seen_as.get(name, name) not in classes]
 
     def also_clean(self, weights: torch.Tensor, rgb: torch.Tensor) -> dict[str, float]:
         """What the gate counts as clean besides the clean class, for weights [K] the estimator routed on the photo
@@ -308,11 +323,12 @@ class Restorer:
             return restore(self.model, rgb, **kw)
 
 
-def pick_estimator(names: list[str], detected: frozenset[str] | set[str] = frozenset(d.adapter for d in DETECTED)
+def pick_estimator(names: list[str], detected: frozenset[str] | set[str] | None = None
                    ) -> tuple[torch.nn.Module | None, Path | None, list[str]]:
     """The estimator for exactly ``names`` (local store first, then bundled); else the best one covering a
     subset of them, with a warning naming the fix, unless the adapters it lacks are ``detected`` (weighted
-    by a rule, ``core.routing.Detected``)."""
+    by a rule: ``core.routing.ruled``, the default)."""
+    detected = ruled() if detected is None else detected
     best, best_path, warnings = None, None, []
     for path in (local_estimator_path(), bundled_estimator_path()):
         if not path.is_file():
@@ -354,7 +370,8 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
         manifest, factors = load_for_base(a.path, info.fingerprint)
         attach(model, manifest["name"], factors)
         r.adapters.append(a.name)
-    est, path, warnings = pick_estimator(r.adapters, {d.adapter for d in r.detected})
+    est, path, warnings = pick_estimator(r.adapters, {d.adapter for d in r.detected}
+                                         | {f.moves_to for f in r.floors if f.moves_to})
     r.estimator = est.to(device) if est is not None else None
     r.estimator_path, r.warnings = path, unusable + warnings
     return r

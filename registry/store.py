@@ -60,8 +60,12 @@ class RealAdapter(NamedTuple):
 #: or a noise model fitted to PolyU, realnoise ≈ 0. After `air add-degradation snow` held-out PolyU still comes back
 #: at 37.19 dB (37.15 before; input 36.26), since the distillation keeps the rest of the routing (NOTES.md).
 BUNDLED_REAL = {"realnoise": RealAdapter("camera_noise", "noise")}
+#: The bundled adapters a floor weights rather than the estimator (``core.floors.Floor.moves_to``), each with the
+#: synthesizer of ``core.degradations`` it was learnt on: lumanoise, the noise adapter retrained on noise without
+#: colour (grey photos, luma noise), which the noise floor raises where it finds such noise.
+BUNDLED_FLOORED = {"lumanoise": "mono_noise"}
 #: Every bundled adapter, in order.
-BUNDLED_ORDER = BUNDLED_PLUGINS + tuple(BUNDLED_REAL)
+BUNDLED_ORDER = BUNDLED_PLUGINS + tuple(BUNDLED_REAL) + tuple(BUNDLED_FLOORED)
 ESTIMATOR_FILE = "estimator.safetensors"
 BUNDLED_BASE = "base-v1.safetensors"
 SOURCE_FILE = "air_source.json"

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage import data as skdata
 
 from air_restore.core.floors import FLOORS, HAZE, NOISE, fine_noise
@@ -91,15 +92,56 @@ def pipelines():
     return r, dataclasses.replace(r, floors=())
 
 
+def test_lumanoise_is_the_floors_adapter_and_no_estimators() -> None:
+    """The noise floor moves its raise to a bundled adapter of its own (lumanoise, learnt on noise without colour),
+    which no estimator is trained for: the bundled estimator is picked for the bundled adapters without a warning,
+    and `air train estimator` leaves lumanoise out as it does the jpeg adapter a detection rule weights."""
+    from air_restore.core.routing import estimated, ruled
+    from air_restore.registry.restorer import load_restorer, pick_estimator
+    from air_restore.registry.store import BUNDLED_FLOORED, BUNDLED_ORDER, bundled_estimator_path
+
+    assert set(BUNDLED_FLOORED) == {f.moves_to for f in FLOORS} == {"lumanoise"}
+    assert ruled() == {"jpeg", "lumanoise"}
+    assert estimated(list(BUNDLED_ORDER)) == ["noise", "blur", "haze", "rain", "lowlight", "realnoise"]
+    est, path, warnings = pick_estimator(list(BUNDLED_ORDER))
+    assert path == bundled_estimator_path() and not warnings
+    r = load_restorer()
+    assert "lumanoise" in r.adapters and not r.warnings
+    assert list(r.estimator.config.adapters) == estimated(r.adapters)
+
+
+def test_a_grey_photos_noise_weight_goes_to_lumanoise_where_the_floor_reads_nothing(pipelines) -> None:
+    """Grain coarser than a pixel keeps its energy at half scale, as texture does, so the floor reads nothing (RNI6's
+    grey scans); on a grey photo the noise has no colour all the same, so its noise weight goes to lumanoise. On a
+    colour photo with the same grain the noise adapter keeps it."""
+    from air_restore.core.floors import colourless
+
+    r, bare = pipelines
+    k, luma = r.adapters.index("noise"), r.adapters.index("lumanoise")
+    grain = F.interpolate(torch.randn((1, 1, 128, 128), generator=torch.Generator().manual_seed(0)), scale_factor=2)[0]
+    grey = quantize8((_grey(_photo("camera")[:, 128:384, 128:384]) + grain * 12 / 255).clamp(0, 1))
+    colour = quantize8((_photo("astronaut")[:, 100:356, 150:406] + grain * 12 / 255).clamp(0, 1))
+    assert colourless(grey) and colourless(_saved_as_jpeg(grey, 90)) and not colourless(colour)
+    for x in (grey, colour):
+        assert NOISE.measured(x) == 0.0  # the floor reads no fine, white noise
+    w, est = r.estimate(grey), bare.estimate(grey)
+    assert float(est[k]) > 0.05 and float(w[k]) == 0.0 and float(w[luma]) == pytest.approx(float(est[k]))
+    w, est = r.estimate(colour), bare.estimate(colour)
+    assert torch.equal(w, est) and float(w[luma]) == 0.0
+
+
 def test_the_pipeline_cleans_a_grey_noisy_photo_it_used_to_keep(pipelines) -> None:
     """The shipped estimator gives grey noise little weight and the head reads it as clean, so without the floor the
-    gate kept most of it; with it the noise adapter gets weight 1 and the gate lifts (the head reads it clean)."""
+    gate kept most of it; with it the lumanoise adapter (learnt on noise without colour) gets weight 1 in the noise
+    adapter's place, and the gate lifts (the head reads it clean)."""
     r, bare = pipelines
     clean = _grey(_photo("camera")[:, 128:384, 128:384])
     noisy = _with_noise(clean, 10)
-    k = r.adapters.index("noise")
-    assert float(bare.estimate(noisy)[k]) < 0.6 and float(r.estimate(noisy)[k]) > 0.99
-    assert r.released(r.estimate(noisy), noisy) > 0.9
+    k, luma = r.adapters.index("noise"), r.adapters.index("lumanoise")
+    w, est = r.estimate(noisy), bare.estimate(noisy)
+    assert NOISE.moves_to == "lumanoise" and float(est[k]) < 0.6 and float(est[luma]) == 0.0
+    assert float(w[luma]) > 0.99 and float(w[k]) == 0.0
+    assert r.released(w, noisy) > 0.9
     before, after = psnr(bare.restore(noisy).image, clean), psnr(r.restore(noisy).image, clean)
     assert after > before + 1.5, (before, after)
 
@@ -115,6 +157,7 @@ def test_the_floor_leaves_clean_photos_and_colour_noise_as_routed(pipelines, cas
         assert fine_noise(x) > NOISE.ramp[0]  # the floor measures something, and must not act on it
     w = r.estimate(x)
     assert torch.equal(w, bare.estimate(x)) and r.released(w, x) == 0.0
+    assert float(w[r.adapters.index("lumanoise")]) == 0.0  # only the floor weights it
     assert torch.equal(r.restore(x).image, bare.restore(x).image)
 
 
@@ -136,22 +179,23 @@ def test_the_floor_makes_way_for_the_jpeg_adapter_on_a_noisy_jpeg(pipelines) -> 
     at q90 (jpeg weight ~0.3) most of the raise stays, as `--explain` says."""
     r, bare = pipelines
     whole = dataclasses.replace(r, floors=(dataclasses.replace(NOISE, makes_way_for=()),))
-    k, j = r.adapters.index("noise"), r.adapters.index("jpeg")
+    k, j, luma = r.adapters.index("noise"), r.adapters.index("jpeg"), r.adapters.index("lumanoise")
     assert NOISE.makes_way_for == ("jpeg",)
     clean = _photo("chelsea")[:, :256, :256]
     heavy = _saved_as_jpeg(_with_noise(clean, 20), 75)
     w, est = r.estimate(heavy), bare.estimate(heavy)
-    assert float(whole.estimate(heavy)[k]) > 0.99 and float(w[j]) > 0.99
-    assert float(w[k]) == pytest.approx(float(est[k]), abs=0.01) and float(est[k]) < 0.5
+    assert float(whole.estimate(heavy)[luma]) > 0.99 and float(w[j]) > 0.99
+    # Nothing is left of the raise: the estimator's weight stays with the estimator's adapter.
+    assert float(w[k]) == pytest.approx(float(est[k]), abs=0.01) and float(est[k]) < 0.5 and float(w[luma]) == 0.0
     assert psnr(r.restore(heavy).image, clean) > psnr(whole.restore(heavy).image, clean) + 1.0
 
     clean = _photo("astronaut")[:, :256, :256]
     light = _saved_as_jpeg(_with_noise(clean, 10), 90)
     w, est, raised = r.estimate(light), bare.estimate(light), {}
-    assert 0.1 < float(w[j]) < 0.5 and float(est[k]) < 0.1
-    assert float(w[k]) == pytest.approx(float(est[k]) + (1 - float(est[k])) * (1 - float(w[j])), abs=1e-4)
+    assert 0.1 < float(w[j]) < 0.5 and float(est[k]) < 0.1 and float(w[k]) == 0.0
+    assert float(w[luma]) == pytest.approx(float(est[k]) + (1 - float(est[k])) * (1 - float(w[j])), abs=1e-4)
     r.route(light, raised)
-    assert raised["noise"][0] == pytest.approx(float(w[k]), abs=1e-4)  # what `air restore --explain` prints
+    assert raised["lumanoise"][0] == pytest.approx(float(w[luma]), abs=1e-4)  # what `air restore --explain` prints
 
 
 def test_air_restore_explains_the_floor_and_gives_a_grey_scan_back_grey_and_cleaner(tmp_path) -> None:
@@ -169,7 +213,7 @@ def test_air_restore_explains_the_floor_and_gives_a_grey_scan_back_grey_and_clea
     r = CliRunner().invoke(app, ["restore", str(src), "-o", str(out), "--explain"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "the noise weight was raised to 1.00 by a measurement of the photo" in text
+    assert "the lumanoise weight was raised to 1.00 by a measurement of the photo" in text
     assert "the gate kept" not in text
     restored = Image.open(out)
     assert restored.mode == "L"
