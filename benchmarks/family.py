@@ -47,7 +47,7 @@ from air_restore.core.metrics import quantize8  # noqa: E402
 from air_restore.registry.adapters import read_manifest  # noqa: E402
 from air_restore.registry.discovery import get_degradation  # noqa: E402
 from air_restore.registry.pipeline import Restorer  # noqa: E402
-from air_restore.registry.store import bundled_adapters, load_base  # noqa: E402
+from air_restore.registry.store import BUNDLED_FLOORED, bundled_adapters, load_base  # noqa: E402
 
 
 def _luminance_noise(sigma: float, grey: bool):
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
     if name not in bundled:
         raise SystemExit(f"{args.adapter}: adapter {name!r} is not a bundled one; nothing to compare with")
     baseline = args.baseline or bundled[name]
+    # The degradation its rows draw: a floor's own adapter (lumanoise) was learnt on its plugin's family (noise).
+    kind = manifest.get("training", {}).get("data", {}).get("plugin", name) if name in BUNDLED_FLOORED else name
     restorers, pipes = {}, {}
     for label, folder in (("bundled", baseline), ("new", args.adapter)):
         restorers[label] = Restorer(*load_base())
@@ -137,10 +139,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.pairs is not None:
         for folder, parts in PAIRS.items():
             root = args.pairs / folder
-            if (parts != (name,) and not args.pipeline) or not root.is_dir():
+            if (parts != (kind,) and not args.pipeline) or not root.is_dir():
                 continue
             sets.append((f"real: {folder} (held out)", held_out_pairs(root, args.pairs_limit, args.size)))
-    sets += synthetic_sets(rows_for(name) + (stacked_rows(name) if args.pipeline else []), clean)
+    sets += synthetic_sets(rows_for(kind) + (stacked_rows(kind) if args.pipeline else []), clean)
     sets.append(("clean", [(quantize8(c), c) for c in clean]))
     rows = []
     one, zero = torch.ones(1), torch.zeros(1)

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     shipped = pipeline()
     pipes = {"without": dataclasses.replace(shipped, floors=()), "with": shipped}
-    k = shipped.adapters.index("noise")
+    # The noise weight: the noise adapter's and its floor's own adapter's (core.floors.Floor.moves_to: lumanoise).
+    k = [shipped.adapters.index(n) for n in ("noise", "lumanoise") if n in shipped.adapters]
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
     sets = synthetic_sets(ROWS, clean)
     for folder in PAIRS if args.pairs is not None else ():
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
             acc.setdefault("input", []).append(_psnr(degraded, ref))
             for label, r in pipes.items():
                 acc.setdefault(label, []).append(_psnr(r.restore(degraded).image, ref))
-                acc.setdefault(f"weight_{label}", []).append(float(r.estimate(degraded)[k]))
+                acc.setdefault(f"weight_{label}", []).append(float(r.estimate(degraded)[k].sum()))
         change = [a - b for a, b in zip(acc["with"], acc["without"])]
         rows.append({"task": row, "images": len(samples), **{key: statistics.fmean(v) for key, v in acc.items()},
                      "worst": min(change), "best": max(change)})
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
             out = {label: r.restore(x).image for label, r in pipes.items()}
             real.append({"set": folder.name, "photo": p.name, "input": niqe(x),
                          **{label: niqe(y) for label, y in out.items()},
-                         **{f"weight_{label}": float(r.estimate(x)[k]) for label, r in pipes.items()},
+                         **{f"weight_{label}": float(r.estimate(x)[k].sum()) for label, r in pipes.items()},
                          "mean_abs_change": float((out["with"] - out["without"]).abs().mean() * 255)})
             print(json.dumps(real[-1]), flush=True)
     result = {"floors": [f.adapter for f in FLOORS], "adapters": shipped.adapters, "clean_set": args.clean.name,

@@ -389,11 +389,12 @@ def test_family_script(clean_dir, tmp_path):
 
 
 def test_family_script_measures_noise_without_colour_against_grey_photos(clean_dir):
-    """benchmarks/family.py, noise: grey photos are compared with the grey photo, and the bundled noise adapter
-    (trained with luminance noise and grey crops) removes noise from one (base v1 and the adapter before: ±0.1 dB)."""
+    """benchmarks/family.py, noise: grey photos are compared with the grey photo, and the bundled lumanoise adapter
+    (the noise adapter trained with luminance noise and grey crops) removes noise from one (base v1 and the noise
+    adapter: ±0.1 dB)."""
     from air_restore.registry.store import bundled_adapters
 
-    noise = next(a.path for a in bundled_adapters() if a.name == "noise")
+    noise = next(a.path for a in bundled_adapters() if a.name == "lumanoise")
     res = _module("family").main(["--adapter", str(noise), "--clean", str(clean_dir), "--limit", "1", "--size", "96"])
     rows = {r["task"]: r for r in res["rows"]}
     assert rows["grey photo, clean"]["input"] == pytest.approx(100.0)  # the reference is the grey photo
