@@ -19,6 +19,7 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 from air_restore.cli.main import app
+from air_restore.core.routing import ruled  # jpeg (a detection rule) and lumanoise (the noise floor)
 from air_restore.core.training.adapter import (
     TrainAdapterConfig, build_manifest, save_adapter, synthetic_sampler, train_adapter,
 )
@@ -346,7 +347,7 @@ def test_add_degradation_end_to_end(tmp_path):
     rr = load_restorer()
     assert rr.adapters == list(BUNDLED_ORDER) + ["fog"] and not rr.warnings
     # The jpeg adapter is weighted by its detection rule (core.routing.DETECTED), not by the estimator.
-    assert rr.estimator.config.adapters == tuple(n for n in BUNDLED_ORDER if n != "jpeg") + ("fog",)
+    assert rr.estimator.config.adapters == tuple(n for n in BUNDLED_ORDER if n not in ruled()) + ("fog",)
     with safe_open(str(rr.estimator_path), "pt") as f:  # by default the old outputs learned by distillation
         training = json.loads(f.metadata()["training"])
         assert training["distilled"] is True and training["p_pair_clean"] == 0.3
