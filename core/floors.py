@@ -180,3 +180,8 @@ NOISE = Floor(adapter="noise", measure=fine_noise, ramp=(2.5, 5.0), head_ramp=(0
 
 #: The floors of the pipeline (``registry.restorer.Restorer.floors``).
 FLOORS: tuple[Floor, ...] = (NOISE,)
+
+
+def own_adapters(floors: tuple[Floor, ...] = FLOORS) -> set[str]:
+    """The adapters of the floors' own (``Floor.moves_to``), weighted by their floor alone, never by an estimator."""
+    return {f.moves_to for f in floors if f.moves_to}

@@ -354,9 +354,9 @@ DETECTED: tuple[Detected, ...] = (Detected(),)
 def ruled(rules: tuple[Detected, ...] = DETECTED) -> set[str]:
     """The adapters a rule weights rather than the estimator: a detection rule's, and a floor's own
     (``core.floors.Floor.moves_to``)."""
-    from .floors import FLOORS  # floors reads the veil from here
+    from .floors import own_adapters  # floors reads the veil from here
 
-    return {d.adapter for d in rules} | {f.moves_to for f in FLOORS if f.moves_to}
+    return {d.adapter for d in rules} | own_adapters()
 
 
 def estimated(names: list[str], rules: tuple[Detected, ...] = DETECTED) -> list[str]:

@@ -34,6 +34,8 @@ class Restored:
     # adapter → (the factor its weight was scaled by, why) where it made way for another (core.routing.Yield) or
     # the base alone already corrects (core.routing.Temper)
     yielded: dict[str, tuple[float, str]] = field(default_factory=dict)
+    # adapter → (the adapter whose weight a floor moved to it, why) (core.floors.Floor.moves_to: lumanoise)
+    moved: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # lines for the user (a tile made smaller to fit in memory)
     # share of the pixels read as low light that the gate kept too: the estimator found the photo exposed as
     # meant (core.routing.KeepDark)
@@ -116,16 +118,18 @@ class Pipeline:
 
     def route(self, rgb: torch.Tensor, adapters: dict[str, float] | None = None,
               raised: dict[str, tuple[float, str]] | None = None,
-              yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
+              yielded: dict[str, tuple[float, str]] | None = None,
+              moved: dict[str, tuple[str, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took (:meth:`Restorer.route`; 0 with ``adapters``);
         ``raised`` receives the weights a floor raised (core.floors.Floor), ``yielded`` those a yield or temper
-        rule scaled down (core.routing.Yield, core.routing.Temper), each where no fixed weight replaced it."""
+        rule scaled down (core.routing.Yield, core.routing.Temper), ``moved`` those a floor moved to its own
+        adapter, each where no fixed weight replaced it."""
         if adapters is not None:
             return self.restorer.weights_from({**adapters, **self.fixed}), 1.0, 0.0
-        w, strength, extra = self.restorer.route(rgb, raised, yielded)
+        w, strength, extra = self.restorer.route(rgb, raised, yielded, moved)
         for name, v in self.fixed.items():
             w[self.restorer.adapters.index(name)] = v
-            for d in (raised, yielded):
+            for d in (raised, yielded, moved):
                 if d is not None:
                     d.pop(name, None)
         return w, strength, extra
@@ -143,7 +147,8 @@ class Pipeline:
         tile = fit.tile
         floored: dict[str, tuple[float, str]] = {}
         yielded: dict[str, tuple[float, str]] = {}
-        w, chosen, fallback = self.route(rgb, adapters, floored, yielded)
+        moved: dict[str, tuple[str, str]] = {}
+        w, chosen, fallback = self.route(rgb, adapters, floored, yielded, moved)
         source = "given" if adapters is not None else ("estimator" if self.restorer.adapters else "none")
         est = self.restorer.estimator
         learned = adapters is None and est is not None and est.config.strength
@@ -167,7 +172,7 @@ class Pipeline:
                        res.seg_probs if explain else None, shares if explain else None, strength=strength,
                        strength_source=strength_source, clean_share=res.clean_share, fallback=fallback,
                        detected={d.adapter: d.why for d in self.restorer.detecting()} if adapters is None else {},
-                       floored=floored, yielded=yielded,
+                       floored=floored, yielded=yielded, moved=moved,
                        notes=[fit.note] if fit.note else [], kept_dark=also_clean.get("lowlight", 0.0),
                        kept_haze=also_clean.get("haze", 0.0),
                        second=second)

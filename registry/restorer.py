@@ -14,7 +14,7 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, check_strength, restore
-from ..core.floors import FLOORS, Floor, colourless
+from ..core.floors import FLOORS, Floor, colourless, own_adapters
 from ..core.routing import (DETECTED, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, KeepDark, KeepHaze,
                              Sequel, Temper, Yield, apply_fallback, crop_pass, head_means, ruled)
 from .adapters import load_for_base
@@ -70,12 +70,14 @@ class Restorer:
 
     @torch.no_grad()
     def route(self, rgb: torch.Tensor, raised: dict[str, tuple[float, str]] | None = None,
-              yielded: dict[str, tuple[float, str]] | None = None) -> tuple[torch.Tensor, float, float]:
+              yielded: dict[str, tuple[float, str]] | None = None,
+              moved: dict[str, tuple[str, str]] | None = None) -> tuple[torch.Tensor, float, float]:
         """:meth:`assess`, and the weight the fallback adapter took of what the estimator left unassigned;
         a weight a floor hands to its own adapter moved there (core.floors.Floor.moves_to);
         ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.floors.Floor),
         ``yielded`` adapter → (factor, why) for each weight a yield or temper rule scaled down (core.routing.Yield,
-        core.routing.Temper)."""
+        core.routing.Temper), ``moved`` adapter → (the adapter whose weight it took, why) for each weight a floor
+        moved to its own adapter."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
         found: list[tuple[Floor, float, float, bool]] = []  # each floor that found something: what, the share it
@@ -138,6 +140,9 @@ class Restorer:
                 name, w[self.adapters.index(floor.moves_to)], w[i] = floor.moves_to, w[i], 0.0
                 if self.fallback is not None and self.fallback.adapter == floor.adapter:
                     extra = 0.0
+                if moved is not None:
+                    moved[name] = (floor.adapter, floor.why if m * (1.0 - way) > 0.01 else
+                                   "the photo has no colour, so neither has its noise")
             if raised is not None and share * (1.0 - way) > 0.01:
                 raised[name] = (m * (1.0 - share * way), floor.why)
         return w, float(strength[0]), extra
@@ -181,9 +186,14 @@ class Restorer:
         a floor's own adapter (lumanoise) lifts the gate only as far as its floor reaches (:meth:`released`)."""
         classes = set(self.model.config.classes)
         seen_as = {name: real.head_class for name, real in BUNDLED_REAL.items()}  # realnoise: noise
-        floored = {f.moves_to for f in self.floors if f.moves_to}  # its floor lifts the gate as far as it reaches
+        floored = own_adapters(self.floors)  # its floor lifts the gate as far as it reaches
         return [i for i, name in enumerate(self.adapters)
                 if name not in floored and seen_as.get(name, name) not in classes]
+
+    def ruled(self) -> set[str]:
+        """The adapters a rule weights here rather than the estimator: a detection rule's and a floor's own
+        (``core.routing.ruled`` for these rules)."""
+        return {d.adapter for d in self.detected} | own_adapters(self.floors)
 
     def also_clean(self, weights: torch.Tensor, rgb: torch.Tensor) -> dict[str, float]:
         """What the gate counts as clean besides the clean class, for weights [K] the estimator routed on the photo
@@ -370,8 +380,7 @@ def load_restorer(weights: str | Path | None = None, *, device: str | torch.devi
         manifest, factors = load_for_base(a.path, info.fingerprint)
         attach(model, manifest["name"], factors)
         r.adapters.append(a.name)
-    est, path, warnings = pick_estimator(r.adapters, {d.adapter for d in r.detected}
-                                         | {f.moves_to for f in r.floors if f.moves_to})
+    est, path, warnings = pick_estimator(r.adapters, r.ruled())
     r.estimator = est.to(device) if est is not None else None
     r.estimator_path, r.warnings = path, unusable + warnings
     return r

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from skimage import data as skdata
 
-from air_restore.core.floors import FLOORS, HAZE, NOISE, fine_noise
+from air_restore.core.floors import FLOORS, HAZE, NOISE, fine_noise, own_adapters
 from air_restore.core.metrics import psnr, quantize8
 from air_restore.registry import load_pipeline
 
@@ -100,13 +100,13 @@ def test_lumanoise_is_the_floors_adapter_and_no_estimators() -> None:
     from air_restore.registry.restorer import load_restorer, pick_estimator
     from air_restore.registry.store import BUNDLED_FLOORED, BUNDLED_ORDER, bundled_estimator_path
 
-    assert set(BUNDLED_FLOORED) == {f.moves_to for f in FLOORS} == {"lumanoise"}
+    assert set(BUNDLED_FLOORED) == own_adapters() == {f.moves_to for f in FLOORS} == {"lumanoise"}
     assert ruled() == {"jpeg", "lumanoise"}
     assert estimated(list(BUNDLED_ORDER)) == ["noise", "blur", "haze", "rain", "lowlight", "realnoise"]
     est, path, warnings = pick_estimator(list(BUNDLED_ORDER))
     assert path == bundled_estimator_path() and not warnings
     r = load_restorer()
-    assert "lumanoise" in r.adapters and not r.warnings
+    assert "lumanoise" in r.adapters and not r.warnings and r.ruled() == ruled()
     assert list(r.estimator.config.adapters) == estimated(r.adapters)
 
 
@@ -126,8 +126,14 @@ def test_a_grey_photos_noise_weight_goes_to_lumanoise_where_the_floor_reads_noth
         assert NOISE.measured(x) == 0.0  # the floor reads no fine, white noise
     w, est = r.estimate(grey), bare.estimate(grey)
     assert float(est[k]) > 0.05 and float(w[k]) == 0.0 and float(w[luma]) == pytest.approx(float(est[k]))
+    raised, moved = {}, {}  # what `air restore --explain` says: moved, not raised, and why
+    r.route(grey, raised, moved=moved)
+    assert raised == {} and moved == {"lumanoise": ("noise", "the photo has no colour, so neither has its noise")}
     w, est = r.estimate(colour), bare.estimate(colour)
     assert torch.equal(w, est) and float(w[luma]) == 0.0
+    moved = {}
+    r.route(colour, raised, moved=moved)
+    assert raised == {} and moved == {}
 
 
 def test_the_pipeline_cleans_a_grey_noisy_photo_it_used_to_keep(pipelines) -> None:
@@ -213,7 +219,10 @@ def test_air_restore_explains_the_floor_and_gives_a_grey_scan_back_grey_and_clea
     r = CliRunner().invoke(app, ["restore", str(src), "-o", str(out), "--explain"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "the lumanoise weight was raised to 1.00 by a measurement of the photo" in text
+    assert "adapter weights (chosen by the estimator and the rules below)" in text
+    assert ("the lumanoise weight is the estimator's noise weight, raised to 1.00 by a measurement of the photo and "
+            "handed to the lumanoise adapter, the rule's own (fine, white noise in its luma") in text
+    assert "the estimator gave it less" not in text  # the estimator gives lumanoise nothing of its own
     assert "the gate kept" not in text
     restored = Image.open(out)
     assert restored.mode == "L"

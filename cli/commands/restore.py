@@ -158,7 +158,9 @@ def print_explain(out: Console, name: str, result) -> None:
         table.add_row(cls, f"{100 * share:.1f}%")
     out.print(table)
     if result.weights:
-        how = "given by --adapters" if result.weights_source == "given" else "chosen by the estimator"
+        ruled = result.detected or result.floored or result.moved or result.yielded
+        how = "given by --adapters" if result.weights_source == "given" else (
+            "chosen by the estimator and the rules below" if ruled else "chosen by the estimator")
         out.print(escape(f"{name}: adapter weights ({how})"), highlight=False, soft_wrap=True)
         wt = Table(show_edge=False)
         wt.add_column("adapter")
@@ -170,8 +172,15 @@ def print_explain(out: Console, name: str, result) -> None:
             out.print(escape(f"{name}: the {adapter} weight is measured on the photo, not chosen by the estimator "
                              f"({why})"), highlight=False, soft_wrap=True)
         for adapter, (floor, why) in result.floored.items():
-            out.print(escape(f"{name}: the {adapter} weight was raised to {floor:.2f} by a measurement of the photo "
-                             f"({why}): the estimator gave it less"), highlight=False, soft_wrap=True)
+            if adapter not in result.moved:
+                out.print(escape(f"{name}: the {adapter} weight was raised to {floor:.2f} by a measurement of the "
+                                 f"photo ({why}): the estimator gave it less"), highlight=False, soft_wrap=True)
+        for adapter, (source, why) in result.moved.items():
+            if result.weights.get(adapter, 0.0) >= 0.01:
+                raised = (f"raised to {result.floored[adapter][0]:.2f} by a measurement of the photo and "
+                          if adapter in result.floored else "")
+                out.print(escape(f"{name}: the {adapter} weight is the estimator's {source} weight, {raised}handed to "
+                                 f"the {adapter} adapter, the rule's own ({why})"), highlight=False, soft_wrap=True)
         for adapter, (factor, why) in result.yielded.items():
             out.print(escape(f"{name}: the {adapter} weight was multiplied by {factor:.2f}: {why}"),
                       highlight=False, soft_wrap=True)
