@@ -176,10 +176,15 @@ def test_chunks_resume_from_committed_weights_and_state(photo_dir: Path, tmp_pat
     assert info.training["recipe"] == "widened" and info.training["steps"] == first["step"]
     assert not (run / "checkpoint.safetensors").exists()  # no optimizer state is kept
     # The second chunk asks for another recipe: the recorded one wins, and the schedule may grow.
-    second = train_base_chunk(photo_dir, run, config=_chunk_config(40).model_copy(update={"recipe": "v1"}),
-                              time_budget=25, log=lambda s: None)
+    # So does the recorded batch size, and the log says so (a larger one asked for on a CPU ran out of memory).
+    logs: list[str] = []
+    second = train_base_chunk(photo_dir, run, config=_chunk_config(40).model_copy(update={"recipe": "v1",
+                                                                                          "batch_size": 64}),
+                              time_budget=25, log=logs.append)
     assert second["chunks"] == 2 and second["step"] > first["step"]
     assert second["config"]["recipe"] == "widened" and second["config"]["steps"] == 40
+    assert second["config"]["batch_size"] == 2
+    assert any(line.startswith("the run's own batch size 2 (given 64): a run keeps its settings") for line in logs)
     assert [c["chunk"] for c in second["chunk_log"]] == [1, 2]
     # Changing the recipe of a run takes an explicit request, and the chunk log says where it changed (to the
     # newest recipe: dim and sky targets, JPEG after haze, low light over whole crops, grey crops).

@@ -28,6 +28,8 @@ from .base import (
 
 STATE_FILE = "training-state.json"
 STATE_VERSION = 1
+#: Settings a chunked run keeps from its first chunk (recorded in its state), whatever a later chunk is given.
+RUN_SETTINGS = ("batch_size", "crop", "lr", "warmup", "seed", "val_every")
 
 
 def read_chunk_state(run_dir: Path) -> dict | None:
@@ -87,6 +89,11 @@ def train_base_chunk(
             update["recipe"] = config.recipe
             log(f"recipe changes from {recorded.recipe} to {config.recipe} at step {state['step']}")
         cfg = recorded.model_copy(update=update)
+        kept = [f"{name.replace('_', ' ')} {getattr(recorded, name)} (given {getattr(config, name)})"
+                for name in RUN_SETTINGS if getattr(config, name) != getattr(recorded, name)]
+        if kept:  # a chunk asked for a size its machine cannot hold would otherwise fail without saying why
+            log(f"the run's own {', '.join(kept)}: a run keeps its settings; only --steps, --recipe, "
+                "--mixed-precision and --compile change between chunks")
     else:
         cfg = config
     if cfg.recipe in RECIPES:
