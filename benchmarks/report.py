@@ -482,7 +482,9 @@ def floors_section(f: dict) -> list[str]:
         f"`benchmarks/floors.py`: `air restore`'s pipeline (adapters {', '.join(f['adapters'])}) with its floors "
         f"({', '.join(f['floors'])}) and without, on the same seeded inputs: the first {f['images_per_task']} "
         f"{f['clean_set']} photos per synthetic row (compared with the grey photo where the row is grey) and the "
-        "held-out real pairs. Mean PSNR (dB); *w*: mean noise weight; *worst*/*best*: the largest change of one "
+        "held-out real pairs. Mean PSNR (dB); *w*: mean noise weight (the noise and lumanoise adapters' together: "
+        "the floor hands the noise weight to lumanoise where it finds noise without colour); *worst*/*best*: the "
+        "largest change of one "
         "photo. The floor raises the noise weight by the photo's fine, white luma noise where the segmentation head "
         "reads the photo as clean, and lifts the clean-pixel gate by as much (`core/floors.py`).",
         "",
