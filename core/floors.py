@@ -110,8 +110,10 @@ class Floor:
     adapter already cleans what the floor measures; the raise above the estimator's weight is scaled by 1 − the
     largest of their weights, once they are known (``registry.restorer.Restorer.route``). ``moves_to``: an adapter
     of the floor's own, weighted by it alone (``core.routing.ruled``): where the floor measures more than 0.01 (after
-    making way), ``adapter``'s weight, raised or not, goes to it and ``adapter`` gets 0, and with ``moves_colourless``
-    also on any photo without colour (:func:`colourless`); elsewhere ``adapter`` keeps the estimator's weight.
+    making way), a share of ``adapter``'s weight, raised or not, goes to it, by a linear ``moves_ramp`` of what the
+    floor measured (all of it at or above the second value, none at or below the first), and with
+    ``moves_colourless`` all of it on any photo without colour (:func:`colourless`); elsewhere ``adapter`` keeps the
+    estimator's weight.
 
     The defaults are the haze floor (:data:`HAZE`): haze by ``core.routing.veil`` (0 up to 0.18, the highest value
     on a clear photo measured, 1 from 0.3), where the head's haze is 0.02 → 0.1. The estimator learned haze from the
@@ -132,6 +134,7 @@ class Floor:
     releases_gate: bool = False
     makes_way_for: tuple[str, ...] = ()
     moves_to: str | None = None
+    moves_ramp: tuple[float, float] = (0.0, 0.01)
     moves_colourless: bool = False
     why: str = "a veil lifting the photo's darkest parts (dark channel), as fog does, where the head sees haze"
 
@@ -170,9 +173,15 @@ HAZE = Floor()
 #: goes to lumanoise whatever the floor measures (``moves_colourless``: RNI6's grey scans, whose coarse grain the
 #: floor does not read). On our own independent synthesizers (CBSD68 #24–35) the retrained adapter
 #: in that place cost light rain 0.96 dB, Gaussian noise σ 10 0.55, camera noise 0.47 and JPEG q75 0.32 (NOTES.md).
+#: The weight moves only where the floor finds 0.1 or more, all of it from 0.15 (``moves_ramp``): a colour photo
+#: of fine texture (a rippled lake) saved as a JPEG at quality 90 reads as a trace of luma noise (the floor
+#: measures 0.02), and the lumanoise adapter, handed the estimator's whole noise weight (0.86), made the
+#: segmentation head read the photo as degraded, lifting the gate, and smoothed the ripples away: 35.40 → 29.30 dB,
+#: where the noise adapter at that weight leaves the gate shut (CBSD68 #0–11 and #24–35: libjpeg q90 37.27 → 37.57,
+#: input 37.47; rain then luma noise σ 10 −0.06, one photo −0.91 where the floor read 0.04; NOTES.md).
 NOISE = Floor(adapter="noise", measure=fine_noise, ramp=(2.5, 5.0), head_ramp=(0.1, 0.4), head_class="clean",
               unless_head=("haze",), unless_estimated=("lowlight",), releases_gate=True, makes_way_for=("jpeg",),
-              moves_to="lumanoise", moves_colourless=True,
+              moves_to="lumanoise", moves_ramp=(0.1, 0.15), moves_colourless=True,
               why="fine, white noise in its luma, where the segmentation head reads the photo as clean: the estimator "
               "and the head find noise by its colour; the clean-pixel gate is lifted as much; less as far as the jpeg "
               "adapter is weighted, which cleans noise under the codec; the lumanoise adapter, learnt on noise without "

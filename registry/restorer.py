@@ -13,7 +13,7 @@ from ..core.arch import AirUNet
 from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
-from ..core.restore import RestoreResult, apply_gate, check_strength, restore
+from ..core.restore import RestoreResult, apply_gate, check_strength, linear_ramp, restore
 from ..core.floors import FLOORS, Floor, colourless, own_adapters
 from ..core.routing import (DETECTED, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, KeepDark, KeepHaze,
                              Sequel, Temper, Yield, apply_fallback, crop_pass, head_means, ruled)
@@ -133,16 +133,19 @@ class Restorer:
                       default=0.0)
             i = self.adapters.index(floor.adapter)
             w[i] *= 1.0 - share * way  # the raise above the estimator's weight, scaled
-            if m * (1.0 - way) <= 0.01 and not grey:
+            left = m * (1.0 - way)  # what the floor found, once it made way
+            if left <= 0.01 and not grey:
                 continue  # nothing left of what the floor found: the estimator's weight, for the estimator's adapter
             name = floor.adapter
-            if floor.moves_to in self.adapters:  # what the floor found, its own adapter restores
-                name, w[self.adapters.index(floor.moves_to)], w[i] = floor.moves_to, w[i], 0.0
+            part = 1.0 if grey else linear_ramp(left, *floor.moves_ramp)  # the share of the weight its own takes
+            if floor.moves_to in self.adapters and part > 0:  # what the floor found, its own adapter restores
+                name, w[self.adapters.index(floor.moves_to)], w[i] = floor.moves_to, w[i] * part, w[i] * (1.0 - part)
                 if self.fallback is not None and self.fallback.adapter == floor.adapter:
-                    extra = 0.0
+                    extra *= 1.0 - part
                 if moved is not None:
-                    moved[name] = (floor.adapter, floor.why if m * (1.0 - way) > 0.01 else
-                                   "the photo has no colour, so neither has its noise")
+                    why = floor.why if left > 0.01 else "the photo has no colour, so neither has its noise"
+                    moved[name] = (floor.adapter, why if part == 1.0 else f"{part:.0%} of it, by how much the floor "
+                                   f"found, all from {floor.moves_ramp[1]:g}: {why}")
             if raised is not None and share * (1.0 - way) > 0.01:
                 raised[name] = (m * (1.0 - share * way), floor.why)
         return w, float(strength[0]), extra

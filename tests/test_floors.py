@@ -136,6 +136,32 @@ def test_a_grey_photos_noise_weight_goes_to_lumanoise_where_the_floor_reads_noth
     assert raised == {} and moved == {}
 
 
+def test_the_floor_hands_its_adapter_a_share_of_the_noise_weight_by_what_it_measured(pipelines) -> None:
+    """Below 0.1 the noise weight stays with the noise adapter (a textured colour JPEG at q90 reads a trace of luma
+    noise, and lumanoise at the estimator's whole noise weight smoothed its texture away), from 0.15 all of it goes
+    to lumanoise, and in between a share in proportion; a grey photo's all of it whatever the floor measures. A floor
+    with a fixed measurement shows the rule alone."""
+    r, bare = pipelines
+    assert NOISE.moves_ramp == (0.1, 0.15)
+    k, luma = r.adapters.index("noise"), r.adapters.index("lumanoise")
+    x = _with_noise(_photo("astronaut")[:, 100:356, 150:406], 5, colour=True)
+    est = float(bare.estimate(x)[k])
+    assert est > 0.5
+    for found, share in ((0.05, 0.0), (0.125, 0.5), (0.3, 1.0)):
+        floor = dataclasses.replace(NOISE, measure=lambda rgb, v=found: v, ramp=(0.0, 1.0), head_ramp=None,
+                                    unless_head=(), unless_estimated=(), makes_way_for=())
+        moved: dict = {}
+        w = dataclasses.replace(r, floors=(floor,)).route(x, moved=moved)[0]
+        assert float(w[luma]) == pytest.approx(est * share, abs=1e-5), found
+        assert float(w[k]) == pytest.approx(est * (1 - share), abs=1e-5), found
+        assert ("lumanoise" in moved) == (share > 0)
+        assert not 0 < share < 1 or moved["lumanoise"][1].startswith("50% of it, by how much the floor found")
+    grey = _with_noise(_grey(_photo("astronaut")[:, 100:356, 150:406]), 5)
+    floor = dataclasses.replace(floor, measure=lambda rgb: 0.05)
+    w = dataclasses.replace(r, floors=(floor,)).route(grey)[0]
+    assert float(w[k]) == 0.0 and float(w[luma]) > 0.05
+
+
 def test_the_pipeline_cleans_a_grey_noisy_photo_it_used_to_keep(pipelines) -> None:
     """The shipped estimator gives grey noise little weight and the head reads it as clean, so without the floor the
     gate kept most of it; with it the lumanoise adapter (learnt on noise without colour) gets weight 1 in the noise
