@@ -145,6 +145,22 @@ def _report_explain(done) -> int:
     return int(done.map_error is not None)
 
 
+def _rule_lines(result) -> list[str]:
+    """--explain's line for each adapter weight a rule measured, raised, moved or scaled (core.routing, core.floors)."""
+    lines = [f"the {adapter} weight is measured on the photo, not chosen by the estimator ({why})"
+             for adapter, why in result.detected.items()]
+    lines += [f"the {adapter} weight was raised to {floor:.2f} by a measurement of the photo ({why}): the estimator "
+              "gave it less" for adapter, (floor, why) in result.floored.items() if adapter not in result.moved]
+    for adapter, (source, why) in result.moved.items():
+        if result.weights.get(adapter, 0.0) >= 0.01:
+            raised = (f"raised to {result.floored[adapter][0]:.2f} by a measurement of the photo and "
+                      if adapter in result.floored else "")
+            lines.append(f"the {adapter} weight is the estimator's {source} weight, {raised}handed to the {adapter} "
+                         f"adapter, the rule's own ({why})")
+    return lines + [f"the {adapter} weight was multiplied by {factor:.2f}: {why}"
+                    for adapter, (factor, why) in result.yielded.items()]
+
+
 def print_explain(out: Console, name: str, result) -> None:
     """--explain's tables: each class's share of the image, and the adapter weights and who chose them."""
     from rich.table import Table
@@ -168,22 +184,8 @@ def print_explain(out: Console, name: str, result) -> None:
         for adapter, w in result.weights.items():
             wt.add_row(escape(adapter), f"{w:.2f}")
         out.print(wt)
-        for adapter, why in result.detected.items():
-            out.print(escape(f"{name}: the {adapter} weight is measured on the photo, not chosen by the estimator "
-                             f"({why})"), highlight=False, soft_wrap=True)
-        for adapter, (floor, why) in result.floored.items():
-            if adapter not in result.moved:
-                out.print(escape(f"{name}: the {adapter} weight was raised to {floor:.2f} by a measurement of the "
-                                 f"photo ({why}): the estimator gave it less"), highlight=False, soft_wrap=True)
-        for adapter, (source, why) in result.moved.items():
-            if result.weights.get(adapter, 0.0) >= 0.01:
-                raised = (f"raised to {result.floored[adapter][0]:.2f} by a measurement of the photo and "
-                          if adapter in result.floored else "")
-                out.print(escape(f"{name}: the {adapter} weight is the estimator's {source} weight, {raised}handed to "
-                                 f"the {adapter} adapter, the rule's own ({why})"), highlight=False, soft_wrap=True)
-        for adapter, (factor, why) in result.yielded.items():
-            out.print(escape(f"{name}: the {adapter} weight was multiplied by {factor:.2f}: {why}"),
-                      highlight=False, soft_wrap=True)
+        for line in _rule_lines(result):
+            out.print(escape(f"{name}: {line}"), highlight=False, soft_wrap=True)
         if result.second is not None:
             found = ", ".join(f"{a} {v:.2f}" for a, v in result.second.items() if v >= 0.01) or "none"
             out.print(escape(f"{name}: restored twice: a scene-wide correction (haze or low light) led the first "
