@@ -351,12 +351,12 @@ SEQUEL: Sequel | None = Sequel()
 DETECTED: tuple[Detected, ...] = (Detected(),)
 
 
-def ruled(rules: tuple[Detected, ...] = DETECTED) -> set[str]:
+def ruled(rules: tuple[Detected, ...] = DETECTED, floors: tuple | None = None) -> set[str]:
     """The adapters a rule weights rather than the estimator: a detection rule's, and a floor's own
-    (``core.floors.Floor.moves_to``)."""
-    from .floors import own_adapters  # floors reads the veil from here
+    (``core.floors.Floor.moves_to``; ``floors`` default to the pipeline's, ``core.floors.FLOORS``)."""
+    from .floors import FLOORS, own_adapters  # floors reads the veil from here
 
-    return {d.adapter for d in rules} | own_adapters()
+    return {d.adapter for d in rules} | own_adapters(FLOORS if floors is None else floors)
 
 
 def estimated(names: list[str], rules: tuple[Detected, ...] = DETECTED) -> list[str]:

@@ -196,7 +196,7 @@ class Restorer:
     def ruled(self) -> set[str]:
         """The adapters a rule weights here rather than the estimator: a detection rule's and a floor's own
         (``core.routing.ruled`` for these rules)."""
-        return {d.adapter for d in self.detected} | own_adapters(self.floors)
+        return ruled(self.detected, self.floors)
 
     def also_clean(self, weights: torch.Tensor, rgb: torch.Tensor) -> dict[str, float]:
         """What the gate counts as clean besides the clean class, for weights [K] the estimator routed on the photo
