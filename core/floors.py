@@ -108,10 +108,11 @@ class Floor:
     ``releases_gate``: the floor lifts as much of the clean-pixel gate (for what the head cannot see).
     ``makes_way_for``: adapters whose weight a detection rule measures (``core.routing.Detected``: jpeg) and whose
     adapter already cleans what the floor measures; the raise above the estimator's weight is scaled by 1 − the
-    largest of their weights, once they are known (``registry.restorer.Restorer.route``). ``moves_to``: an adapter
-    of the floor's own, weighted by it alone (``core.routing.ruled``): where the floor measures more than 0.01 (after
-    making way), a share of ``adapter``'s weight, raised or not, goes to it, by a linear ``moves_ramp`` of what the
-    floor measured (all of it at or above the second value, none at or below the first), and with
+    largest of their weights, once they are known (``registry.restorer.Restorer.route``; where a yield rule to such an
+    adapter scales ``adapter``'s whole weight, ``core.routing.Yield``, the raise is scaled with it instead, not
+    twice). ``moves_to``: an adapter of the floor's own, weighted by it alone (``core.routing.ruled``): where the
+    floor measures more than 0.01 (after making way), a share of ``adapter``'s weight, raised or not, goes to it, by
+    a linear ``moves_ramp`` of what the floor measured (all of it at or above the second value, none at or below the first), and with
     ``moves_colourless`` all of it on any photo without colour (:func:`colourless`); elsewhere ``adapter`` keeps the
     estimator's weight.
 

@@ -263,12 +263,26 @@ class Yield:
     it 1.5 dB (12 CBSD68 photos, haze+noise: noise weight as estimated 17.06, ×0.6 17.92, ×0.3 18.33,
     0 18.53). With the noise weight at 0, hazy photos with rain, blur or JPEG gain 0.1–0.25 dB too (NOTES.md).
     The estimator gives 21 of 24 real foggy photos a haze weight of 0.00–0.17, so the rule leaves them nearly
-    alone."""
+    alone.
+
+    A yield to an adapter a detection rule weights (:class:`Detected`: jpeg) runs once that weight is measured, after
+    the estimator's and the floors' (``registry.restorer.Restorer.route``), and scales a floor's raise with the rest
+    of the weight (``core.floors.Floor.makes_way_for``). The second rule in force: noise makes way for jpeg. The jpeg
+    adapter learnt noise under the codec (``core.families.noisy_jpeg``); the noise adapter beside it, at the weight
+    the estimator gives JPEGs (0.3–0.5 on clean ones, mostly what it leaves unassigned, :class:`Fallback`), smooths
+    twice. 24 CBSD68 photos (#0–11, #24–35), PIL's libjpeg, side by side: clean q20 +0.06 dB, q40 +0.11, q75 +0.15,
+    q50 4:4:4 +0.07; luma noise σ 20 then q75 +0.19, Poisson–Gaussian camera noise then q60 +0.17, q85 +0.05 (one
+    photo −0.63); Gaussian σ 10 then q75 −0.004; the jpeg plugin +0.16; held-out PolyU +0.02; q90, where the jpeg
+    weight is low (0.1), and clean photos about the same (NOTES.md). Not on a grey photo (``colour_only``): there the
+    noise weight goes to the lumanoise adapter, learnt on grey photos (``core.floors.Floor.moves_colourless``), while
+    the jpeg adapter learnt colour ones; making way for it there was mixed (RNI6's Chupa_Chups, jpeg 0.92, would
+    keep 0.06 of its 0.74)."""
 
     adapter: str = "noise"
     to: str = "haze"
     ramp: tuple[float, float] = (0.0, 1.0)
     why: str = "1 − the haze weight; the haze adapter restores a hazy, noisy photo better without it"
+    colour_only: bool = False  # not on a photo without colour (core.floors.colourless)
 
     def applies(self, adapters: list[str]) -> bool:
         return {self.adapter, self.to} <= set(adapters)
@@ -285,8 +299,13 @@ class Yield:
 
 
 #: The yield rules of the pipeline (``registry.restorer.Restorer.yields``), applied after the fallback and floors
-#: (``core.floors``).
-YIELDS: tuple[Yield, ...] = (Yield(),)
+#: (``core.floors``); one to a detected adapter (jpeg) once its weight is measured.
+YIELDS: tuple[Yield, ...] = (
+    Yield(),
+    Yield(to="jpeg", colour_only=True,
+          why="1 − the jpeg weight; the jpeg adapter learnt noise under the codec, and the noise adapter on top smooths "
+              "twice"),
+)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class Restorer:
     detected: tuple[Detected, ...] = DETECTED
     # Estimated weights raised to a measured floor where the estimator misjudges (core.floors): noise by its level.
     floors: tuple[Floor, ...] = FLOORS
-    # Estimated adapters that make way for another's weight (core.routing.Yield): noise for haze.
+    # Estimated adapters that make way for another's weight (core.routing.Yield): noise for haze and for jpeg.
     yields: tuple[Yield, ...] = YIELDS
     # Estimated adapters scaled down where the base alone already corrects (core.routing.Temper): low light.
     tempers: tuple[Temper, ...] = TEMPERS
@@ -80,6 +80,9 @@ class Restorer:
         moved to its own adapter."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
+        detected = {d.adapter for d in self.detecting()}  # weighted below, after every estimated weight
+        yields = [r for r in self.yields if r.applies(self.adapters) and not (r.colour_only and colourless(rgb))]
+        late = [r for r in yields if r.to in detected] if self.estimator is not None else []
         found: list[tuple[Floor, float, float, bool]] = []  # each floor that found something: what, the share it
         # raised, whether the photo has no colour (Floor.moves_colourless)
         passes: list[tuple[torch.Tensor, float]] = []  # the base alone on the head's crops, once, where a rule asks
@@ -108,15 +111,9 @@ class Restorer:
                     if m > 0.01 or grey:
                         found.append((floor, m, max(0.0, 1.0 - float(w[i]) / m) if m > 0 else 0.0, grey))
                         w[i] = max(float(w[i]), m)
-            for rule in self.yields:
-                if rule.applies(self.adapters):
-                    k, f = self.adapters.index(rule.adapter), rule.factor(w, self.adapters)
-                    before = float(w[k])
-                    w[k] = before * f
-                    if self.fallback is not None and rule.adapter == self.fallback.adapter:
-                        extra *= f  # the fallback's part yields in the same proportion
-                    if yielded is not None and f < 0.99 and before >= 0.01:
-                        yielded[rule.adapter] = (f, rule.why)
+            for rule in yields:
+                if rule.to not in detected:
+                    extra *= self._yield(rule, w, yielded)
             for temper in self.tempers:
                 if temper.adapter in self.adapters and float(w[k := self.adapters.index(temper.adapter)]) >= 0.01:
                     f = temper.factor(crops()[1])
@@ -128,11 +125,15 @@ class Restorer:
             if v > 0:
                 v *= rule.share(self.named(w), dict(zip(self.model.config.classes, head().tolist())))
             w[self.adapters.index(rule.adapter)] = v
+        for rule in late:  # a yield to a detected adapter, now that its weight is known: the floor's raise with it
+            extra *= self._yield(rule, w, yielded)
         for floor, m, share, grey in found:  # a floor makes way for the detected weights it yields to, now known
             way = max((float(w[self.adapters.index(n)]) for n in floor.makes_way_for if n in self.adapters),
                       default=0.0)
             i = self.adapters.index(floor.adapter)
-            w[i] *= 1.0 - share * way  # the raise above the estimator's weight, scaled
+            scaled = any(r.adapter == floor.adapter for r in late)  # a late yield scaled the raise with the rest
+            if not scaled:
+                w[i] *= 1.0 - share * way  # the raise above the estimator's weight, scaled
             left = m * (1.0 - way)  # what the floor found, once it made way
             if left <= 0.01 and not grey:
                 continue  # nothing left of what the floor found: the estimator's weight, for the estimator's adapter
@@ -147,8 +148,19 @@ class Restorer:
                     moved[name] = (floor.adapter, why if part == 1.0 else f"{part:.0%} of it, by how much the floor "
                                    f"found, all from {floor.moves_ramp[1]:g}: {why}")
             if raised is not None and share * (1.0 - way) > 0.01:
-                raised[name] = (m * (1.0 - share * way), floor.why)
+                raised[name] = (m if scaled else m * (1.0 - share * way), floor.why)  # a yield says the rest
         return w, float(strength[0]), extra
+
+    def _yield(self, rule: Yield, w: torch.Tensor, yielded: dict[str, tuple[float, str]] | None) -> float:
+        """Scales ``rule.adapter``'s weight in ``w`` [K] in place by the rule's factor, noting it in ``yielded``
+        (where two rules scale one adapter, their factors multiply); the factor the fallback's part takes."""
+        k, f = self.adapters.index(rule.adapter), rule.factor(w, self.adapters)
+        before = float(w[k])
+        w[k] = before * f
+        if yielded is not None and f < 0.99 and before >= 0.01:
+            g, why = yielded.get(rule.adapter, (1.0, ""))
+            yielded[rule.adapter] = (g * f, f"{why}; {rule.why}" if why else rule.why)
+        return f if self.fallback is not None and rule.adapter == self.fallback.adapter else 1.0
 
     def named(self, weights: torch.Tensor) -> dict[str, float]:
         """Weights [K] by adapter name."""

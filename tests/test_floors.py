@@ -203,31 +203,34 @@ def _saved_as_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
 
 
-def test_the_floor_makes_way_for_the_jpeg_adapter_on_a_noisy_jpeg(pipelines) -> None:
+def test_the_noise_weight_makes_way_for_the_jpeg_adapter_on_a_noisy_jpeg(pipelines) -> None:
     """The jpeg adapter learnt noise under the codec (core.families.noisy_jpeg): on a photo with luma noise saved as a
-    JPEG, the noise adapter raised to weight 1 on top of it smoothed twice. The floor's raise above the estimator's
-    weight is scaled by 1 − the jpeg weight: where the codec is plain (σ 20, q75: jpeg weight ~1) the noise weight
-    goes back to the estimator's, and the photo comes out over 1 dB nearer the clean one than with the whole raise;
-    at q90 (jpeg weight ~0.3) most of the raise stays, as `--explain` says."""
+    JPEG, the noise adapter raised to weight 1 on top of it smoothed twice. Once the jpeg weight is measured, the noise
+    weight, the floor's raise with the estimator's share, is scaled by 1 − the jpeg weight (core.routing.YIELDS): where
+    the codec is plain (σ 20, q75: jpeg weight ~1) nothing is left of it, and the photo comes out over 1 dB nearer the
+    clean one than with the whole raise; at q90 (jpeg weight ~0.3) most of it stays, as `--explain` says."""
+    from air_restore.core.routing import YIELDS
+
     r, bare = pipelines
-    whole = dataclasses.replace(r, floors=(dataclasses.replace(NOISE, makes_way_for=()),))
+    whole = dataclasses.replace(r, floors=(dataclasses.replace(NOISE, makes_way_for=()),), yields=YIELDS[:1])
     k, j, luma = r.adapters.index("noise"), r.adapters.index("jpeg"), r.adapters.index("lumanoise")
-    assert NOISE.makes_way_for == ("jpeg",)
+    assert NOISE.makes_way_for == ("jpeg",) and YIELDS[1].to == "jpeg"
     clean = _photo("chelsea")[:, :256, :256]
     heavy = _saved_as_jpeg(_with_noise(clean, 20), 75)
-    w, est = r.estimate(heavy), bare.estimate(heavy)
+    w, est = r.estimate(heavy), dataclasses.replace(bare, yields=YIELDS[:1]).estimate(heavy)
     assert float(whole.estimate(heavy)[luma]) > 0.99 and float(w[j]) > 0.99
-    # Nothing is left of the raise: the estimator's weight stays with the estimator's adapter.
-    assert float(w[k]) == pytest.approx(float(est[k]), abs=0.01) and float(est[k]) < 0.5 and float(w[luma]) == 0.0
+    assert float(est[k]) > 0.1 and float(w[k]) < 0.01 and float(w[luma]) == 0.0
     assert psnr(r.restore(heavy).image, clean) > psnr(whole.restore(heavy).image, clean) + 1.0
 
     clean = _photo("astronaut")[:, :256, :256]
     light = _saved_as_jpeg(_with_noise(clean, 10), 90)
-    w, est, raised = r.estimate(light), bare.estimate(light), {}
-    assert 0.1 < float(w[j]) < 0.5 and float(est[k]) < 0.1 and float(w[k]) == 0.0
-    assert float(w[luma]) == pytest.approx(float(est[k]) + (1 - float(est[k])) * (1 - float(w[j])), abs=1e-4)
-    r.route(light, raised)
-    assert raised["lumanoise"][0] == pytest.approx(float(w[luma]), abs=1e-4)  # what `air restore --explain` prints
+    w, raised, yielded = r.estimate(light), {}, {}
+    assert 0.1 < float(w[j]) < 0.5 and float(w[k]) == 0.0
+    assert float(w[luma]) == pytest.approx(1 - float(w[j]), abs=1e-4)  # the floor raised it to 1, then it made way
+    r.route(light, raised, yielded)
+    # What `air restore --explain` prints: the raise, then the factor it was scaled by.
+    assert raised["lumanoise"][0] == pytest.approx(1.0) and yielded["noise"] == (pytest.approx(1 - float(w[j])),
+                                                                                  YIELDS[1].why)
 
 
 def test_air_restore_explains_the_floor_and_gives_a_grey_scan_back_grey_and_cleaner(tmp_path) -> None:

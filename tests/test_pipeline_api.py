@@ -401,6 +401,40 @@ def test_noise_makes_way_for_haze_on_a_hazy_noisy_photo(pipe):
     assert b.weights["noise"] > 0.5 and a.weights["noise"] > 0.95 * b.weights["noise"] and a.yielded == {}
 
 
+def test_noise_makes_way_for_jpeg_once_the_jpeg_weight_is_measured(pipe):
+    """core.routing.YIELDS' second rule: on a colour JPEG the noise weight (the estimator's and the fallback's) is
+    scaled by 1 − the jpeg weight, which a detection rule measures after the estimator; the jpeg adapter cleans the
+    codec's noise itself. A grey photo keeps its noise weight for the lumanoise adapter (``colour_only``)."""
+    import io
+
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    from air_restore.core.metrics import psnr
+    from air_restore.core.routing import YIELDS
+    from air_restore.registry.pipeline import Pipeline
+
+    rule = YIELDS[1]
+    assert (rule.adapter, rule.to, rule.colour_only) == ("noise", "jpeg", True)
+    plain = Pipeline(dataclasses.replace(pipe.restorer, yields=YIELDS[:1]))
+
+    def jpeg(a: np.ndarray, quality: int) -> torch.Tensor:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "JPEG", quality=quality)
+        return torch.from_numpy(np.array(Image.open(buf).convert("RGB"))).permute(2, 0, 1).float() / 255
+
+    clean = np.ascontiguousarray(data.astronaut()[:256, :256])
+    x = jpeg(clean, 40)
+    a, b = pipe.run(x), plain.run(x)
+    assert 0.5 < a.weights["jpeg"] == b.weights["jpeg"] < 0.95 and b.weights["noise"] > 0.15
+    assert a.weights["noise"] == pytest.approx(b.weights["noise"] * (1 - a.weights["jpeg"]), abs=1e-6)
+    assert a.yielded == {"noise": (pytest.approx(1 - a.weights["jpeg"]), rule.why)} and b.yielded == {}
+    ref = torch.from_numpy(clean).permute(2, 0, 1).float() / 255
+    assert psnr(a.image, ref).item() > psnr(b.image, ref).item() - 0.05  # the gain is in BENCHMARKS.md, 24 photos
+    grey = jpeg(np.ascontiguousarray(data.camera()[128:384, 128:384]), 40)
+    assert grey.shape[0] == 3 and pipe.run(grey).weights == plain.run(grey).weights
+
 def test_a_second_pass_restores_what_haze_hid(pipe):
     """core.routing.Sequel: where haze or low light leads the first pass, its output is routed and restored once
     more. A hazy, rainy photo: one pass takes the veil off and leaves the rain (12 CBSD68 photos: 12.8 → 17.0 dB
