@@ -82,6 +82,7 @@ def restore(
     precision: str = "auto",
     tile_batch: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    tone: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> RestoreResult:
     """Restore one image rgb [3, H, W] in [0, 1] with ``model`` (on its own device), tile by tile.
 
@@ -100,7 +101,9 @@ def restore(
     share of its probability the gate counts as clean too (``core.routing.KeepDark``: a night sky the head reads
     as low light, on a photo the estimator finds exposed as meant).
 
-    ``strength`` in [0, 1]: how much of the (gated) restoration to keep, ``x + strength·(restored − x)``; the
+    ``tone``: called with the input and the (gated) restoration, returns it refitted (``core.tone.ToneGuard``).
+
+    ``strength`` in [0, 1]: how much of the (gated, refitted) restoration to keep, ``x + strength·(restored − x)``; the
     estimator predicts it per image where it was trained to (``core.estimator.best_strength``).
 
     ``precision``: one of ``core.runtime.PRECISIONS``; ``auto`` computes in fp32 on a CPU without native
@@ -164,6 +167,8 @@ def restore(
         p_clean = keep_prob(res.seg_probs[None])[0] if explain else res.seg_probs
         whole = clean_share(float(p_clean.mean()), clean_ramp) if clean_ramp is not None else 0.0
         apply_gate(x, image, p_clean, whole, release=release, inplace=True)
+    if tone is not None:
+        image = tone(x, image)
     if strength != 1.0:
         image.sub_(x).mul_(strength).add_(x)
     return RestoreResult(image.clamp_(0, 1), res.seg_probs if explain else None, whole * (1 - release))

@@ -45,6 +45,8 @@ class Restored:
     # adapter → weight of the second pass, routed on the first pass's output where haze or low light led the first
     # (core.routing.Sequel); None where there was one pass
     second: dict[str, float] | None = None
+    # where low light led: the low-frequency brightness refitted to the input's (core.tone.ToneGuard)
+    toned: bool = False
 
     def degradation_map(self, rgb: torch.Tensor, classes: tuple[str, ...]):
         """The colour-coded map of the input ``rgb`` with its legend (a PIL image); needs explain=True."""
@@ -165,7 +167,7 @@ class Pipeline:
             res, w2 = self.restorer.restore_twice(rgb, w, **kw)
             second = dict(zip(self.restorer.adapters, map(float, w2)))
         else:
-            res = self.restorer.restore(rgb, w, again=False, **kw)
+            res = self.restorer.restore(rgb, w, again=False, toned=source == "estimator", **kw)
         shares = class_shares(res.seg_probs, self.classes) if res.seg_probs is not None else None
         names = self.restorer.adapters
         out = Restored(res.image, {n: float(v) for n, v in zip(names, w.tolist())}, source,
@@ -175,7 +177,7 @@ class Pipeline:
                        floored=floored, yielded=yielded, moved=moved,
                        notes=[fit.note] if fit.note else [], kept_dark=also_clean.get("lowlight", 0.0),
                        kept_haze=also_clean.get("haze", 0.0),
-                       second=second)
+                       second=second, toned=source == "estimator" and self.restorer.toning(w) is not None)
         if self.refiner is not None:
             from ..plugins.udair import degradation_weights
 

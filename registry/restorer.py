@@ -17,6 +17,7 @@ from ..core.restore import RestoreResult, apply_gate, check_strength, linear_ram
 from ..core.floors import FLOORS, Floor, colourless, own_adapters
 from ..core.routing import (DETECTED, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, KeepDark, KeepHaze,
                              Sequel, Temper, Yield, apply_fallback, crop_pass, head_means, ruled)
+from ..core.tone import TONE, ToneGuard
 from .adapters import load_for_base
 from .store import BUNDLED_REAL, InstalledAdapter, all_adapters, bundled_estimator_path, local_estimator_path
 from ..core.io.weights import BaseModelInfo, ModelFileError, read_estimator
@@ -60,6 +61,8 @@ class Restorer:
     # A second pass routed on the first one's output where haze or low light led it (core.routing.Sequel);
     # None restores once.
     sequel: Sequel | None = SEQUEL
+    # The low-frequency brightness refitted to the input's where low light led (core.tone.ToneGuard); None: off.
+    tone: ToneGuard | None = TONE
 
     @torch.no_grad()
     def assess(self, rgb: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -297,11 +300,17 @@ class Restorer:
         """Whether weights [K] routed here call for a second pass (core.routing.Sequel)."""
         return self.sequel is not None and self.estimator is not None and self.sequel.applies(weights, self.adapters)
 
+    def toning(self, weights: torch.Tensor) -> ToneGuard | None:
+        """The tone guard, where weights [K] routed here call for it (core.tone.ToneGuard); else None."""
+        on = self.tone is not None and self.estimator is not None and self.tone.applies(weights, self.adapters)
+        return self.tone if on else None
+
     def restore_twice(self, rgb: torch.Tensor, weights: torch.Tensor, *, strength: float = 1.0, progress=None,
-                      **kw) -> tuple[RestoreResult, torch.Tensor]:
+                      toned: bool = True, **kw) -> tuple[RestoreResult, torch.Tensor]:
         """Two passes (core.routing.Sequel): ``rgb`` [3, H, W] restored with ``weights`` [K] routed here, then that
         output routed (estimator, fallback, every rule) and restored again. ``strength`` keeps that share of the
-        whole restoration (the input blended with the final output), ``progress`` counts both passes' tiles, ``kw``
+        whole restoration (the input blended with the final output, refitted to it first where ``toned`` and the
+        weights call for it: :meth:`toning`), ``progress`` counts both passes' tiles, ``kw``
         as for :meth:`restore` for the first pass (the second routes its own ``also_clean`` and ``release``).
         Returns the result, whose segmentation and clean share are the first pass's (they describe the input),
         and the second pass's weights [K]."""
@@ -310,23 +319,27 @@ class Restorer:
         def half(n: int):  # pass n's tiles as part of one bar over both passes
             return None if progress is None else lambda done, total: progress(n * total + done, 2 * total)
 
-        first = self.restore(rgb, weights, again=False, strength=1.0, progress=half(0), **kw)
+        first = self.restore(rgb, weights, again=False, toned=False, strength=1.0, progress=half(0), **kw)
         kw = {k: v for k, v in kw.items() if k not in ("also_clean", "release", "explain")}
         w2 = self.route(first.image)[0]
-        second = self.restore(first.image, w2, again=False, also_clean=self.also_clean(w2, first.image),
+        second = self.restore(first.image, w2, again=False, toned=False, also_clean=self.also_clean(w2, first.image),
                               progress=half(1), **kw)
-        image = second.image if strength == 1.0 else rgb + strength * (second.image - rgb)
+        image = second.image
+        if toned and (tone := self.toning(weights)) is not None:  # refitted to the input, not to the first pass
+            image = tone(rgb.float().cpu(), image)
+        image = image if strength == 1.0 else rgb + strength * (image - rgb)
         return first._replace(image=image), w2
 
     def restore(self, rgb: torch.Tensor, weights: torch.Tensor | None = None, *, again: bool | None = None,
-                **kw) -> RestoreResult:
+                toned: bool | None = None, **kw) -> RestoreResult:
         """Restore one image; ``weights`` [K] default to the estimator's, and then so do ``strength`` (1 with
         given weights) and what the gate keeps besides clean pixels (``also_clean``, :meth:`also_clean`; none
         with given weights: pass ``also_clean=self.also_clean(w, rgb)`` for weights routed here); ``gate`` defaults to
         ``self.gate``, and the share of it lifted (``release``) to the largest weight of a detected adapter that
         releases it (:meth:`released`). ``again`` (default: with the estimator's weights) restores the
         output once more where the weights call for it (:meth:`wants_second_pass`): pass ``again=True`` with weights
-        routed here to get what ``air restore`` gives (:meth:`restore_twice`)."""
+        routed here to get what ``air restore`` gives (:meth:`restore_twice`). ``toned`` (default: as ``again``)
+        refits the output's low-frequency brightness to the input's where the weights call for it (:meth:`toning`)."""
         routed = weights is None
         if routed:
             weights, strength = self.assess(rgb)
@@ -335,9 +348,13 @@ class Restorer:
         elif weights.shape != (len(self.adapters),):
             raise ValueError(f"weights of shape {tuple(weights.shape)} for {len(self.adapters)} adapters "
                              f"({', '.join(self.adapters)}): give one weight per adapter")
-        if (routed if again is None else again) and self.wants_second_pass(weights):
-            return self.restore_twice(rgb, weights, **kw)[0]
+        again = routed if again is None else again
+        toned = again if toned is None else toned
+        if again and self.wants_second_pass(weights):
+            return self.restore_twice(rgb, weights, toned=toned, **kw)[0]
         w = weights
+        if toned and "tone" not in kw:
+            kw["tone"] = self.toning(w)
         kw.setdefault("gate", self.gate)
         kw.setdefault("precision", self.precision)
         # The head reads a degradation it has no class for (JPEG blocks, snow, noise without colour) as clean: the

@@ -271,6 +271,14 @@ def test_explain_says_when_the_noise_weight_makes_way_for_haze(tmp_path):
     assert "restored twice: a scene-wide correction (haze or low light) led the first pass" in text  # Sequel
 
 
+def test_explain_says_when_the_brightness_was_refitted_on_a_dark_photo(tmp_path):
+    """core.tone.ToneGuard, as --explain reports it on the shipped dark example; not on the hazy one."""
+    r = _air("restore", str(EXAMPLES / "dark_rocket.png"), "-o", str(tmp_path / "d.png"), "--explain")
+    assert r.exit_code == 0, r.output
+    assert "low light led, so the large-scale brightness was refitted to the input's" in " ".join(r.output.split())
+    r = _air("restore", str(EXAMPLES / "hazy_chelsea.png"), "-o", str(tmp_path / "h.png"), "--explain")
+    assert r.exit_code == 0 and "refitted" not in r.output
+
 def test_tiled_restore_has_no_seams(tmp_path):
     """Small tiles and whole-image inference give the same picture."""
     src = _photo(tmp_path / "a.png", size=(300, 260))

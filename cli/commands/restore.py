@@ -192,6 +192,11 @@ def print_explain(out: Console, name: str, result) -> None:
                              f"pass, so the estimator judged its output again for what the veil or the dark hid "
                              f"(weights: {found})"),
                       highlight=False, soft_wrap=True)
+        if result.toned:
+            out.print(escape(f"{name}: low light led, so the large-scale brightness was refitted to the input's "
+                             "(window by window, one affine map): what was equally dark nearby comes out equally "
+                             "bright, without the blotches the network paints on flat areas"),
+                      highlight=False, soft_wrap=True)
         if result.fallback > 0:
             out.print(escape(f"{name}: {result.fallback:.2f} of the noise weight is the share the estimator left "
                              "unassigned: the noise adapter restores mild, unclear degradations better than the base "

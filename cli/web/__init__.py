@@ -95,7 +95,7 @@ def build_app(*, device: str = "auto", max_pixels: int = MAX_PIXELS, tile: int |
         write_image(img, res.image, item["out"], overwrite=True)
         item.update(before=_preview(img.rgb), after=_preview(res.image), weights=res.weights,
                     source=res.weights_source, shares=res.shares, tta=res.tta, strength=res.strength,
-                    strength_source=res.strength_source, second=res.second,
+                    strength_source=res.strength_source, second=res.second, toned=res.toned,
                     map=res.degradation_map(img.rgb, pipe.classes))
         if adapters is None and not no_adapters:
             item["estimated"] = dict(res.weights)
@@ -116,6 +116,8 @@ def build_app(*, device: str = "auto", max_pixels: int = MAX_PIXELS, tile: int |
                  + ("; restored twice: haze or low light led the first pass, and the second restored what they hid ("
                     + (", ".join(f"{n} {v:.2f}" for n, v in it["second"].items() if v >= 0.01) or "nothing") + ")"
                     if it.get("second") is not None else "")
+                 + ("; low light led, so the large-scale brightness was refitted to the input's (no blotches on "
+                    "flat areas)" if it.get("toned") else "")
                  + (f"; {it['tta']}" if it.get("tta") else "")]
         return (session, "\n\n".join(filter(None, lines)),
                 gr.update(choices=session.names(), value=it["label"]), (it["before"], it["after"]), it["map"],
