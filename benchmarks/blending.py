@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
         "crop": args.size or "whole", "adapters": r.adapters, "estimator": str(r.estimator_path.name if r.estimator_path else None),
         "without": args.without,
         "second_pass": r.sequel is not None,  # core.routing.Sequel in the blended columns
+        "tone": r.tone is not None,  # core.tone.ToneGuard in the blended columns
         "baseline_estimator": (args.baseline_label or str(args.baseline_estimator)) if baseline is not None else None,
         "stacks": args.stacks, "pairs_split": PAIRS_SPLIT,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,

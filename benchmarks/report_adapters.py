@@ -67,6 +67,8 @@ def blending_section(b: dict) -> list[str]:
         + (" Where haze or low light leads (an estimator weight of 0.3 or more), every blended column restores the "
            "photo a second time, routed on the first pass's output, as `air restore` does (`core.routing.Sequel`)."
            if b.get("second_pass") else "")
+        + (" Where low light leads and haze does not, every blended column refits the output's large-scale "
+           "brightness to the input's, as `air restore` does (`core.tone.ToneGuard`)." if b.get("tone") else "")
         + (" Where the estimator's weights sum to less than 1, the rest goes to the noise adapter unless the photo "
            "looks dark or clean (`core.routing`); *blended, no fallback* is the estimator's weights alone."
            if "blended_no_fallback" in b["single"][0] else "")
