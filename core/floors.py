@@ -112,9 +112,9 @@ class Floor:
     adapter scales ``adapter``'s whole weight, ``core.routing.Yield``, the raise is scaled with it instead, not
     twice). ``moves_to``: an adapter of the floor's own, weighted by it alone (``core.routing.ruled``): where the
     floor measures more than 0.01 (after making way), a share of ``adapter``'s weight, raised or not, goes to it, by
-    a linear ``moves_ramp`` of what the floor measured (all of it at or above the second value, none at or below the first), and with
-    ``moves_colourless`` all of it on any photo without colour (:func:`colourless`); elsewhere ``adapter`` keeps the
-    estimator's weight.
+    a linear ``moves_ramp`` of what the floor measured (all of it at or above the second value, none at or below the
+    first), and with ``moves_colourless`` all of it on any photo without colour (:func:`colourless`); elsewhere
+    ``adapter`` keeps the estimator's weight.
 
     The defaults are the haze floor (:data:`HAZE`): haze by ``core.routing.veil`` (0 up to 0.18, the highest value
     on a clear photo measured, 1 from 0.3), where the head's haze is 0.02 → 0.1. The estimator learned haze from the

@@ -84,7 +84,8 @@ class Restorer:
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
         detected = {d.adapter for d in self.detecting()}  # weighted below, after every estimated weight
-        yields = [r for r in self.yields if r.applies(self.adapters) and not (r.colour_only and colourless(rgb))]
+        grey = colourless(rgb)  # for the yields and floors that treat a photo without colour apart
+        yields = [r for r in self.yields if r.applies(self.adapters) and not (r.colour_only and grey)]
         late = [r for r in yields if r.to in detected] if self.estimator is not None else []
         found: list[tuple[Floor, float, float, bool]] = []  # each floor that found something: what, the share it
         # raised, whether the photo has no colour (Floor.moves_colourless)
@@ -110,9 +111,9 @@ class Restorer:
                 if floor.adapter in self.adapters:
                     i = self.adapters.index(floor.adapter)
                     m = floor.measured(rgb, head, self.model.config.classes, self.named(w))
-                    grey = floor.moves_colourless and colourless(rgb)
-                    if m > 0.01 or grey:
-                        found.append((floor, m, max(0.0, 1.0 - float(w[i]) / m) if m > 0 else 0.0, grey))
+                    moves_all = floor.moves_colourless and grey
+                    if m > 0.01 or moves_all:
+                        found.append((floor, m, max(0.0, 1.0 - float(w[i]) / m) if m > 0 else 0.0, moves_all))
                         w[i] = max(float(w[i]), m)
             for rule in yields:
                 if rule.to not in detected:
@@ -130,18 +131,19 @@ class Restorer:
             w[self.adapters.index(rule.adapter)] = v
         for rule in late:  # a yield to a detected adapter, now that its weight is known: the floor's raise with it
             extra *= self._yield(rule, w, yielded)
-        for floor, m, share, grey in found:  # a floor makes way for the detected weights it yields to, now known
+        for floor, m, share, moves_all in found:  # a floor makes way for the detected weights it yields to, now known
             way = max((float(w[self.adapters.index(n)]) for n in floor.makes_way_for if n in self.adapters),
                       default=0.0)
             i = self.adapters.index(floor.adapter)
-            scaled = any(r.adapter == floor.adapter for r in late)  # a late yield scaled the raise with the rest
+            # a late yield to an adapter the floor makes way for scaled the raise with the rest
+            scaled = any(r.adapter == floor.adapter and r.to in floor.makes_way_for for r in late)
             if not scaled:
                 w[i] *= 1.0 - share * way  # the raise above the estimator's weight, scaled
             left = m * (1.0 - way)  # what the floor found, once it made way
-            if left <= 0.01 and not grey:
+            if left <= 0.01 and not moves_all:
                 continue  # nothing left of what the floor found: the estimator's weight, for the estimator's adapter
             name = floor.adapter
-            part = 1.0 if grey else linear_ramp(left, *floor.moves_ramp)  # the share of the weight its own takes
+            part = 1.0 if moves_all else linear_ramp(left, *floor.moves_ramp)  # the share of the weight its own takes
             if floor.moves_to in self.adapters and part > 0:  # what the floor found, its own adapter restores
                 name, w[self.adapters.index(floor.moves_to)], w[i] = floor.moves_to, w[i] * part, w[i] * (1.0 - part)
                 if self.fallback is not None and self.fallback.adapter == floor.adapter:
