@@ -206,9 +206,10 @@ def _saved_as_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 def test_the_noise_weight_makes_way_for_the_jpeg_adapter_on_a_noisy_jpeg(pipelines) -> None:
     """The jpeg adapter learnt noise under the codec (core.families.noisy_jpeg): on a photo with luma noise saved as a
     JPEG, the noise adapter raised to weight 1 on top of it smoothed twice. Once the jpeg weight is measured, the noise
-    weight, the floor's raise with the estimator's share, is scaled by 1 − the jpeg weight (core.routing.YIELDS): where
-    the codec is plain (σ 20, q75: jpeg weight ~1) nothing is left of it, and the photo comes out over 1 dB nearer the
-    clean one than with the whole raise; at q90 (jpeg weight ~0.3) most of it stays, as `--explain` says."""
+    weight, the floor's raise with the estimator's share, is scaled down as the jpeg weight rises from 0.5 to 1
+    (core.routing.YIELDS): where the codec is plain (σ 20, q75: jpeg weight ~1) nothing is left of it, and the photo
+    comes out over 1 dB nearer the clean one than with the whole raise; at q90 (jpeg weight ~0.3) the codec left most
+    of the noise, and the whole raise stays, as `--explain` says."""
     from air_restore.core.routing import YIELDS
 
     r, bare = pipelines
@@ -226,11 +227,16 @@ def test_the_noise_weight_makes_way_for_the_jpeg_adapter_on_a_noisy_jpeg(pipelin
     light = _saved_as_jpeg(_with_noise(clean, 10), 90)
     w, raised, yielded = r.estimate(light), {}, {}
     assert 0.1 < float(w[j]) < 0.5 and float(w[k]) == 0.0
-    assert float(w[luma]) == pytest.approx(1 - float(w[j]), abs=1e-4)  # the floor raised it to 1, then it made way
+    assert float(w[luma]) == pytest.approx(1.0, abs=1e-4)  # the floor raised it to 1; the jpeg weight is too low
     r.route(light, raised, yielded)
-    # What `air restore --explain` prints: the raise, then the factor it was scaled by.
-    assert raised["lumanoise"][0] == pytest.approx(1.0) and yielded["noise"] == (pytest.approx(1 - float(w[j])),
-                                                                                  YIELDS[1].why)
+    # What `air restore --explain` prints: the raise, and no factor.
+    assert raised["lumanoise"][0] == pytest.approx(1.0) and yielded == {}
+    half = _saved_as_jpeg(_with_noise(clean, 10), 85)  # between the two (jpeg weight ~0.7): part of the raise stays
+    w, raised, yielded = r.estimate(half), {}, {}
+    factor = 2 * (1 - float(w[j]))
+    assert 0.5 < float(w[j]) < 0.99 and float(w[luma]) == pytest.approx(factor, abs=1e-4)
+    r.route(half, raised, yielded)
+    assert raised["lumanoise"][0] == pytest.approx(1.0) and yielded["noise"] == (pytest.approx(factor), YIELDS[1].why)
 
 
 def test_air_restore_explains_the_floor_and_gives_a_grey_scan_back_grey_and_cleaner(tmp_path) -> None:

@@ -403,8 +403,9 @@ def test_noise_makes_way_for_haze_on_a_hazy_noisy_photo(pipe):
 
 def test_noise_makes_way_for_jpeg_once_the_jpeg_weight_is_measured(pipe):
     """core.routing.YIELDS' second rule: on a colour JPEG the noise weight (the estimator's and the fallback's) is
-    scaled by 1 − the jpeg weight, which a detection rule measures after the estimator; the jpeg adapter cleans the
-    codec's noise itself. A grey photo keeps its noise weight for the lumanoise adapter (``colour_only``)."""
+    scaled down as the jpeg weight, which a detection rule measures after the estimator, rises from 0.5 to 1; the jpeg
+    adapter cleans the codec's noise itself. A grey photo keeps its noise weight for the lumanoise adapter
+    (``colour_only``)."""
     import io
 
     import torch
@@ -416,7 +417,7 @@ def test_noise_makes_way_for_jpeg_once_the_jpeg_weight_is_measured(pipe):
     from air_restore.registry.pipeline import Pipeline
 
     rule = YIELDS[1]
-    assert (rule.adapter, rule.to, rule.colour_only) == ("noise", "jpeg", True)
+    assert (rule.adapter, rule.to, rule.ramp, rule.colour_only) == ("noise", "jpeg", (0.5, 1.0), True)
     plain = Pipeline(dataclasses.replace(pipe.restorer, yields=YIELDS[:1]))
 
     def jpeg(a: np.ndarray, quality: int) -> torch.Tensor:
@@ -428,8 +429,9 @@ def test_noise_makes_way_for_jpeg_once_the_jpeg_weight_is_measured(pipe):
     x = jpeg(clean, 40)
     a, b = pipe.run(x), plain.run(x)
     assert 0.5 < a.weights["jpeg"] == b.weights["jpeg"] < 0.95 and b.weights["noise"] > 0.15
-    assert a.weights["noise"] == pytest.approx(b.weights["noise"] * (1 - a.weights["jpeg"]), abs=1e-6)
-    assert a.yielded == {"noise": (pytest.approx(1 - a.weights["jpeg"]), rule.why)} and b.yielded == {}
+    factor = 2 * (1 - a.weights["jpeg"])  # 1 − ramp(jpeg, 0.5, 1)
+    assert a.weights["noise"] == pytest.approx(b.weights["noise"] * factor, abs=1e-6)
+    assert a.yielded == {"noise": (pytest.approx(factor), rule.why)} and b.yielded == {}
     ref = torch.from_numpy(clean).permute(2, 0, 1).float() / 255
     assert psnr(a.image, ref).item() > psnr(b.image, ref).item() - 0.05  # the gain is in BENCHMARKS.md, 24 photos
     grey = jpeg(np.ascontiguousarray(data.camera()[128:384, 128:384]), 40)
