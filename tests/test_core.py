@@ -462,6 +462,26 @@ def test_a_jpeg_of_a_noisy_photo_counts_as_compressed(name: str) -> None:
     assert Detected().measured(x) == 0.0 and Detected().measured(noisy) == 0.0
 
 
+def test_a_small_noisy_crop_does_not_read_as_a_jpeg_and_a_small_jpeg_still_does() -> None:
+    """On a 96 px crop of a noisy photo the flat places are few, and the largest of the 8 phases' mean steps stood out
+    by chance: it read as blocky as a JPEG, and the jpeg adapter ran on it. Now a ratio counts in proportion to the
+    flat steps behind it; a JPEG's crop of the same size (flat places aplenty) still reads far above the ramp."""
+    from air_restore.core.blockiness import blockiness
+    from air_restore.core.routing import Detected
+
+    lo, hi = Detected().ramp
+    noisy, saved, before = [], [], []
+    for i, name in enumerate(["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]):
+        x = torch.from_numpy(np.ascontiguousarray(getattr(skdata, name)())).permute(2, 0, 1).float() / 255
+        crop = x[:, 100:196, 100:196]
+        n = ((crop + torch.randn(crop.shape, generator=_gen(i)) * 25 / 255).clamp(0, 1) * 255).round() / 255
+        noisy.append(blockiness(n))
+        before.append(blockiness(n, min_flat=1))  # every ratio in full, as it was
+        saved.append(blockiness(_pil_jpeg(x, 50)[:, 100:196, 100:196]))
+    assert max(noisy) < lo < max(before)
+    assert min(saved) > hi
+
+
 def test_the_jpeg_rule_stands_down_on_scene_wide_degradations() -> None:
     """Blended with the haze, rain or low-light adapter the jpeg adapter undoes their correction, so its measured
     weight stands only where the head sees none of them and the estimator does not find the photo dark."""
