@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--estimator-update", default=None, help="passed on (distill, new-only, all)")
     ap.add_argument("--name", default="snow")
     ap.add_argument("--plugin", default="snow")
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=None, help="passed on (default: the command's own)")
+    ap.add_argument("--rank", type=int, default=None, help="passed on (default: the command's own)")
     ap.add_argument("--estimator-steps", type=int, default=3200)
     ap.add_argument("--eval-images", type=int, default=16)
     ap.add_argument("--crop", type=int, default=96)
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> dict:
                *([] if args.pairs else ["--synthetic", args.plugin]), "--holdout", str(args.holdout),
                *(["--clean", str(args.clean)] if args.clean is not None else []),
                *(["--estimator-update", args.estimator_update] if args.estimator_update else []),
-               "--data", str(args.data), "--steps", str(args.steps), "--estimator-steps", str(args.estimator_steps),
+               "--data", str(args.data), "--estimator-steps", str(args.estimator_steps),
+               *(["--steps", str(args.steps)] if args.steps is not None else []),
+               *(["--rank", str(args.rank)] if args.rank is not None else []),
                "--eval-images", str(args.eval_images), "--crop", str(args.crop),
                *(["--time-budget", str(args.time_budget)] if args.time_budget is not None else []),
                "--report", str(report)]

@@ -327,9 +327,20 @@ def test_add_degradation_pairs_errors(tmp_path):
     assert r.exit_code == 2 and "distill, new-only, all" in " ".join(r.output.split())
 
 
+def test_add_degradation_trains_a_synthesizer_longer_and_wider_than_pairs_unless_told():
+    from air_restore.registry.add_degradation import PAIRED_RECIPE, SYNTHETIC_RECIPE, adapter_recipe
+
+    # Endless fresh crops from a synthesizer: more steps at a higher rank took opaque flakes off (NOTES.md).
+    assert SYNTHETIC_RECIPE[0] > PAIRED_RECIPE[0] and SYNTHETIC_RECIPE[1] > PAIRED_RECIPE[1]
+    assert adapter_recipe(True) == SYNTHETIC_RECIPE and adapter_recipe(False) == PAIRED_RECIPE
+    assert adapter_recipe(True, 7) == (7, SYNTHETIC_RECIPE[1]) and adapter_recipe(False, None, 16) == (400, 16)
+
+
 @pytest.mark.slow
 def test_add_degradation_end_to_end(tmp_path):
     """Pairs in, adapter + estimator installed, table printed, restore uses it at once."""
+    from air_restore.registry.add_degradation import PAIRED_RECIPE
+
     pairs = _write_pairs(tmp_path / "fog", n=4)
     r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs), "--steps", "2", "--crop", "32",
                             "--batch-size", "2", "--estimator-steps", "2", "--holdout", "0.25", "--eval-images", "1"])
@@ -343,6 +354,7 @@ def test_add_degradation_end_to_end(tmp_path):
         assert sorted(f.keys()) == ["clean", "views"]  # the pairs' clean versions too, for a later retraining
     manifest = json.loads((adapters_dir() / "fog" / "air_manifest.json").read_text())
     assert manifest["training"]["data"]["heldout_scenes"] == 1  # 0.png … 3.png: four scenes, one held out
+    assert manifest["rank"] == PAIRED_RECIPE[1] and manifest["training"]["steps"] == 2  # pairs' rank; --steps kept
     assert not [p for p in air_home().iterdir() if p.name.startswith(".")]  # staging cleaned up
     rr = load_restorer()
     assert rr.adapters == list(BUNDLED_ORDER) + ["fog"] and not rr.warnings

@@ -22,8 +22,9 @@ def add_degradation(
         None, "--clean", help="Clean photos of every kind for the other adapters' examples when the estimator is "
         "retrained (and their before/after rows). Default: --data's clean photos, which for a narrow paired set "
         "(one camera, one scene type) can shift how the estimator routes other photos."),
-    steps: int = typer.Option(400, help="Adapter training steps."),
-    rank: int = typer.Option(4, help="LoRA rank."),
+    steps: Optional[int] = typer.Option(None, help="Adapter training steps. Default: 1500 with --synthetic (fresh "
+                                        "crops without end), 400 with real pairs."),
+    rank: Optional[int] = typer.Option(None, help="LoRA rank. Default: 8 with --synthetic, 4 with real pairs."),
     batch_size: int = typer.Option(8, help="Crops per adapter step."),
     crop: int = typer.Option(96, help="Crop side in pixels."),
     holdout: float = typer.Option(0.1, help="Share of the images held out for the before/after table, whole scenes "
