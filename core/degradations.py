@@ -31,7 +31,7 @@ LUMA = (0.299, 0.587, 0.114)
 
 
 from .synthesis import (  # noqa: F401  (the helpers, also public here: D.rand, D.severity_tensor, ...)
-    conv_per_image, gaussian_kernel, linear_to_srgb, per_image, rand, randn, severity_tensor, smooth_field,
+    choice, conv_per_image, gaussian_kernel, linear_to_srgb, per_image, rand, randn, severity_tensor, smooth_field,
     splat_path, srgb_to_linear, uniform,
 )
 
@@ -396,11 +396,10 @@ def pick_per_image(
     """Degrade each image with one of ``variants`` (synthesizers), drawn with ``probs``."""
     b = x.shape[0]
     s = severity_tensor(severity, b, x.device)
-    p = torch.tensor(probs, device=x.device, dtype=torch.float32)
-    choice = torch.multinomial(p / p.sum(), b, replacement=True, generator=g)
+    picked = choice(probs, b, g, x.device)
     out = x.clone()
     for i, fn in enumerate(variants):
-        idx = (choice == i).nonzero().flatten()
+        idx = (picked == i).nonzero().flatten()
         if len(idx):
             out[idx] = fn(x[idx], g, s[idx])
     return out

@@ -38,6 +38,13 @@ def uniform(lo, hi, shape, g, device) -> torch.Tensor:
     return lo + (hi - lo) * rand(shape, g, device)
 
 
+def choice(probs, n: int, g: torch.Generator, device) -> torch.Tensor:
+    """``n`` indices into ``probs`` (weights, normalized here), drawn with replacement from ``g`` only: one variant
+    per image."""
+    p = torch.tensor(probs, device=device, dtype=torch.float32)
+    return torch.multinomial(p / p.sum(), n, replacement=True, generator=g)
+
+
 def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
     """sRGB [0, 1] → linear light (the IEC 61966-2-1 curve)."""
     x = x.clamp(0, 1)

@@ -27,13 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Public helpers for writing synthesizers (seeded randomness, severity checks, colour, kernels).
 from ..core.synthesis import (  # noqa: F401  (re-exported)
-    conv_per_image, gaussian_kernel, linear_to_srgb, per_image, rand, randn, severity_tensor, smooth_field,
+    choice, conv_per_image, gaussian_kernel, linear_to_srgb, per_image, rand, randn, severity_tensor, smooth_field,
     splat_path, srgb_to_linear, uniform,
 )
 
 __all__ = [
     "NAME_RE", "PluginManifest", "Synthesizer", "SynthesizeFn", "DegradationPlugin", "RefinerPlugin",
-    "conv_per_image", "gaussian_kernel", "linear_to_srgb", "per_image", "rand", "randn", "severity_tensor",
+    "choice", "conv_per_image", "gaussian_kernel", "linear_to_srgb", "per_image", "rand", "randn", "severity_tensor",
     "smooth_field", "splat_path", "srgb_to_linear", "uniform",
 ]
 

@@ -88,16 +88,11 @@ def _flake_layer(b, h, w, g, dev, *, density, radius, blur, streak, angle) -> to
     return (render(seeds) / peak).clamp(0, 1)
 
 
-def _draw(p: tuple[float, ...], b: int, g: torch.Generator, dev) -> torch.Tensor:
-    """One index per image [B], drawn with probabilities ``p``."""
-    return torch.multinomial(torch.tensor(p, device=dev), b, replacement=True, generator=g)
-
-
 def _veil(x: torch.Tensor, g: torch.Generator, s: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
     """The snowfall's veil, I = J·t + A·(1 − t): none, uniform, or thicker with depth, per image."""
     b, _, h, w = x.shape
     dev = x.device
-    kind = api.per_image(_draw(VEIL_P, b, g, dev))
+    kind = api.per_image(api.choice(VEIL_P, b, g, dev))
     amount = api.per_image(s * api.uniform(0.15, 0.35, (b,), g, dev))
     depth = D.depth_map(b, h, w, g, dev)
     thick = torch.where(kind == 2, 0.3 + 0.7 * depth, torch.ones_like(depth)) * (kind > 0)
@@ -112,7 +107,7 @@ def snow(x: torch.Tensor, g: torch.Generator, severity: float | torch.Tensor) ->
     dev = x.device
     s = api.severity_tensor(severity, b, dev)
     white = torch.tensor(SNOW_WHITE, device=dev).view(1, 3, 1, 1)
-    style = _draw(STYLE_P, b, g, dev)
+    style = api.choice(STYLE_P, b, g, dev)
     layers = torch.tensor(list(STYLES.values()), device=dev)[style]  # [B, layer, field]
     out = _veil(x, g, s, white)
     angle = api.uniform(-0.5, 0.5, (b,), g, dev)  # wind, radians from vertical
