@@ -1,9 +1,11 @@
-"""`air add-degradation snow` end to end, timed, in a fresh local store (issue #3's worked example).
+"""`air add-degradation NAME` end to end, timed, in a fresh local store (issue #3's worked example).
 
-    python benchmarks/add_degradation.py --data ../shared/data/train/clean --out benchmarks/results/add_snow.json
-    python benchmarks/add_degradation.py --data DIR --steps 2 --estimator-steps 2 --eval-images 1   # tiny
-    python benchmarks/add_degradation.py --data runs/clean200 --steps 300 --estimator-steps 800 --time-budget 8 \
-        --out benchmarks/results/add_snow_budget.json
+    python benchmarks/add_degradation.py --name snow --data ../shared/data/train/clean \
+        --out benchmarks/results/add_snow.json   # at 7b45269, before snow was bundled: how the bundled one was made
+    python benchmarks/add_degradation.py --name sleet --plugin snow --data DIR --steps 2 --estimator-steps 2 \
+        --eval-images 1   # tiny
+    python benchmarks/add_degradation.py --name snow --data runs/clean200 --steps 300 --estimator-steps 800 \
+        --time-budget 8 --out benchmarks/results/add_snow_budget.json   # before snow was bundled
     python benchmarks/add_degradation.py --pairs --data ../shared/data/pairs/noise_real_PolyU --name realnoise \
         --holdout 0.2 --eval-images 20 --out benchmarks/results/add_realnoise.json   # real pairs, 80/20
 
@@ -35,8 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--holdout", type=float, default=0.1, help="share held out, passed on")
     ap.add_argument("--clean", type=Path, default=None, help="photos for the other adapters, passed on")
     ap.add_argument("--estimator-update", default=None, help="passed on (distill, new-only, all)")
-    ap.add_argument("--name", default="snow")
-    ap.add_argument("--plugin", default="snow")
+    ap.add_argument("--name", required=True, help="the new adapter's name (not a bundled one)")
+    ap.add_argument("--plugin", default=None, help="the synthesizer's plugin (default: --name)")
     ap.add_argument("--steps", type=int, default=None, help="passed on (default: the command's own)")
     ap.add_argument("--rank", type=int, default=None, help="passed on (default: the command's own)")
     ap.add_argument("--estimator-steps", type=int, default=3200)
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     with (contextlib.nullcontext(str(args.home)) if args.home is not None else tempfile.TemporaryDirectory()) as home:
         report = Path(home) / "report.json"
         cmd = [sys.executable, "-m", "air_restore.cli.main", "add-degradation", args.name,
-               *([] if args.pairs else ["--synthetic", args.plugin]), "--holdout", str(args.holdout),
+               *([] if args.pairs else ["--synthetic", args.plugin or args.name]), "--holdout", str(args.holdout),
                *(["--clean", str(args.clean)] if args.clean is not None else []),
                *(["--estimator-update", args.estimator_update] if args.estimator_update else []),
                "--data", str(args.data), "--estimator-steps", str(args.estimator_steps),

@@ -7,8 +7,8 @@
 Single degradations: every CBSD68 image degraded by each built-in plugin at severity 0.5 (image i of
 task t uses seed 1000·t + i). Mixed: two plugins stacked (noise+blur, haze+noise, rain+lowlight,
 lowlight+noise), each at 0.5; with ``--stacks all`` every pair of the seven built-ins (21) and four triples
-instead, each stacked in physical order (scene → optics → exposure → sensor → compression). Snow has a
-plugin but no bundled adapter (``air add-degradation snow`` adds one): its rows measure what the pipeline
+instead, each stacked in physical order (scene → optics → exposure → sensor → compression). A plugin
+without an adapter (snow before 2026-12-07, a third party's): its rows measure what the pipeline
 does to a degradation it was not given an adapter for, and have no top-1 unless an adapter of a later
 part of the stack stands in (top-1 counts the first part that has an adapter). Real pairs: Rain100H and PolyU (the adapters never saw them). Columns:
 input; the base alone (adapter weights 0); blended (the estimator's weights); the oracle (weight 1 on

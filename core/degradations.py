@@ -63,8 +63,8 @@ def noise(
     return torch.where(pick, gaussian, pg).clamp(0, 1)
 
 
-def motion_kernels(severity: torch.Tensor, g: torch.Generator, *, size: int = 31) -> torch.Tensor:
-    """Camera-shake kernels [B, size, size]: a smooth curved trajectory of length 3–24 px."""
+def curved_kernels(severity: torch.Tensor, g: torch.Generator, *, size: int = 31) -> torch.Tensor:
+    """Smooth camera-motion kernels [B, size, size]: a curved trajectory of length 3–24 px."""
     b, device = severity.shape[0], severity.device
     n = 48
     length = 3 + severity * 21
@@ -76,6 +76,46 @@ def motion_kernels(severity: torch.Tensor, g: torch.Generator, *, size: int = 31
     cos, sin = torch.cos(angle).view(-1, 1), torch.sin(angle).view(-1, 1)
     pts = torch.stack([along * cos - across * sin, along * sin + across * cos], dim=-1)
     return splat_path(pts, size, sigma=0.6)
+
+
+def shake_kernels(severity: torch.Tensor, g: torch.Generator, *, size: int = 31) -> torch.Tensor:
+    """Hand-shake kernels [B, size, size]: the random trajectories of Boracchi & Foi ("Modeling the
+    performance of image restoration from motion blur", IEEE TIP 2012; the kernels of DeblurGAN): a point
+    moving at constant speed whose velocity takes Gaussian perturbations (anxiety 0.05–0.5 per step), a
+    pull back to the start (centripetal 0–0.004 per step of distance) and, with probability 0–0.03 per step,
+    an impulsive jerk turning it by up to 180°; the path's bounding box scaled to 4–28 px, centred on its mean
+    (no shift) and shrunk where it would leave the kernel."""
+    b, device = severity.shape[0], severity.device
+    n = 64
+    anxiety = uniform(0.05, 0.5, (b, 1), g, device)
+    pull = uniform(0.0, 0.004, (b, 1), g, device)
+    p_jerk = uniform(0.0, 0.03, (b, 1), g, device)
+    angle = uniform(0, 2 * math.pi, (b,), g, device)
+    v = torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)
+    pos = torch.zeros(b, 2, device=device)
+    pts = []
+    for _ in range(n):
+        jerk = rand((b, 1), g, device) < p_jerk
+        turn = uniform(-math.pi, math.pi, (b,), g, device)
+        cos, sin = torch.cos(turn), torch.sin(turn)
+        turned = torch.stack([v[:, 0] * cos - v[:, 1] * sin, v[:, 0] * sin + v[:, 1] * cos], dim=-1)
+        v = torch.where(jerk, turned, v) + anxiety * randn((b, 2), g, device) - pull * pos
+        v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        pos = pos + v
+        pts.append(pos)
+    pts = torch.stack(pts, dim=1)  # [B, n, 2]
+    span = (pts.amax(1) - pts.amin(1)).amax(-1).clamp_min(1e-6).view(-1, 1, 1)
+    pts = (pts - pts.mean(1, keepdim=True)) * (4 + severity * 24).view(-1, 1, 1) / span  # centred: no shift
+    reach = pts.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+    return splat_path(pts * ((size - 3) / 2 / reach).clamp(max=1.0), size, sigma=0.6)  # inside the kernel
+
+
+def motion_kernels(severity: torch.Tensor, g: torch.Generator, *, size: int = 31) -> torch.Tensor:
+    """Camera-motion kernels [B, size, size]: half smooth curves (:func:`curved_kernels`), half hand shake
+    (:func:`shake_kernels`), drawn per image."""
+    curved, shake = curved_kernels(severity, g, size=size), shake_kernels(severity, g, size=size)
+    pick = (rand((severity.shape[0],), g, severity.device) < 0.5).view(-1, 1, 1)
+    return torch.where(pick, curved, shake)
 
 
 def defocus_kernels(severity: torch.Tensor, *, size: int = 31) -> torch.Tensor:

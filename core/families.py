@@ -59,6 +59,12 @@ def _haze_over_noise(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> to
     return D.noise(D.haze(x, g, s), g, 0.5 * s)
 
 
+def _blur_then_noise(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
+    """Blur, then the sensor's noise on top (σ 1–5 levels): a shaken photo is noisy too, and deblurring that
+    has only seen noise-free blur sharpens the noise."""
+    return D.noise(D.blur(x, g, s), g, D.uniform(0.02, 0.1, (x.shape[0],), g, x.device))
+
+
 def _dark_and_noisy(x: torch.Tensor, g: torch.Generator, s: torch.Tensor) -> torch.Tensor:
     return D.camera_noise(D.dim(x, g, s), g, 0.6 * s)
 
@@ -288,6 +294,9 @@ ADAPTER_FAMILIES: dict[str, Synthesizer] = {
     #: that also drew drizzle and rain over haze cost rain alone 2.8 dB at weight 1 (NOTES.md).
     "rain": then_jpeg(D.rain, codec=JPEG_EITHER),
     "noise": NOISE_FAMILY,
+    #: The blur adapter's family: the widened one (the plugin's camera motion, half of it hand shake since
+    #: 2026-12-07, and defocus; Gaussian blur), and on a quarter of the crops faint noise after the blur.
+    "blur": partial(D.pick_per_image, probs=(0.55, 0.2, 0.25), variants=(D.blur, D.gaussian_blur, _blur_then_noise)),
 }
 
 

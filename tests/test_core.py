@@ -388,6 +388,30 @@ def test_blur_kernels_are_normalized_non_negative_and_centred() -> None:
     torch.testing.assert_close(disk, disk.flip(-1).transpose(-1, -2))  # round
 
 
+def _thinness(k: torch.Tensor) -> torch.Tensor:
+    """Minor over major axis of each kernel's spread (second moments): ~0 for a line, 1 for a round blob."""
+    r = torch.arange(k.shape[-1], dtype=torch.float32) - (k.shape[-1] - 1) / 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    mx, my = (k * xx).sum((-2, -1)), (k * yy).sum((-2, -1))
+    cxx, cyy = (k * xx * xx).sum((-2, -1)) - mx**2, (k * yy * yy).sum((-2, -1)) - my**2
+    cxy = (k * xx * yy).sum((-2, -1)) - mx * my
+    half, root = (cxx + cyy) / 2, (((cxx - cyy) / 2) ** 2 + cxy**2).sqrt()
+    return ((half - root).clamp_min(0) / (half + root)).sqrt()
+
+
+def test_camera_motion_is_hand_shake_as_well_as_smooth_arcs() -> None:
+    """#14: a real shaken camera's path wanders and turns back (Boracchi & Foi 2012), unlike a line or an arc.
+    Half of the motion kernels are such paths: their spread across the main direction is several times an
+    arc's, and only they spread that wide."""
+    sev = torch.full((64,), 0.8)
+    arcs, shake = _thinness(D.curved_kernels(sev, _gen(0))), _thinness(D.shake_kernels(sev, _gen(0)))
+    assert arcs.max() < 0.2 and shake.median() > 2.5 * arcs.median(), (arcs, shake)
+    wide = (_thinness(D.motion_kernels(sev, _gen(1))) > arcs.max()).float().mean()
+    assert 0.25 < wide < 0.75, wide
+    span = [(D.shake_kernels(torch.full((16,), s), _gen(2)) > 1e-3).any(-2).sum(-1).float().mean() for s in (0.1, 1.0)]
+    assert span[1] > 2 * span[0], span  # the shake grows with the severity
+
+
 def test_blur_keeps_a_flat_image_flat() -> None:
     flat = torch.full((2, 3, 40, 40), 0.3)
     for kind in ("motion", "defocus", "random"):

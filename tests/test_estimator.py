@@ -246,7 +246,28 @@ def test_estimator_file_refuses_another_adapter_set(tmp_path):
         load_estimator(tmp_path / "bad.safetensors", NAMES)
 
 
-def test_cli_train_estimator(tmp_path):
+@pytest.fixture
+def sepia_plugin(tmp_path, monkeypatch):
+    """The example third-party plugin (tests/plugin_package: a synthesizer, no adapter anywhere) made importable with
+    its entry point, as `pip install` would: the package and a dist-info folder on sys.path."""
+    import shutil
+    from pathlib import Path
+
+    from air_restore.registry.discovery import discover
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(__file__).parent / "plugin_package" / "air_sepia", site / "air_sepia")
+    info = site / "air_sepia-0.2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: air-sepia\nVersion: 0.2.0\n")
+    (info / "entry_points.txt").write_text("[air_restore.plugins]\nsepia = air_sepia:sepia\n")
+    monkeypatch.syspath_prepend(str(site))
+    discover.cache_clear()
+    yield "sepia"
+    discover.cache_clear()
+
+
+def test_cli_train_estimator(tmp_path, sepia_plugin):
     from PIL import Image
     from skimage import data
     from typer.testing import CliRunner
@@ -274,13 +295,13 @@ def test_cli_train_estimator(tmp_path):
     training = training_of(out)
     assert training["targets"] == "judged by restoration" and training["p_clean"] == 0.15
     assert training["p_dark"] == 0.0  # dark scenes are opt-in (--dark-share), recorded in the file
-    # Judging needs the adapters installed: snow has a synthesizer but no installed adapter.
+    # Judging needs the adapters installed: a third party's plugin has a synthesizer but no installed adapter.
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "s"),
-                            "--adapters", "noise,snow", "--steps", "1", "--batches", "1"])
-    assert r.exit_code == 2 and "snow" in r.output and "--targets present" in r.output
+                            "--adapters", f"noise,{sepia_plugin}", "--steps", "1", "--batches", "1"])
+    assert r.exit_code == 2 and sepia_plugin in r.output and "--targets present" in r.output
     r = runner.invoke(app, ["train", "estimator", "--clean", str(clean), "--out", str(tmp_path / "s"),
-                            "--adapters", "noise,snow", "--steps", "1", "--batches", "1", "--targets", "present",
-                            "--family"])
+                            "--adapters", f"noise,{sepia_plugin}", "--steps", "1", "--batches", "1", "--targets",
+                            "present", "--family"])
     assert r.exit_code == 0, r.output
     assert training_of(tmp_path / "s")["targets"] == "degradations present"
     assert training_of(tmp_path / "s")["data"]["family"] == "adapter" and "family" not in training["data"]

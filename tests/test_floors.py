@@ -102,7 +102,7 @@ def test_lumanoise_is_the_floors_adapter_and_no_estimators() -> None:
 
     assert set(BUNDLED_FLOORED) == own_adapters() == {f.moves_to for f in FLOORS} == {"lumanoise"}
     assert ruled() == {"jpeg", "lumanoise"}
-    assert estimated(list(BUNDLED_ORDER)) == ["noise", "blur", "haze", "rain", "lowlight", "realnoise"]
+    assert estimated(list(BUNDLED_ORDER)) == ["noise", "blur", "haze", "rain", "lowlight", "snow", "realnoise"]
     est, path, warnings = pick_estimator(list(BUNDLED_ORDER))
     assert path == bundled_estimator_path() and not warnings
     r = load_restorer()
@@ -188,7 +188,8 @@ def test_the_floor_leaves_clean_photos_and_colour_noise_as_routed(pipelines, cas
         x = _with_noise(x, 8, colour=True)
         assert fine_noise(x) > NOISE.ramp[0]  # the floor measures something, and must not act on it
     w = r.estimate(x)
-    assert torch.equal(w, bare.estimate(x)) and r.released(w, x) == 0.0
+    # the gate lifted only as far as an adapter the head has no class for is weighted (snow, faintly), as without it
+    assert torch.equal(w, bare.estimate(x)) and r.released(w, x) == max(float(w[i]) for i in r.unseen()) < 0.05
     assert float(w[r.adapters.index("lumanoise")]) == 0.0  # only the floor weights it
     assert torch.equal(r.restore(x).image, bare.restore(x).image)
 
@@ -227,7 +228,7 @@ def test_the_noise_weight_makes_way_for_the_jpeg_adapter_on_a_noisy_jpeg(pipelin
     light = _saved_as_jpeg(_with_noise(clean, 10), 90)
     w, raised, yielded = r.estimate(light), {}, {}
     assert 0.1 < float(w[j]) < 0.5 and float(w[k]) == 0.0
-    assert float(w[luma]) == pytest.approx(1.0, abs=1e-4)  # the floor raised it to 1; the jpeg weight is too low
+    assert float(w[luma]) == pytest.approx(1.0, abs=1e-3)  # the floor raised it to 1; the jpeg weight is too low
     r.route(light, raised, yielded)
     # What `air restore --explain` prints: the raise, and no factor.
     assert raised["lumanoise"][0] == pytest.approx(1.0) and yielded == {}

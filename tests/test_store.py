@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from air_restore.registry.adapters import AdapterFileError
 from air_restore.registry.discovery import get_degradation
 from air_restore.registry.store import (
     BUNDLED_ORDER, BUNDLED_PLUGINS, LEFTOVER_AGE_S, active_adapters, adapters_dir, air_home, all_adapters, bundled_adapters,
-    install_adapter,
+    bundled_dir, install_adapter,
 )
 from air_restore.registry.pipeline import load_restorer
 from air_restore.registry.store import load_base
@@ -43,15 +44,15 @@ def photos(size=(72, 64)):
 
 @pytest.fixture(scope="module")
 def tiny_adapter(tmp_path_factory):
-    """A real (2-step) snow adapter folder for the bundled base, outside the store."""
+    """A real (2-step) sleet adapter folder for the bundled base, outside the store."""
     base, info = load_base()
     clean = [torch.from_numpy(__import__("numpy").array(im)).permute(2, 0, 1).float() / 255
              for im in photos().values()]
     cfg = TrainAdapterConfig(steps=2, batch_size=2, crop=32)
     model = train_adapter(base, synthetic_sampler(clean, get_degradation("snow").synthesize), config=cfg)
-    manifest = build_manifest("snow", info.fingerprint, cfg, base.config.lora_targets, data={"kind": "test"},
+    manifest = build_manifest("sleet", info.fingerprint, cfg, base.config.lora_targets, data={"kind": "test"},
                               metrics={}, wall_s=0.0)
-    return save_adapter(model, tmp_path_factory.mktemp("a") / "snow", manifest)
+    return save_adapter(model, tmp_path_factory.mktemp("a") / "sleet", manifest)
 
 
 def test_air_home_comes_from_the_environment(tmp_path, monkeypatch):
@@ -89,31 +90,54 @@ def test_a_bundled_adapter_from_real_pairs_ships_no_photos_and_has_a_stand_in():
     sources, missing = estimator_sources(list(bundled.values()))
     assert not missing and sources["realnoise"].synth is camera_noise and sources["noise"].synth is not camera_noise
     r = load_restorer()
-    assert [r.adapters[i] for i in r.unseen()] == ["jpeg"]  # realnoise is read as noise; jpeg has no class
+    assert [r.adapters[i] for i in r.unseen()] == ["jpeg", "snow"]  # realnoise is read as noise; jpeg, snow: no class
 
 
 def test_install_list_remove(tiny_adapter):
     _, info = load_base()
     dest = install_adapter(tiny_adapter)
-    assert dest == adapters_dir() / "snow" and json.loads((dest / "air_source.json").read_text())["kind"] == "local"
-    assert [a.name for a in active_adapters(info.fingerprint)][-1] == "snow"
+    assert dest == adapters_dir() / "sleet" and json.loads((dest / "air_source.json").read_text())["kind"] == "local"
+    assert [a.name for a in active_adapters(info.fingerprint)][-1] == "sleet"
     with pytest.raises(FileExistsError, match="--overwrite"):
         install_adapter(tiny_adapter)
     install_adapter(tiny_adapter, overwrite=True)
     assert not [p for p in adapters_dir().iterdir() if p.name.startswith(".")]  # no temp folders left behind
     r = runner.invoke(app, ["list"])
-    assert r.exit_code == 0 and "snow" in r.output and "active" in r.output
-    assert "does not know adapter(s) ['snow']" in " ".join(r.output.split())
-    r = runner.invoke(app, ["remove", "snow"])
+    assert r.exit_code == 0 and "sleet" in r.output and "active" in r.output
+    assert "does not know adapter(s) ['sleet']" in " ".join(r.output.split())
+    r = runner.invoke(app, ["remove", "sleet"])
     assert r.exit_code == 0, r.output
-    assert not (adapters_dir() / "snow").exists()
-    r = runner.invoke(app, ["remove", "snow"])
-    assert r.exit_code == 2 and "no local adapter named 'snow'" in r.output
+    assert not (adapters_dir() / "sleet").exists()
+    r = runner.invoke(app, ["remove", "sleet"])
+    assert r.exit_code == 2 and "no local adapter named 'sleet'" in r.output
     r = runner.invoke(app, ["remove", "noise"])
     assert r.exit_code == 2 and "bundled" in r.output
 
 
-@pytest.mark.parametrize("name", ["/victim", ".", "..", "../victim", "snow/..", "victim/", "Snow", ""])
+def test_a_local_adapter_under_a_name_bundled_since_is_shadowed_and_can_be_removed(tiny_adapter):
+    """A user who ran `air add-degradation snow` before snow was bundled keeps that adapter in the store: it is
+    listed as inactive (name conflict), and the command the message names takes it out, leaving the bundled one."""
+    assert "snow" in BUNDLED_ORDER
+    _, info = load_base()
+    from safetensors.torch import load_file, save_file
+
+    mine = adapters_dir() / "snow"
+    shutil.copytree(tiny_adapter, mine)
+    manifest = json.dumps({**json.loads((mine / "air_manifest.json").read_text()), "name": "snow"})
+    (mine / "air_manifest.json").write_text(manifest)
+    weights = mine / "adapter_model.safetensors"
+    save_file(load_file(str(weights)), str(weights), metadata={"format": "pt", "air_manifest": manifest})
+    local = next(a for a in all_adapters(info.fingerprint) if a.name == "snow" and a.origin == "local")
+    assert "name conflict" in local.error and "air remove snow" in local.error
+    assert [a.name for a in active_adapters(info.fingerprint)] == list(BUNDLED_ORDER)  # the bundled snow
+    r = runner.invoke(app, ["remove", "snow"])
+    assert r.exit_code == 0, r.output
+    assert not mine.exists() and (bundled_dir() / "adapters" / "snow" / "air_manifest.json").is_file()
+    r = runner.invoke(app, ["remove", "snow"])
+    assert r.exit_code == 2 and "bundled" in r.output
+
+
+@pytest.mark.parametrize("name", ["/victim", ".", "..", "../victim", "sleet/..", "victim/", "Sleet", ""])
 def test_remove_takes_a_name_never_a_path(tiny_adapter, tmp_path, monkeypatch, name):
     """`air remove /some/folder` once deleted that folder and exited 0. Names are validated as names
     before anything is touched: a folder outside the store, the store itself and its entries survive."""
@@ -127,7 +151,7 @@ def test_remove_takes_a_name_never_a_path(tiny_adapter, tmp_path, monkeypatch, n
     assert r.exit_code == 2, r.output
     assert "not an adapter name" in " ".join(r.output.split())
     assert (victim / "keep.txt").read_text() == "precious"
-    assert (adapters_dir() / "snow" / "air_manifest.json").is_file()
+    assert (adapters_dir() / "sleet" / "air_manifest.json").is_file()
 
 
 def test_remove_refuses_a_store_entry_that_is_not_an_adapter(tmp_path):
@@ -149,8 +173,8 @@ def test_leftovers_of_killed_writers_are_swept(tiny_adapter):
     is old enough that no live command can own it, and leaves young ones and everything else alone."""
     root = adapters_dir()
     root.mkdir(parents=True)
-    old = [air_home() / ".pull-abc123", air_home() / ".staging-snow-1234abcd", root / ".snow.1234abcd.tmp",
-           root / ".snow.5678abcd.old"]
+    old = [air_home() / ".pull-abc123", air_home() / ".staging-sleet-1234abcd", root / ".sleet.1234abcd.tmp",
+           root / ".sleet.5678abcd.old"]
     for p in old:
         (p / "x").mkdir(parents=True)
     stale_file = air_home() / ".estimator.safetensors.k3j2.tmp"
@@ -166,7 +190,7 @@ def test_leftovers_of_killed_writers_are_swept(tiny_adapter):
     install_adapter(tiny_adapter)
     assert not any(p.exists() for p in (*old, stale_file))
     assert young.is_dir() and all(p.exists() for p in kept)
-    assert [p.name for p in root.iterdir()] == ["snow"]
+    assert [p.name for p in root.iterdir()] == ["sleet"]
 
 
 def test_store_refuses_bad_adapters(tiny_adapter, tmp_path):
@@ -174,7 +198,7 @@ def test_store_refuses_bad_adapters(tiny_adapter, tmp_path):
     with pytest.raises(AdapterFileError, match="not a PEFT adapter folder"):
         install_adapter(tmp_path)  # not an adapter folder
     # An adapter for another base is listed but inactive, with the reason.
-    other = tmp_path / "snow"
+    other = tmp_path / "sleet"
     import shutil
 
     shutil.copytree(tiny_adapter, other)
@@ -185,12 +209,12 @@ def test_store_refuses_bad_adapters(tiny_adapter, tmp_path):
     m["base_fingerprint"] = "sha256:0000000000000000"
     save_file(load_file(str(w)), str(w), metadata={"format": "pt", "air_manifest": json.dumps(m)})
     install_adapter(other)
-    item = {a.name: a for a in all_adapters(info.fingerprint)}["snow"]
+    item = {a.name: a for a in all_adapters(info.fingerprint)}["sleet"]
     assert item.error and "sha256:0000000000000000" in item.error
-    assert "snow" not in [a.name for a in active_adapters(info.fingerprint)]
+    assert "sleet" not in [a.name for a in active_adapters(info.fingerprint)]
     # A folder whose files are damaged is listed as inactive, not a crash.
-    (adapters_dir() / "snow" / "adapter_model.safetensors").write_bytes(b"junk")
-    assert {a.name: a for a in all_adapters(info.fingerprint)}["snow"].error
+    (adapters_dir() / "sleet" / "adapter_model.safetensors").write_bytes(b"junk")
+    assert {a.name: a for a in all_adapters(info.fingerprint)}["sleet"].error
     assert runner.invoke(app, ["list"]).exit_code == 0
 
 
@@ -513,19 +537,19 @@ def test_damaged_or_edited_adapters_are_not_used_and_restore_says_why(tiny_adapt
     save_file(tensors, str(weights), metadata=meta)
     r = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "nan.png")])
     assert r.exit_code == 0, r.output
-    assert "adapter snow is not used" in " ".join(r.output.split()) and "NaN or Inf" in " ".join(r.output.split())
+    assert "adapter sleet is not used" in " ".join(r.output.split()) and "NaN or Inf" in " ".join(r.output.split())
     out = np.asarray(Image.open(tmp_path / "nan.png"), dtype=np.float64)
     assert out.std() > 20  # a real photo, not black
 
     install_adapter(tiny_adapter, overwrite=True)
     weights.write_bytes(weights.read_bytes()[:-100] + bytes(100))  # edited in place, same size, still loads
-    snow = next(a for a in all_adapters() if a.name == "snow")
-    assert "changed since it was installed" in snow.error
-    assert "snow" not in [a.name for a in active_adapters(load_base()[1].fingerprint)]
+    sleet = next(a for a in all_adapters() if a.name == "sleet")
+    assert "changed since it was installed" in sleet.error
+    assert "sleet" not in [a.name for a in active_adapters(load_base()[1].fingerprint)]
     assert "inactive" in runner.invoke(app, ["list"]).output
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     r = runner.invoke(app, ["restore", str(src), "-o", str(tmp_path / "cut.png")])
-    assert r.exit_code == 0 and "adapter snow is not used" in " ".join(r.output.split())
+    assert r.exit_code == 0 and "adapter sleet is not used" in " ".join(r.output.split())
 
 
 def test_removing_an_adapter_warns_that_the_local_estimator_is_stale(tiny_adapter):
@@ -536,13 +560,13 @@ def test_removing_an_adapter_warns_that_the_local_estimator_is_stale(tiny_adapte
     from air_restore.core.io.weights import save_estimator
 
     install_adapter(tiny_adapter)
-    save_estimator(Estimator(config=EstimatorConfig(adapters=(*BUNDLED_ORDER, "snow"), width=8)),
+    save_estimator(Estimator(config=EstimatorConfig(adapters=(*BUNDLED_ORDER, "sleet"), width=8)),
                    local_estimator_path())
     assert load_restorer().estimator_path == local_estimator_path()
-    r = runner.invoke(app, ["remove", "snow"])
+    r = runner.invoke(app, ["remove", "sleet"])
     assert r.exit_code == 0
     text = " ".join(r.output.split())
-    assert "ignoring the estimator" in text and "['snow']" in text and "air train estimator --install" in text
+    assert "ignoring the estimator" in text and "['sleet']" in text and "air train estimator --install" in text
     restorer = load_restorer()
     assert restorer.estimator_path != local_estimator_path()  # the bundled one, which matches
     assert any("ignoring the estimator" in w for w in restorer.warnings)

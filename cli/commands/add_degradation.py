@@ -52,13 +52,14 @@ def add_degradation(
 
     Examples:
 
-      air add-degradation snow --synthetic snow --data ../shared/data/train/clean
+      air add-degradation underwater --data ../shared/data/pairs/underwater_EUVP --clean ../shared/data/train/clean
 
-      air add-degradation underwater --data ../shared/data/pairs/underwater_EUVP
+      air add-degradation polyu --data ../shared/data/pairs/noise_real_PolyU --clean ../shared/data/train/clean
 
-      air add-degradation realnoise --data ../shared/data/pairs/noise_real_PolyU --clean ../shared/data/train/clean
+      air add-degradation sepia --synthetic sepia --data photos/ --time-budget 10
 
-      air add-degradation snow --synthetic snow --data photos/ --time-budget 10
+    (sepia: a third-party plugin's synthesizer, `pip install tests/plugin_package`; the bundled snow
+    adapter was made by `air add-degradation snow --synthetic snow` before it was bundled.)
 
     A share of the images is held out; the table at the end compares the held-out PSNR of the whole
     pipeline before and after, on the new task and on every old one. Nothing is installed until

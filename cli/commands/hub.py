@@ -25,7 +25,7 @@ def push_cmd(
 
     Uses the token from `hf auth login` or HF_TOKEN. Prints the commit sha to pin with `air pull`.
 
-      air push snow --repo alice/air-snow
+      air push underwater --repo alice/air-underwater
     """
     from ...core.io.weights import read_base_info
     from ...registry import hub
