@@ -1,8 +1,8 @@
-"""Snow: the worked example of adding a degradation (README, "Add a degradation").
+"""Snow: a degradation added the way a user adds one (README, "Add a degradation").
 
-The base model was never trained on snow; this plugin only supplies a synthesizer, and
-``air add-degradation snow --synthetic snow --data CLEAN_DIR`` trains the adapter and retrains the
-estimator. It registers through the project's entry points exactly like a third-party plugin.
+The base model was never trained on snow; this plugin only supplies a synthesizer, and the bundled snow adapter
+and estimator are what ``air add-degradation snow --synthetic snow --data CLEAN_DIR`` made from it (before snow
+was bundled). It registers through the project's entry points exactly like a third-party plugin.
 
 The model is physical, not a toy overlay (albumentations' snow whitens bright pixels): falling snow is a
 set of depth layers, each a field of flakes (seeded discs, defocused, smeared along the fall direction by
