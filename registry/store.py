@@ -295,12 +295,11 @@ def remove_adapter(name: str) -> Path:
         )
     root = adapters_dir()
     dest = root / name
-    if name in BUNDLED_ORDER and not (dest / "air_manifest.json").is_file():  # a local one of that name (made
-        # before the name was bundled) is shadowed by the bundled one: that one can go
-        raise PermissionError(f"{name!r} is a bundled adapter and cannot be removed")
     is_entry = (dest.is_dir() and not dest.is_symlink() and dest.resolve().parent == root.resolve()
                 and (dest / "air_manifest.json").is_file())
-    if not is_entry:
+    if not is_entry:  # a local adapter the bundled one of its name shadows (made before it was bundled) can go
+        if name in BUNDLED_ORDER:
+            raise PermissionError(f"{name!r} is a bundled adapter and cannot be removed")
         names = ", ".join(a.name for a in local_adapters()) or "none"
         raise UnknownNameError(f"no local adapter named {name!r}; local adapters: {names}")
     trash = dest.with_name(f".{name}.{uuid.uuid4().hex[:8]}.removed")
