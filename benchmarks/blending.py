@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="another estimator (for these adapters or some of them), whose blend is measured beside "
                     "(e.g. the previous one)")
     ap.add_argument("--baseline-label", default=None, help="how the report names the baseline estimator")
+    ap.add_argument("--baseline-no-dead-zones", action="store_true",
+                    help="the baseline column without the dead zones (core.deadzone): this pipeline's blend, or with "
+                    "--baseline-estimator that estimator's")
     ap.add_argument("--stacks", choices=("default", "all"), default="default",
                     help="default: the four mixed tasks above; all: every pair of the built-ins and four triples")
     ap.add_argument("--no-gate", action="store_true", help="every column without the clean-pixel gate")
@@ -206,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{args.baseline_estimator}: made for {list(other.config.adapters)}, not a subset "
                              f"of {r.adapters}")
         baseline = dataclasses.replace(r, estimator=other)  # the same model, adapters and rules
+    if args.baseline_no_dead_zones:
+        baseline = dataclasses.replace(baseline or r, dead_zones=())
     if args.without is not None and args.without not in r.adapters:
         raise SystemExit(f"--without {args.without}: no such active adapter; active: {', '.join(r.adapters)}")
     clean = [_crop(read_image(p).rgb, args.size) for p in iter_image_paths([args.clean])[: args.limit or None]]
@@ -238,7 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
         "without": args.without,
         "second_pass": r.sequel is not None,  # core.routing.Sequel in the blended columns
         "tone": r.tone is not None,  # core.tone.ToneGuard in the blended columns
-        "baseline_estimator": (args.baseline_label or str(args.baseline_estimator)) if baseline is not None else None,
+        "baseline_estimator": (args.baseline_label or str(args.baseline_estimator or "without dead zones"))
+        if baseline is not None else None,
         "stacks": args.stacks, "pairs_split": PAIRS_SPLIT,
         "base_fingerprint": r.info.fingerprint, "threads": torch.get_num_threads(), "gate": r.gate,
         "single": rows, "mixed": mixed, "clean": clean_row, "real": real,

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--baseline-estimator", type=Path, default=None,
                     help="another estimator for these adapters, whose blend is measured beside (e.g. the previous one)")
     ap.add_argument("--baseline-label", default=None, help="how the report names the baseline estimator")
+    ap.add_argument("--baseline-no-dead-zones", action="store_true",
+                    help="the baseline without the dead zones (core.deadzone): this pipeline's blend, or with "
+                    "--baseline-estimator that estimator's")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=None, help="JSON here; the contact sheet beside it")
     args = ap.parse_args(argv)
@@ -83,15 +86,20 @@ def main(argv: list[str] | None = None) -> dict:
     blended, why = (None, "--no-blended") if args.no_blended else blended_restorer(args.device)
     if blended is not None:
         restorers["blended"] = lambda x: blended.restore(x).image
-        if args.baseline_estimator is not None:  # the same model, adapters and rules; another estimator
-            other = dataclasses.replace(blended, estimator=read_estimator(args.baseline_estimator))
+        if args.baseline_estimator is not None or args.baseline_no_dead_zones:  # the same model and adapters
+            other = blended
+            if args.baseline_estimator is not None:  # another estimator
+                other = dataclasses.replace(other, estimator=read_estimator(args.baseline_estimator))
+            if args.baseline_no_dead_zones:
+                other = dataclasses.replace(other, dead_zones=())
             restorers["baseline"] = lambda x: other.restore(x).image
     else:
         print(f"base + blended adapters: skipped ({why})", file=sys.stderr)
     sets = args.sets or sorted(p.name for p in args.real.iterdir() if p.is_dir())
     results = {"fingerprint": info.fingerprint, "device": args.device, "limit": args.limit, "sets": [],
                **({"blended": {"adapters": blended.adapters}} if blended else {"blended_skipped": why}),
-               **({"baseline": args.baseline_label or str(args.baseline_estimator)} if "baseline" in restorers else {})}
+               **({"baseline": args.baseline_label or str(args.baseline_estimator or "without dead zones")}
+                  if "baseline" in restorers else {})}
     sheet_entries = []
     for name in sets:
         paths = iter_image_paths([args.real / name])

@@ -14,6 +14,7 @@ from ..core.lora import attach, blend
 from ..core.metrics import psnr
 from ..core.estimator import best_strength
 from ..core.restore import RestoreResult, apply_gate, check_strength, linear_ramp, restore
+from ..core.deadzone import DEAD_ZONES, DeadZone
 from ..core.floors import FLOORS, Floor, colourless, own_adapters
 from ..core.routing import (DETECTED, SEQUEL, TEMPERS, YIELDS, Detected, Fallback, KeepDark, KeepHaze,
                              Sequel, Temper, Yield, apply_fallback, crop_pass, head_means, ruled)
@@ -52,6 +53,8 @@ class Restorer:
     yields: tuple[Yield, ...] = YIELDS
     # Estimated adapters scaled down where the base alone already corrects (core.routing.Temper): low light.
     tempers: tuple[Temper, ...] = TEMPERS
+    # Estimated weights too faint to mean the degradation is there, set to 0 after every rule (core.deadzone): snow.
+    dead_zones: tuple[DeadZone, ...] = DEAD_ZONES
     # Dark pixels kept as they are where the estimator finds the photo exposed as meant (core.routing.KeepDark);
     # None turns it off.
     keep_dark: KeepDark | None = field(default_factory=KeepDark)
@@ -79,8 +82,8 @@ class Restorer:
         a weight a floor hands to its own adapter moved there (core.floors.Floor.moves_to);
         ``raised`` receives adapter → (weight, why) for each weight a floor raised (core.floors.Floor),
         ``yielded`` adapter → (factor, why) for each weight a yield or temper rule scaled down (core.routing.Yield,
-        core.routing.Temper), ``moved`` adapter → (the adapter whose weight it took, why) for each weight a floor
-        moved to its own adapter."""
+        core.routing.Temper) or a dead zone set to 0 (core.deadzone), ``moved`` adapter → (the adapter whose weight
+        it took, why) for each weight a floor moved to its own adapter."""
         w = torch.zeros(len(self.adapters))
         strength, extra = torch.ones(1), 0.0
         detected = {d.adapter for d in self.detecting()}  # weighted below, after every estimated weight
@@ -154,6 +157,8 @@ class Restorer:
                                    f"found, all from {floor.moves_ramp[1]:g}: {why}")
             if raised is not None and share * (1.0 - way) > 0.01:
                 raised[name] = (m if scaled else m * (1.0 - share * way), floor.why)  # a yield says the rest
+        for zone in self.dead_zones:
+            zone.apply(w, self.adapters, yielded)
         return w, float(strength[0]), extra
 
     def _yield(self, rule: Yield, w: torch.Tensor, yielded: dict[str, tuple[float, str]] | None) -> float:

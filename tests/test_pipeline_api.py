@@ -273,6 +273,39 @@ def test_the_low_light_weight_is_tempered_where_the_base_alone_brightens_the_pho
     assert kept[k] >= 0.3 and torch.equal(kept, bare.route(dark_jpeg)[0])
 
 
+def test_a_faint_snow_weight_counts_as_none_and_lifts_no_gate(pipe):
+    """core.deadzone: the estimator gives a clean photo a faint snow weight, which would lift the clean-pixel gate
+    (the head has no snow class); under the dead zone it is 0, the other weights as they were, the clean photo
+    comes back closer to itself, and --explain hears why. A snowy photo keeps the whole of its weight."""
+    import torch
+    from skimage import data
+
+    from air_restore.core.deadzone import DeadZone
+    from air_restore.core.metrics import psnr, quantize8
+    from air_restore.registry.discovery import get_degradation
+    from air_restore.registry.pipeline import Pipeline
+
+    zone = DeadZone()
+    r, bare = (dataclasses.replace(pipe.restorer, dead_zones=z) for z in ((zone,), ()))
+    k = r.adapters.index(zone.adapter)
+    clean = torch.from_numpy(np.ascontiguousarray(data.coffee()[:256, :256])).permute(2, 0, 1).float() / 255
+    said: dict = {}
+    w, before = r.route(clean, yielded=said)[0], bare.route(clean)[0]
+    assert 0.0 < float(before[k]) < zone.below and float(w[k]) == 0.0
+    others = [i for i in range(len(w)) if i != k]
+    assert torch.equal(w[others], before[others])
+    assert said.get(zone.adapter) == ((0.0, zone.why) if before[k] >= 0.01 else None)  # under 0.01 it says nothing
+    assert r.released(w, clean) < bare.released(before, clean)
+    zoned, unzoned = Pipeline(r), Pipeline(bare)
+    assert psnr(zoned.run(clean).image, clean) > psnr(unzoned.run(clean).image, clean) + 1.0
+
+    g = torch.Generator().manual_seed(3)
+    snowy = torch.from_numpy(np.ascontiguousarray(data.chelsea()[:256, :256])).permute(2, 0, 1).float() / 255
+    snowy = quantize8(get_degradation("snow").synthesize(snowy[None], g, 0.5)[0])
+    kept, whole = r.route(snowy)[0], bare.route(snowy)[0]
+    assert float(whole[k]) >= 0.5 and torch.equal(kept, whole)
+
+
 def test_the_noise_adapter_takes_what_the_estimator_leaves_but_not_on_a_dark_photo(pipe):
     """Mild noise: the estimator assigns little, the rest goes to the noise adapter (12 CBSD68 photos, σ≈5:
     29.62 → 35.56 dB, benchmarks/gate.py), and the result is closer to the clean photo than the estimator's
@@ -395,10 +428,10 @@ def test_noise_makes_way_for_haze_on_a_hazy_noisy_photo(pipe):
     assert a.weights["haze"] == b.weights["haze"] > 0.5
     assert a.weights["noise"] == pytest.approx(b.weights["noise"] * (1 - b.weights["haze"]), abs=1e-6)
     assert psnr(a.image, clean).item() > psnr(b.image, clean).item() + 0.5
-    assert a.yielded == {"noise": (pytest.approx(1 - a.weights["haze"]), rule.why)} and b.yielded == {}
+    assert a.yielded["noise"] == (pytest.approx(1 - a.weights["haze"]), rule.why) and "noise" not in b.yielded
     noisy = quantize8(get_degradation("noise").synthesize(clean[None], torch.Generator().manual_seed(1), 0.5)[0])
     a, b = pipe.run(noisy), plain.run(noisy)
-    assert b.weights["noise"] > 0.5 and a.weights["noise"] > 0.95 * b.weights["noise"] and a.yielded == {}
+    assert b.weights["noise"] > 0.5 and a.weights["noise"] > 0.95 * b.weights["noise"] and "noise" not in a.yielded
 
 
 def test_noise_makes_way_for_jpeg_once_the_jpeg_weight_is_measured(pipe):
@@ -431,7 +464,7 @@ def test_noise_makes_way_for_jpeg_once_the_jpeg_weight_is_measured(pipe):
     assert 0.5 < a.weights["jpeg"] == b.weights["jpeg"] < 0.95 and b.weights["noise"] > 0.15
     factor = 2 * (1 - a.weights["jpeg"])  # 1 − ramp(jpeg, 0.5, 1)
     assert a.weights["noise"] == pytest.approx(b.weights["noise"] * factor, abs=1e-6)
-    assert a.yielded == {"noise": (pytest.approx(factor), rule.why)} and b.yielded == {}
+    assert a.yielded["noise"] == (pytest.approx(factor), rule.why) and "noise" not in b.yielded
     ref = torch.from_numpy(clean).permute(2, 0, 1).float() / 255
     assert psnr(a.image, ref).item() > psnr(b.image, ref).item() - 0.05  # the gain is in BENCHMARKS.md, 24 photos
     grey = jpeg(np.ascontiguousarray(data.camera()[128:384, 128:384]), 40)

@@ -157,7 +157,7 @@ def _rule_lines(result) -> list[str]:
                       if adapter in result.floored else "")
             lines.append(f"the {adapter} weight is the estimator's {source} weight, {raised}handed to the {adapter} "
                          f"adapter, the rule's own ({why})")
-    return lines + [f"the {adapter} weight was multiplied by {factor:.2f}: {why}"
+    return lines + [f"the {adapter} weight was " + (f"multiplied by {factor:.2f}" if factor else "set to 0") + f": {why}"
                     for adapter, (factor, why) in result.yielded.items()]
 
 
