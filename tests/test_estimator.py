@@ -229,6 +229,37 @@ def test_distill_relearns_an_output_whose_adapter_was_trained_again():
     assert fog[("fog",)] > 0.8 and fog[()] < 0.5 * fog[("fog",)], fog
 
 
+def test_keep_reads_the_old_outputs_from_the_old_estimator_exactly(tmp_path):
+    """core.estimator.keep (``air add-degradation --estimator-update keep``): the new estimator answers for its new
+    output, the old one, travelling in the same file, for the outputs it had, exactly as it gave them, on whole
+    photos and on a large photo's crops alike; a warm start from it takes the new estimator's own tower."""
+    from air_restore.core.estimator import keep
+    from air_restore.core.io.weights import read_estimator
+
+    torch.manual_seed(0)
+    old = Estimator(config=EstimatorConfig(adapters=("noise", "rain"))).eval()
+    new = Estimator(config=EstimatorConfig(adapters=("noise", "rain", "snow"))).eval()
+    both = keep(new, old, ["noise", "rain"])
+    x = torch.rand(3, 3, 200, 360)  # over config.crop: rain and snow are judged on crops
+    (w_old, _), (w_new, _), (w, _) = old.predict(x), new.predict(x), both.predict(x)
+    assert torch.equal(w[:, :2], w_old) and torch.equal(w[:, 2], w_new[:, 2])
+    assert not torch.allclose(w_new[:, :2], w_old)  # the two estimators do differ there
+    save_estimator(both, tmp_path / "e.safetensors")
+    back = read_estimator(tmp_path / "e.safetensors")
+    assert back.config.kept == ("noise", "rain") and torch.equal(back.predict(x)[0], w)
+    assert back.config.kept_from.adapters == ("noise", "rain")
+
+    warm = Estimator(config=EstimatorConfig(adapters=("noise", "rain", "snow", "sleet")))
+    assert warm.inherit(both) == ["sleet"]
+    assert torch.equal(warm.tower[0].weight, new.tower[0].weight)
+    assert torch.equal(warm.head[2].weight[:3], new.head[2].weight)
+
+    with pytest.raises(ValueError, match="see photos differently"):
+        keep(new, Estimator(config=EstimatorConfig(adapters=("noise", "rain"), view=32)), ["noise"])
+    with pytest.raises(ValueError, match="kept outputs"):
+        keep(new, old, ["snow"])  # the old estimator has no snow output
+
+
 def test_estimator_file_refuses_another_adapter_set(tmp_path):
     est = Estimator(config=EstimatorConfig(adapters=NAMES, width=8))
     path = tmp_path / "estimator.safetensors"

@@ -363,7 +363,9 @@ def test_add_degradation_trains_a_synthesizer_longer_and_wider_than_pairs_unless
 @pytest.mark.slow
 def test_add_degradation_end_to_end(tmp_path):
     """Pairs in, adapter + estimator installed, table printed, restore uses it at once."""
+    from air_restore.core.io.weights import read_estimator
     from air_restore.registry.add_degradation import PAIRED_RECIPE
+    from air_restore.registry.store import bundled_estimator_path
 
     pairs = _write_pairs(tmp_path / "fog", n=4)
     r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs), "--steps", "2", "--crop", "32",
@@ -384,10 +386,15 @@ def test_add_degradation_end_to_end(tmp_path):
     assert rr.adapters == list(BUNDLED_ORDER) + ["fog"] and not rr.warnings
     # The jpeg adapter is weighted by its detection rule (core.routing.DETECTED), not by the estimator.
     assert rr.estimator.config.adapters == tuple(n for n in BUNDLED_ORDER if n not in ruled()) + ("fog",)
-    with safe_open(str(rr.estimator_path), "pt") as f:  # by default the old outputs learned by distillation
+    with safe_open(str(rr.estimator_path), "pt") as f:  # by default the new output learned with distillation,
         training = json.loads(f.metadata()["training"])
         assert training["distilled"] is True and training["p_pair_clean"] == 0.3
         assert training["p_dark"] == 0.1 and training["dark_keep"] == ["lowlight"]  # dark scenes stay not low light
+    # then the old outputs read from the bundled estimator, exactly (core.estimator.keep)
+    old = read_estimator(bundled_estimator_path())
+    assert training["kept"] == list(old.config.adapters) == list(rr.estimator.config.kept)
+    x = torch.rand(2, 3, 96, 128)
+    assert torch.equal(rr.estimator.predict(x)[0][:, :len(old.config.adapters)], old.predict(x)[0])
     r = runner.invoke(app, ["add-degradation", "fog", "--data", str(pairs)])
     assert r.exit_code == 2 and "--overwrite" in r.output
     # With another adapter removed the estimator no longer matches: restore warns and still works.
