@@ -173,7 +173,7 @@ def run(name: str, data: Path, *, synthetic: str | None = None, clean: Path | No
     "keep" (default) distills, then reads the old outputs from the current estimator exactly
     (:func:`core.estimator.keep`); "distill" retrains it whole, but on the old degradations' views its old outputs
     are taught what the current estimator gives them (``train_estimator(distill=True)``: on whole photos they still
-    drifted, CBSD68 haze −0.33 dB with snow); "new-only" learns only the new output,
+    drifted: CBSD68 haze −0.25 dB against keeping them, NOTES.md); "new-only" learns only the new output,
     on frozen features (``keep_inherited=True``); "all" retrains it whole on judged targets. Measured
     (BENCHMARKS.md): "all" moved old tasks by up to −0.3 dB, "new-only" kept them but left the old outputs
     firing on the new photos (PolyU 34.5 dB against 36.7)."""
