@@ -120,6 +120,12 @@ CLEAN_TASK = "clean photos"
 NEW_VIEWS_WEIGHT = 4.0
 
 
+#: An old task that loses more than this (dB) when a degradation is added is named in a warning. Measured: heavyrain
+#: from Rain100H fired on 3 of 20 rainy 256² crops and cost plugin rain 0.86 dB, where its table showed the number
+#: but nothing said so (NOTES.md, 2026-12-07); its other old rows moved by 0.01 at most.
+WORSE_DB = 0.3
+
+
 @dataclass
 class Report:
     """What ``air add-degradation`` did: the before/after rows and what it installed."""
@@ -135,6 +141,12 @@ class Report:
     wall_s: float
     resumed: bool = False  # phase II's adapter came from an interrupted run of the same command (Resume)
     phases_s: dict[str, float] = field(default_factory=dict)  # wall seconds per phase, in order
+
+    def worse(self, drop: float = WORSE_DB) -> list[tuple[str, float]]:
+        """(task, change in dB) of each old task the new adapter made worse by more than ``drop``, and the clean
+        photos if they no longer come back within 40 dB of themselves (above that, a few pixels a grey level off)."""
+        return [(t.name, a - b) for t, _, b, a in self.rows if t.name != self.name
+                and (a < min(b, 40.0) if t.name == CLEAN_TASK else a < b - drop)]
 
 
 #: The adapter's (steps, LoRA rank) when not given: from a synthesizer, which draws fresh crops without end, and

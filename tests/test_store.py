@@ -360,6 +360,24 @@ def test_add_degradation_trains_a_synthesizer_longer_and_wider_than_pairs_unless
     assert adapter_recipe(True, 7) == (7, SYNTHETIC_RECIPE[1]) and adapter_recipe(False, None, 16) == (400, 16)
 
 
+def test_add_degradation_names_the_old_tasks_it_made_worse():
+    """heavyrain from Rain100H cost plugin rain 0.86 dB and only the table showed it: the report names such rows,
+    but not the new task, not noise of a few hundredths, and clean photos only once they no longer come back."""
+    from pathlib import Path as P
+
+    from air_restore.registry.add_degradation import CLEAN_TASK, WORSE_DB, Report, Task
+
+    def report(*rows):
+        return Report("heavyrain", P("x"), {}, {}, {}, [(Task(n), i, b, a) for n, i, b, a in rows], 0, 1, 0.0)
+
+    r = report(("heavyrain", 11.8, 12.6, 21.3), ("rain", 20.8, 30.15, 29.29), ("noise", 20.5, 29.06, 29.04),
+               (CLEAN_TASK, 100.0, 100.0, 99.05))
+    assert [t for t, _ in r.worse()] == ["rain"] and abs(r.worse()[0][1] + 0.86) < 1e-9
+    assert report(("rain", 20.8, 30.15, 30.15 - WORSE_DB + 0.01)).worse() == []
+    assert report((CLEAN_TASK, 100.0, 100.0, 38.0)).worse() == [(CLEAN_TASK, -62.0)]
+    assert report(("heavyrain", 11.8, 21.3, 12.6)).worse() == []  # its own row is what the table is for
+
+
 @pytest.mark.slow
 def test_add_degradation_end_to_end(tmp_path):
     """Pairs in, adapter + estimator installed, table printed, restore uses it at once."""

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from ..ui import StageBars, console, fail, flag, say, stdout
+from ..ui import StageBars, console, fail, flag, say, stdout, warn
 
 
 def add_degradation(
@@ -64,8 +64,9 @@ def add_degradation(
     adapter was made by `air add-degradation snow --synthetic snow` before it was bundled.)
 
     A share of the images is held out; the table at the end compares the held-out PSNR of the whole
-    pipeline before and after, on the new task and on every old one. Nothing is installed until
-    everything succeeded (Ctrl-C leaves your adapters as they were). Then `air restore` uses it.
+    pipeline before and after, on the new task and on every old one; a warning names any old one that
+    lost more than 0.3 dB. Nothing is installed until everything succeeded (Ctrl-C leaves your
+    adapters as they were). Then `air restore` uses it.
 
     Interrupted after the adapter was trained, the same command run again goes on from there: it reuses
     that adapter and retrains only the estimator (--fresh trains the adapter again).
@@ -108,6 +109,10 @@ def add_degradation(
     if r.resumed:
         say(f"the {name} adapter is the one an interrupted run of this command trained ({r.manifest['training']['steps']}"
             " steps); --fresh trains it again")
+    if worse := r.worse():
+        warn(f"with {name} installed, the pipeline restores " + ", ".join(f"{t} {-d:.2f} dB" for t, d in worse)
+             + f" worse (held out, above). If your photos have that degradation, `air remove {name}` undoes this "
+             "install.")
     say(f"estimator top-1 on these held-out images: {r.top1}/{r.n_eval}")
     say("time: " + ", ".join(f"{phase} {sec:.0f} s" for phase, sec in r.phases_s.items()))
     if report is not None:
