@@ -180,7 +180,7 @@ class Detected:
     dark JPEGs as clean, p_clean 0.97; the estimator does not). An adapter trained over those degradations
     instead (``--over haze,rain,lowlight``, 35% of crops, 500 more steps) lost 2.6 dB on JPEG alone.
 
-    And it makes way for two adapters (``yields_to``: each with a ramp over the estimator's weight ``w`` of that
+    And it makes way for four adapters (``yields_to``: each with a ramp over the estimator's weight ``w`` of that
     adapter; the measured weight is scaled by ``1 − ramp(w)``). realnoise (ramp 0 → 1, so ``1 − w``) undoes
     compression already: the bundled realnoise was learnt from PolyU's camera JPEGs (blockiness 1.9–2.8). On 21
     held-out PolyU photos (unseen scenes) realnoise alone gives 37.79 dB, and with the jpeg adapter on top at the
@@ -192,7 +192,10 @@ class Detected:
     input 22.97). A heavy JPEG reads a little blurred to the estimator, so the ramp starts above what JPEGs of
     sharp photos get (40 CBSD68 photos at libjpeg q15, q25, q40 and the plugin's codec at 0.5 and 0.9: blur ≤
     0.35, nine in ten ≤ 0.17; the test's q20 cat 0.23), while blurred JPEGs get 0.43 at the median and a
-    quarter of them ≥ 0.65 (NOTES.md)."""
+    quarter of them ≥ 0.65 (NOTES.md). Rain and snow (ramp 0.3 → 0.5): the head's rain test misses some rainy
+    JPEGs and has no snow class; with these yields, rain+jpeg 26.13 → 26.66, snow+jpeg 24.72 →
+    25.10, rain or snow then libjpeg q60 +0.97 / +0.71, libjpeg q20–q75 alone −0.03 to 0 (a JPEG reads rain
+    ≤ 0.37, CBSD68 #0–11 and #24–35; NOTES.md)."""
 
     adapter: str = "jpeg"
     measure: Callable[[torch.Tensor], float] = compression
@@ -202,13 +205,15 @@ class Detected:
     unless_estimated: tuple[str, ...] = ("lowlight",)
     est_limit: float = 0.1
     # (adapter, lo, hi): the measured weight is scaled by 1 − ramp(w, lo, hi) of that adapter's estimated weight w
-    yields_to: tuple[tuple[str, float, float], ...] = (("realnoise", 0.0, 1.0), ("blur", 0.35, 0.6))
+    yields_to: tuple[tuple[str, float, float], ...] = (("realnoise", 0.0, 1.0), ("blur", 0.35, 0.6), ("rain", 0.3, 0.5),
+                                                       ("snow", 0.3, 0.5))
     # The segmentation head has no class for it and reads it as clean (JPEG at quality 50: mean p_clean
     # 0.7), so the clean-pixel gate would keep most of the input: the weight lifts that share of the gate.
     releases_gate: bool = True
     why: str = ("how far the 8×8 JPEG grid stands out, or the codec's zeroed frequencies on it; 0 on a photo with "
                 "haze, rain or low light, whose correction that adapter would undo; less the realnoise weight, whose "
-                "adapter cleans camera JPEGs; 0 on a photo the estimator finds blurred, whose deblurring it would undo")
+                "adapter cleans camera JPEGs; 0 on a photo the estimator finds blurred, rainy or snowy, whose "
+                "correction it would undo")
 
     def measured(self, rgb: torch.Tensor) -> float:
         """The weight from the measurement alone, 0–1."""

@@ -512,7 +512,7 @@ def test_the_jpeg_rule_stands_down_on_scene_wide_degradations() -> None:
     from air_restore.core.routing import Detected
 
     rule = Detected()
-    assert rule.share({"noise": 0.9, "rain": 0.7}, {"clean": 0.6, "rain": 0.05, "blur": 0.3}) == 1.0
+    assert rule.share({"noise": 0.9, "rain": 0.2}, {"clean": 0.6, "rain": 0.05, "blur": 0.3}) == 1.0
     assert rule.share({"lowlight": rule.est_limit}, {"clean": 0.97}) == 0.0  # dark: the head misses it
     for cls in rule.unless_head:
         assert rule.share({}, {cls: rule.head_ramp[1]}) == 0.0
@@ -545,6 +545,20 @@ def test_the_jpeg_rule_makes_way_for_the_blur_adapter_on_a_blurred_photo() -> No
     assert rule.share({"blur": 0.6}, {"clean": 0.9}) == 0.0
     # It compounds with realnoise's share: half of each leaves a quarter.
     assert rule.share({"blur": 0.475, "realnoise": 0.5}, {"clean": 0.9}) == pytest.approx(0.25)
+
+
+def test_the_jpeg_rule_makes_way_for_rain_and_snow_the_head_misses() -> None:
+    """On rainy JPEGs the head's rain class can stay under its ramp, and it has no snow class: the estimator's rain
+    or snow weight past what a JPEG of a clear photo gets (rain ≤ 0.37) takes the jpeg weight to 0."""
+    from air_restore.core.routing import Detected
+
+    rule = Detected()
+    head = {"clean": 0.9, "rain": 0.05}
+    for name in ("rain", "snow"):
+        assert rule.share({name: 0.3}, head) == 1.0
+        assert 0.0 < rule.share({name: 0.4}, head) < 1.0
+        assert rule.share({name: 0.5}, head) == 0.0
+    assert rule.share({"rain": 0.4, "snow": 0.4}, head) == pytest.approx(0.25)  # the shares compound
 
 
 def test_camera_noise_leaves_chroma_blotches_not_just_pixel_noise() -> None:
