@@ -143,10 +143,10 @@ class Report:
     phases_s: dict[str, float] = field(default_factory=dict)  # wall seconds per phase, in order
 
     def worse(self, drop: float = WORSE_DB) -> list[tuple[str, float]]:
-        """(task, change in dB) of each old task the new adapter made worse by more than ``drop``, and the clean
-        photos if they no longer come back within 40 dB of themselves (above that, a few pixels a grey level off)."""
-        return [(t.name, a - b) for t, _, b, a in self.rows if t.name != self.name
-                and (a < min(b, 40.0) if t.name == CLEAN_TASK else a < b - drop)]
+        """(task, change in dB) of each old task the new adapter made worse by more than ``drop``; the clean
+        photos only once they come back below 40 dB against themselves (above it, a few pixels a grey level off)."""
+        return [(t.name, a - b) for t, _, b, a in self.rows if t.name != self.name and a < b - drop
+                and (a < 40.0 or t.name != CLEAN_TASK)]
 
 
 #: The adapter's (steps, LoRA rank) when not given: from a synthesizer, which draws fresh crops without end, and

@@ -375,6 +375,7 @@ def test_add_degradation_names_the_old_tasks_it_made_worse():
     assert [t for t, _ in r.worse()] == ["rain"] and abs(r.worse()[0][1] + 0.86) < 1e-9
     assert report(("rain", 20.8, 30.15, 30.15 - WORSE_DB + 0.01)).worse() == []
     assert report((CLEAN_TASK, 100.0, 100.0, 38.0)).worse() == [(CLEAN_TASK, -62.0)]
+    assert report((CLEAN_TASK, 100.0, 35.0, 34.9)).worse() == []  # below 40 already, and within the drop
     assert report(("heavyrain", 11.8, 21.3, 12.6)).worse() == []  # its own row is what the table is for
 
 
